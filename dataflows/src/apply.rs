@@ -1,0 +1,544 @@
+//! The apply stage: checks each log record against the rules of the graph and turns it into
+//! differential updates (retract the old version, insert the new one).
+//!
+//! It runs on one worker, in log order, so that every server following a log decides every
+//! record alike. It keeps the current version of each vertex and edge (the same `Arc` the
+//! arrangements hold, so nothing is stored twice in a process) and, per vertex, the ids of its
+//! edges, which is what the rules need: existence, endpoints, and edges for `cascade`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
+use crate::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+
+/// A change to one of the graph's collections, produced by applying a record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Vertex(VertexKey, Arc<Vertex>, isize),
+    Edge(EdgeKey, Arc<Edge>, isize),
+}
+
+#[derive(Clone, Debug)]
+struct VertexEntry {
+    vertex: Arc<Vertex>,
+    /// Ids of the edges out of and into this vertex (a self-loop once).
+    edges: Vec<String>,
+}
+
+/// The current graph as the apply stage needs it.
+#[derive(Default)]
+pub struct ApplyState {
+    vertices: HashMap<VertexKey, VertexEntry>,
+    edges: HashMap<EdgeKey, Arc<Edge>>,
+}
+
+/// What an atomic record touched, as it was before, so that a rejection can restore it.
+#[derive(Default)]
+struct Undo {
+    vertices: HashMap<VertexKey, Option<VertexEntry>>,
+    edges: HashMap<EdgeKey, Option<Arc<Edge>>>,
+}
+
+impl ApplyState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn vertex_count(&self) -> usize {
+        self.vertices.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
+    pub fn apply(
+        &mut self,
+        lsn: Lsn,
+        record: &WriteRecord,
+        changes: &mut Vec<Change>,
+    ) -> RecordOutcome {
+        let start = changes.len();
+        let mut undo = if record.atomic {
+            Some(Undo::default())
+        } else {
+            None
+        };
+        let mut results = Vec::with_capacity(record.ops.len());
+        for op in &record.ops {
+            let result = self.apply_op(
+                &record.namespace,
+                record.timestamp,
+                op,
+                changes,
+                undo.as_mut(),
+            );
+            let rejected = result.is_err();
+            results.push(result);
+            if rejected {
+                if let Some(undo) = undo.take() {
+                    self.restore(undo);
+                    changes.truncate(start);
+                    break;
+                }
+            }
+        }
+        RecordOutcome { lsn, results }
+    }
+
+    fn restore(&mut self, undo: Undo) {
+        for (key, before) in undo.vertices {
+            match before {
+                Some(entry) => self.vertices.insert(key, entry),
+                None => self.vertices.remove(&key),
+            };
+        }
+        for (key, before) in undo.edges {
+            match before {
+                Some(edge) => self.edges.insert(key, edge),
+                None => self.edges.remove(&key),
+            };
+        }
+    }
+
+    fn remember_vertex(&self, undo: &mut Option<&mut Undo>, key: &VertexKey) {
+        if let Some(undo) = undo {
+            undo.vertices
+                .entry(key.clone())
+                .or_insert_with(|| self.vertices.get(key).cloned());
+        }
+    }
+
+    fn remember_edge(&self, undo: &mut Option<&mut Undo>, key: &EdgeKey) {
+        if let Some(undo) = undo {
+            undo.edges
+                .entry(key.clone())
+                .or_insert_with(|| self.edges.get(key).cloned());
+        }
+    }
+
+    /// Checks one operation, and only if it passes, changes the state: an operation is
+    /// never half applied.
+    fn apply_op(
+        &mut self,
+        ns: &Namespace,
+        now: i64,
+        op: &WriteOp,
+        changes: &mut Vec<Change>,
+        mut undo: Option<&mut Undo>,
+    ) -> Result<OpEffect, Rejection> {
+        match op {
+            WriteOp::CreateVertex {
+                id,
+                label,
+                properties,
+            } => {
+                require_id("vertex id", id)?;
+                let key = VertexKey::new(ns, id);
+                if self.vertices.contains_key(&key) {
+                    return Err(reject(
+                        RejectKind::AlreadyExists,
+                        format!("vertex {id:?} already exists"),
+                    ));
+                }
+                let vertex = Arc::new(Vertex {
+                    id: id.clone(),
+                    label: label.clone(),
+                    properties: properties.clone(),
+                    created_at: now,
+                    updated_at: now,
+                });
+                self.remember_vertex(&mut undo, &key);
+                changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
+                self.vertices.insert(
+                    key,
+                    VertexEntry {
+                        vertex: vertex.clone(),
+                        edges: Vec::new(),
+                    },
+                );
+                Ok(OpEffect::Vertex(vertex))
+            }
+            WriteOp::UpdateVertex {
+                id,
+                properties,
+                merge,
+            } => {
+                require_id("vertex id", id)?;
+                let key = VertexKey::new(ns, id);
+                let Some(entry) = self.vertices.get(&key) else {
+                    return Err(reject(
+                        RejectKind::NotFound,
+                        format!("vertex {id:?} not found"),
+                    ));
+                };
+                let old = entry.vertex.clone();
+                let mut updated = Vertex::clone(&old);
+                if *merge {
+                    updated
+                        .properties
+                        .extend(properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+                } else {
+                    updated.properties = properties.clone();
+                }
+                updated.updated_at = now;
+                let updated = Arc::new(updated);
+                self.remember_vertex(&mut undo, &key);
+                changes.push(Change::Vertex(key.clone(), old, -1));
+                changes.push(Change::Vertex(key.clone(), updated.clone(), 1));
+                if let Some(entry) = self.vertices.get_mut(&key) {
+                    entry.vertex = updated.clone();
+                }
+                Ok(OpEffect::Vertex(updated))
+            }
+            WriteOp::DeleteVertex { id, cascade } => {
+                require_id("vertex id", id)?;
+                let key = VertexKey::new(ns, id);
+                let Some(entry) = self.vertices.get(&key) else {
+                    return Err(reject(
+                        RejectKind::NotFound,
+                        format!("vertex {id:?} not found"),
+                    ));
+                };
+                if !entry.edges.is_empty() && !cascade {
+                    return Err(reject(
+                        RejectKind::FailedPrecondition,
+                        format!(
+                            "vertex {id:?} has {} edges; delete them first or set cascade",
+                            entry.edges.len()
+                        ),
+                    ));
+                }
+                let edge_ids = entry.edges.clone();
+                for edge_id in &edge_ids {
+                    self.remove_edge(&EdgeKey::new(ns, edge_id), changes, &mut undo);
+                }
+                self.remember_vertex(&mut undo, &key);
+                if let Some(entry) = self.vertices.remove(&key) {
+                    changes.push(Change::Vertex(key, entry.vertex, -1));
+                }
+                Ok(OpEffect::VertexDeleted {
+                    edges_deleted: edge_ids.len() as u64,
+                })
+            }
+            WriteOp::CreateEdge {
+                id,
+                label,
+                from,
+                to,
+                properties,
+            } => {
+                require_id("edge id", id)?;
+                require_id("from_vertex_id", from)?;
+                require_id("to_vertex_id", to)?;
+                let key = EdgeKey::new(ns, id);
+                if self.edges.contains_key(&key) {
+                    return Err(reject(
+                        RejectKind::AlreadyExists,
+                        format!("edge {id:?} already exists"),
+                    ));
+                }
+                let from_key = VertexKey::new(ns, from);
+                let to_key = VertexKey::new(ns, to);
+                for (field, endpoint, endpoint_key) in [
+                    ("from_vertex_id", from, &from_key),
+                    ("to_vertex_id", to, &to_key),
+                ] {
+                    if !self.vertices.contains_key(endpoint_key) {
+                        return Err(reject(
+                            RejectKind::FailedPrecondition,
+                            format!("{field}: vertex {endpoint:?} does not exist"),
+                        ));
+                    }
+                }
+                let edge = Arc::new(Edge {
+                    id: id.clone(),
+                    label: label.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    properties: properties.clone(),
+                    created_at: now,
+                });
+                self.remember_edge(&mut undo, &key);
+                self.remember_vertex(&mut undo, &from_key);
+                self.remember_vertex(&mut undo, &to_key);
+                changes.push(Change::Edge(key.clone(), edge.clone(), 1));
+                self.edges.insert(key, edge.clone());
+                if let Some(entry) = self.vertices.get_mut(&from_key) {
+                    entry.edges.push(id.clone());
+                }
+                if from != to {
+                    if let Some(entry) = self.vertices.get_mut(&to_key) {
+                        entry.edges.push(id.clone());
+                    }
+                }
+                Ok(OpEffect::Edge(edge))
+            }
+            WriteOp::DeleteEdge { id } => {
+                require_id("edge id", id)?;
+                let key = EdgeKey::new(ns, id);
+                if !self.edges.contains_key(&key) {
+                    return Err(reject(
+                        RejectKind::NotFound,
+                        format!("edge {id:?} not found"),
+                    ));
+                }
+                self.remove_edge(&key, changes, &mut undo);
+                Ok(OpEffect::EdgeDeleted)
+            }
+        }
+    }
+
+    fn remove_edge(
+        &mut self,
+        key: &EdgeKey,
+        changes: &mut Vec<Change>,
+        undo: &mut Option<&mut Undo>,
+    ) {
+        self.remember_edge(undo, key);
+        let Some(edge) = self.edges.remove(key) else {
+            return;
+        };
+        for endpoint in [&edge.from, &edge.to] {
+            let vkey = VertexKey::new(&key.namespace, endpoint);
+            self.remember_vertex(undo, &vkey);
+            if let Some(entry) = self.vertices.get_mut(&vkey) {
+                if let Some(pos) = entry.edges.iter().position(|e| *e == key.id) {
+                    entry.edges.swap_remove(pos);
+                }
+            }
+        }
+        changes.push(Change::Edge(key.clone(), edge, -1));
+    }
+}
+
+fn reject(kind: RejectKind, message: String) -> Rejection {
+    Rejection::new(kind, message)
+}
+
+fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
+    if id.is_empty() {
+        Err(reject(
+            RejectKind::InvalidArgument,
+            format!("{field} must not be empty"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
+        WriteRecord {
+            namespace: Namespace::default(),
+            atomic,
+            timestamp: 7,
+            ops,
+        }
+    }
+
+    fn vertex(id: &str) -> WriteOp {
+        WriteOp::CreateVertex {
+            id: id.into(),
+            label: "User".into(),
+            properties: Default::default(),
+        }
+    }
+
+    fn edge(id: &str, from: &str, to: &str) -> WriteOp {
+        WriteOp::CreateEdge {
+            id: id.into(),
+            label: "FOLLOWS".into(),
+            from: from.into(),
+            to: to.into(),
+            properties: Default::default(),
+        }
+    }
+
+    #[test]
+    fn duplicate_vertex_is_already_exists() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        state.apply(1, &record(false, vec![vertex("a")]), &mut changes);
+        let outcome = state.apply(2, &record(false, vec![vertex("a")]), &mut changes);
+        assert_eq!(
+            outcome.first_rejection().map(|(_, r)| r.kind.clone()),
+            Some(RejectKind::AlreadyExists)
+        );
+        assert_eq!(changes.len(), 1);
+    }
+
+    #[test]
+    fn atomic_record_is_all_or_nothing() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let outcome = state.apply(
+            1,
+            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "zz")]),
+            &mut changes,
+        );
+        assert_eq!(
+            outcome.first_rejection().map(|(i, r)| (i, r.kind.clone())),
+            Some((2, RejectKind::FailedPrecondition))
+        );
+        assert!(changes.is_empty());
+        assert_eq!(state.vertex_count(), 0);
+        // The same ids are free afterwards.
+        let outcome = state.apply(
+            2,
+            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b")]),
+            &mut changes,
+        );
+        assert!(outcome.first_rejection().is_none());
+        assert_eq!((state.vertex_count(), state.edge_count()), (2, 1));
+    }
+
+    #[test]
+    fn non_atomic_record_applies_what_passes() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let outcome = state.apply(
+            1,
+            &record(false, vec![vertex("a"), vertex("a"), vertex("b")]),
+            &mut changes,
+        );
+        assert!(
+            outcome.results[0].is_ok() && outcome.results[1].is_err() && outcome.results[2].is_ok()
+        );
+        assert_eq!(state.vertex_count(), 2);
+    }
+
+    #[test]
+    fn delete_with_edges_needs_cascade() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        state.apply(
+            1,
+            &record(
+                true,
+                vec![
+                    vertex("a"),
+                    vertex("b"),
+                    edge("e", "a", "b"),
+                    edge("s", "a", "a"),
+                ],
+            ),
+            &mut changes,
+        );
+        let outcome = state.apply(
+            2,
+            &record(
+                false,
+                vec![WriteOp::DeleteVertex {
+                    id: "a".into(),
+                    cascade: false,
+                }],
+            ),
+            &mut changes,
+        );
+        assert_eq!(
+            outcome.first_rejection().map(|(_, r)| r.kind.clone()),
+            Some(RejectKind::FailedPrecondition)
+        );
+        let outcome = state.apply(
+            3,
+            &record(
+                false,
+                vec![WriteOp::DeleteVertex {
+                    id: "a".into(),
+                    cascade: true,
+                }],
+            ),
+            &mut changes,
+        );
+        assert_eq!(
+            outcome.results[0],
+            Ok(OpEffect::VertexDeleted { edges_deleted: 2 })
+        );
+        assert_eq!((state.vertex_count(), state.edge_count()), (1, 0));
+        // b no longer lists the deleted edge, so it deletes without cascade.
+        let outcome = state.apply(
+            4,
+            &record(
+                false,
+                vec![WriteOp::DeleteVertex {
+                    id: "b".into(),
+                    cascade: false,
+                }],
+            ),
+            &mut changes,
+        );
+        assert!(outcome.first_rejection().is_none());
+    }
+
+    #[test]
+    fn update_merges_or_replaces() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let props = |pairs: &[(&str, i64)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::Int(*v)))
+                .collect()
+        };
+        state.apply(
+            1,
+            &record(
+                false,
+                vec![WriteOp::CreateVertex {
+                    id: "a".into(),
+                    label: "L".into(),
+                    properties: props(&[("x", 1), ("y", 2)]),
+                }],
+            ),
+            &mut changes,
+        );
+        let merged = state.apply(
+            2,
+            &record(
+                false,
+                vec![WriteOp::UpdateVertex {
+                    id: "a".into(),
+                    properties: props(&[("y", 3)]),
+                    merge: true,
+                }],
+            ),
+            &mut changes,
+        );
+        let Ok(OpEffect::Vertex(v)) = &merged.results[0] else {
+            panic!("update failed: {merged:?}")
+        };
+        assert_eq!(v.properties, props(&[("x", 1), ("y", 3)]));
+        let replaced = state.apply(
+            3,
+            &record(
+                false,
+                vec![WriteOp::UpdateVertex {
+                    id: "a".into(),
+                    properties: props(&[("z", 4)]),
+                    merge: false,
+                }],
+            ),
+            &mut changes,
+        );
+        let Ok(OpEffect::Vertex(v)) = &replaced.results[0] else {
+            panic!("update failed: {replaced:?}")
+        };
+        assert_eq!(v.properties, props(&[("z", 4)]));
+        // Every update retracts the version it replaces.
+        let net: isize = changes
+            .iter()
+            .map(|c| match c {
+                Change::Vertex(_, _, d) => *d,
+                Change::Edge(_, _, d) => *d,
+            })
+            .sum();
+        assert_eq!(net, 1);
+    }
+}

@@ -1,0 +1,68 @@
+//! The boundary between the engine and a write-ahead log.
+//!
+//! The engine does not know what a log is made of: it hands records to a [`WriteLog`], and
+//! whatever follows the log (the embedded log's writer after fsync, a Kafka consumer) hands
+//! records back, in log order with their LSNs, through a [`CommitSink`]. Records written by
+//! this server carry the [`Ticket`] of the write waiting for them.
+
+use crossbeam_channel::Sender;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::wake::Waker;
+use crate::model::Lsn;
+use crate::write::WriteRecord;
+
+/// Identifies the write waiting for a record: the worker that holds its reply, and the
+/// request's number there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub(crate) origin: usize,
+    pub(crate) request: u64,
+}
+
+/// A write-ahead log the engine appends to.
+pub trait WriteLog: Send + Sync + 'static {
+    /// Appends `record`. Once it is durable, the log's follower passes it to
+    /// [`CommitSink::committed`] with `ticket`; if it cannot be made durable, the log calls
+    /// [`CommitSink::failed`].
+    fn append(&self, record: WriteRecord, ticket: Ticket);
+}
+
+pub(crate) enum Committed {
+    Record {
+        lsn: Lsn,
+        record: WriteRecord,
+        ticket: Option<Ticket>,
+    },
+    Failed {
+        ticket: Ticket,
+        error: String,
+    },
+}
+
+/// Where a log's follower delivers durable records, in LSN order, to the apply stage.
+#[derive(Clone)]
+pub struct CommitSink {
+    pub(crate) tx: Sender<Committed>,
+    pub(crate) waker: Waker,
+}
+
+impl CommitSink {
+    /// A durable record. `ticket` is the one passed to [`WriteLog::append`], if this server
+    /// wrote the record; `None` for records replayed or written by another producer.
+    pub fn committed(&self, lsn: Lsn, record: WriteRecord, ticket: Option<Ticket>) {
+        // A send fails only once the engine is shut down; nothing waits for the record then.
+        let _ = self.tx.send(Committed::Record {
+            lsn,
+            record,
+            ticket,
+        });
+        self.waker.wake();
+    }
+
+    /// A record that could not be made durable: its write fails with `error`.
+    pub fn failed(&self, ticket: Ticket, error: String) {
+        let _ = self.tx.send(Committed::Failed { ticket, error });
+        self.waker.wake();
+    }
+}

@@ -1,0 +1,313 @@
+//! The running engine: timely workers beside the async front, and the handle the front uses.
+//!
+//! [`Engine::start`] launches the workers (threads of this process, and in cluster mode the
+//! same number in every other process). The front submits reads and writes through
+//! [`Engine::read`] and [`Engine::write`]; they travel the request dataflow (see
+//! [`requests`]) to the worker that must serve them. A write is answered once its record is
+//! durable (the attached [`WriteLog`]) and applied on every worker.
+
+mod graph;
+mod hold;
+mod log;
+mod requests;
+mod wake;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+pub use log::{CommitSink, Ticket, WriteLog};
+pub use requests::Reply;
+pub use wake::Waker;
+
+use crate::model::Lsn;
+use crate::query::{Answer, Query};
+use crate::write::{RecordOutcome, WriteRecord};
+use requests::RequestBody;
+
+/// How long the workers may take to start once the cluster is connected.
+const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the workers run.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// Set to run as one process of a timely cluster.
+    pub cluster: Option<ClusterConfig>,
+    /// How long a read LSN stays readable after it is applied (see the read hold).
+    pub read_hold: Duration,
+}
+
+/// Timely cluster settings: this process's index and every process's `host:port`.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub process: usize,
+    pub addresses: Vec<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            cluster: None,
+            read_hold: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why the engine could not serve a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum EngineError {
+    #[error("this server has no write-ahead log attached (still recovering, or not the writer)")]
+    NoLog,
+    #[error("the write-ahead log failed: {0}")]
+    Log(String),
+    #[error("LSN {wanted} is not applied yet (applied: {applied})")]
+    LsnNotApplied { wanted: Lsn, applied: Lsn },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the engine is shutting down")]
+    Shutdown,
+    #[error("could not start the workers: {0}")]
+    Start(String),
+}
+
+/// A request on its way from the front to a worker's inbox.
+pub(crate) struct Submission {
+    pub body: RequestBody,
+    pub route: u64,
+    pub timeout: Duration,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// State shared by the front and this process's workers.
+pub(crate) struct Shared {
+    pub first_local_worker: usize,
+    pub peers: usize,
+    pub inbox_senders: Vec<Sender<Submission>>,
+    pub inbox_receivers: Vec<Receiver<Submission>>,
+    pub wakers: Vec<Waker>,
+    pub committed_rx: Receiver<log::Committed>,
+    pub log: Arc<OnceLock<Arc<dyn WriteLog>>>,
+    pub applied: watch::Sender<Lsn>,
+    pub shutdown: AtomicBool,
+    pub read_hold: Duration,
+    /// Each worker reports here once it runs.
+    pub started: std::sync::mpsc::Sender<()>,
+}
+
+impl Shared {
+    pub(crate) fn publish_applied(&self, lsn: Lsn) {
+        self.applied.send_if_modified(|current| {
+            if lsn > *current {
+                *current = lsn;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// The handle to a running engine.
+pub struct Engine {
+    shared: Arc<Shared>,
+    commit_sink: CommitSink,
+    guards: Mutex<Option<timely::communication::initialize::WorkerGuards<()>>>,
+    next_inbox: std::sync::atomic::AtomicUsize,
+}
+
+impl Engine {
+    /// Starts the workers and returns once they all run. In cluster mode this waits until
+    /// every process of the cluster is connected.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let workers = config.workers.max(1);
+        let (communication, process) = match &config.cluster {
+            Some(cluster) => (
+                timely::CommunicationConfig::Cluster {
+                    threads: workers,
+                    process: cluster.process,
+                    addresses: cluster.addresses.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                cluster.process,
+            ),
+            None if workers == 1 => (timely::CommunicationConfig::Thread, 0),
+            None => (timely::CommunicationConfig::Process(workers), 0),
+        };
+        let peers = workers * config.cluster.as_ref().map_or(1, |c| c.addresses.len());
+        let (inbox_senders, inbox_receivers): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| crossbeam_channel::unbounded()).unzip();
+        let wakers: Vec<Waker> = (0..workers).map(|_| Waker::default()).collect();
+        let (committed_tx, committed_rx) = crossbeam_channel::unbounded();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
+            first_local_worker: process * workers,
+            peers,
+            inbox_senders,
+            inbox_receivers,
+            wakers: wakers.clone(),
+            committed_rx,
+            log: Arc::new(OnceLock::new()),
+            applied: watch::Sender::new(0),
+            shutdown: AtomicBool::new(false),
+            read_hold: config.read_hold,
+            started: started_tx,
+        });
+        // The apply stage runs on worker 0: records committed in this process go there.
+        let commit_sink = CommitSink {
+            tx: committed_tx,
+            waker: wakers[0].clone(),
+        };
+
+        let timely_config = timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        };
+        let worker_shared = shared.clone();
+        let guards = timely::execute(timely_config, move |worker| {
+            worker::run(worker, worker_shared.clone())
+        })
+        .map_err(EngineError::Start)?;
+        for _ in 0..workers {
+            started_rx
+                .recv_timeout(WORKER_START_TIMEOUT)
+                .map_err(|_| EngineError::Start("a worker did not start".into()))?;
+        }
+        Ok(Engine {
+            shared,
+            commit_sink,
+            guards: Mutex::new(Some(guards)),
+            next_inbox: Default::default(),
+        })
+    }
+
+    /// Where a log's follower hands durable records to the apply stage.
+    pub fn commit_sink(&self) -> CommitSink {
+        self.commit_sink.clone()
+    }
+
+    /// Attaches the log writes are appended to. Until then (and on processes other than the
+    /// first of a cluster, which forward writes to it), writes answer [`EngineError::NoLog`].
+    pub fn attach_log(&self, log: Arc<dyn WriteLog>) {
+        let _ = self.shared.log.set(log);
+    }
+
+    /// Whether this process holds worker 0, the one that applies records and owns the log.
+    pub fn is_writer_process(&self) -> bool {
+        self.shared.first_local_worker == 0
+    }
+
+    /// The LSN applied on every worker, as this process last saw it.
+    pub fn applied_lsn(&self) -> Lsn {
+        *self.shared.applied.borrow()
+    }
+
+    /// Waits until `lsn` is applied.
+    pub async fn wait_applied(&self, lsn: Lsn) -> Result<(), EngineError> {
+        let mut applied = self.shared.applied.subscribe();
+        applied
+            .wait_for(|applied| *applied >= lsn)
+            .await
+            .map(|_| ())
+            .map_err(|_| EngineError::Shutdown)
+    }
+
+    /// Reads once `min_lsn` is applied, at the latest applied LSN; returns that LSN.
+    pub async fn read(
+        &self,
+        query: Query,
+        min_lsn: Lsn,
+        timeout: Duration,
+    ) -> Result<(Lsn, Answer), EngineError> {
+        let route = query.route();
+        match self
+            .submit(RequestBody::Read { min_lsn, query }, route, timeout)
+            .await?
+        {
+            Reply::Read(result) => result,
+            Reply::Write(_) => Err(EngineError::Shutdown),
+        }
+    }
+
+    /// Appends `record` to the log and waits until it is durable and applied.
+    pub async fn write(
+        &self,
+        record: WriteRecord,
+        timeout: Duration,
+    ) -> Result<RecordOutcome, EngineError> {
+        // Route 0 is worker 0, where the log and the apply stage live.
+        match self.submit(RequestBody::Write(record), 0, timeout).await? {
+            Reply::Write(result) => result,
+            Reply::Read(_) => Err(EngineError::Shutdown),
+        }
+    }
+
+    async fn submit(
+        &self,
+        body: RequestBody,
+        route: u64,
+        timeout: Duration,
+    ) -> Result<Reply, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        let local = self.inbox_for(route);
+        self.shared.inbox_senders[local]
+            .send(Submission {
+                body,
+                route,
+                timeout,
+                reply,
+            })
+            .map_err(|_| EngineError::Shutdown)?;
+        self.shared.wakers[local].wake();
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(EngineError::Shutdown),
+            Err(_) => Err(EngineError::Timeout(timeout)),
+        }
+    }
+
+    /// The local worker to inject a request at: its target when that is local (no hop),
+    /// otherwise the local workers in turn.
+    fn inbox_for(&self, route: u64) -> usize {
+        let target = owner_of(route, self.shared.peers);
+        let local_count = self.shared.inbox_senders.len();
+        if (self.shared.first_local_worker..self.shared.first_local_worker + local_count)
+            .contains(&target)
+        {
+            target - self.shared.first_local_worker
+        } else {
+            self.next_inbox.fetch_add(1, Ordering::Relaxed) % local_count
+        }
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for waker in &self.shared.wakers {
+            waker.wake();
+        }
+        let guards = self.guards.lock().ok().and_then(|mut g| g.take());
+        if let Some(guards) = guards {
+            drop(guards.join());
+        }
+    }
+}
+
+/// The worker a route hash lands on: timely's exchange rule (a mask when the number of
+/// workers is a power of two, the remainder otherwise).
+fn owner_of(route: u64, peers: usize) -> usize {
+    let peers = peers as u64;
+    if peers.is_power_of_two() {
+        (route & (peers - 1)) as usize
+    } else {
+        (route % peers) as usize
+    }
+}

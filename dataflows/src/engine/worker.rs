@@ -1,0 +1,235 @@
+//! The loop each timely worker runs: take requests from the gRPC front, (on worker 0) apply
+//! committed log records, step the dataflows, and publish progress.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::trace::TraceReader;
+use timely::dataflow::ProbeHandle;
+use timely::progress::Antichain;
+use timely::worker::Worker;
+
+use crate::apply::{ApplyState, Change};
+use crate::engine::graph::{self, GraphInputs};
+use crate::engine::hold::ReadHold;
+use crate::engine::log::{Committed, Ticket};
+use crate::engine::requests::{self, Reply, Request, Response, ServeState};
+use crate::engine::{EngineError, Shared, Submission};
+use crate::model::Lsn;
+use crate::query::Indexes;
+use crate::write::RecordOutcome;
+
+/// How long an idle worker parks before it looks at deadlines and compaction again.
+const IDLE_PARK: Duration = Duration::from_millis(20);
+
+pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
+    let index = worker.index();
+    let local = index - shared.first_local_worker;
+    let probe = ProbeHandle::new();
+    let (inputs, indexes) = graph::build(worker, &probe);
+    let indexes = Rc::new(RefCell::new(indexes));
+    let outbox = Rc::new(RefCell::new(Vec::new()));
+    // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
+    let is_writer = index == 0;
+    let log = is_writer.then(|| shared.log.clone());
+    let serve_state = ServeState {
+        indexes: indexes.clone(),
+        probe: probe.clone(),
+        outbox: outbox.clone(),
+        log,
+    };
+    let mut request_flow = requests::build(worker, serve_state);
+
+    let mut writer = if is_writer {
+        let mut inputs = inputs;
+        inputs.advance_to(1);
+        inputs.flush();
+        Some(Writer {
+            inputs,
+            state: ApplyState::new(),
+            last_lsn: 0,
+            pending: VecDeque::new(),
+            changes: Vec::new(),
+        })
+    } else {
+        drop(inputs);
+        None
+    };
+
+    shared.wakers[local].register(std::thread::current());
+    let _ = shared.started.send(());
+    let inbox = shared.inbox_receivers[local].clone();
+    let committed = shared.committed_rx.clone();
+
+    let mut next_request_id = 0u64;
+    let mut request_time = 0u64;
+    let mut applied: Lsn = 0;
+    let mut hold = ReadHold::new(shared.read_hold);
+    let mut last_serve_poke = Instant::now();
+
+    while !shared.shutdown.load(Ordering::Acquire) {
+        // Requests from the front.
+        let mut injected = false;
+        for Submission {
+            body,
+            route,
+            timeout,
+            reply,
+        } in inbox.try_iter()
+        {
+            next_request_id += 1;
+            request_flow
+                .replies
+                .borrow_mut()
+                .insert(next_request_id, reply);
+            let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+            request_flow.input.send(Request {
+                origin: index,
+                id: next_request_id,
+                route,
+                timeout_micros,
+                body,
+            });
+            injected = true;
+        }
+        if injected {
+            // Advancing the time is what flushes the exchange to other workers.
+            request_time += 1;
+            request_flow.input.advance_to(request_time);
+        }
+
+        // Durable records, in log order, into the apply stage.
+        if let Some(writer) = writer.as_mut() {
+            let mut fed = false;
+            for item in committed.try_iter() {
+                match item {
+                    Committed::Record {
+                        lsn,
+                        record,
+                        ticket,
+                    } => {
+                        fed |= writer.apply(lsn, &record, ticket);
+                    }
+                    Committed::Failed { ticket, error } => {
+                        outbox.borrow_mut().push(Response {
+                            origin: ticket.origin,
+                            id: ticket.request,
+                            reply: Reply::Write(Err(EngineError::Log(error))),
+                        });
+                        request_flow.serve.activate();
+                    }
+                }
+            }
+            if fed {
+                writer.inputs.advance_to(writer.last_lsn + 1);
+                writer.inputs.flush();
+            }
+        }
+
+        worker.step_or_park(Some(IDLE_PARK));
+
+        let now_applied = requests::applied(&probe);
+        if now_applied != applied && now_applied != Lsn::MAX {
+            applied = now_applied;
+            shared.publish_applied(applied);
+            if let Some(writer) = writer.as_mut() {
+                writer.release(applied, &mut outbox.borrow_mut());
+            }
+            request_flow.serve.activate();
+            last_serve_poke = Instant::now();
+        } else if last_serve_poke.elapsed() >= IDLE_PARK {
+            // Lets waiting reads notice their deadline.
+            request_flow.serve.activate();
+            last_serve_poke = Instant::now();
+        }
+        if let Some(since) = hold.observe(Instant::now(), applied) {
+            compact(&mut indexes.borrow_mut(), since);
+        }
+    }
+
+    // The serve operator holds its capability for good, so the dataflows never finish on
+    // their own; timely would step them forever after this function returns.
+    drop(writer);
+    drop(request_flow);
+    for dataflow in worker.installed_dataflows() {
+        worker.drop_dataflow(dataflow);
+    }
+}
+
+/// Lets every index forget distinctions between times before `since`.
+fn compact(indexes: &mut Indexes, since: Lsn) {
+    let frontier = Antichain::from_elem(since);
+    indexes.vertices.set_logical_compaction(frontier.borrow());
+    indexes.vertices.set_physical_compaction(frontier.borrow());
+    indexes.edges.set_logical_compaction(frontier.borrow());
+    indexes.edges.set_physical_compaction(frontier.borrow());
+    indexes.out_edges.set_logical_compaction(frontier.borrow());
+    indexes.out_edges.set_physical_compaction(frontier.borrow());
+    indexes.in_edges.set_logical_compaction(frontier.borrow());
+    indexes.in_edges.set_physical_compaction(frontier.borrow());
+}
+
+/// Worker 0's apply stage and the writes waiting for their record to be applied.
+struct Writer {
+    inputs: GraphInputs,
+    state: ApplyState,
+    last_lsn: Lsn,
+    /// Outcomes of records fed but not yet applied on every worker, in LSN order.
+    pending: VecDeque<(Lsn, Ticket, RecordOutcome)>,
+    changes: Vec<Change>,
+}
+
+impl Writer {
+    /// Applies one record; false if it was already applied (a replayed duplicate).
+    fn apply(
+        &mut self,
+        lsn: Lsn,
+        record: &crate::write::WriteRecord,
+        ticket: Option<Ticket>,
+    ) -> bool {
+        if lsn <= self.last_lsn {
+            tracing::warn!(
+                lsn,
+                last = self.last_lsn,
+                "skipping a record at or below the applied LSN"
+            );
+            return false;
+        }
+        self.inputs.advance_to(lsn);
+        let outcome = self.state.apply(lsn, record, &mut self.changes);
+        for change in self.changes.drain(..) {
+            match change {
+                Change::Vertex(key, vertex, diff) => {
+                    self.inputs.vertices.update((key, vertex), diff)
+                }
+                Change::Edge(key, edge, diff) => self.inputs.edges.update((key, edge), diff),
+            }
+        }
+        self.last_lsn = lsn;
+        if let Some(ticket) = ticket {
+            self.pending.push_back((lsn, ticket, outcome));
+        }
+        true
+    }
+
+    /// Answers the writes whose record is now applied everywhere.
+    fn release(&mut self, applied: Lsn, outbox: &mut Vec<Response>) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|(lsn, _, _)| *lsn <= applied)
+        {
+            if let Some((_, ticket, outcome)) = self.pending.pop_front() {
+                outbox.push(Response {
+                    origin: ticket.origin,
+                    id: ticket.request,
+                    reply: Reply::Write(Ok(outcome)),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The domain types of the graph: what the engine stores, orders and exchanges.
+//!
+//! These are not the wire messages (those live in `prism-proto`): they carry the total
+//! orderings and the serde encodings that differential dataflow needs, and nothing else.
+//! The server converts between the two at its edge.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A log sequence number: the position of a record in the write-ahead log, and the logical
+/// time at which its changes enter the dataflow. The first record is LSN 1; LSN 0 is the
+/// empty graph.
+pub type Lsn = u64;
+
+/// Microseconds since the Unix epoch, as written in the log record that set it.
+pub type Micros = i64;
+
+/// The namespace a vertex or edge lives in (request metadata `x-prism-namespace`).
+///
+/// Shared, because every key carries one and most keys share few namespaces.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Namespace(Arc<str>);
+
+impl Namespace {
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(name: &str) -> Self {
+        if name.is_empty() {
+            Namespace(Arc::from(Self::DEFAULT))
+        } else {
+            Namespace(Arc::from(name))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace::new(Self::DEFAULT)
+    }
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The key of a vertex: its id within a namespace. Arrangements are sharded by its hash.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VertexKey {
+    pub namespace: Namespace,
+    pub id: String,
+}
+
+/// The key of an edge: its id within a namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EdgeKey {
+    pub namespace: Namespace,
+    pub id: String,
+}
+
+impl VertexKey {
+    pub fn new(namespace: &Namespace, id: &str) -> Self {
+        VertexKey {
+            namespace: namespace.clone(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl EdgeKey {
+    pub fn new(namespace: &Namespace, id: &str) -> Self {
+        EdgeKey {
+            namespace: namespace.clone(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// A property value.
+///
+/// Totally ordered so that it can live in arrangements: doubles order by `f64::total_cmp`,
+/// and values of different kinds order by kind. (Query predicates compare by type instead;
+/// see the query path.)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Value {
+    String(String),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Map(BTreeMap<String, Value>),
+}
+
+impl Value {
+    fn kind_rank(&self) -> u8 {
+        match self {
+            Value::String(_) => 0,
+            Value::Int(_) => 1,
+            Value::Double(_) => 2,
+            Value::Bool(_) => 3,
+            Value::Bytes(_) => 4,
+            Value::List(_) => 5,
+            Value::Map(_) => 6,
+        }
+    }
+}
+
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> Ordering {
+        use Value::*;
+        match (self, other) {
+            (String(a), String(b)) => a.cmp(b),
+            (Int(a), Int(b)) => a.cmp(b),
+            (Double(a), Double(b)) => a.total_cmp(b),
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Bytes(a), Bytes(b)) => a.cmp(b),
+            (List(a), List(b)) => a.cmp(b),
+            (Map(a), Map(b)) => a.cmp(b),
+            _ => self.kind_rank().cmp(&other.kind_rank()),
+        }
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value {}
+
+/// A property map. Ordered by key, so equal maps compare equal in arrangements.
+pub type Properties = BTreeMap<String, Value>;
+
+/// A vertex as stored: shared between the apply stage and the arrangements, so each vertex
+/// is held once per process however many indexes point at it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Vertex {
+    pub id: String,
+    pub label: String,
+    pub properties: Properties,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// An edge as stored, shared like [`Vertex`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Edge {
+    pub id: String,
+    pub label: String,
+    pub from: String,
+    pub to: String,
+    pub properties: Properties,
+    pub created_at: Micros,
+}

@@ -1,0 +1,112 @@
+//! Write operations, as decoded from log records, and what applying them produced.
+//!
+//! A [`WriteRecord`] is the unit of the log: one record, one LSN. The apply stage checks each
+//! operation against the rules of the graph at that LSN and reports a [`RecordOutcome`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Edge, Lsn, Micros, Namespace, Properties, Vertex};
+
+/// One write operation (RFC-055's `WALOperation`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WriteOp {
+    CreateVertex {
+        id: String,
+        label: String,
+        properties: Properties,
+    },
+    /// `merge`: set the given keys and keep the others; otherwise replace the map.
+    UpdateVertex {
+        id: String,
+        properties: Properties,
+        merge: bool,
+    },
+    /// `cascade`: delete the vertex's edges too; otherwise a vertex with edges is kept.
+    DeleteVertex {
+        id: String,
+        cascade: bool,
+    },
+    CreateEdge {
+        id: String,
+        label: String,
+        from: String,
+        to: String,
+        properties: Properties,
+    },
+    DeleteEdge {
+        id: String,
+    },
+}
+
+/// A log record: operations applied in order at one LSN.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteRecord {
+    pub namespace: Namespace,
+    /// All or nothing: one failing operation rejects the whole record.
+    pub atomic: bool,
+    /// When the record was written; becomes `created_at`/`updated_at` of what it writes, so
+    /// that replaying the log reproduces them.
+    pub timestamp: Micros,
+    pub ops: Vec<WriteOp>,
+}
+
+/// Why an operation was rejected. The kinds map one to one onto gRPC status codes at the
+/// server's edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectKind {
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+}
+
+/// An operation the rules of the graph rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub kind: RejectKind,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(kind: RejectKind, message: impl Into<String>) -> Self {
+        Rejection {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What an applied operation wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OpEffect {
+    /// The vertex as written by a create or update.
+    Vertex(Arc<Vertex>),
+    /// A deleted vertex and the number of edges deleted with it.
+    VertexDeleted {
+        edges_deleted: u64,
+    },
+    Edge(Arc<Edge>),
+    EdgeDeleted,
+}
+
+/// The result of applying one record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordOutcome {
+    pub lsn: Lsn,
+    /// One entry per operation, in order. For an atomic record that was rejected, the
+    /// entries stop at the failing operation and nothing was written.
+    pub results: Vec<Result<OpEffect, Rejection>>,
+}
+
+impl RecordOutcome {
+    /// The first rejection, with the index of its operation.
+    pub fn first_rejection(&self) -> Option<(usize, &Rejection)> {
+        self.results
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    }
+}

@@ -1,0 +1,178 @@
+//! The engine end to end, without gRPC or files: an in-memory log that commits at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prism_dataflows::{
+    Answer, CommitSink, EdgeKey, Engine, EngineConfig, Namespace, OpEffect, Query, RejectKind,
+    Ticket, Value, VertexKey, WriteLog, WriteOp, WriteRecord,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commits every record at the next LSN, in order.
+struct MemoryLog {
+    sink: CommitSink,
+    next: Mutex<u64>,
+}
+
+impl WriteLog for MemoryLog {
+    fn append(&self, record: WriteRecord, ticket: Ticket) {
+        let mut next = self.next.lock().unwrap();
+        *next += 1;
+        self.sink.committed(*next, record, Some(ticket));
+    }
+}
+
+fn start(workers: usize) -> Engine {
+    let engine = Engine::start(EngineConfig {
+        workers,
+        ..Default::default()
+    })
+    .unwrap();
+    engine.attach_log(Arc::new(MemoryLog {
+        sink: engine.commit_sink(),
+        next: Mutex::new(0),
+    }));
+    engine
+}
+
+fn record(ops: Vec<WriteOp>) -> WriteRecord {
+    static CLOCK: AtomicU64 = AtomicU64::new(1);
+    WriteRecord {
+        namespace: Namespace::default(),
+        atomic: true,
+        timestamp: CLOCK.fetch_add(1, Ordering::Relaxed) as i64,
+        ops,
+    }
+}
+
+fn vertex(id: &str) -> WriteOp {
+    let properties = [("name".to_string(), Value::String(id.to_uppercase()))]
+        .into_iter()
+        .collect();
+    WriteOp::CreateVertex {
+        id: id.into(),
+        label: "User".into(),
+        properties,
+    }
+}
+
+async fn get_vertex(
+    engine: &Engine,
+    id: &str,
+    include_edges: bool,
+) -> Option<prism_dataflows::VertexWithEdges> {
+    let key = VertexKey::new(&Namespace::default(), id);
+    match engine
+        .read(Query::GetVertex { key, include_edges }, 0, TIMEOUT)
+        .await
+        .unwrap()
+    {
+        (_, Answer::Vertex(v)) => v,
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+async fn crud(workers: usize) {
+    let engine = start(workers);
+    let ids: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
+    let outcome = engine
+        .write(record(ids.iter().map(|id| vertex(id)).collect()), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(outcome.lsn, 1);
+    assert!(outcome.first_rejection().is_none());
+    // Every vertex is readable right after the write is acknowledged, on whichever worker.
+    for id in &ids {
+        let found = get_vertex(&engine, id, false)
+            .await
+            .expect("vertex written before the read");
+        assert_eq!(
+            found.vertex.properties["name"],
+            Value::String(id.to_uppercase())
+        );
+    }
+    let edge = WriteOp::CreateEdge {
+        id: "e1".into(),
+        label: "FOLLOWS".into(),
+        from: "v1".into(),
+        to: "v2".into(),
+        properties: Default::default(),
+    };
+    let outcome = engine.write(record(vec![edge]), TIMEOUT).await.unwrap();
+    assert!(matches!(outcome.results[0], Ok(OpEffect::Edge(_))));
+    let with_edges = get_vertex(&engine, "v2", true).await.unwrap();
+    assert_eq!(with_edges.edges.len(), 1);
+    let key = EdgeKey::new(&Namespace::default(), "e1");
+    let (lsn, answer) = engine
+        .read(Query::GetEdge { key }, 0, TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(lsn, 2);
+    assert!(matches!(answer, Answer::Edge(Some(e)) if e.from == "v1"));
+
+    // Rules hold: a duplicate is rejected, the vertex with an edge needs cascade.
+    let outcome = engine
+        .write(record(vec![vertex("v1")]), TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.first_rejection().map(|(_, r)| r.kind.clone()),
+        Some(RejectKind::AlreadyExists)
+    );
+    let outcome = engine
+        .write(
+            record(vec![WriteOp::DeleteVertex {
+                id: "v1".into(),
+                cascade: true,
+            }]),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.results[0],
+        Ok(OpEffect::VertexDeleted { edges_deleted: 1 })
+    );
+    assert!(get_vertex(&engine, "v1", false).await.is_none());
+    assert!(get_vertex(&engine, "v2", true)
+        .await
+        .unwrap()
+        .edges
+        .is_empty());
+
+    // A read that asks for an LSN not yet written gives up at its deadline.
+    let key = VertexKey::new(&Namespace::default(), "v2");
+    let err = engine
+        .read(
+            Query::GetVertex {
+                key,
+                include_edges: false,
+            },
+            1_000,
+            Duration::from_millis(50),
+        )
+        .await;
+    assert!(
+        err.is_err(),
+        "read of a future LSN must not succeed: {err:?}"
+    );
+    engine.shutdown();
+}
+
+#[tokio::test]
+async fn crud_on_one_worker() {
+    crud(1).await;
+}
+
+#[tokio::test]
+async fn crud_on_three_workers() {
+    crud(3).await;
+}
+
+#[tokio::test]
+async fn crud_on_four_workers() {
+    crud(4).await;
+}
