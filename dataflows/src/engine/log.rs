@@ -20,6 +20,16 @@ pub struct Ticket {
     pub(crate) request: u64,
 }
 
+impl Ticket {
+    /// A ticket no request waits on, for logs driven outside the engine (tests, tools).
+    pub fn unattached(request: u64) -> Ticket {
+        Ticket {
+            origin: usize::MAX,
+            request,
+        }
+    }
+}
+
 /// A write-ahead log the engine appends to.
 pub trait WriteLog: Send + Sync + 'static {
     /// Appends `record`. Once it is durable, the log's follower passes it to
@@ -28,7 +38,9 @@ pub trait WriteLog: Send + Sync + 'static {
     fn append(&self, record: WriteRecord, ticket: Ticket);
 }
 
-pub(crate) enum Committed {
+/// What a log's follower delivers through a [`CommitSink`].
+#[derive(Debug)]
+pub enum Committed {
     Record {
         lsn: Lsn,
         record: WriteRecord,
@@ -48,6 +60,19 @@ pub struct CommitSink {
 }
 
 impl CommitSink {
+    /// A sink not attached to an engine, and the receiving end of what it is given: for
+    /// tools and tests that read a log without applying it.
+    pub fn detached() -> (CommitSink, crossbeam_channel::Receiver<Committed>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (
+            CommitSink {
+                tx,
+                waker: Waker::default(),
+            },
+            rx,
+        )
+    }
+
     /// A durable record. `ticket` is the one passed to [`WriteLog::append`], if this server
     /// wrote the record; `None` for records replayed or written by another producer.
     pub fn committed(&self, lsn: Lsn, record: WriteRecord, ticket: Option<Ticket>) {

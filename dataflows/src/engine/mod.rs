@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
-pub use log::{CommitSink, Ticket, WriteLog};
+pub use log::{CommitSink, Committed, Ticket, WriteLog};
 pub use requests::Reply;
 pub use wake::Waker;
 
