@@ -1,1 +1,300 @@
+//! Harness for end-to-end tests: spawns the real `prism-graph` binary and talks to it over
+//! gRPC with the generated tonic client.
 
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use prism_server::pb::graph_service_client::GraphServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+pub use prism_proto::graph as pb;
+pub type Client = GraphServiceClient<Channel>;
+
+/// How long a server may take to start and recover before a test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `prism-graph` binary next to this test's executable (cargo builds it for
+/// `cargo test --workspace`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let binary = dir.join("prism-graph");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or build it with `cargo build -p prism-server`)",
+        binary.display()
+    );
+    binary
+}
+
+/// A free loopback port (bound once and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// How to start a server.
+#[derive(Clone)]
+pub struct ServerSpec {
+    pub data_dir: PathBuf,
+    pub workers: usize,
+    pub extra_args: Vec<String>,
+}
+
+/// A running `prism-graph serve` process.
+pub struct Server {
+    child: Child,
+    pub address: SocketAddr,
+    pub log_path: PathBuf,
+}
+
+impl ServerSpec {
+    pub fn new(data_dir: &Path, workers: usize) -> Self {
+        ServerSpec {
+            data_dir: data_dir.to_owned(),
+            workers,
+            extra_args: Vec::new(),
+        }
+    }
+
+    fn command(&self, log_path: &Path) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--workers")
+            .arg(self.workers.to_string())
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log_path).expect("server log file"))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts the server and waits until it reports SERVING.
+    pub async fn start(&self) -> Server {
+        let server = self
+            .spawn()
+            .await
+            .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
+        server.wait_serving().await;
+        server
+    }
+
+    /// Spawns the server and waits for its listen address; on failure, returns its log.
+    pub async fn spawn(&self) -> Result<Server, String> {
+        let log_path = self.data_dir.with_extension(format!("{}.log", unique()));
+        let mut child = self.command(&log_path).spawn().expect("spawn prism-graph");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        // Timely may print its own lines (cluster connection progress) before ours.
+        let find_address = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(address) = line.strip_prefix("prism-graph listening on ") {
+                    return address.trim().parse::<SocketAddr>().ok();
+                }
+            }
+            None
+        };
+        let address = match tokio::time::timeout(START_TIMEOUT, find_address).await {
+            Ok(Some(address)) => address,
+            _ => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                return Err(read_log());
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Server {
+            child,
+            address,
+            log_path,
+        })
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn client(&self) -> Client {
+        let channel = Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect to the server");
+        GraphServiceClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// Waits, through the health service's Watch stream, until the server is SERVING.
+    pub async fn wait_serving(&self) {
+        let wait = async {
+            let channel = Channel::from_shared(self.url())
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect");
+            let mut health = HealthClient::new(channel);
+            let request = HealthCheckRequest {
+                service: "prism.graph.v1.GraphService".into(),
+            };
+            let mut statuses = health
+                .watch(request)
+                .await
+                .expect("health watch")
+                .into_inner();
+            while let Some(status) = statuses.message().await.expect("health stream") {
+                if status.status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            panic!("health stream ended before SERVING");
+        };
+        if tokio::time::timeout(START_TIMEOUT, wait).await.is_err() {
+            panic!(
+                "server not SERVING after {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// The server's log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Waits for the process to exit on its own; returns whether it succeeded.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<bool> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|s| s.success())
+    }
+}
+
+/// Attaches `x-prism-namespace` (and other metadata) to a request.
+pub fn request<T>(message: T, namespace: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(ns) = namespace {
+        request
+            .metadata_mut()
+            .insert("x-prism-namespace", ns.parse().expect("ascii namespace"));
+    }
+    request
+}
+
+/// The `x-prism-lsn` of a reply.
+pub fn lsn_of<T>(response: &tonic::Response<T>) -> u64 {
+    response
+        .metadata()
+        .get("x-prism-lsn")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("every reply carries x-prism-lsn")
+}
+
+pub fn string(s: &str) -> pb::Value {
+    pb::Value {
+        value: Some(pb::value::Value::StringValue(s.into())),
+    }
+}
+
+pub fn int(i: i64) -> pb::Value {
+    pb::Value {
+        value: Some(pb::value::Value::IntValue(i)),
+    }
+}
+
+pub fn vertex_request(
+    id: &str,
+    label: &str,
+    props: &[(&str, pb::Value)],
+) -> pb::CreateVertexRequest {
+    pb::CreateVertexRequest {
+        id: id.into(),
+        label: label.into(),
+        properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+pub fn edge_request(id: &str, label: &str, from: &str, to: &str) -> pb::CreateEdgeRequest {
+    pb::CreateEdgeRequest {
+        id: id.into(),
+        label: label.into(),
+        from_vertex_id: from.into(),
+        to_vertex_id: to.into(),
+        properties: Default::default(),
+    }
+}
+
+/// Starts a cluster of `processes` × 1 worker on loopback; returns the servers, process 0
+/// first, once each is SERVING.
+pub async fn start_cluster(base: &Path, processes: usize) -> Vec<Server> {
+    let hostfile = base.join("hosts.txt");
+    let hosts: Vec<String> = (0..processes)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    std::fs::write(&hostfile, hosts.join("\n")).expect("write hostfile");
+    let mut spawning = Vec::new();
+    for process in 0..processes {
+        let mut spec = ServerSpec::new(&base.join(format!("p{process}")), 1);
+        spec.extra_args = vec![
+            "--processes".into(),
+            processes.to_string(),
+            "--process".into(),
+            process.to_string(),
+            "--hostfile".into(),
+            hostfile.display().to_string(),
+        ];
+        // Every process must be up for any to finish connecting: spawn all, then wait.
+        spawning.push(tokio::spawn(async move { spec.spawn().await }));
+    }
+    let mut servers = Vec::new();
+    for handle in spawning {
+        servers.push(
+            handle
+                .await
+                .expect("spawn task")
+                .unwrap_or_else(|log| panic!("cluster process failed:\n{log}")),
+        );
+    }
+    for server in &servers {
+        server.wait_serving().await;
+    }
+    servers
+}

@@ -1,0 +1,348 @@
+//! Server configuration: a YAML file in the shape of RFC-055's namespace config, overridden
+//! by command-line flags.
+//!
+//! ```yaml
+//! server:
+//!   listen: 127.0.0.1:50090
+//!   data_dir: ./data
+//!   workers: 2
+//! wal:
+//!   backend: embedded          # the only backend so far
+//!   truncate_corrupt: false
+//! namespaces:
+//!   - name: default
+//!     pattern: graph
+//!     backend:
+//!       type: memstore
+//!     performance:
+//!       traversal_timeout: 100ms
+//!       max_traversal_depth: 6
+//!       batch_size: 10000
+//! ```
+//! Every key is checked: an unknown key or a bad value is an error naming it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{0}")]
+    Setting(String),
+}
+
+/// The whole configuration, after the file and the flags are merged.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub cluster: Option<ClusterSection>,
+    pub wal: WalSection,
+    pub namespaces: Vec<NamespaceSection>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            cluster: None,
+            wal: WalSection::default(),
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Timely worker threads in this process; 0 means one per core.
+    pub workers: usize,
+    /// How long a read LSN stays readable after it is applied; bounds query deadlines.
+    #[serde(deserialize_with = "duration")]
+    pub read_hold: Duration,
+    /// How long a write waits for its record to be durable and applied.
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+    /// How long a read waits for `x-prism-min-lsn` when the call has no deadline.
+    #[serde(deserialize_with = "duration")]
+    pub read_timeout: Duration,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50090)),
+            data_dir: PathBuf::from("./data"),
+            workers: 0,
+            read_hold: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Timely cluster settings (`--processes N --process I --hostfile FILE`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub processes: usize,
+    pub process: usize,
+    /// One `host:port` a line, process 0 first: timely's hostfile format.
+    pub hostfile: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSection {
+    pub backend: WalBackend,
+    /// Cut the log at damage in its middle instead of refusing to start.
+    pub truncate_corrupt: bool,
+    pub segment_bytes: u64,
+}
+
+impl Default for WalSection {
+    fn default() -> Self {
+        WalSection {
+            backend: WalBackend::Embedded,
+            truncate_corrupt: false,
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalBackend {
+    Embedded,
+}
+
+/// One namespace (RFC-055 shape). Namespaces not listed get the limits of `default`, or the
+/// built-in defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSection {
+    pub name: String,
+    #[serde(default = "graph_pattern")]
+    pub pattern: Pattern,
+    #[serde(default)]
+    pub backend: BackendSection,
+    #[serde(default)]
+    pub performance: Limits,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    Graph,
+}
+
+fn graph_pattern() -> Pattern {
+    Pattern::Graph
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    #[serde(rename = "type", default)]
+    pub kind: BackendKind,
+    /// Creating a vertex beyond this count answers RESOURCE_EXHAUSTED (0: no limit).
+    #[serde(default)]
+    pub max_vertices: u64,
+    #[serde(default)]
+    pub max_edges: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Memstore,
+}
+
+/// RFC-055's `performance` section: the limits queries and batches run under.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    #[serde(deserialize_with = "duration")]
+    pub traversal_timeout: Duration,
+    pub max_traversal_depth: u32,
+    /// Most items in one batch call.
+    pub batch_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            traversal_timeout: Duration::from_millis(100),
+            max_traversal_depth: 6,
+            batch_size: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses YAML text; the error names the offending key.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        let config: Config = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen = HashMap::new();
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            if ns.name.is_empty() {
+                return Err(format!("namespaces[{i}].name: must not be empty"));
+            }
+            if let Some(first) = seen.insert(ns.name.as_str(), i) {
+                return Err(format!(
+                    "namespaces[{i}].name: {:?} is already namespaces[{first}]",
+                    ns.name
+                ));
+            }
+            if ns.performance.batch_size == 0 {
+                return Err(format!(
+                    "namespaces[{i}].performance.batch_size: must be at least 1"
+                ));
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            if cluster.processes == 0 || cluster.process >= cluster.processes {
+                return Err(format!(
+                    "cluster.process: {} is not below cluster.processes ({})",
+                    cluster.process, cluster.processes
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits of a namespace.
+    pub fn limits(&self, namespace: &str) -> Limits {
+        self.namespaces
+            .iter()
+            .find(|ns| ns.name == namespace)
+            .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
+            .map(|ns| ns.performance.clone())
+            .unwrap_or_default()
+    }
+
+    /// Reads the cluster's hostfile: one `host:port` a line, as many as processes.
+    pub fn cluster_addresses(&self) -> Result<Option<(usize, Vec<String>)>, ConfigError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let text =
+            std::fs::read_to_string(&cluster.hostfile).map_err(|source| ConfigError::Read {
+                path: cluster.hostfile.clone(),
+                source,
+            })?;
+        let addresses: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if addresses.len() != cluster.processes {
+            return Err(ConfigError::Setting(format!(
+                "--hostfile {} lists {} addresses, but --processes is {}",
+                cluster.hostfile.display(),
+                addresses.len(),
+                cluster.processes
+            )));
+        }
+        Ok(Some((cluster.process, addresses)))
+    }
+}
+
+/// Parses durations written as `100ms`, `5s`, `2m`, `250us`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 100ms, 5s or 2m"))?;
+    match unit {
+        "us" => Ok(Duration::from_micros(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        _ => Err(format!(
+            "{text:?}: unknown unit {unit:?} (use us, ms, s or m)"
+        )),
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_rfc_shape() {
+        let config = Config::from_yaml(
+            "server:\n  listen: 127.0.0.1:6000\n  workers: 3\nnamespaces:\n  - name: social\n    pattern: graph\n    backend:\n      type: memstore\n      max_vertices: 100\n    performance:\n      traversal_timeout: 250ms\n      max_traversal_depth: 4\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.workers, 3);
+        assert_eq!(
+            config.limits("social").traversal_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(config.limits("other").max_traversal_depth, 6);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = Config::from_yaml("server:\n  listn: 1\n").unwrap_err();
+        assert!(err.contains("listn"), "{err}");
+        let err = Config::from_yaml(
+            "namespaces:\n  - name: a\n    performance:\n      traversal_timeout: fast\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("traversal_timeout") || err.contains("fast"),
+            "{err}"
+        );
+        let err = Config::from_yaml("namespaces:\n  - name: a\n  - name: a\n").unwrap_err();
+        assert!(err.contains("namespaces[1].name"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! Wire messages to domain types and back, at the edge of the server.
+
+use prism_connectors::codec::value;
+use prism_dataflows::{Edge, Micros, Vertex};
+use prism_proto::graph;
+
+pub fn timestamp(micros: Micros) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
+    }
+}
+
+pub fn vertex_to_proto(vertex: &Vertex) -> graph::Vertex {
+    graph::Vertex {
+        id: vertex.id.clone(),
+        label: vertex.label.clone(),
+        properties: value::properties_to_proto(&vertex.properties),
+        created_at: Some(timestamp(vertex.created_at)),
+        updated_at: Some(timestamp(vertex.updated_at)),
+    }
+}
+
+pub fn edge_to_proto(edge: &Edge) -> graph::Edge {
+    graph::Edge {
+        id: edge.id.clone(),
+        label: edge.label.clone(),
+        from_vertex_id: edge.from.clone(),
+        to_vertex_id: edge.to.clone(),
+        properties: value::properties_to_proto(&edge.properties),
+        created_at: Some(timestamp(edge.created_at)),
+    }
+}
+
+/// Now, as the log record's timestamp.
+pub fn now_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or(0)
+}

@@ -1,0 +1,149 @@
+//! Wiring a server together: the engine, the log, recovery, and the gRPC front.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prism_connectors::{EmbeddedWal, WalError, WalOptions};
+use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Config, ConfigError};
+use crate::pb::graph_service_server::GraphServiceServer;
+use crate::service::GraphApi;
+
+/// Largest request or reply message, so that large batches fit.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {0} is in use by another prism-graph process")]
+    Locked(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("a startup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
+/// Runs a server until `shutdown` completes. `on_listening` is told the bound address (the
+/// listen address may ask for port 0) before recovery starts.
+pub async fn serve(
+    config: Config,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    };
+    let cluster = config
+        .cluster_addresses()?
+        .map(|(process, addresses)| ClusterConfig { process, addresses });
+    let engine_config = EngineConfig {
+        workers,
+        cluster,
+        read_hold: config.server.read_hold,
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<GraphServiceServer<GraphApi>>()
+        .await;
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(io(format!("listen on {}", config.server.listen)))?;
+    let address = listener.local_addr().map_err(io("listen address"))?;
+
+    tracing::info!(workers, cluster = ?engine_config.cluster, "starting the engine");
+    let engine =
+        Arc::new(tokio::task::spawn_blocking(move || Engine::start(engine_config)).await??);
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Io {
+            what: "reflection".into(),
+            source: std::io::Error::other(e),
+        })?;
+    let api = GraphServiceServer::new(GraphApi::new(engine.clone(), config.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    let server = tokio::spawn(server);
+    tracing::info!(%address, "listening");
+    on_listening(address);
+
+    // Recovery: replay the log into the engine before reporting SERVING.
+    let _lock = if engine.is_writer_process() {
+        let data_dir = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(io(format!("create data directory {}", data_dir.display())))?;
+        let lock = lock_data_dir(&data_dir)?;
+        let options = WalOptions {
+            dir: data_dir.join("wal"),
+            segment_bytes: config.wal.segment_bytes,
+            truncate_corrupt: config.wal.truncate_corrupt,
+        };
+        let sink = engine.commit_sink();
+        let started = std::time::Instant::now();
+        let (wal, recovery) =
+            tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
+        engine.wait_applied(recovery.last_lsn).await?;
+        tracing::info!(
+            records = recovery.records,
+            last_lsn = recovery.last_lsn,
+            torn_bytes = recovery.torn_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered the write-ahead log"
+        );
+        engine.attach_log(wal);
+        Some(lock)
+    } else {
+        None
+    };
+    health.set_serving::<GraphServiceServer<GraphApi>>().await;
+    tracing::info!("serving");
+
+    let result = server.await;
+    engine.shutdown();
+    result??;
+    Ok(())
+}
+
+/// Takes an exclusive lock on the data directory, so two servers never share one log.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServeError> {
+    let path = dir.join("LOCK");
+    let file = File::create(&path).map_err(io(format!("create {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(ServeError::Locked(dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("lock {}", path.display()))(e)),
+    }
+}

@@ -1,0 +1,542 @@
+//! The GraphService: validates each call, turns writes into one log record, reads from the
+//! engine, and maps every outcome to a reply or a status.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prism_connectors::codec::value;
+use prism_dataflows::{
+    Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey,
+    WriteOp, WriteRecord,
+};
+use prism_proto::graph::*;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::config::{parse_duration, Config};
+use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
+use crate::pb::graph_service_server::GraphService;
+use crate::status::{self, invalid};
+
+pub const NAMESPACE_HEADER: &str = "x-prism-namespace";
+pub const LSN_HEADER: &str = "x-prism-lsn";
+pub const MIN_LSN_HEADER: &str = "x-prism-min-lsn";
+
+/// Longest namespace name accepted.
+const MAX_NAMESPACE_BYTES: usize = 256;
+
+pub struct GraphApi {
+    engine: Arc<Engine>,
+    config: Arc<Config>,
+}
+
+impl GraphApi {
+    pub fn new(engine: Arc<Engine>, config: Arc<Config>) -> Self {
+        GraphApi { engine, config }
+    }
+
+    /// Appends one record and waits until it is durable and applied.
+    async fn write(
+        &self,
+        metadata: &MetadataMap,
+        atomic: bool,
+        ops: Vec<WriteOp>,
+    ) -> Result<RecordOutcome, Status> {
+        let namespace = namespace(metadata)?;
+        let timeout = deadline(metadata)?.unwrap_or(self.config.server.write_timeout);
+        let record = WriteRecord {
+            namespace,
+            atomic,
+            timestamp: now_micros(),
+            ops,
+        };
+        self.engine
+            .write(record, timeout)
+            .await
+            .map_err(status::from_engine)
+    }
+
+    /// Writes a single operation; its rejection becomes the call's status.
+    async fn write_one(
+        &self,
+        metadata: &MetadataMap,
+        op: WriteOp,
+    ) -> Result<(Lsn, OpEffect), Status> {
+        let outcome = self.write(metadata, true, vec![op]).await?;
+        match outcome.results.into_iter().next() {
+            Some(Ok(effect)) => Ok((outcome.lsn, effect)),
+            Some(Err(rejection)) => Err(status::from_rejection(&rejection, "")),
+            None => Err(Status::internal("the write produced no result")),
+        }
+    }
+
+    async fn read(&self, metadata: &MetadataMap, query: Query) -> Result<(Lsn, Answer), Status> {
+        let min_lsn = min_lsn(metadata)?;
+        let timeout = deadline(metadata)?.unwrap_or(self.config.server.read_timeout);
+        self.engine
+            .read(query, min_lsn, timeout)
+            .await
+            .map_err(status::from_engine)
+    }
+}
+
+fn with_lsn<T>(message: T, lsn: Lsn) -> Response<T> {
+    let mut response = Response::new(message);
+    if let Ok(value) = lsn.to_string().parse() {
+        response.metadata_mut().insert(LSN_HEADER, value);
+    }
+    response
+}
+
+fn namespace(metadata: &MetadataMap) -> Result<Namespace, Status> {
+    let Some(value) = metadata.get(NAMESPACE_HEADER) else {
+        return Ok(Namespace::default());
+    };
+    let name = value
+        .to_str()
+        .map_err(|_| invalid(NAMESPACE_HEADER, "must be printable ASCII"))?;
+    if name.len() > MAX_NAMESPACE_BYTES {
+        return Err(invalid(
+            NAMESPACE_HEADER,
+            format!("longer than {MAX_NAMESPACE_BYTES} bytes"),
+        ));
+    }
+    Ok(Namespace::new(name))
+}
+
+fn min_lsn(metadata: &MetadataMap) -> Result<Lsn, Status> {
+    let Some(value) = metadata.get(MIN_LSN_HEADER) else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| invalid(MIN_LSN_HEADER, "must be a non-negative integer LSN"))
+}
+
+/// The call's deadline (`grpc-timeout`), if the client set one.
+fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
+    let Some(value) = metadata.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("grpc-timeout", "not ASCII"))?;
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| invalid("grpc-timeout", format!("{text:?} is malformed")))?;
+    let duration = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => {
+            return Err(invalid(
+                "grpc-timeout",
+                format!("{text:?} has an unknown unit"),
+            ))
+        }
+    };
+    // Answer a little before the caller gives up, so it gets DEADLINE_EXCEEDED with our
+    // message rather than a cancellation of its own.
+    let margin = (duration / 10).min(Duration::from_millis(20));
+    Ok(Some(duration.saturating_sub(margin)))
+}
+
+fn require(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn properties(
+    field: &str,
+    wire: &std::collections::HashMap<String, Value>,
+) -> Result<Properties, Status> {
+    value::properties_from_proto(wire, field).map_err(Status::invalid_argument)
+}
+
+/// A CreateVertexRequest as an operation; `field` prefixes the names in errors.
+fn create_vertex_op(field: &str, request: CreateVertexRequest) -> Result<WriteOp, Status> {
+    require(&format!("{field}id"), &request.id)?;
+    let properties = properties(&format!("{field}properties"), &request.properties)?;
+    Ok(WriteOp::CreateVertex {
+        id: request.id,
+        label: request.label,
+        properties,
+    })
+}
+
+fn create_edge_op(field: &str, request: CreateEdgeRequest) -> Result<WriteOp, Status> {
+    require(&format!("{field}id"), &request.id)?;
+    require(&format!("{field}from_vertex_id"), &request.from_vertex_id)?;
+    require(&format!("{field}to_vertex_id"), &request.to_vertex_id)?;
+    let properties = properties(&format!("{field}properties"), &request.properties)?;
+    Ok(WriteOp::CreateEdge {
+        id: request.id,
+        label: request.label,
+        from: request.from_vertex_id,
+        to: request.to_vertex_id,
+        properties,
+    })
+}
+
+/// How a batch's items fared: valid items go into the record, invalid ones are reported at
+/// their index without reaching the log.
+struct Batch {
+    ops: Vec<WriteOp>,
+    /// For each op, its index in the request.
+    indexes: Vec<usize>,
+    errors: Vec<ItemError>,
+}
+
+impl GraphApi {
+    /// Validates a batch's items; an atomic batch fails on the first invalid one.
+    fn batch<T>(
+        &self,
+        metadata: &MetadataMap,
+        items: Vec<T>,
+        atomic: bool,
+        field: &str,
+        to_op: impl Fn(&str, T) -> Result<WriteOp, Status>,
+    ) -> Result<Batch, Status> {
+        let ns = namespace(metadata)?;
+        let max = self.config.limits(ns.as_str()).batch_size;
+        if items.len() > max {
+            return Err(Status::resource_exhausted(format!(
+                "{field}: {} items exceed the batch_size limit of {max}",
+                items.len()
+            )));
+        }
+        let mut batch = Batch {
+            ops: Vec::with_capacity(items.len()),
+            indexes: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            match to_op(&format!("{field}[{index}]."), item) {
+                Ok(op) => {
+                    batch.ops.push(op);
+                    batch.indexes.push(index);
+                }
+                Err(status) if atomic => return Err(status),
+                Err(status) => batch.errors.push(ItemError {
+                    index: index as i32,
+                    code: status::code_name(status.code()).into(),
+                    message: status.message().into(),
+                }),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Writes a validated batch; returns the LSN, the effects, and every item's error.
+    async fn write_batch(
+        &self,
+        metadata: &MetadataMap,
+        mut batch: Batch,
+        atomic: bool,
+        field: &str,
+    ) -> Result<(Lsn, Vec<OpEffect>, Vec<ItemError>), Status> {
+        if batch.ops.is_empty() {
+            return Ok((self.engine.applied_lsn(), Vec::new(), batch.errors));
+        }
+        let outcome = self
+            .write(metadata, atomic, std::mem::take(&mut batch.ops))
+            .await?;
+        if atomic {
+            if let Some((i, rejection)) = outcome.first_rejection() {
+                return Err(status::from_rejection(
+                    rejection,
+                    &format!("{field}[{}]: ", batch.indexes[i]),
+                ));
+            }
+        }
+        let mut effects = Vec::new();
+        for (i, result) in outcome.results.into_iter().enumerate() {
+            match result {
+                Ok(effect) => effects.push(effect),
+                Err(rejection) => batch.errors.push(ItemError {
+                    index: batch.indexes[i] as i32,
+                    code: status::code_name(status::code_of(&rejection.kind)).into(),
+                    message: rejection.message,
+                }),
+            }
+        }
+        batch.errors.sort_by_key(|e| e.index);
+        Ok((outcome.lsn, effects, batch.errors))
+    }
+}
+
+fn unimplemented<T>(rpc: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!(
+        "{rpc} is not implemented by this server yet"
+    )))
+}
+
+type PageRankStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GraphService for GraphApi {
+    async fn create_vertex(
+        &self,
+        request: Request<CreateVertexRequest>,
+    ) -> Result<Response<CreateVertexResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let op = create_vertex_op("", message)?;
+        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let OpEffect::Vertex(vertex) = effect else {
+            return Err(Status::internal("unexpected write effect"));
+        };
+        Ok(with_lsn(
+            CreateVertexResponse {
+                vertex: Some(vertex_to_proto(&vertex)),
+            },
+            lsn,
+        ))
+    }
+
+    async fn get_vertex(
+        &self,
+        request: Request<GetVertexRequest>,
+    ) -> Result<Response<GetVertexResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        require("id", &message.id)?;
+        let key = VertexKey::new(&namespace(&metadata)?, &message.id);
+        let (lsn, answer) = self
+            .read(
+                &metadata,
+                Query::GetVertex {
+                    key,
+                    include_edges: message.include_edges,
+                },
+            )
+            .await?;
+        let Answer::Vertex(Some(found)) = answer else {
+            return Err(Status::not_found(format!(
+                "vertex {:?} not found",
+                message.id
+            )));
+        };
+        let response = GetVertexResponse {
+            vertex: Some(vertex_to_proto(&found.vertex)),
+            edges: found.edges.iter().map(|e| edge_to_proto(e)).collect(),
+        };
+        Ok(with_lsn(response, lsn))
+    }
+
+    async fn update_vertex(
+        &self,
+        request: Request<UpdateVertexRequest>,
+    ) -> Result<Response<UpdateVertexResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        require("id", &message.id)?;
+        let properties = properties("properties", &message.properties)?;
+        let op = WriteOp::UpdateVertex {
+            id: message.id,
+            properties,
+            merge: message.merge,
+        };
+        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let OpEffect::Vertex(vertex) = effect else {
+            return Err(Status::internal("unexpected write effect"));
+        };
+        Ok(with_lsn(
+            UpdateVertexResponse {
+                vertex: Some(vertex_to_proto(&vertex)),
+            },
+            lsn,
+        ))
+    }
+
+    async fn delete_vertex(
+        &self,
+        request: Request<DeleteVertexRequest>,
+    ) -> Result<Response<DeleteVertexResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        require("id", &message.id)?;
+        let op = WriteOp::DeleteVertex {
+            id: message.id,
+            cascade: message.cascade,
+        };
+        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let OpEffect::VertexDeleted { edges_deleted } = effect else {
+            return Err(Status::internal("unexpected write effect"));
+        };
+        Ok(with_lsn(
+            DeleteVertexResponse {
+                edges_deleted: edges_deleted as i64,
+            },
+            lsn,
+        ))
+    }
+
+    async fn create_edge(
+        &self,
+        request: Request<CreateEdgeRequest>,
+    ) -> Result<Response<CreateEdgeResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let op = create_edge_op("", message)?;
+        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let OpEffect::Edge(edge) = effect else {
+            return Err(Status::internal("unexpected write effect"));
+        };
+        Ok(with_lsn(
+            CreateEdgeResponse {
+                edge: Some(edge_to_proto(&edge)),
+            },
+            lsn,
+        ))
+    }
+
+    async fn get_edge(
+        &self,
+        request: Request<GetEdgeRequest>,
+    ) -> Result<Response<GetEdgeResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        require("id", &message.id)?;
+        let key = EdgeKey::new(&namespace(&metadata)?, &message.id);
+        let (lsn, answer) = self.read(&metadata, Query::GetEdge { key }).await?;
+        let Answer::Edge(Some(edge)) = answer else {
+            return Err(Status::not_found(format!(
+                "edge {:?} not found",
+                message.id
+            )));
+        };
+        Ok(with_lsn(
+            GetEdgeResponse {
+                edge: Some(edge_to_proto(&edge)),
+            },
+            lsn,
+        ))
+    }
+
+    async fn delete_edge(
+        &self,
+        request: Request<DeleteEdgeRequest>,
+    ) -> Result<Response<DeleteEdgeResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        require("id", &message.id)?;
+        let (lsn, _) = self
+            .write_one(&metadata, WriteOp::DeleteEdge { id: message.id })
+            .await?;
+        Ok(with_lsn(DeleteEdgeResponse {}, lsn))
+    }
+
+    async fn batch_create_vertices(
+        &self,
+        request: Request<BatchCreateVerticesRequest>,
+    ) -> Result<Response<BatchCreateVerticesResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let batch = self.batch(
+            &metadata,
+            message.vertices,
+            message.atomic,
+            "vertices",
+            create_vertex_op,
+        )?;
+        let (lsn, effects, errors) = self
+            .write_batch(&metadata, batch, message.atomic, "vertices")
+            .await?;
+        let vertices = effects
+            .iter()
+            .filter_map(|e| match e {
+                OpEffect::Vertex(v) => Some(vertex_to_proto(v)),
+                _ => None,
+            })
+            .collect();
+        Ok(with_lsn(
+            BatchCreateVerticesResponse { vertices, errors },
+            lsn,
+        ))
+    }
+
+    async fn batch_create_edges(
+        &self,
+        request: Request<BatchCreateEdgesRequest>,
+    ) -> Result<Response<BatchCreateEdgesResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let batch = self.batch(
+            &metadata,
+            message.edges,
+            message.atomic,
+            "edges",
+            create_edge_op,
+        )?;
+        let (lsn, effects, errors) = self
+            .write_batch(&metadata, batch, message.atomic, "edges")
+            .await?;
+        let edges = effects
+            .iter()
+            .filter_map(|e| match e {
+                OpEffect::Edge(e) => Some(edge_to_proto(e)),
+                _ => None,
+            })
+            .collect();
+        Ok(with_lsn(BatchCreateEdgesResponse { edges, errors }, lsn))
+    }
+
+    async fn traverse(
+        &self,
+        _: Request<TraverseRequest>,
+    ) -> Result<Response<TraverseResponse>, Status> {
+        unimplemented("Traverse")
+    }
+
+    async fn shortest_path(
+        &self,
+        _: Request<ShortestPathRequest>,
+    ) -> Result<Response<ShortestPathResponse>, Status> {
+        unimplemented("ShortestPath")
+    }
+
+    async fn all_paths(
+        &self,
+        _: Request<AllPathsRequest>,
+    ) -> Result<Response<AllPathsResponse>, Status> {
+        unimplemented("AllPaths")
+    }
+
+    async fn page_rank(
+        &self,
+        _: Request<PageRankRequest>,
+    ) -> Result<Response<PageRankResponse>, Status> {
+        unimplemented("PageRank")
+    }
+
+    async fn community_detection(
+        &self,
+        _: Request<CommunityDetectionRequest>,
+    ) -> Result<Response<CommunityDetectionResponse>, Status> {
+        unimplemented("CommunityDetection")
+    }
+
+    async fn detect_cycles(
+        &self,
+        _: Request<DetectCyclesRequest>,
+    ) -> Result<Response<DetectCyclesResponse>, Status> {
+        unimplemented("DetectCycles")
+    }
+
+    type SubscribePageRankStream = PageRankStream;
+
+    async fn subscribe_page_rank(
+        &self,
+        _: Request<SubscribePageRankRequest>,
+    ) -> Result<Response<Self::SubscribePageRankStream>, Status> {
+        unimplemented("SubscribePageRank")
+    }
+}
+
+/// Parses a duration flag or key; exposed for the binary's flags.
+pub fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
