@@ -301,6 +301,14 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    /// Timely's worker guards join their threads when dropped, and the workers only stop when
+    /// told to: stop them first, or dropping the engine would wait forever.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
 /// The worker a route hash lands on: timely's exchange rule (a mask when the number of
 /// workers is a power of two, the remainder otherwise).
 fn owner_of(route: u64, peers: usize) -> usize {
