@@ -15,9 +15,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".prism.graph.v1", "::prism_proto::prism::graph::v1")
         .file_descriptor_set_path(out_dir.join("graph_descriptor.bin"))
         .compile_protos(&[proto_dir.join("graph.proto")], &[proto_dir.clone()])?;
-    println!(
-        "cargo:rerun-if-changed={}",
-        proto_dir.join("graph.proto").display()
-    );
+    println!("cargo:rerun-if-changed={}", proto_dir.join("graph.proto").display());
     Ok(())
 }

@@ -101,11 +101,7 @@ where
         histogram.add(task.await??)?;
     }
     let calls = histogram.len();
-    Ok(Run {
-        histogram,
-        calls,
-        elapsed: start.elapsed(),
-    })
+    Ok(Run { histogram, calls, elapsed: start.elapsed() })
 }
 
 fn rss_bytes(pid: u32) -> Option<u64> {
@@ -139,27 +135,14 @@ struct Spawned {
 async fn spawn_server(args: &Args) -> anyhow::Result<Spawned> {
     let binary = match &args.binary {
         Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary directory")?
-            .join("prism-graph"),
+        None => std::env::current_exe()?.parent().context("binary directory")?.join("prism-graph"),
     };
     if !binary.exists() {
-        bail!(
-            "{} not found: build it with `cargo build --release -p prism-server`",
-            binary.display()
-        );
+        bail!("{} not found: build it with `cargo build --release -p prism-server`", binary.display());
     }
     let data = tempfile::tempdir()?;
     let mut child = tokio::process::Command::new(&binary)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            &args.workers.to_string(),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", &args.workers.to_string(), "--data-dir"])
         .arg(data.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -172,11 +155,7 @@ async fn spawn_server(args: &Args) -> anyhow::Result<Spawned> {
         if let Some(address) = line.strip_prefix("prism-graph listening on ") {
             let address = format!("http://{}", address.trim());
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return Ok(Spawned {
-                child,
-                address,
-                _data: data,
-            });
+            return Ok(Spawned { child, address, _data: data });
         }
     }
     bail!("the server exited before listening")
@@ -189,12 +168,8 @@ async fn main() -> anyhow::Result<()> {
         Some(_) => None,
         None => Some(spawn_server(&args).await?),
     };
-    let address = args.server.clone().unwrap_or_else(|| {
-        spawned
-            .as_ref()
-            .map(|s| s.address.clone())
-            .unwrap_or_default()
-    });
+    let address =
+        args.server.clone().unwrap_or_else(|| spawned.as_ref().map(|s| s.address.clone()).unwrap_or_default());
     let pid = spawned.as_ref().and_then(|s| s.child.id());
     // Several connections, so one HTTP/2 connection's ordering is not the bottleneck.
     let mut channels = Vec::new();
@@ -206,23 +181,14 @@ async fn main() -> anyhow::Result<()> {
     // Wait until the server has recovered and serves.
     let mut probe = health(0);
     loop {
-        let status = probe
-            .check(HealthCheck {
-                service: "prism.graph.v1.GraphService".into(),
-            })
-            .await?;
+        let status = probe.check(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?;
         if status.into_inner().status == 1 {
             break;
         }
         tokio::task::yield_now().await;
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    println!(
-        "prism-loadgen: {cores} cores, server workers {}, concurrency {}",
-        args.workers, args.concurrency
-    );
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("prism-loadgen: {cores} cores, server workers {}, concurrency {}", args.workers, args.concurrency);
 
     // Bulk load.
     let rss_before = pid.and_then(rss_bytes);
@@ -235,14 +201,8 @@ async fn main() -> anyhow::Result<()> {
         let (batch, vertices) = (args.batch, args.vertices);
         tasks.push(tokio::spawn(async move {
             for b in (loader..batches).step_by(loaders) {
-                let items = (b * batch..((b + 1) * batch).min(vertices))
-                    .map(|i| vertex(format!("v{i}"), i))
-                    .collect();
-                c.batch_create_vertices(pb::BatchCreateVerticesRequest {
-                    vertices: items,
-                    atomic: true,
-                })
-                .await?;
+                let items = (b * batch..((b + 1) * batch).min(vertices)).map(|i| vertex(format!("v{i}"), i)).collect();
+                c.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices: items, atomic: true }).await?;
             }
             anyhow::Ok(())
         }));
@@ -289,23 +249,14 @@ async fn main() -> anyhow::Result<()> {
         measure(conc, seconds, move |task, _| {
             let mut h = hs[task].clone();
             async move {
-                h.check(HealthCheck {
-                    service: String::new(),
-                })
-                .await?;
+                h.check(HealthCheck { service: String::new() }).await?;
                 Ok(())
             }
         })
     };
     let floor_one = empty(1).await?;
     let floor_many = empty(args.concurrency).await?;
-    table(
-        "empty RPC",
-        &floor_one,
-        &floor_many,
-        &floor_one,
-        &floor_many,
-    );
+    table("empty RPC", &floor_one, &floor_many, &floor_one, &floor_many);
 
     let get = |conc: usize| {
         let cs: Vec<_> = (0..conc).map(client).collect();
@@ -313,11 +264,7 @@ async fn main() -> anyhow::Result<()> {
             let mut c = cs[task].clone();
             let id = format!("v{}", rand::rng().random_range(0..n.max(1)));
             async move {
-                c.get_vertex(pb::GetVertexRequest {
-                    id,
-                    include_edges: false,
-                })
-                .await?;
+                c.get_vertex(pb::GetVertexRequest { id, include_edges: false }).await?;
                 Ok(())
             }
         })
@@ -339,13 +286,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let create_one = create(1, "c1").await?;
     let create_many = create(args.concurrency, "cn").await?;
-    table(
-        "CreateVertex",
-        &create_one,
-        &create_many,
-        &floor_one,
-        &floor_many,
-    );
+    table("CreateVertex", &create_one, &create_many, &floor_one, &floor_many);
 
     println!(
         "goals: GetVertex P50 <= 2x floor: {:.2}x; GetVertex throughput >= 0.5x floor: {:.2}x; CreateVertex throughput >= 0.33x floor: {:.2}x; batch load >= 200k/s: {:.0}/s",

@@ -29,16 +29,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<WriteRecord, CodecError> {
 }
 
 pub fn to_proto(record: &WriteRecord) -> WalRecord {
-    let operations = record
-        .ops
-        .iter()
-        .map(|op| op_to_proto(op, record.timestamp))
-        .collect();
-    WalRecord {
-        operations,
-        atomic: record.atomic,
-        namespace: record.namespace.as_str().to_owned(),
-    }
+    let operations = record.ops.iter().map(|op| op_to_proto(op, record.timestamp)).collect();
+    WalRecord { operations, atomic: record.atomic, namespace: record.namespace.as_str().to_owned() }
 }
 
 fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
@@ -61,50 +53,17 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
     };
     let none = Properties::new();
     let (kind, operation, merge, cascade) = match op {
-        WriteOp::CreateVertex {
-            id,
-            label,
-            properties,
-        } => (
-            OperationType::CreateVertex,
-            vertex(id, label, properties),
-            false,
-            false,
-        ),
-        WriteOp::UpdateVertex {
-            id,
-            properties,
-            merge,
-        } => (
-            OperationType::UpdateVertex,
-            vertex(id, "", properties),
-            *merge,
-            false,
-        ),
-        WriteOp::DeleteVertex { id, cascade } => (
-            OperationType::DeleteVertex,
-            vertex(id, "", &none),
-            false,
-            *cascade,
-        ),
-        WriteOp::CreateEdge {
-            id,
-            label,
-            from,
-            to,
-            properties,
-        } => (
-            OperationType::CreateEdge,
-            edge(id, label, from, to, properties),
-            false,
-            false,
-        ),
-        WriteOp::DeleteEdge { id } => (
-            OperationType::DeleteEdge,
-            edge(id, "", "", "", &none),
-            false,
-            false,
-        ),
+        WriteOp::CreateVertex { id, label, properties } => {
+            (OperationType::CreateVertex, vertex(id, label, properties), false, false)
+        }
+        WriteOp::UpdateVertex { id, properties, merge } => {
+            (OperationType::UpdateVertex, vertex(id, "", properties), *merge, false)
+        }
+        WriteOp::DeleteVertex { id, cascade } => (OperationType::DeleteVertex, vertex(id, "", &none), false, *cascade),
+        WriteOp::CreateEdge { id, label, from, to, properties } => {
+            (OperationType::CreateEdge, edge(id, label, from, to, properties), false, false)
+        }
+        WriteOp::DeleteEdge { id } => (OperationType::DeleteEdge, edge(id, "", "", "", &none), false, false),
     };
     WalOperation {
         r#type: kind as i32,
@@ -124,37 +83,26 @@ pub fn from_proto(record: WalRecord) -> Result<WriteRecord, CodecError> {
         .operations
         .into_iter()
         .enumerate()
-        .map(|(index, op)| {
-            op_from_proto(op).map_err(|message| CodecError::Operation { index, message })
-        })
+        .map(|(index, op)| op_from_proto(op).map_err(|message| CodecError::Operation { index, message }))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WriteRecord {
-        namespace: Namespace::new(&record.namespace),
-        atomic: record.atomic,
-        timestamp,
-        ops,
-    })
+    Ok(WriteRecord { namespace: Namespace::new(&record.namespace), atomic: record.atomic, timestamp, ops })
 }
 
 fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
     use wal_operation::{Operation, OperationType};
-    let kind = OperationType::try_from(op.r#type)
-        .map_err(|_| format!("type: unknown operation type {}", op.r#type))?;
+    let kind = OperationType::try_from(op.r#type).map_err(|_| format!("type: unknown operation type {}", op.r#type))?;
     match (kind, op.operation) {
-        (OperationType::CreateVertex, Some(Operation::Vertex(v))) => Ok(WriteOp::CreateVertex {
-            properties: value::decode_properties(&v.properties)?,
-            id: v.id,
-            label: v.label,
-        }),
+        (OperationType::CreateVertex, Some(Operation::Vertex(v))) => {
+            Ok(WriteOp::CreateVertex { properties: value::decode_properties(&v.properties)?, id: v.id, label: v.label })
+        }
         (OperationType::UpdateVertex, Some(Operation::Vertex(v))) => Ok(WriteOp::UpdateVertex {
             properties: value::decode_properties(&v.properties)?,
             id: v.id,
             merge: op.merge,
         }),
-        (OperationType::DeleteVertex, Some(Operation::Vertex(v))) => Ok(WriteOp::DeleteVertex {
-            id: v.id,
-            cascade: op.cascade,
-        }),
+        (OperationType::DeleteVertex, Some(Operation::Vertex(v))) => {
+            Ok(WriteOp::DeleteVertex { id: v.id, cascade: op.cascade })
+        }
         (OperationType::CreateEdge, Some(Operation::Edge(e))) => Ok(WriteOp::CreateEdge {
             properties: value::decode_properties(&e.properties)?,
             id: e.id,
@@ -162,17 +110,11 @@ fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
             from: e.from_vertex_id,
             to: e.to_vertex_id,
         }),
-        (OperationType::DeleteEdge, Some(Operation::Edge(e))) => {
-            Ok(WriteOp::DeleteEdge { id: e.id })
-        }
+        (OperationType::DeleteEdge, Some(Operation::Edge(e))) => Ok(WriteOp::DeleteEdge { id: e.id }),
         (kind, _) => Err(format!(
             "{}: expects a {} record",
             kind.as_str_name(),
-            if matches!(kind, OperationType::CreateEdge | OperationType::DeleteEdge) {
-                "edge"
-            } else {
-                "vertex"
-            }
+            if matches!(kind, OperationType::CreateEdge | OperationType::DeleteEdge) { "edge" } else { "vertex" }
         )),
     }
 }
@@ -196,9 +138,7 @@ pub mod value {
     fn from_proto_at(value: &graph::Value, path: &str, depth: usize) -> Result<Value, String> {
         use graph::value::Value as Kind;
         if depth > MAX_DEPTH {
-            return Err(format!(
-                "{path}: values nest deeper than {MAX_DEPTH} levels"
-            ));
+            return Err(format!("{path}: values nest deeper than {MAX_DEPTH} levels"));
         }
         Ok(match &value.value {
             None => return Err(format!("{path}: value has no kind set")),
@@ -217,12 +157,7 @@ pub mod value {
             Some(Kind::MapValue(map)) => Value::Map(
                 map.fields
                     .iter()
-                    .map(|(k, v)| {
-                        Ok((
-                            k.clone(),
-                            from_proto_at(v, &format!("{path}.{k}"), depth + 1)?,
-                        ))
-                    })
+                    .map(|(k, v)| Ok((k.clone(), from_proto_at(v, &format!("{path}.{k}"), depth + 1)?)))
                     .collect::<Result<_, String>>()?,
             ),
         })
@@ -236,12 +171,10 @@ pub mod value {
             Value::Double(d) => Kind::DoubleValue(*d),
             Value::Bool(b) => Kind::BoolValue(*b),
             Value::Bytes(b) => Kind::BytesValue(b.clone()),
-            Value::List(list) => Kind::ListValue(graph::ListValue {
-                values: list.iter().map(to_proto).collect(),
-            }),
-            Value::Map(map) => Kind::MapValue(graph::MapValue {
-                fields: map.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
-            }),
+            Value::List(list) => Kind::ListValue(graph::ListValue { values: list.iter().map(to_proto).collect() }),
+            Value::Map(map) => {
+                Kind::MapValue(graph::MapValue { fields: map.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect() })
+            }
         };
         graph::Value { value: Some(kind) }
     }
@@ -251,25 +184,16 @@ pub mod value {
         properties: &HashMap<String, graph::Value>,
         field: &str,
     ) -> Result<Properties, String> {
-        properties
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), from_proto(v, &format!("{field}.{k}"))?)))
-            .collect()
+        properties.iter().map(|(k, v)| Ok((k.clone(), from_proto(v, &format!("{field}.{k}"))?))).collect()
     }
 
     pub fn properties_to_proto(properties: &Properties) -> HashMap<String, graph::Value> {
-        properties
-            .iter()
-            .map(|(k, v)| (k.clone(), to_proto(v)))
-            .collect()
+        properties.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect()
     }
 
     /// Properties as RFC-055's record maps: each value a serialized `prism.graph.v1.Value`.
     pub fn encode_properties(properties: &Properties) -> HashMap<String, Vec<u8>> {
-        properties
-            .iter()
-            .map(|(k, v)| (k.clone(), to_proto(v).encode_to_vec()))
-            .collect()
+        properties.iter().map(|(k, v)| (k.clone(), to_proto(v).encode_to_vec())).collect()
     }
 
     pub fn decode_properties(properties: &HashMap<String, Vec<u8>>) -> Result<Properties, String> {
@@ -297,18 +221,8 @@ mod tests {
             ("d".to_string(), Value::Double(2.5)),
             ("b".to_string(), Value::Bool(true)),
             ("y".to_string(), Value::Bytes(vec![0, 255])),
-            (
-                "l".to_string(),
-                Value::List(vec![Value::Int(1), Value::List(vec![])]),
-            ),
-            (
-                "m".to_string(),
-                Value::Map(
-                    [("k".to_string(), Value::Double(-0.0))]
-                        .into_iter()
-                        .collect(),
-                ),
-            ),
+            ("l".to_string(), Value::List(vec![Value::Int(1), Value::List(vec![])])),
+            ("m".to_string(), Value::Map([("k".to_string(), Value::Double(-0.0))].into_iter().collect())),
         ]
         .into_iter()
         .collect();
@@ -317,27 +231,10 @@ mod tests {
             atomic: true,
             timestamp: 1_700_000_000_000_000,
             ops: vec![
-                WriteOp::CreateVertex {
-                    id: "a".into(),
-                    label: "User".into(),
-                    properties: properties.clone(),
-                },
-                WriteOp::UpdateVertex {
-                    id: "a".into(),
-                    properties: properties.clone(),
-                    merge: true,
-                },
-                WriteOp::DeleteVertex {
-                    id: "a".into(),
-                    cascade: true,
-                },
-                WriteOp::CreateEdge {
-                    id: "e".into(),
-                    label: "F".into(),
-                    from: "a".into(),
-                    to: "b".into(),
-                    properties,
-                },
+                WriteOp::CreateVertex { id: "a".into(), label: "User".into(), properties: properties.clone() },
+                WriteOp::UpdateVertex { id: "a".into(), properties: properties.clone(), merge: true },
+                WriteOp::DeleteVertex { id: "a".into(), cascade: true },
+                WriteOp::CreateEdge { id: "e".into(), label: "F".into(), from: "a".into(), to: "b".into(), properties },
                 WriteOp::DeleteEdge { id: "e".into() },
             ],
         };
@@ -350,10 +247,7 @@ mod tests {
             namespace: Namespace::default(),
             atomic: false,
             timestamp: 1,
-            ops: vec![
-                WriteOp::DeleteEdge { id: "e".into() },
-                WriteOp::DeleteEdge { id: "f".into() },
-            ],
+            ops: vec![WriteOp::DeleteEdge { id: "e".into() }, WriteOp::DeleteEdge { id: "f".into() }],
         });
         wire.operations[1].r#type = wal_operation::OperationType::CreateVertex as i32;
         let err = from_proto(wire).unwrap_err().to_string();

@@ -14,20 +14,12 @@ fn record(i: u64) -> WriteRecord {
         namespace: Namespace::default(),
         atomic: true,
         timestamp: i as i64,
-        ops: vec![WriteOp::CreateVertex {
-            id: format!("v{i}"),
-            label: "User".into(),
-            properties: Default::default(),
-        }],
+        ops: vec![WriteOp::CreateVertex { id: format!("v{i}"), label: "User".into(), properties: Default::default() }],
     }
 }
 
 /// Appends `count` records from 8 threads; returns (lsn, record) as committed.
-fn append_concurrently(
-    wal: &Arc<EmbeddedWal>,
-    committed: &Receiver<Committed>,
-    count: u64,
-) -> Vec<(u64, WriteRecord)> {
+fn append_concurrently(wal: &Arc<EmbeddedWal>, committed: &Receiver<Committed>, count: u64) -> Vec<(u64, WriteRecord)> {
     std::thread::scope(|scope| {
         for t in 0..8 {
             let wal = wal.clone();
@@ -39,21 +31,12 @@ fn append_concurrently(
         }
     });
     (0..count)
-        .map(|_| {
-            match committed
-                .recv_timeout(Duration::from_secs(10))
-                .expect("every append commits")
-            {
-                Committed::Record {
-                    lsn,
-                    record,
-                    ticket,
-                } => {
-                    assert!(ticket.is_some());
-                    (lsn, record)
-                }
-                Committed::Failed { error, .. } => panic!("append failed: {error}"),
+        .map(|_| match committed.recv_timeout(Duration::from_secs(10)).expect("every append commits") {
+            Committed::Record { lsn, record, ticket } => {
+                assert!(ticket.is_some());
+                (lsn, record)
             }
+            Committed::Failed { error, .. } => panic!("append failed: {error}"),
         })
         .collect()
 }
@@ -61,36 +44,20 @@ fn append_concurrently(
 fn replayed(rx: &Receiver<Committed>) -> Vec<(u64, WriteRecord)> {
     rx.try_iter()
         .map(|c| match c {
-            Committed::Record {
-                lsn,
-                record,
-                ticket: None,
-            } => (lsn, record),
+            Committed::Record { lsn, record, ticket: None } => (lsn, record),
             other => panic!("replay delivers records without tickets, got {other:?}"),
         })
         .collect()
 }
 
-fn open(
-    dir: &Path,
-) -> Result<
-    (
-        Arc<EmbeddedWal>,
-        prism_connectors::Recovery,
-        Receiver<Committed>,
-    ),
-    WalError,
-> {
+fn open(dir: &Path) -> Result<(Arc<EmbeddedWal>, prism_connectors::Recovery, Receiver<Committed>), WalError> {
     let (sink, rx) = CommitSink::detached();
     let (wal, recovery) = EmbeddedWal::open(&WalOptions::new(dir), sink)?;
     Ok((wal, recovery, rx))
 }
 
 fn only_segment(dir: &Path) -> PathBuf {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     files.pop().unwrap()
 }
@@ -106,10 +73,7 @@ fn concurrent_appends_get_consecutive_lsns_and_replay_in_order() {
     drop(wal);
 
     let (wal, recovery, rx) = open(dir.path()).unwrap();
-    assert_eq!(
-        (recovery.records, recovery.last_lsn, recovery.torn_bytes),
-        (400, 400, 0)
-    );
+    assert_eq!((recovery.records, recovery.last_lsn, recovery.torn_bytes), (400, 400, 0));
     assert_eq!(replayed(&rx), committed);
     // Appends continue after the replayed LSNs.
     let next = append_concurrently(&wal, &rx, 1);
@@ -130,10 +94,7 @@ fn a_torn_tail_is_cut_and_reported() {
     assert_eq!(recovery.records, 9);
     assert_eq!(replayed(&rx).len(), 9);
     assert!(recovery.torn_bytes > 0 && recovery.torn_bytes < full.len() as u64);
-    assert_eq!(
-        fs::metadata(&segment).unwrap().len(),
-        full.len() as u64 - 3 - recovery.torn_bytes
-    );
+    assert_eq!(fs::metadata(&segment).unwrap().len(), full.len() as u64 - 3 - recovery.torn_bytes);
 }
 
 #[test]
@@ -152,24 +113,15 @@ fn damage_in_the_middle_stops_the_start_unless_truncation_is_asked() {
     match &err {
         WalError::Corrupt { path, offset, .. } => {
             assert_eq!(path, &segment);
-            assert!(
-                *offset <= middle as u64,
-                "offset {offset} is the start of the damaged frame"
-            );
+            assert!(*offset <= middle as u64, "offset {offset} is the start of the damaged frame");
         }
         other => panic!("expected Corrupt, got {other}"),
     }
     let message = err.to_string();
-    assert!(
-        message.contains(&segment.display().to_string()) && message.contains("offset"),
-        "{message}"
-    );
+    assert!(message.contains(&segment.display().to_string()) && message.contains("offset"), "{message}");
 
     let (sink, rx) = CommitSink::detached();
-    let options = WalOptions {
-        truncate_corrupt: true,
-        ..WalOptions::new(dir.path())
-    };
+    let options = WalOptions { truncate_corrupt: true, ..WalOptions::new(dir.path()) };
     let (_wal, recovery) = EmbeddedWal::open(&options, sink).unwrap();
     assert!(recovery.records < 10 && recovery.truncated_bytes > 0);
     assert_eq!(replayed(&rx).len() as u64, recovery.records);

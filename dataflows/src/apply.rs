@@ -54,27 +54,12 @@ impl ApplyState {
     }
 
     /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
-    pub fn apply(
-        &mut self,
-        lsn: Lsn,
-        record: &WriteRecord,
-        changes: &mut Vec<Change>,
-    ) -> RecordOutcome {
+    pub fn apply(&mut self, lsn: Lsn, record: &WriteRecord, changes: &mut Vec<Change>) -> RecordOutcome {
         let start = changes.len();
-        let mut undo = if record.atomic {
-            Some(Undo::default())
-        } else {
-            None
-        };
+        let mut undo = if record.atomic { Some(Undo::default()) } else { None };
         let mut results = Vec::with_capacity(record.ops.len());
         for op in &record.ops {
-            let result = self.apply_op(
-                &record.namespace,
-                record.timestamp,
-                op,
-                changes,
-                undo.as_mut(),
-            );
+            let result = self.apply_op(&record.namespace, record.timestamp, op, changes, undo.as_mut());
             let rejected = result.is_err();
             results.push(result);
             if rejected {
@@ -105,17 +90,13 @@ impl ApplyState {
 
     fn remember_vertex(&self, undo: &mut Option<&mut Undo>, key: &VertexKey) {
         if let Some(undo) = undo {
-            undo.vertices
-                .entry(key.clone())
-                .or_insert_with(|| self.vertices.get(key).cloned());
+            undo.vertices.entry(key.clone()).or_insert_with(|| self.vertices.get(key).cloned());
         }
     }
 
     fn remember_edge(&self, undo: &mut Option<&mut Undo>, key: &EdgeKey) {
         if let Some(undo) = undo {
-            undo.edges
-                .entry(key.clone())
-                .or_insert_with(|| self.edges.get(key).cloned());
+            undo.edges.entry(key.clone()).or_insert_with(|| self.edges.get(key).cloned());
         }
     }
 
@@ -130,18 +111,11 @@ impl ApplyState {
         mut undo: Option<&mut Undo>,
     ) -> Result<OpEffect, Rejection> {
         match op {
-            WriteOp::CreateVertex {
-                id,
-                label,
-                properties,
-            } => {
+            WriteOp::CreateVertex { id, label, properties } => {
                 require_id("vertex id", id)?;
                 let key = VertexKey::new(ns, id);
                 if self.vertices.contains_key(&key) {
-                    return Err(reject(
-                        RejectKind::AlreadyExists,
-                        format!("vertex {id:?} already exists"),
-                    ));
+                    return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
                 let vertex = Arc::new(Vertex {
                     id: id.clone(),
@@ -152,34 +126,19 @@ impl ApplyState {
                 });
                 self.remember_vertex(&mut undo, &key);
                 changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
-                self.vertices.insert(
-                    key,
-                    VertexEntry {
-                        vertex: vertex.clone(),
-                        edges: Vec::new(),
-                    },
-                );
+                self.vertices.insert(key, VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
                 Ok(OpEffect::Vertex(vertex))
             }
-            WriteOp::UpdateVertex {
-                id,
-                properties,
-                merge,
-            } => {
+            WriteOp::UpdateVertex { id, properties, merge } => {
                 require_id("vertex id", id)?;
                 let key = VertexKey::new(ns, id);
                 let Some(entry) = self.vertices.get(&key) else {
-                    return Err(reject(
-                        RejectKind::NotFound,
-                        format!("vertex {id:?} not found"),
-                    ));
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
                 let old = entry.vertex.clone();
                 let mut updated = Vertex::clone(&old);
                 if *merge {
-                    updated
-                        .properties
-                        .extend(properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    updated.properties.merge(properties);
                 } else {
                     updated.properties = properties.clone();
                 }
@@ -197,18 +156,12 @@ impl ApplyState {
                 require_id("vertex id", id)?;
                 let key = VertexKey::new(ns, id);
                 let Some(entry) = self.vertices.get(&key) else {
-                    return Err(reject(
-                        RejectKind::NotFound,
-                        format!("vertex {id:?} not found"),
-                    ));
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
                 if !entry.edges.is_empty() && !cascade {
                     return Err(reject(
                         RejectKind::FailedPrecondition,
-                        format!(
-                            "vertex {id:?} has {} edges; delete them first or set cascade",
-                            entry.edges.len()
-                        ),
+                        format!("vertex {id:?} has {} edges; delete them first or set cascade", entry.edges.len()),
                     ));
                 }
                 let edge_ids = entry.edges.clone();
@@ -219,33 +172,21 @@ impl ApplyState {
                 if let Some(entry) = self.vertices.remove(&key) {
                     changes.push(Change::Vertex(key, entry.vertex, -1));
                 }
-                Ok(OpEffect::VertexDeleted {
-                    edges_deleted: edge_ids.len() as u64,
-                })
+                Ok(OpEffect::VertexDeleted { edges_deleted: edge_ids.len() as u64 })
             }
-            WriteOp::CreateEdge {
-                id,
-                label,
-                from,
-                to,
-                properties,
-            } => {
+            WriteOp::CreateEdge { id, label, from, to, properties } => {
                 require_id("edge id", id)?;
                 require_id("from_vertex_id", from)?;
                 require_id("to_vertex_id", to)?;
                 let key = EdgeKey::new(ns, id);
                 if self.edges.contains_key(&key) {
-                    return Err(reject(
-                        RejectKind::AlreadyExists,
-                        format!("edge {id:?} already exists"),
-                    ));
+                    return Err(reject(RejectKind::AlreadyExists, format!("edge {id:?} already exists")));
                 }
                 let from_key = VertexKey::new(ns, from);
                 let to_key = VertexKey::new(ns, to);
-                for (field, endpoint, endpoint_key) in [
-                    ("from_vertex_id", from, &from_key),
-                    ("to_vertex_id", to, &to_key),
-                ] {
+                for (field, endpoint, endpoint_key) in
+                    [("from_vertex_id", from, &from_key), ("to_vertex_id", to, &to_key)]
+                {
                     if !self.vertices.contains_key(endpoint_key) {
                         return Err(reject(
                             RejectKind::FailedPrecondition,
@@ -280,10 +221,7 @@ impl ApplyState {
                 require_id("edge id", id)?;
                 let key = EdgeKey::new(ns, id);
                 if !self.edges.contains_key(&key) {
-                    return Err(reject(
-                        RejectKind::NotFound,
-                        format!("edge {id:?} not found"),
-                    ));
+                    return Err(reject(RejectKind::NotFound, format!("edge {id:?} not found")));
                 }
                 self.remove_edge(&key, changes, &mut undo);
                 Ok(OpEffect::EdgeDeleted)
@@ -291,12 +229,7 @@ impl ApplyState {
         }
     }
 
-    fn remove_edge(
-        &mut self,
-        key: &EdgeKey,
-        changes: &mut Vec<Change>,
-        undo: &mut Option<&mut Undo>,
-    ) {
+    fn remove_edge(&mut self, key: &EdgeKey, changes: &mut Vec<Change>, undo: &mut Option<&mut Undo>) {
         self.remember_edge(undo, key);
         let Some(edge) = self.edges.remove(key) else {
             return;
@@ -320,10 +253,7 @@ fn reject(kind: RejectKind, message: String) -> Rejection {
 
 fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
     if id.is_empty() {
-        Err(reject(
-            RejectKind::InvalidArgument,
-            format!("{field} must not be empty"),
-        ))
+        Err(reject(RejectKind::InvalidArgument, format!("{field} must not be empty")))
     } else {
         Ok(())
     }
@@ -335,20 +265,11 @@ mod tests {
     use crate::model::Value;
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
-        WriteRecord {
-            namespace: Namespace::default(),
-            atomic,
-            timestamp: 7,
-            ops,
-        }
+        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops }
     }
 
     fn vertex(id: &str) -> WriteOp {
-        WriteOp::CreateVertex {
-            id: id.into(),
-            label: "User".into(),
-            properties: Default::default(),
-        }
+        WriteOp::CreateVertex { id: id.into(), label: "User".into(), properties: Default::default() }
     }
 
     fn edge(id: &str, from: &str, to: &str) -> WriteOp {
@@ -367,10 +288,7 @@ mod tests {
         let mut changes = Vec::new();
         state.apply(1, &record(false, vec![vertex("a")]), &mut changes);
         let outcome = state.apply(2, &record(false, vec![vertex("a")]), &mut changes);
-        assert_eq!(
-            outcome.first_rejection().map(|(_, r)| r.kind.clone()),
-            Some(RejectKind::AlreadyExists)
-        );
+        assert_eq!(outcome.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::AlreadyExists));
         assert_eq!(changes.len(), 1);
     }
 
@@ -378,11 +296,7 @@ mod tests {
     fn atomic_record_is_all_or_nothing() {
         let mut state = ApplyState::new();
         let mut changes = Vec::new();
-        let outcome = state.apply(
-            1,
-            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "zz")]),
-            &mut changes,
-        );
+        let outcome = state.apply(1, &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "zz")]), &mut changes);
         assert_eq!(
             outcome.first_rejection().map(|(i, r)| (i, r.kind.clone())),
             Some((2, RejectKind::FailedPrecondition))
@@ -390,11 +304,7 @@ mod tests {
         assert!(changes.is_empty());
         assert_eq!(state.vertex_count(), 0);
         // The same ids are free afterwards.
-        let outcome = state.apply(
-            2,
-            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b")]),
-            &mut changes,
-        );
+        let outcome = state.apply(2, &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b")]), &mut changes);
         assert!(outcome.first_rejection().is_none());
         assert_eq!((state.vertex_count(), state.edge_count()), (2, 1));
     }
@@ -403,14 +313,8 @@ mod tests {
     fn non_atomic_record_applies_what_passes() {
         let mut state = ApplyState::new();
         let mut changes = Vec::new();
-        let outcome = state.apply(
-            1,
-            &record(false, vec![vertex("a"), vertex("a"), vertex("b")]),
-            &mut changes,
-        );
-        assert!(
-            outcome.results[0].is_ok() && outcome.results[1].is_err() && outcome.results[2].is_ok()
-        );
+        let outcome = state.apply(1, &record(false, vec![vertex("a"), vertex("a"), vertex("b")]), &mut changes);
+        assert!(outcome.results[0].is_ok() && outcome.results[1].is_err() && outcome.results[2].is_ok());
         assert_eq!(state.vertex_count(), 2);
     }
 
@@ -420,58 +324,23 @@ mod tests {
         let mut changes = Vec::new();
         state.apply(
             1,
-            &record(
-                true,
-                vec![
-                    vertex("a"),
-                    vertex("b"),
-                    edge("e", "a", "b"),
-                    edge("s", "a", "a"),
-                ],
-            ),
+            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b"), edge("s", "a", "a")]),
             &mut changes,
         );
         let outcome = state.apply(
             2,
-            &record(
-                false,
-                vec![WriteOp::DeleteVertex {
-                    id: "a".into(),
-                    cascade: false,
-                }],
-            ),
+            &record(false, vec![WriteOp::DeleteVertex { id: "a".into(), cascade: false }]),
             &mut changes,
         );
-        assert_eq!(
-            outcome.first_rejection().map(|(_, r)| r.kind.clone()),
-            Some(RejectKind::FailedPrecondition)
-        );
-        let outcome = state.apply(
-            3,
-            &record(
-                false,
-                vec![WriteOp::DeleteVertex {
-                    id: "a".into(),
-                    cascade: true,
-                }],
-            ),
-            &mut changes,
-        );
-        assert_eq!(
-            outcome.results[0],
-            Ok(OpEffect::VertexDeleted { edges_deleted: 2 })
-        );
+        assert_eq!(outcome.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::FailedPrecondition));
+        let outcome =
+            state.apply(3, &record(false, vec![WriteOp::DeleteVertex { id: "a".into(), cascade: true }]), &mut changes);
+        assert_eq!(outcome.results[0], Ok(OpEffect::VertexDeleted { edges_deleted: 2 }));
         assert_eq!((state.vertex_count(), state.edge_count()), (1, 0));
         // b no longer lists the deleted edge, so it deletes without cascade.
         let outcome = state.apply(
             4,
-            &record(
-                false,
-                vec![WriteOp::DeleteVertex {
-                    id: "b".into(),
-                    cascade: false,
-                }],
-            ),
+            &record(false, vec![WriteOp::DeleteVertex { id: "b".into(), cascade: false }]),
             &mut changes,
         );
         assert!(outcome.first_rejection().is_none());
@@ -481,12 +350,7 @@ mod tests {
     fn update_merges_or_replaces() {
         let mut state = ApplyState::new();
         let mut changes = Vec::new();
-        let props = |pairs: &[(&str, i64)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::Int(*v)))
-                .collect()
-        };
+        let props = |pairs: &[(&str, i64)]| pairs.iter().map(|(k, v)| (k.to_string(), Value::Int(*v))).collect();
         state.apply(
             1,
             &record(
@@ -501,35 +365,20 @@ mod tests {
         );
         let merged = state.apply(
             2,
-            &record(
-                false,
-                vec![WriteOp::UpdateVertex {
-                    id: "a".into(),
-                    properties: props(&[("y", 3)]),
-                    merge: true,
-                }],
-            ),
+            &record(false, vec![WriteOp::UpdateVertex { id: "a".into(), properties: props(&[("y", 3)]), merge: true }]),
             &mut changes,
         );
-        let Ok(OpEffect::Vertex(v)) = &merged.results[0] else {
-            panic!("update failed: {merged:?}")
-        };
+        let Ok(OpEffect::Vertex(v)) = &merged.results[0] else { panic!("update failed: {merged:?}") };
         assert_eq!(v.properties, props(&[("x", 1), ("y", 3)]));
         let replaced = state.apply(
             3,
             &record(
                 false,
-                vec![WriteOp::UpdateVertex {
-                    id: "a".into(),
-                    properties: props(&[("z", 4)]),
-                    merge: false,
-                }],
+                vec![WriteOp::UpdateVertex { id: "a".into(), properties: props(&[("z", 4)]), merge: false }],
             ),
             &mut changes,
         );
-        let Ok(OpEffect::Vertex(v)) = &replaced.results[0] else {
-            panic!("update failed: {replaced:?}")
-        };
+        let Ok(OpEffect::Vertex(v)) = &replaced.results[0] else { panic!("update failed: {replaced:?}") };
         assert_eq!(v.properties, props(&[("z", 4)]));
         // Every update retracts the version it replaces.
         let net: isize = changes

@@ -15,9 +15,7 @@ pub mod model;
 pub mod query;
 pub mod write;
 
-pub use engine::{
-    ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, Ticket, WriteLog,
-};
+pub use engine::{ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, Ticket, WriteLog};
 pub use model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
 pub use query::{Answer, Query, VertexWithEdges};
 pub use write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};

@@ -75,19 +75,13 @@ pub struct EdgeKey {
 
 impl VertexKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
-        VertexKey {
-            namespace: namespace.clone(),
-            id: id.to_owned(),
-        }
+        VertexKey { namespace: namespace.clone(), id: id.to_owned() }
     }
 }
 
 impl EdgeKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
-        EdgeKey {
-            namespace: namespace.clone(),
-            id: id.to_owned(),
-        }
+        EdgeKey { namespace: namespace.clone(), id: id.to_owned() }
     }
 }
 
@@ -151,8 +145,83 @@ impl PartialEq for Value {
 
 impl Eq for Value {}
 
-/// A property map. Ordered by key, so equal maps compare equal in arrangements.
-pub type Properties = BTreeMap<String, Value>;
+/// A property map: keys unique and sorted, so equal maps compare equal in arrangements.
+///
+/// A sorted vector rather than a `BTreeMap`: vertices carry a handful of properties, and a
+/// B-tree node is sized for eleven entries, which for three small properties costs several
+/// times their own size.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Properties(Vec<(String, Value)>);
+
+impl Properties {
+    pub fn new() -> Self {
+        Properties(Vec::new())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Sets `key`, replacing a value it had.
+    pub fn insert(&mut self, key: String, value: Value) {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Sets every key of `other`, keeping the keys it does not have.
+    pub fn merge(&mut self, other: &Properties) {
+        for (key, value) in other.iter() {
+            self.insert(key.clone(), value.clone());
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, Value)> for Properties {
+    /// Collects pairs; of repeated keys, the last wins (as in a map).
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        let mut pairs: Vec<(String, Value)> = iter.into_iter().collect();
+        // Stable, so equal keys keep their order and the last can be kept.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            match unique.last_mut() {
+                Some(last) if last.0 == key => last.1 = value,
+                _ => unique.push((key, value)),
+            }
+        }
+        unique.shrink_to_fit();
+        Properties(unique)
+    }
+}
+
+impl std::ops::Index<&str> for Properties {
+    type Output = Value;
+
+    fn index(&self, key: &str) -> &Value {
+        match self.get(key) {
+            Some(value) => value,
+            None => panic!("no property {key:?}"),
+        }
+    }
+}
 
 /// A vertex as stored: shared between the apply stage and the arrangements, so each vertex
 /// is held once per process however many indexes point at it.

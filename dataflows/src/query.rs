@@ -66,8 +66,7 @@ impl Query {
     pub fn answer(&self, indexes: &mut Indexes, lsn: Lsn) -> Answer {
         match self {
             Query::GetVertex { key, include_edges } => {
-                let Some(vertex) = lookup(&mut indexes.vertices, key, lsn).into_iter().next()
-                else {
+                let Some(vertex) = lookup(&mut indexes.vertices, key, lsn).into_iter().next() else {
                     return Answer::Vertex(None);
                 };
                 let mut edges = Vec::new();
@@ -78,9 +77,7 @@ impl Query {
                 }
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges }))
             }
-            Query::GetEdge { key } => {
-                Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next())
-            }
+            Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
         }
     }
 }

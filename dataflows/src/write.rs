@@ -72,10 +72,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(kind: RejectKind, message: impl Into<String>) -> Self {
-        Rejection {
-            kind,
-            message: message.into(),
-        }
+        Rejection { kind, message: message.into() }
     }
 }
 
@@ -104,9 +101,6 @@ pub struct RecordOutcome {
 impl RecordOutcome {
     /// The first rejection, with the index of its operation.
     pub fn first_rejection(&self) -> Option<(usize, &Rejection)> {
-        self.results
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        self.results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prism_dataflows::{
-    Answer, CommitSink, EdgeKey, Engine, EngineConfig, Namespace, OpEffect, Query, RejectKind,
-    Ticket, Value, VertexKey, WriteLog, WriteOp, WriteRecord,
+    Answer, CommitSink, EdgeKey, Engine, EngineConfig, Namespace, OpEffect, Query, RejectKind, Ticket, Value,
+    VertexKey, WriteLog, WriteOp, WriteRecord,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,15 +26,8 @@ impl WriteLog for MemoryLog {
 }
 
 fn start(workers: usize) -> Engine {
-    let engine = Engine::start(EngineConfig {
-        workers,
-        ..Default::default()
-    })
-    .unwrap();
-    engine.attach_log(Arc::new(MemoryLog {
-        sink: engine.commit_sink(),
-        next: Mutex::new(0),
-    }));
+    let engine = Engine::start(EngineConfig { workers, ..Default::default() }).unwrap();
+    engine.attach_log(Arc::new(MemoryLog { sink: engine.commit_sink(), next: Mutex::new(0) }));
     engine
 }
 
@@ -49,27 +42,13 @@ fn record(ops: Vec<WriteOp>) -> WriteRecord {
 }
 
 fn vertex(id: &str) -> WriteOp {
-    let properties = [("name".to_string(), Value::String(id.to_uppercase()))]
-        .into_iter()
-        .collect();
-    WriteOp::CreateVertex {
-        id: id.into(),
-        label: "User".into(),
-        properties,
-    }
+    let properties = [("name".to_string(), Value::String(id.to_uppercase()))].into_iter().collect();
+    WriteOp::CreateVertex { id: id.into(), label: "User".into(), properties }
 }
 
-async fn get_vertex(
-    engine: &Engine,
-    id: &str,
-    include_edges: bool,
-) -> Option<prism_dataflows::VertexWithEdges> {
+async fn get_vertex(engine: &Engine, id: &str, include_edges: bool) -> Option<prism_dataflows::VertexWithEdges> {
     let key = VertexKey::new(&Namespace::default(), id);
-    match engine
-        .read(Query::GetVertex { key, include_edges }, 0, TIMEOUT)
-        .await
-        .unwrap()
-    {
+    match engine.read(Query::GetVertex { key, include_edges }, 0, TIMEOUT).await.unwrap() {
         (_, Answer::Vertex(v)) => v,
         other => panic!("unexpected answer {other:?}"),
     }
@@ -78,21 +57,13 @@ async fn get_vertex(
 async fn crud(workers: usize) {
     let engine = start(workers);
     let ids: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
-    let outcome = engine
-        .write(record(ids.iter().map(|id| vertex(id)).collect()), TIMEOUT)
-        .await
-        .unwrap();
+    let outcome = engine.write(record(ids.iter().map(|id| vertex(id)).collect()), TIMEOUT).await.unwrap();
     assert_eq!(outcome.lsn, 1);
     assert!(outcome.first_rejection().is_none());
     // Every vertex is readable right after the write is acknowledged, on whichever worker.
     for id in &ids {
-        let found = get_vertex(&engine, id, false)
-            .await
-            .expect("vertex written before the read");
-        assert_eq!(
-            found.vertex.properties["name"],
-            Value::String(id.to_uppercase())
-        );
+        let found = get_vertex(&engine, id, false).await.expect("vertex written before the read");
+        assert_eq!(found.vertex.properties["name"], Value::String(id.to_uppercase()));
     }
     let edge = WriteOp::CreateEdge {
         id: "e1".into(),
@@ -106,59 +77,23 @@ async fn crud(workers: usize) {
     let with_edges = get_vertex(&engine, "v2", true).await.unwrap();
     assert_eq!(with_edges.edges.len(), 1);
     let key = EdgeKey::new(&Namespace::default(), "e1");
-    let (lsn, answer) = engine
-        .read(Query::GetEdge { key }, 0, TIMEOUT)
-        .await
-        .unwrap();
+    let (lsn, answer) = engine.read(Query::GetEdge { key }, 0, TIMEOUT).await.unwrap();
     assert_eq!(lsn, 2);
     assert!(matches!(answer, Answer::Edge(Some(e)) if e.from == "v1"));
 
     // Rules hold: a duplicate is rejected, the vertex with an edge needs cascade.
-    let outcome = engine
-        .write(record(vec![vertex("v1")]), TIMEOUT)
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome.first_rejection().map(|(_, r)| r.kind.clone()),
-        Some(RejectKind::AlreadyExists)
-    );
-    let outcome = engine
-        .write(
-            record(vec![WriteOp::DeleteVertex {
-                id: "v1".into(),
-                cascade: true,
-            }]),
-            TIMEOUT,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome.results[0],
-        Ok(OpEffect::VertexDeleted { edges_deleted: 1 })
-    );
+    let outcome = engine.write(record(vec![vertex("v1")]), TIMEOUT).await.unwrap();
+    assert_eq!(outcome.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::AlreadyExists));
+    let outcome =
+        engine.write(record(vec![WriteOp::DeleteVertex { id: "v1".into(), cascade: true }]), TIMEOUT).await.unwrap();
+    assert_eq!(outcome.results[0], Ok(OpEffect::VertexDeleted { edges_deleted: 1 }));
     assert!(get_vertex(&engine, "v1", false).await.is_none());
-    assert!(get_vertex(&engine, "v2", true)
-        .await
-        .unwrap()
-        .edges
-        .is_empty());
+    assert!(get_vertex(&engine, "v2", true).await.unwrap().edges.is_empty());
 
     // A read that asks for an LSN not yet written gives up at its deadline.
     let key = VertexKey::new(&Namespace::default(), "v2");
-    let err = engine
-        .read(
-            Query::GetVertex {
-                key,
-                include_edges: false,
-            },
-            1_000,
-            Duration::from_millis(50),
-        )
-        .await;
-    assert!(
-        err.is_err(),
-        "read of a future LSN must not succeed: {err:?}"
-    );
+    let err = engine.read(Query::GetVertex { key, include_edges: false }, 1_000, Duration::from_millis(50)).await;
+    assert!(err.is_err(), "read of a future LSN must not succeed: {err:?}");
     engine.shutdown();
 }
 

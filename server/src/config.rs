@@ -31,10 +31,7 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{0}")]
@@ -53,12 +50,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            server: ServerSection::default(),
-            cluster: None,
-            wal: WalSection::default(),
-            namespaces: Vec::new(),
-        }
+        Config { server: ServerSection::default(), cluster: None, wal: WalSection::default(), namespaces: Vec::new() }
     }
 }
 
@@ -114,11 +106,7 @@ pub struct WalSection {
 
 impl Default for WalSection {
     fn default() -> Self {
-        WalSection {
-            backend: WalBackend::Embedded,
-            truncate_corrupt: false,
-            segment_bytes: 64 * 1024 * 1024,
-        }
+        WalSection { backend: WalBackend::Embedded, truncate_corrupt: false, segment_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -184,25 +172,16 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            traversal_timeout: Duration::from_millis(100),
-            max_traversal_depth: 6,
-            batch_size: 10_000,
-        }
+        Limits { traversal_timeout: Duration::from_millis(100), max_traversal_depth: 6, batch_size: 10_000 }
     }
 }
 
 impl Config {
     /// Reads a config file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::from_yaml(&text).map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::from_yaml(&text).map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
     }
 
     /// Parses YAML text; the error names the offending key.
@@ -219,15 +198,10 @@ impl Config {
                 return Err(format!("namespaces[{i}].name: must not be empty"));
             }
             if let Some(first) = seen.insert(ns.name.as_str(), i) {
-                return Err(format!(
-                    "namespaces[{i}].name: {:?} is already namespaces[{first}]",
-                    ns.name
-                ));
+                return Err(format!("namespaces[{i}].name: {:?} is already namespaces[{first}]", ns.name));
             }
             if ns.performance.batch_size == 0 {
-                return Err(format!(
-                    "namespaces[{i}].performance.batch_size: must be at least 1"
-                ));
+                return Err(format!("namespaces[{i}].performance.batch_size: must be at least 1"));
             }
         }
         if let Some(cluster) = &self.cluster {
@@ -256,17 +230,9 @@ impl Config {
         let Some(cluster) = &self.cluster else {
             return Ok(None);
         };
-        let text =
-            std::fs::read_to_string(&cluster.hostfile).map_err(|source| ConfigError::Read {
-                path: cluster.hostfile.clone(),
-                source,
-            })?;
-        let addresses: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let text = std::fs::read_to_string(&cluster.hostfile)
+            .map_err(|source| ConfigError::Read { path: cluster.hostfile.clone(), source })?;
+        let addresses: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
         if addresses.len() != cluster.processes {
             return Err(ConfigError::Setting(format!(
                 "--hostfile {} lists {} addresses, but --processes is {}",
@@ -282,21 +248,15 @@ impl Config {
 /// Parses durations written as `100ms`, `5s`, `2m`, `250us`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 100ms, 5s or 2m"))?;
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 100ms, 5s or 2m"))?;
     match unit {
         "us" => Ok(Duration::from_micros(number)),
         "ms" => Ok(Duration::from_millis(number)),
         "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!(
-            "{text:?}: unknown unit {unit:?} (use us, ms, s or m)"
-        )),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (use us, ms, s or m)")),
     }
 }
 
@@ -316,10 +276,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.server.workers, 3);
-        assert_eq!(
-            config.limits("social").traversal_timeout,
-            Duration::from_millis(250)
-        );
+        assert_eq!(config.limits("social").traversal_timeout, Duration::from_millis(250));
         assert_eq!(config.limits("other").max_traversal_depth, 6);
     }
 
@@ -327,14 +284,9 @@ mod tests {
     fn unknown_keys_and_bad_values_are_named() {
         let err = Config::from_yaml("server:\n  listn: 1\n").unwrap_err();
         assert!(err.contains("listn"), "{err}");
-        let err = Config::from_yaml(
-            "namespaces:\n  - name: a\n    performance:\n      traversal_timeout: fast\n",
-        )
-        .unwrap_err();
-        assert!(
-            err.contains("traversal_timeout") || err.contains("fast"),
-            "{err}"
-        );
+        let err = Config::from_yaml("namespaces:\n  - name: a\n    performance:\n      traversal_timeout: fast\n")
+            .unwrap_err();
+        assert!(err.contains("traversal_timeout") || err.contains("fast"), "{err}");
         let err = Config::from_yaml("namespaces:\n  - name: a\n  - name: a\n").unwrap_err();
         assert!(err.contains("namespaces[1].name"), "{err}");
     }

@@ -34,8 +34,5 @@ pub fn edge_to_proto(edge: &Edge) -> graph::Edge {
 
 /// Now, as the log record's timestamp.
 pub fn now_micros() -> Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as Micros)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as Micros).unwrap_or(0)
 }

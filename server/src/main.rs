@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use prism_server::config::{ClusterSection, Config};
 
 #[derive(Parser)]
-#[command(
-    name = "prism-graph",
-    version,
-    about = "A streaming property-graph engine served over gRPC"
-)]
+#[command(name = "prism-graph", version, about = "A streaming property-graph engine served over gRPC")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,18 +63,9 @@ impl ServeArgs {
         if let Some(workers) = self.workers {
             config.server.workers = workers;
         }
-        if let (Some(processes), Some(process), Some(hostfile)) =
-            (self.processes, self.process, self.hostfile)
-        {
-            anyhow::ensure!(
-                process < processes,
-                "--process {process} must be below --processes {processes}"
-            );
-            config.cluster = Some(ClusterSection {
-                processes,
-                process,
-                hostfile,
-            });
+        if let (Some(processes), Some(process), Some(hostfile)) = (self.processes, self.process, self.hostfile) {
+            anyhow::ensure!(process < processes, "--process {process} must be below --processes {processes}");
+            config.cluster = Some(ClusterSection { processes, process, hostfile });
         }
         if self.wal_truncate_corrupt {
             config.wal.truncate_corrupt = true;
@@ -89,9 +76,7 @@ impl ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

@@ -25,10 +25,7 @@ pub enum ServeError {
     #[error(transparent)]
     Wal(#[from] WalError),
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("data directory {0} is in use by another prism-graph process")]
     Locked(String),
     #[error("gRPC server: {0}")]
@@ -51,24 +48,16 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let workers = match config.server.workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
-    let cluster = config
-        .cluster_addresses()?
-        .map(|(process, addresses)| ClusterConfig { process, addresses });
-    let engine_config = EngineConfig {
-        workers,
-        cluster,
-        read_hold: config.server.read_hold,
-    };
+    let cluster = config.cluster_addresses()?.map(|(process, addresses)| ClusterConfig { process, addresses });
+    let engine_config = EngineConfig { workers, cluster, read_hold: config.server.read_hold };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_not_serving::<GraphServiceServer<GraphApi>>()
-        .await;
+    // The empty name is the whole server, what grpc_health_probe asks by default.
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    health.set_not_serving::<GraphServiceServer<GraphApi>>().await;
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -76,16 +65,12 @@ pub async fn serve(
     let address = listener.local_addr().map_err(io("listen address"))?;
 
     tracing::info!(workers, cluster = ?engine_config.cluster, "starting the engine");
-    let engine =
-        Arc::new(tokio::task::spawn_blocking(move || Engine::start(engine_config)).await??);
+    let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::start(engine_config)).await??);
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| ServeError::Io {
-            what: "reflection".into(),
-            source: std::io::Error::other(e),
-        })?;
+        .map_err(|e| ServeError::Io { what: "reflection".into(), source: std::io::Error::other(e) })?;
     let api = GraphServiceServer::new(GraphApi::new(engine.clone(), config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -101,8 +86,7 @@ pub async fn serve(
     // Recovery: replay the log into the engine before reporting SERVING.
     let _lock = if engine.is_writer_process() {
         let data_dir = config.server.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(io(format!("create data directory {}", data_dir.display())))?;
+        std::fs::create_dir_all(&data_dir).map_err(io(format!("create data directory {}", data_dir.display())))?;
         let lock = lock_data_dir(&data_dir)?;
         let options = WalOptions {
             dir: data_dir.join("wal"),
@@ -111,8 +95,7 @@ pub async fn serve(
         };
         let sink = engine.commit_sink();
         let started = std::time::Instant::now();
-        let (wal, recovery) =
-            tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
+        let (wal, recovery) = tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
         engine.wait_applied(recovery.last_lsn).await?;
         tracing::info!(
             records = recovery.records,
@@ -127,6 +110,7 @@ pub async fn serve(
         None
     };
     health.set_serving::<GraphServiceServer<GraphApi>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     tracing::info!("serving");
 
     let result = server.await;
@@ -141,9 +125,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServeError> {
     let file = File::create(&path).map_err(io(format!("create {}", path.display())))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(ServeError::Locked(dir.display().to_string()))
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Locked(dir.display().to_string())),
         Err(std::fs::TryLockError::Error(e)) => Err(io(format!("lock {}", path.display()))(e)),
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use prism_connectors::codec::value;
 use prism_dataflows::{
-    Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey,
-    WriteOp, WriteRecord,
+    Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey, WriteOp,
+    WriteRecord,
 };
 use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
@@ -37,32 +37,15 @@ impl GraphApi {
     }
 
     /// Appends one record and waits until it is durable and applied.
-    async fn write(
-        &self,
-        metadata: &MetadataMap,
-        atomic: bool,
-        ops: Vec<WriteOp>,
-    ) -> Result<RecordOutcome, Status> {
+    async fn write(&self, metadata: &MetadataMap, atomic: bool, ops: Vec<WriteOp>) -> Result<RecordOutcome, Status> {
         let namespace = namespace(metadata)?;
         let timeout = deadline(metadata)?.unwrap_or(self.config.server.write_timeout);
-        let record = WriteRecord {
-            namespace,
-            atomic,
-            timestamp: now_micros(),
-            ops,
-        };
-        self.engine
-            .write(record, timeout)
-            .await
-            .map_err(status::from_engine)
+        let record = WriteRecord { namespace, atomic, timestamp: now_micros(), ops };
+        self.engine.write(record, timeout).await.map_err(status::from_engine)
     }
 
     /// Writes a single operation; its rejection becomes the call's status.
-    async fn write_one(
-        &self,
-        metadata: &MetadataMap,
-        op: WriteOp,
-    ) -> Result<(Lsn, OpEffect), Status> {
+    async fn write_one(&self, metadata: &MetadataMap, op: WriteOp) -> Result<(Lsn, OpEffect), Status> {
         let outcome = self.write(metadata, true, vec![op]).await?;
         match outcome.results.into_iter().next() {
             Some(Ok(effect)) => Ok((outcome.lsn, effect)),
@@ -74,10 +57,7 @@ impl GraphApi {
     async fn read(&self, metadata: &MetadataMap, query: Query) -> Result<(Lsn, Answer), Status> {
         let min_lsn = min_lsn(metadata)?;
         let timeout = deadline(metadata)?.unwrap_or(self.config.server.read_timeout);
-        self.engine
-            .read(query, min_lsn, timeout)
-            .await
-            .map_err(status::from_engine)
+        self.engine.read(query, min_lsn, timeout).await.map_err(status::from_engine)
     }
 }
 
@@ -93,14 +73,9 @@ fn namespace(metadata: &MetadataMap) -> Result<Namespace, Status> {
     let Some(value) = metadata.get(NAMESPACE_HEADER) else {
         return Ok(Namespace::default());
     };
-    let name = value
-        .to_str()
-        .map_err(|_| invalid(NAMESPACE_HEADER, "must be printable ASCII"))?;
+    let name = value.to_str().map_err(|_| invalid(NAMESPACE_HEADER, "must be printable ASCII"))?;
     if name.len() > MAX_NAMESPACE_BYTES {
-        return Err(invalid(
-            NAMESPACE_HEADER,
-            format!("longer than {MAX_NAMESPACE_BYTES} bytes"),
-        ));
+        return Err(invalid(NAMESPACE_HEADER, format!("longer than {MAX_NAMESPACE_BYTES} bytes")));
     }
     Ok(Namespace::new(name))
 }
@@ -121,13 +96,9 @@ fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
     let Some(value) = metadata.get("grpc-timeout") else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("grpc-timeout", "not ASCII"))?;
+    let text = value.to_str().map_err(|_| invalid("grpc-timeout", "not ASCII"))?;
     let (digits, unit) = text.split_at(text.len().saturating_sub(1));
-    let amount: u64 = digits
-        .parse()
-        .map_err(|_| invalid("grpc-timeout", format!("{text:?} is malformed")))?;
+    let amount: u64 = digits.parse().map_err(|_| invalid("grpc-timeout", format!("{text:?} is malformed")))?;
     let duration = match unit {
         "H" => Duration::from_secs(amount.saturating_mul(3600)),
         "M" => Duration::from_secs(amount.saturating_mul(60)),
@@ -135,12 +106,7 @@ fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
         "m" => Duration::from_millis(amount),
         "u" => Duration::from_micros(amount),
         "n" => Duration::from_nanos(amount),
-        _ => {
-            return Err(invalid(
-                "grpc-timeout",
-                format!("{text:?} has an unknown unit"),
-            ))
-        }
+        _ => return Err(invalid("grpc-timeout", format!("{text:?} has an unknown unit"))),
     };
     // Answer a little before the caller gives up, so it gets DEADLINE_EXCEEDED with our
     // message rather than a cancellation of its own.
@@ -156,10 +122,7 @@ fn require(field: &str, value: &str) -> Result<(), Status> {
     }
 }
 
-fn properties(
-    field: &str,
-    wire: &std::collections::HashMap<String, Value>,
-) -> Result<Properties, Status> {
+fn properties(field: &str, wire: &std::collections::HashMap<String, Value>) -> Result<Properties, Status> {
     value::properties_from_proto(wire, field).map_err(Status::invalid_argument)
 }
 
@@ -167,11 +130,7 @@ fn properties(
 fn create_vertex_op(field: &str, request: CreateVertexRequest) -> Result<WriteOp, Status> {
     require(&format!("{field}id"), &request.id)?;
     let properties = properties(&format!("{field}properties"), &request.properties)?;
-    Ok(WriteOp::CreateVertex {
-        id: request.id,
-        label: request.label,
-        properties,
-    })
+    Ok(WriteOp::CreateVertex { id: request.id, label: request.label, properties })
 }
 
 fn create_edge_op(field: &str, request: CreateEdgeRequest) -> Result<WriteOp, Status> {
@@ -215,11 +174,7 @@ impl GraphApi {
                 items.len()
             )));
         }
-        let mut batch = Batch {
-            ops: Vec::with_capacity(items.len()),
-            indexes: Vec::new(),
-            errors: Vec::new(),
-        };
+        let mut batch = Batch { ops: Vec::with_capacity(items.len()), indexes: Vec::new(), errors: Vec::new() };
         for (index, item) in items.into_iter().enumerate() {
             match to_op(&format!("{field}[{index}]."), item) {
                 Ok(op) => {
@@ -248,15 +203,10 @@ impl GraphApi {
         if batch.ops.is_empty() {
             return Ok((self.engine.applied_lsn(), Vec::new(), batch.errors));
         }
-        let outcome = self
-            .write(metadata, atomic, std::mem::take(&mut batch.ops))
-            .await?;
+        let outcome = self.write(metadata, atomic, std::mem::take(&mut batch.ops)).await?;
         if atomic {
             if let Some((i, rejection)) = outcome.first_rejection() {
-                return Err(status::from_rejection(
-                    rejection,
-                    &format!("{field}[{}]: ", batch.indexes[i]),
-                ));
+                return Err(status::from_rejection(rejection, &format!("{field}[{}]: ", batch.indexes[i])));
             }
         }
         let mut effects = Vec::new();
@@ -276,13 +226,10 @@ impl GraphApi {
 }
 
 fn unimplemented<T>(rpc: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "{rpc} is not implemented by this server yet"
-    )))
+    Err(Status::unimplemented(format!("{rpc} is not implemented by this server yet")))
 }
 
-type PageRankStream =
-    Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
+type PageRankStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl GraphService for GraphApi {
@@ -296,35 +243,17 @@ impl GraphService for GraphApi {
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
-        Ok(with_lsn(
-            CreateVertexResponse {
-                vertex: Some(vertex_to_proto(&vertex)),
-            },
-            lsn,
-        ))
+        Ok(with_lsn(CreateVertexResponse { vertex: Some(vertex_to_proto(&vertex)) }, lsn))
     }
 
-    async fn get_vertex(
-        &self,
-        request: Request<GetVertexRequest>,
-    ) -> Result<Response<GetVertexResponse>, Status> {
+    async fn get_vertex(&self, request: Request<GetVertexRequest>) -> Result<Response<GetVertexResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
         let key = VertexKey::new(&namespace(&metadata)?, &message.id);
-        let (lsn, answer) = self
-            .read(
-                &metadata,
-                Query::GetVertex {
-                    key,
-                    include_edges: message.include_edges,
-                },
-            )
-            .await?;
+        let (lsn, answer) =
+            self.read(&metadata, Query::GetVertex { key, include_edges: message.include_edges }).await?;
         let Answer::Vertex(Some(found)) = answer else {
-            return Err(Status::not_found(format!(
-                "vertex {:?} not found",
-                message.id
-            )));
+            return Err(Status::not_found(format!("vertex {:?} not found", message.id)));
         };
         let response = GetVertexResponse {
             vertex: Some(vertex_to_proto(&found.vertex)),
@@ -340,21 +269,12 @@ impl GraphService for GraphApi {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
         let properties = properties("properties", &message.properties)?;
-        let op = WriteOp::UpdateVertex {
-            id: message.id,
-            properties,
-            merge: message.merge,
-        };
+        let op = WriteOp::UpdateVertex { id: message.id, properties, merge: message.merge };
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
-        Ok(with_lsn(
-            UpdateVertexResponse {
-                vertex: Some(vertex_to_proto(&vertex)),
-            },
-            lsn,
-        ))
+        Ok(with_lsn(UpdateVertexResponse { vertex: Some(vertex_to_proto(&vertex)) }, lsn))
     }
 
     async fn delete_vertex(
@@ -363,71 +283,39 @@ impl GraphService for GraphApi {
     ) -> Result<Response<DeleteVertexResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
-        let op = WriteOp::DeleteVertex {
-            id: message.id,
-            cascade: message.cascade,
-        };
+        let op = WriteOp::DeleteVertex { id: message.id, cascade: message.cascade };
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::VertexDeleted { edges_deleted } = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
-        Ok(with_lsn(
-            DeleteVertexResponse {
-                edges_deleted: edges_deleted as i64,
-            },
-            lsn,
-        ))
+        Ok(with_lsn(DeleteVertexResponse { edges_deleted: edges_deleted as i64 }, lsn))
     }
 
-    async fn create_edge(
-        &self,
-        request: Request<CreateEdgeRequest>,
-    ) -> Result<Response<CreateEdgeResponse>, Status> {
+    async fn create_edge(&self, request: Request<CreateEdgeRequest>) -> Result<Response<CreateEdgeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let op = create_edge_op("", message)?;
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::Edge(edge) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
-        Ok(with_lsn(
-            CreateEdgeResponse {
-                edge: Some(edge_to_proto(&edge)),
-            },
-            lsn,
-        ))
+        Ok(with_lsn(CreateEdgeResponse { edge: Some(edge_to_proto(&edge)) }, lsn))
     }
 
-    async fn get_edge(
-        &self,
-        request: Request<GetEdgeRequest>,
-    ) -> Result<Response<GetEdgeResponse>, Status> {
+    async fn get_edge(&self, request: Request<GetEdgeRequest>) -> Result<Response<GetEdgeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
         let key = EdgeKey::new(&namespace(&metadata)?, &message.id);
         let (lsn, answer) = self.read(&metadata, Query::GetEdge { key }).await?;
         let Answer::Edge(Some(edge)) = answer else {
-            return Err(Status::not_found(format!(
-                "edge {:?} not found",
-                message.id
-            )));
+            return Err(Status::not_found(format!("edge {:?} not found", message.id)));
         };
-        Ok(with_lsn(
-            GetEdgeResponse {
-                edge: Some(edge_to_proto(&edge)),
-            },
-            lsn,
-        ))
+        Ok(with_lsn(GetEdgeResponse { edge: Some(edge_to_proto(&edge)) }, lsn))
     }
 
-    async fn delete_edge(
-        &self,
-        request: Request<DeleteEdgeRequest>,
-    ) -> Result<Response<DeleteEdgeResponse>, Status> {
+    async fn delete_edge(&self, request: Request<DeleteEdgeRequest>) -> Result<Response<DeleteEdgeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
-        let (lsn, _) = self
-            .write_one(&metadata, WriteOp::DeleteEdge { id: message.id })
-            .await?;
+        let (lsn, _) = self.write_one(&metadata, WriteOp::DeleteEdge { id: message.id }).await?;
         Ok(with_lsn(DeleteEdgeResponse {}, lsn))
     }
 
@@ -436,16 +324,8 @@ impl GraphService for GraphApi {
         request: Request<BatchCreateVerticesRequest>,
     ) -> Result<Response<BatchCreateVerticesResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let batch = self.batch(
-            &metadata,
-            message.vertices,
-            message.atomic,
-            "vertices",
-            create_vertex_op,
-        )?;
-        let (lsn, effects, errors) = self
-            .write_batch(&metadata, batch, message.atomic, "vertices")
-            .await?;
+        let batch = self.batch(&metadata, message.vertices, message.atomic, "vertices", create_vertex_op)?;
+        let (lsn, effects, errors) = self.write_batch(&metadata, batch, message.atomic, "vertices").await?;
         let vertices = effects
             .iter()
             .filter_map(|e| match e {
@@ -453,10 +333,7 @@ impl GraphService for GraphApi {
                 _ => None,
             })
             .collect();
-        Ok(with_lsn(
-            BatchCreateVerticesResponse { vertices, errors },
-            lsn,
-        ))
+        Ok(with_lsn(BatchCreateVerticesResponse { vertices, errors }, lsn))
     }
 
     async fn batch_create_edges(
@@ -464,16 +341,8 @@ impl GraphService for GraphApi {
         request: Request<BatchCreateEdgesRequest>,
     ) -> Result<Response<BatchCreateEdgesResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let batch = self.batch(
-            &metadata,
-            message.edges,
-            message.atomic,
-            "edges",
-            create_edge_op,
-        )?;
-        let (lsn, effects, errors) = self
-            .write_batch(&metadata, batch, message.atomic, "edges")
-            .await?;
+        let batch = self.batch(&metadata, message.edges, message.atomic, "edges", create_edge_op)?;
+        let (lsn, effects, errors) = self.write_batch(&metadata, batch, message.atomic, "edges").await?;
         let edges = effects
             .iter()
             .filter_map(|e| match e {
@@ -484,31 +353,19 @@ impl GraphService for GraphApi {
         Ok(with_lsn(BatchCreateEdgesResponse { edges, errors }, lsn))
     }
 
-    async fn traverse(
-        &self,
-        _: Request<TraverseRequest>,
-    ) -> Result<Response<TraverseResponse>, Status> {
+    async fn traverse(&self, _: Request<TraverseRequest>) -> Result<Response<TraverseResponse>, Status> {
         unimplemented("Traverse")
     }
 
-    async fn shortest_path(
-        &self,
-        _: Request<ShortestPathRequest>,
-    ) -> Result<Response<ShortestPathResponse>, Status> {
+    async fn shortest_path(&self, _: Request<ShortestPathRequest>) -> Result<Response<ShortestPathResponse>, Status> {
         unimplemented("ShortestPath")
     }
 
-    async fn all_paths(
-        &self,
-        _: Request<AllPathsRequest>,
-    ) -> Result<Response<AllPathsResponse>, Status> {
+    async fn all_paths(&self, _: Request<AllPathsRequest>) -> Result<Response<AllPathsResponse>, Status> {
         unimplemented("AllPaths")
     }
 
-    async fn page_rank(
-        &self,
-        _: Request<PageRankRequest>,
-    ) -> Result<Response<PageRankResponse>, Status> {
+    async fn page_rank(&self, _: Request<PageRankRequest>) -> Result<Response<PageRankResponse>, Status> {
         unimplemented("PageRank")
     }
 
@@ -519,10 +376,7 @@ impl GraphService for GraphApi {
         unimplemented("CommunityDetection")
     }
 
-    async fn detect_cycles(
-        &self,
-        _: Request<DetectCyclesRequest>,
-    ) -> Result<Response<DetectCyclesResponse>, Status> {
+    async fn detect_cycles(&self, _: Request<DetectCyclesRequest>) -> Result<Response<DetectCyclesResponse>, Status> {
         unimplemented("DetectCycles")
     }
 

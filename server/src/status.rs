@@ -5,10 +5,7 @@ use prism_dataflows::{EngineError, RejectKind, Rejection};
 use tonic::{Code, Status};
 
 pub fn from_rejection(rejection: &Rejection, field_prefix: &str) -> Status {
-    Status::new(
-        code_of(&rejection.kind),
-        format!("{field_prefix}{}", rejection.message),
-    )
+    Status::new(code_of(&rejection.kind), format!("{field_prefix}{}", rejection.message))
 }
 
 pub fn code_of(kind: &RejectKind) -> Code {
@@ -35,12 +32,8 @@ pub fn code_name(code: Code) -> &'static str {
 pub fn from_engine(error: EngineError) -> Status {
     let message = error.to_string();
     match error {
-        EngineError::NoLog | EngineError::Log(_) | EngineError::Shutdown => {
-            Status::unavailable(message)
-        }
-        EngineError::LsnNotApplied { .. } => {
-            Status::deadline_exceeded(format!("x-prism-min-lsn: {message}"))
-        }
+        EngineError::NoLog | EngineError::Log(_) | EngineError::Shutdown => Status::unavailable(message),
+        EngineError::LsnNotApplied { .. } => Status::deadline_exceeded(format!("x-prism-min-lsn: {message}")),
         EngineError::Timeout(_) => Status::deadline_exceeded(message),
         EngineError::Start(_) => Status::internal(message),
     }

@@ -24,10 +24,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// `cargo test --workspace`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
     let binary = dir.join("prism-graph");
     assert!(
         binary.exists(),
@@ -39,10 +36,7 @@ pub fn binary() -> PathBuf {
 
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// How to start a server.
@@ -62,11 +56,7 @@ pub struct Server {
 
 impl ServerSpec {
     pub fn new(data_dir: &Path, workers: usize) -> Self {
-        ServerSpec {
-            data_dir: data_dir.to_owned(),
-            workers,
-            extra_args: Vec::new(),
-        }
+        ServerSpec { data_dir: data_dir.to_owned(), workers, extra_args: Vec::new() }
     }
 
     fn command(&self, log_path: &Path) -> Command {
@@ -89,10 +79,7 @@ impl ServerSpec {
 
     /// Starts the server and waits until it reports SERVING.
     pub async fn start(&self) -> Server {
-        let server = self
-            .spawn()
-            .await
-            .unwrap_or_else(|log| panic!("server did not start:\n{log}"));
+        let server = self.spawn().await.unwrap_or_else(|log| panic!("server did not start:\n{log}"));
         server.wait_serving().await;
         server
     }
@@ -122,11 +109,7 @@ impl ServerSpec {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server {
-            child,
-            address,
-            log_path,
-        })
+        Ok(Server { child, address, log_path })
     }
 }
 
@@ -142,33 +125,17 @@ impl Server {
     }
 
     pub async fn client(&self) -> Client {
-        let channel = Channel::from_shared(self.url())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect to the server");
-        GraphServiceClient::new(channel)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+        let channel = Channel::from_shared(self.url()).expect("url").connect().await.expect("connect to the server");
+        GraphServiceClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20)
     }
 
     /// Waits, through the health service's Watch stream, until the server is SERVING.
     pub async fn wait_serving(&self) {
         let wait = async {
-            let channel = Channel::from_shared(self.url())
-                .expect("url")
-                .connect()
-                .await
-                .expect("connect");
+            let channel = Channel::from_shared(self.url()).expect("url").connect().await.expect("connect");
             let mut health = HealthClient::new(channel);
-            let request = HealthCheckRequest {
-                service: "prism.graph.v1.GraphService".into(),
-            };
-            let mut statuses = health
-                .watch(request)
-                .await
-                .expect("health watch")
-                .into_inner();
+            let request = HealthCheckRequest { service: "prism.graph.v1.GraphService".into() };
+            let mut statuses = health.watch(request).await.expect("health watch").into_inner();
             while let Some(status) = statuses.message().await.expect("health stream") {
                 if status.status == ServingStatus::Serving as i32 {
                     return;
@@ -177,10 +144,7 @@ impl Server {
             panic!("health stream ended before SERVING");
         };
         if tokio::time::timeout(START_TIMEOUT, wait).await.is_err() {
-            panic!(
-                "server not SERVING after {START_TIMEOUT:?}:\n{}",
-                self.log()
-            );
+            panic!("server not SERVING after {START_TIMEOUT:?}:\n{}", self.log());
         }
     }
 
@@ -196,11 +160,7 @@ impl Server {
 
     /// Waits for the process to exit on its own; returns whether it succeeded.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<bool> {
-        tokio::time::timeout(limit, self.child.wait())
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .map(|s| s.success())
+        tokio::time::timeout(limit, self.child.wait()).await.ok().and_then(|r| r.ok()).map(|s| s.success())
     }
 }
 
@@ -208,9 +168,7 @@ impl Server {
 pub fn request<T>(message: T, namespace: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Some(ns) = namespace {
-        request
-            .metadata_mut()
-            .insert("x-prism-namespace", ns.parse().expect("ascii namespace"));
+        request.metadata_mut().insert("x-prism-namespace", ns.parse().expect("ascii namespace"));
     }
     request
 }
@@ -226,29 +184,18 @@ pub fn lsn_of<T>(response: &tonic::Response<T>) -> u64 {
 }
 
 pub fn string(s: &str) -> pb::Value {
-    pb::Value {
-        value: Some(pb::value::Value::StringValue(s.into())),
-    }
+    pb::Value { value: Some(pb::value::Value::StringValue(s.into())) }
 }
 
 pub fn int(i: i64) -> pb::Value {
-    pb::Value {
-        value: Some(pb::value::Value::IntValue(i)),
-    }
+    pb::Value { value: Some(pb::value::Value::IntValue(i)) }
 }
 
-pub fn vertex_request(
-    id: &str,
-    label: &str,
-    props: &[(&str, pb::Value)],
-) -> pb::CreateVertexRequest {
+pub fn vertex_request(id: &str, label: &str, props: &[(&str, pb::Value)]) -> pb::CreateVertexRequest {
     pb::CreateVertexRequest {
         id: id.into(),
         label: label.into(),
-        properties: props
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        properties: props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
     }
 }
 
@@ -266,9 +213,7 @@ pub fn edge_request(id: &str, label: &str, from: &str, to: &str) -> pb::CreateEd
 /// first, once each is SERVING.
 pub async fn start_cluster(base: &Path, processes: usize) -> Vec<Server> {
     let hostfile = base.join("hosts.txt");
-    let hosts: Vec<String> = (0..processes)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
+    let hosts: Vec<String> = (0..processes).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     std::fs::write(&hostfile, hosts.join("\n")).expect("write hostfile");
     let mut spawning = Vec::new();
     for process in 0..processes {
@@ -286,12 +231,7 @@ pub async fn start_cluster(base: &Path, processes: usize) -> Vec<Server> {
     }
     let mut servers = Vec::new();
     for handle in spawning {
-        servers.push(
-            handle
-                .await
-                .expect("spawn task")
-                .unwrap_or_else(|log| panic!("cluster process failed:\n{log}")),
-        );
+        servers.push(handle.await.expect("spawn task").unwrap_or_else(|log| panic!("cluster process failed:\n{log}")));
     }
     for server in &servers {
         server.wait_serving().await;

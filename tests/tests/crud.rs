@@ -6,20 +6,12 @@ use std::collections::HashMap;
 use prism_e2e::*;
 use tonic::Code;
 
-async fn expect_code<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: Code,
-    mentions: &str,
-) {
+async fn expect_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, mentions: &str) {
     match result {
         Ok(value) => panic!("expected {code:?}, got {value:?}"),
         Err(status) => {
             assert_eq!(status.code(), code, "{status:?}");
-            assert!(
-                status.message().contains(mentions),
-                "{:?} should mention {mentions:?}",
-                status.message()
-            );
+            assert!(status.message().contains(mentions), "{:?} should mention {mentions:?}", status.message());
         }
     }
 }
@@ -29,11 +21,7 @@ async fn expect_code<T: std::fmt::Debug>(
 async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     // Create and read back, with timestamps fixed by the write.
     let created = writer
-        .create_vertex(vertex_request(
-            "alice",
-            "User",
-            &[("name", string("Alice")), ("age", int(30))],
-        ))
+        .create_vertex(vertex_request("alice", "User", &[("name", string("Alice")), ("age", int(30))]))
         .await
         .unwrap();
     let write_lsn = lsn_of(&created);
@@ -41,114 +29,50 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     let created = created.into_inner().vertex.unwrap();
     assert!(created.created_at.is_some() && created.created_at == created.updated_at);
     // Read-your-writes: the read after the acknowledged write sees it.
-    let mut get = request(
-        pb::GetVertexRequest {
-            id: "alice".into(),
-            include_edges: false,
-        },
-        None,
-    );
-    get.metadata_mut()
-        .insert("x-prism-min-lsn", write_lsn.to_string().parse().unwrap());
+    let mut get = request(pb::GetVertexRequest { id: "alice".into(), include_edges: false }, None);
+    get.metadata_mut().insert("x-prism-min-lsn", write_lsn.to_string().parse().unwrap());
     let read = reader.get_vertex(get).await.unwrap();
     assert!(lsn_of(&read) >= write_lsn);
     assert_eq!(read.into_inner().vertex.unwrap(), created);
 
     // ALREADY_EXISTS, INVALID_ARGUMENT naming the field, NOT_FOUND.
-    expect_code(
-        writer
-            .create_vertex(vertex_request("alice", "User", &[]))
-            .await,
-        Code::AlreadyExists,
-        "alice",
-    )
-    .await;
-    expect_code(
-        writer.create_vertex(vertex_request("", "User", &[])).await,
-        Code::InvalidArgument,
-        "id",
-    )
-    .await;
+    expect_code(writer.create_vertex(vertex_request("alice", "User", &[])).await, Code::AlreadyExists, "alice").await;
+    expect_code(writer.create_vertex(vertex_request("", "User", &[])).await, Code::InvalidArgument, "id").await;
     let no_kind = pb::Value { value: None };
     expect_code(
-        writer
-            .create_vertex(vertex_request("bob", "User", &[("broken", no_kind)]))
-            .await,
+        writer.create_vertex(vertex_request("bob", "User", &[("broken", no_kind)])).await,
         Code::InvalidArgument,
         "properties.broken",
     )
     .await;
     expect_code(
-        reader
-            .get_vertex(pb::GetVertexRequest {
-                id: "nobody".into(),
-                include_edges: false,
-            })
-            .await,
+        reader.get_vertex(pb::GetVertexRequest { id: "nobody".into(), include_edges: false }).await,
         Code::NotFound,
         "nobody",
     )
     .await;
 
     // Edges need both endpoints.
-    writer
-        .create_vertex(vertex_request("bob", "User", &[]))
-        .await
-        .unwrap();
+    writer.create_vertex(vertex_request("bob", "User", &[])).await.unwrap();
     expect_code(
-        writer
-            .create_edge(edge_request("e0", "FOLLOWS", "alice", "carol"))
-            .await,
+        writer.create_edge(edge_request("e0", "FOLLOWS", "alice", "carol")).await,
         Code::FailedPrecondition,
         "carol",
     )
     .await;
-    let edge = writer
-        .create_edge(edge_request("e1", "FOLLOWS", "alice", "bob"))
-        .await
-        .unwrap()
-        .into_inner()
-        .edge
-        .unwrap();
-    expect_code(
-        writer
-            .create_edge(edge_request("e1", "FOLLOWS", "bob", "alice"))
-            .await,
-        Code::AlreadyExists,
-        "e1",
-    )
-    .await;
-    writer
-        .create_edge(edge_request("e2", "FOLLOWS", "bob", "alice"))
-        .await
-        .unwrap();
-    writer
-        .create_edge(edge_request("loop", "LIKES", "bob", "bob"))
-        .await
-        .unwrap();
-    let got = reader
-        .get_edge(pb::GetEdgeRequest { id: "e1".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .edge
-        .unwrap();
+    let edge =
+        writer.create_edge(edge_request("e1", "FOLLOWS", "alice", "bob")).await.unwrap().into_inner().edge.unwrap();
+    expect_code(writer.create_edge(edge_request("e1", "FOLLOWS", "bob", "alice")).await, Code::AlreadyExists, "e1")
+        .await;
+    writer.create_edge(edge_request("e2", "FOLLOWS", "bob", "alice")).await.unwrap();
+    writer.create_edge(edge_request("loop", "LIKES", "bob", "bob")).await.unwrap();
+    let got = reader.get_edge(pb::GetEdgeRequest { id: "e1".into() }).await.unwrap().into_inner().edge.unwrap();
     assert_eq!(got, edge);
-    let bob = reader
-        .get_vertex(pb::GetVertexRequest {
-            id: "bob".into(),
-            include_edges: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let bob =
+        reader.get_vertex(pb::GetVertexRequest { id: "bob".into(), include_edges: true }).await.unwrap().into_inner();
     let mut edge_ids: Vec<String> = bob.edges.iter().map(|e| e.id.clone()).collect();
     edge_ids.sort();
-    assert_eq!(
-        edge_ids,
-        ["e1", "e2", "loop"],
-        "out, in, and the self-loop once"
-    );
+    assert_eq!(edge_ids, ["e1", "e2", "loop"], "out, in, and the self-loop once");
 
     // Update: merge keeps other keys, replace drops them.
     let merged = writer
@@ -174,111 +98,46 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
         .await
         .unwrap();
     let replace_lsn = lsn_of(&replaced);
-    assert_eq!(
-        replaced
-            .into_inner()
-            .vertex
-            .unwrap()
-            .properties
-            .keys()
-            .collect::<Vec<_>>(),
-        ["x"]
-    );
+    assert_eq!(replaced.into_inner().vertex.unwrap().properties.keys().collect::<Vec<_>>(), ["x"]);
     expect_code(
         writer
-            .update_vertex(pb::UpdateVertexRequest {
-                id: "ghost".into(),
-                properties: HashMap::new(),
-                merge: true,
-            })
+            .update_vertex(pb::UpdateVertexRequest { id: "ghost".into(), properties: HashMap::new(), merge: true })
             .await,
         Code::NotFound,
         "ghost",
     )
     .await;
-    let mut get = request(
-        pb::GetVertexRequest {
-            id: "alice".into(),
-            include_edges: false,
-        },
-        None,
-    );
-    get.metadata_mut()
-        .insert("x-prism-min-lsn", replace_lsn.to_string().parse().unwrap());
-    let alice = reader
-        .get_vertex(get)
-        .await
-        .unwrap()
-        .into_inner()
-        .vertex
-        .unwrap();
+    let mut get = request(pb::GetVertexRequest { id: "alice".into(), include_edges: false }, None);
+    get.metadata_mut().insert("x-prism-min-lsn", replace_lsn.to_string().parse().unwrap());
+    let alice = reader.get_vertex(get).await.unwrap().into_inner().vertex.unwrap();
     assert_eq!(alice.properties.keys().collect::<Vec<_>>(), ["x"]);
 
     // Delete: edges block it without cascade; with cascade they go in the same record.
     expect_code(
-        writer
-            .delete_vertex(pb::DeleteVertexRequest {
-                id: "alice".into(),
-                cascade: false,
-            })
-            .await,
+        writer.delete_vertex(pb::DeleteVertexRequest { id: "alice".into(), cascade: false }).await,
         Code::FailedPrecondition,
         "cascade",
     )
     .await;
-    writer
-        .delete_edge(pb::DeleteEdgeRequest { id: "e2".into() })
-        .await
-        .unwrap();
-    expect_code(
-        writer
-            .delete_edge(pb::DeleteEdgeRequest { id: "e2".into() })
-            .await,
-        Code::NotFound,
-        "e2",
-    )
-    .await;
-    let deleted = writer
-        .delete_vertex(pb::DeleteVertexRequest {
-            id: "alice".into(),
-            cascade: true,
-        })
-        .await
-        .unwrap();
+    writer.delete_edge(pb::DeleteEdgeRequest { id: "e2".into() }).await.unwrap();
+    expect_code(writer.delete_edge(pb::DeleteEdgeRequest { id: "e2".into() }).await, Code::NotFound, "e2").await;
+    let deleted = writer.delete_vertex(pb::DeleteVertexRequest { id: "alice".into(), cascade: true }).await.unwrap();
     let delete_lsn = lsn_of(&deleted);
     assert_eq!(deleted.into_inner().edges_deleted, 1);
     let mut get = request(pb::GetEdgeRequest { id: "e1".into() }, None);
-    get.metadata_mut()
-        .insert("x-prism-min-lsn", delete_lsn.to_string().parse().unwrap());
+    get.metadata_mut().insert("x-prism-min-lsn", delete_lsn.to_string().parse().unwrap());
     expect_code(reader.get_edge(get).await, Code::NotFound, "e1").await;
     expect_code(
-        writer
-            .delete_vertex(pb::DeleteVertexRequest {
-                id: "alice".into(),
-                cascade: true,
-            })
-            .await,
+        writer.delete_vertex(pb::DeleteVertexRequest { id: "alice".into(), cascade: true }).await,
         Code::NotFound,
         "alice",
     )
     .await;
 
     // Namespaces are separate graphs.
-    writer
-        .create_vertex(request(
-            vertex_request("bob", "Other", &[]),
-            Some("tenant-b"),
-        ))
-        .await
-        .unwrap();
+    writer.create_vertex(request(vertex_request("bob", "Other", &[]), Some("tenant-b"))).await.unwrap();
     let other = reader
-        .get_vertex(request(
-            pb::GetVertexRequest {
-                id: "bob".into(),
-                include_edges: true,
-            },
-            Some("tenant-b"),
-        ))
+        .get_vertex(request(pb::GetVertexRequest { id: "bob".into(), include_edges: true }, Some("tenant-b")))
         .await
         .unwrap()
         .into_inner();
@@ -286,51 +145,25 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     assert!(other.edges.is_empty());
 
     // A read waiting for an LSN that never comes gives up at its deadline.
-    let mut get = request(
-        pb::GetVertexRequest {
-            id: "bob".into(),
-            include_edges: false,
-        },
-        None,
-    );
-    get.metadata_mut()
-        .insert("x-prism-min-lsn", "1000000".parse().unwrap());
+    let mut get = request(pb::GetVertexRequest { id: "bob".into(), include_edges: false }, None);
+    get.metadata_mut().insert("x-prism-min-lsn", "1000000".parse().unwrap());
     get.set_timeout(std::time::Duration::from_millis(200));
     let result = reader.get_vertex(get).await;
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
     // Capabilities of later issues answer UNIMPLEMENTED, naming the RPC.
-    expect_code(
-        reader.traverse(pb::TraverseRequest::default()).await,
-        Code::Unimplemented,
-        "Traverse",
-    )
-    .await;
+    expect_code(reader.traverse(pb::TraverseRequest::default()).await, Code::Unimplemented, "Traverse").await;
 }
 
 async fn batches(client: &mut Client) {
     // Atomic: all or nothing, with the failing item's index in the status.
     let atomic = pb::BatchCreateVerticesRequest {
-        vertices: vec![
-            vertex_request("b1", "B", &[]),
-            vertex_request("b2", "B", &[]),
-            vertex_request("b1", "B", &[]),
-        ],
+        vertices: vec![vertex_request("b1", "B", &[]), vertex_request("b2", "B", &[]), vertex_request("b1", "B", &[])],
         atomic: true,
     };
+    expect_code(client.batch_create_vertices(atomic).await, Code::AlreadyExists, "vertices[2]").await;
     expect_code(
-        client.batch_create_vertices(atomic).await,
-        Code::AlreadyExists,
-        "vertices[2]",
-    )
-    .await;
-    expect_code(
-        client
-            .get_vertex(pb::GetVertexRequest {
-                id: "b2".into(),
-                include_edges: false,
-            })
-            .await,
+        client.get_vertex(pb::GetVertexRequest { id: "b2".into(), include_edges: false }).await,
         Code::NotFound,
         "b2",
     )
@@ -339,12 +172,7 @@ async fn batches(client: &mut Client) {
         vertices: vec![vertex_request("b1", "B", &[]), vertex_request("", "B", &[])],
         atomic: true,
     };
-    expect_code(
-        client.batch_create_vertices(invalid).await,
-        Code::InvalidArgument,
-        "vertices[1].id",
-    )
-    .await;
+    expect_code(client.batch_create_vertices(invalid).await, Code::InvalidArgument, "vertices[1].id").await;
 
     // Not atomic: each failure an ItemError at its index, the rest written.
     let partial = pb::BatchCreateVerticesRequest {
@@ -356,31 +184,13 @@ async fn batches(client: &mut Client) {
         ],
         atomic: false,
     };
-    let reply = client
-        .batch_create_vertices(partial)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        reply
-            .vertices
-            .iter()
-            .map(|v| v.id.as_str())
-            .collect::<Vec<_>>(),
-        ["b1", "b3"]
-    );
-    let errors: Vec<(i32, &str)> = reply
-        .errors
-        .iter()
-        .map(|e| (e.index, e.code.as_str()))
-        .collect();
+    let reply = client.batch_create_vertices(partial).await.unwrap().into_inner();
+    assert_eq!(reply.vertices.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), ["b1", "b3"]);
+    let errors: Vec<(i32, &str)> = reply.errors.iter().map(|e| (e.index, e.code.as_str())).collect();
     assert_eq!(errors, [(1, "INVALID_ARGUMENT"), (2, "ALREADY_EXISTS")]);
 
     let edges = pb::BatchCreateEdgesRequest {
-        edges: vec![
-            edge_request("be1", "L", "b1", "b3"),
-            edge_request("be2", "L", "b1", "missing"),
-        ],
+        edges: vec![edge_request("be1", "L", "b1", "b3"), edge_request("be2", "L", "b1", "missing")],
         atomic: false,
     };
     let reply = client.batch_create_edges(edges).await.unwrap().into_inner();
@@ -388,26 +198,11 @@ async fn batches(client: &mut Client) {
     assert_eq!(reply.errors[0].index, 1);
     assert_eq!(reply.errors[0].code, "FAILED_PRECONDITION");
     let edges = pb::BatchCreateEdgesRequest {
-        edges: vec![
-            edge_request("be3", "L", "b3", "b1"),
-            edge_request("be4", "L", "b1", "missing"),
-        ],
+        edges: vec![edge_request("be3", "L", "b3", "b1"), edge_request("be4", "L", "b1", "missing")],
         atomic: true,
     };
-    expect_code(
-        client.batch_create_edges(edges).await,
-        Code::FailedPrecondition,
-        "edges[1]",
-    )
-    .await;
-    expect_code(
-        client
-            .get_edge(pb::GetEdgeRequest { id: "be3".into() })
-            .await,
-        Code::NotFound,
-        "be3",
-    )
-    .await;
+    expect_code(client.batch_create_edges(edges).await, Code::FailedPrecondition, "edges[1]").await;
+    expect_code(client.get_edge(pb::GetEdgeRequest { id: "be3".into() }).await, Code::NotFound, "be3").await;
 }
 
 /// Every Value kind survives the write, the log and the read.
@@ -418,15 +213,11 @@ async fn value_round_trip(client: &mut Client) {
         fields: [
             (
                 "list".to_string(),
-                v(V::ListValue(pb::ListValue {
-                    values: vec![v(V::IntValue(1)), v(V::StringValue("two".into()))],
-                })),
+                v(V::ListValue(pb::ListValue { values: vec![v(V::IntValue(1)), v(V::StringValue("two".into()))] })),
             ),
             (
                 "inner".to_string(),
-                v(V::MapValue(pb::MapValue {
-                    fields: [("deep".to_string(), v(V::BoolValue(false)))].into(),
-                })),
+                v(V::MapValue(pb::MapValue { fields: [("deep".to_string(), v(V::BoolValue(false)))].into() })),
             ),
         ]
         .into(),
@@ -437,26 +228,12 @@ async fn value_round_trip(client: &mut Client) {
         ("d", v(V::DoubleValue(-1.5e300))),
         ("b", v(V::BoolValue(true))),
         ("bytes", v(V::BytesValue(vec![0, 1, 254, 255]))),
-        (
-            "empty_list",
-            v(V::ListValue(pb::ListValue { values: vec![] })),
-        ),
+        ("empty_list", v(V::ListValue(pb::ListValue { values: vec![] }))),
         ("nested", nested),
     ];
-    let created = client
-        .create_vertex(vertex_request("kinds", "K", &props))
-        .await
-        .unwrap()
-        .into_inner()
-        .vertex
-        .unwrap();
-    let read = client
-        .get_vertex(pb::GetVertexRequest {
-            id: "kinds".into(),
-            include_edges: false,
-        })
-        .await
-        .unwrap();
+    let created =
+        client.create_vertex(vertex_request("kinds", "K", &props)).await.unwrap().into_inner().vertex.unwrap();
+    let read = client.get_vertex(pb::GetVertexRequest { id: "kinds".into(), include_edges: false }).await.unwrap();
     let read = read.into_inner().vertex.unwrap();
     assert_eq!(read.properties, created.properties);
     for (key, value) in props {

@@ -22,35 +22,20 @@ struct Acked {
 }
 
 /// Writes until the connection dies: single vertices and atomic batches, alternately.
-async fn writer(
-    mut client: Client,
-    task: usize,
-    acked: Arc<Acked>,
-    reached: Arc<Notify>,
-    threshold: usize,
-) {
+async fn writer(mut client: Client, task: usize, acked: Arc<Acked>, reached: Arc<Notify>, threshold: usize) {
     for n in 0.. {
         let ok = if n % 2 == 0 {
             let id = format!("w{task}-{n}");
             let value = (task * 1_000_000 + n) as i64;
-            let result = client
-                .create_vertex(vertex_request(&id, "W", &[("n", int(value))]))
-                .await;
+            let result = client.create_vertex(vertex_request(&id, "W", &[("n", int(value))])).await;
             if result.is_ok() {
                 acked.vertices.lock().unwrap().push((id, value));
             }
             result.is_ok()
         } else {
             let prefix = format!("b{task}-{n}");
-            let vertices = (0..BATCH)
-                .map(|i| vertex_request(&format!("{prefix}-{i}"), "B", &[]))
-                .collect();
-            let result = client
-                .batch_create_vertices(pb::BatchCreateVerticesRequest {
-                    vertices,
-                    atomic: true,
-                })
-                .await;
+            let vertices = (0..BATCH).map(|i| vertex_request(&format!("{prefix}-{i}"), "B", &[])).collect();
+            let result = client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await;
             if result.is_ok() {
                 acked.batches.lock().unwrap().push(prefix);
             }
@@ -66,13 +51,7 @@ async fn writer(
 }
 
 async fn exists(client: &mut Client, id: &str) -> Option<pb::Vertex> {
-    match client
-        .get_vertex(pb::GetVertexRequest {
-            id: id.into(),
-            include_edges: false,
-        })
-        .await
-    {
+    match client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await {
         Ok(reply) => reply.into_inner().vertex,
         Err(status) if status.code() == Code::NotFound => None,
         Err(status) => panic!("read of {id} failed: {status}"),
@@ -91,13 +70,7 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
     let mut tasks = Vec::new();
     for task in 0..WRITERS {
         let client = server.client().await;
-        tasks.push(tokio::spawn(writer(
-            client,
-            task,
-            acked.clone(),
-            reached.clone(),
-            threshold,
-        )));
+        tasks.push(tokio::spawn(writer(client, task, acked.clone(), reached.clone(), threshold)));
     }
     // Kill while the writers are still going.
     reached.notified().await;
@@ -112,9 +85,7 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
     let server = spec.start().await;
     let mut client = server.client().await;
     for (id, value) in &vertices {
-        let vertex = exists(&mut client, id)
-            .await
-            .unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
+        let vertex = exists(&mut client, id).await.unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
         assert_eq!(vertex.properties["n"], int(*value));
     }
     let acked_batches: HashSet<&String> = batches.iter().collect();
@@ -124,19 +95,11 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
             let prefix = format!("b{task}-{n}");
             let mut present = 0;
             for i in 0..BATCH {
-                present += exists(&mut client, &format!("{prefix}-{i}"))
-                    .await
-                    .is_some() as usize;
+                present += exists(&mut client, &format!("{prefix}-{i}")).await.is_some() as usize;
             }
-            assert!(
-                present == 0 || present == BATCH,
-                "batch {prefix} half applied: {present} of {BATCH}"
-            );
+            assert!(present == 0 || present == BATCH, "batch {prefix} half applied: {present} of {BATCH}");
             if present == 0 {
-                assert!(
-                    !acked_batches.contains(&prefix),
-                    "acknowledged batch {prefix} lost"
-                );
+                assert!(!acked_batches.contains(&prefix), "acknowledged batch {prefix} lost");
                 break;
             }
         }
@@ -144,10 +107,7 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
 }
 
 fn segments(data_dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files
 }
@@ -155,14 +115,7 @@ fn segments(data_dir: &Path) -> Vec<PathBuf> {
 async fn write_vertices(server: &Server, count: usize) {
     let mut client = server.client().await;
     for i in 0..count {
-        client
-            .create_vertex(vertex_request(
-                &format!("v{i}"),
-                "V",
-                &[("i", int(i as i64))],
-            ))
-            .await
-            .unwrap();
+        client.create_vertex(vertex_request(&format!("v{i}"), "V", &[("i", int(i as i64))])).await.unwrap();
     }
 }
 
@@ -184,22 +137,13 @@ async fn a_torn_tail_is_cut_with_a_log_line_and_the_rest_recovers() {
 
     let server = spec.start().await;
     let log = server.log();
-    assert!(
-        log.contains("torn write") && log.contains("dropped_bytes=30"),
-        "log should report the cut:\n{log}"
-    );
+    assert!(log.contains("torn write") && log.contains("dropped_bytes=30"), "log should report the cut:\n{log}");
     let mut client = server.client().await;
     for i in 0..20 {
-        assert!(
-            exists(&mut client, &format!("v{i}")).await.is_some(),
-            "v{i} lost"
-        );
+        assert!(exists(&mut client, &format!("v{i}")).await.is_some(), "v{i} lost");
     }
     // Writing continues after the cut.
-    client
-        .create_vertex(vertex_request("after", "V", &[]))
-        .await
-        .unwrap();
+    client.create_vertex(vertex_request("after", "V", &[])).await.unwrap();
 }
 
 #[tokio::test]
@@ -217,20 +161,10 @@ async fn damage_in_the_middle_stops_the_start_naming_file_and_offset() {
     bytes[middle] ^= 0x20;
     std::fs::write(&segment, &bytes).unwrap();
 
-    let mut refused = spec
-        .spawn()
-        .await
-        .expect("the process starts and listens before recovery");
-    assert_eq!(
-        refused.wait_exit(Duration::from_secs(60)).await,
-        Some(false),
-        "a damaged log must stop the start"
-    );
+    let mut refused = spec.spawn().await.expect("the process starts and listens before recovery");
+    assert_eq!(refused.wait_exit(Duration::from_secs(60)).await, Some(false), "a damaged log must stop the start");
     let log = refused.log();
-    assert!(
-        log.contains(&segment.display().to_string()) && log.contains("byte offset"),
-        "{log}"
-    );
+    assert!(log.contains(&segment.display().to_string()) && log.contains("byte offset"), "{log}");
 
     // Asked to, the server cuts the log at the damage and serves what came before it.
     let mut truncating = spec.clone();
@@ -239,8 +173,5 @@ async fn damage_in_the_middle_stops_the_start_naming_file_and_offset() {
     let mut client = server.client().await;
     assert!(exists(&mut client, "v0").await.is_some());
     assert!(exists(&mut client, "v19").await.is_none());
-    client
-        .create_vertex(vertex_request("after", "V", &[]))
-        .await
-        .unwrap();
+    client.create_vertex(vertex_request("after", "V", &[])).await.unwrap();
 }

@@ -72,27 +72,21 @@ impl<R: Read> FrameReader<R> {
         if got < HEADER_BYTES {
             return Ok(Next::Truncated);
         }
-        let word = |at: usize| {
-            u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-        };
+        let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
         let length = word(0);
         let lsn = u64::from(word(4)) | (u64::from(word(8)) << 32);
         let crc = word(12);
         let stored_header_crc = word(16);
         let header_crc = crc32c::crc32c(&header[..16]);
         if header_crc != stored_header_crc {
-            let reason = format!("frame header checksum mismatch (stored {stored_header_crc:#010x}, computed {header_crc:#010x})");
-            return Ok(Next::Corrupt {
-                reason,
-                frame_bytes: None,
-            });
+            let reason = format!(
+                "frame header checksum mismatch (stored {stored_header_crc:#010x}, computed {header_crc:#010x})"
+            );
+            return Ok(Next::Corrupt { reason, frame_bytes: None });
         }
         if length > MAX_PAYLOAD_BYTES {
             let reason = format!("frame length {length} exceeds {MAX_PAYLOAD_BYTES}");
-            return Ok(Next::Corrupt {
-                reason,
-                frame_bytes: None,
-            });
+            return Ok(Next::Corrupt { reason, frame_bytes: None });
         }
         let mut payload = vec![0u8; length as usize];
         let got = read_full(&mut self.inner, &mut payload)?;
@@ -102,10 +96,7 @@ impl<R: Read> FrameReader<R> {
         let actual = payload_crc(lsn, &payload);
         if actual != crc {
             let reason = format!("checksum mismatch (stored {crc:#010x}, computed {actual:#010x})");
-            return Ok(Next::Corrupt {
-                reason,
-                frame_bytes: Some((HEADER_BYTES + payload.len()) as u64),
-            });
+            return Ok(Next::Corrupt { reason, frame_bytes: Some((HEADER_BYTES + payload.len()) as u64) });
         }
         self.offset += (HEADER_BYTES + payload.len()) as u64;
         Ok(Next::Frame { lsn, payload })
@@ -142,27 +133,9 @@ mod tests {
     fn reads_back_what_it_wrote() {
         let bytes = frames(&[b"one", b"", b"three"]);
         let mut reader = FrameReader::new(bytes.as_slice());
-        assert_eq!(
-            reader.next().unwrap(),
-            Next::Frame {
-                lsn: 1,
-                payload: b"one".to_vec()
-            }
-        );
-        assert_eq!(
-            reader.next().unwrap(),
-            Next::Frame {
-                lsn: 2,
-                payload: vec![]
-            }
-        );
-        assert_eq!(
-            reader.next().unwrap(),
-            Next::Frame {
-                lsn: 3,
-                payload: b"three".to_vec()
-            }
-        );
+        assert_eq!(reader.next().unwrap(), Next::Frame { lsn: 1, payload: b"one".to_vec() });
+        assert_eq!(reader.next().unwrap(), Next::Frame { lsn: 2, payload: vec![] });
+        assert_eq!(reader.next().unwrap(), Next::Frame { lsn: 3, payload: b"three".to_vec() });
         assert_eq!(reader.next().unwrap(), Next::End);
         assert_eq!(reader.offset, bytes.len() as u64);
     }
@@ -179,10 +152,7 @@ mod tests {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x01;
             let next = FrameReader::new(flipped.as_slice()).next().unwrap();
-            assert!(
-                matches!(next, Next::Corrupt { .. }),
-                "flip at {at}: {next:?}"
-            );
+            assert!(matches!(next, Next::Corrupt { .. }), "flip at {at}: {next:?}");
         }
     }
 }

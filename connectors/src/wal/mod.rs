@@ -42,11 +42,7 @@ pub struct WalOptions {
 
 impl WalOptions {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        WalOptions {
-            dir: dir.into(),
-            segment_bytes: 64 * 1024 * 1024,
-            truncate_corrupt: false,
-        }
+        WalOptions { dir: dir.into(), segment_bytes: 64 * 1024 * 1024, truncate_corrupt: false }
     }
 }
 
@@ -58,18 +54,11 @@ pub enum WalError {
         "write-ahead log {path} is damaged at byte offset {offset}: {reason}; \
          start with --wal-truncate-corrupt to cut the log there (records from that point are lost)"
     )]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: String },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
-    move |source| WalError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| WalError::Io { path: path.to_owned(), source }
 }
 
 /// What recovery found.
@@ -100,19 +89,13 @@ impl WriteLog for EmbeddedWal {
 impl EmbeddedWal {
     /// Opens (or creates) the log in `options.dir`, replays every record into `sink`, and
     /// starts the writer thread.
-    pub fn open(
-        options: &WalOptions,
-        sink: CommitSink,
-    ) -> Result<(Arc<EmbeddedWal>, Recovery), WalError> {
+    pub fn open(options: &WalOptions, sink: CommitSink) -> Result<(Arc<EmbeddedWal>, Recovery), WalError> {
         fs::create_dir_all(&options.dir).map_err(io_error(&options.dir))?;
         let mut segments = list_segments(&options.dir)?;
         let recovery = replay(&mut segments, options, &sink)?;
         let (path, file) = match segments.last() {
             Some((_, path)) => {
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .map_err(io_error(path))?;
+                let file = OpenOptions::new().append(true).open(path).map_err(io_error(path))?;
                 (path.clone(), file)
             }
             None => create_segment(&options.dir, recovery.last_lsn + 1)?,
@@ -143,10 +126,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, WalError> {
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
         let name = entry.file_name();
-        let Some(first) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("wal-"))
-            .and_then(|n| n.strip_suffix(".log"))
+        let Some(first) = name.to_str().and_then(|n| n.strip_prefix("wal-")).and_then(|n| n.strip_suffix(".log"))
         else {
             continue;
         };
@@ -164,24 +144,14 @@ fn segment_path(dir: &Path, first_lsn: Lsn) -> PathBuf {
 
 fn create_segment(dir: &Path, first_lsn: Lsn) -> Result<(PathBuf, File), WalError> {
     let path = segment_path(dir, first_lsn);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io_error(&path))?;
+    let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_error(&path))?;
     // The new file's directory entry must be durable too, or a crash could lose the file.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))?;
     Ok((path, file))
 }
 
 /// Replays every segment into `sink`, cutting a torn tail; drops segments after a cut.
-fn replay(
-    segments: &mut Vec<(Lsn, PathBuf)>,
-    options: &WalOptions,
-    sink: &CommitSink,
-) -> Result<Recovery, WalError> {
+fn replay(segments: &mut Vec<(Lsn, PathBuf)>, options: &WalOptions, sink: &CommitSink) -> Result<Recovery, WalError> {
     let mut recovery = Recovery::default();
     let count = segments.len();
     let mut cut_at: Option<usize> = None;
@@ -208,9 +178,7 @@ fn replay(
                 }
                 // A frame cut short, or garbled and ending the log, can only be the last write
                 // before a crash: its writer was never answered.
-                next @ (Next::Truncated | Next::Corrupt { .. })
-                    if is_last && is_tail(&next, reader.offset, length) =>
-                {
+                next @ (Next::Truncated | Next::Corrupt { .. }) if is_last && is_tail(&next, reader.offset, length) => {
                     recovery.torn_bytes = length - reader.offset;
                     truncate(path, reader.offset)?;
                     tracing::warn!(
@@ -221,19 +189,13 @@ fn replay(
                     );
                     break None;
                 }
-                Next::Truncated => {
-                    break Some("segment ends inside a frame, but later segments follow".into())
-                }
+                Next::Truncated => break Some("segment ends inside a frame, but later segments follow".into()),
                 Next::Corrupt { reason, .. } => break Some(reason),
             }
         };
         if let Some(reason) = damage {
             if !options.truncate_corrupt {
-                return Err(WalError::Corrupt {
-                    path: path.clone(),
-                    offset: reader.offset,
-                    reason,
-                });
+                return Err(WalError::Corrupt { path: path.clone(), offset: reader.offset, reason });
             }
             recovery.truncated_bytes += length - reader.offset;
             truncate(path, reader.offset)?;
@@ -263,22 +225,14 @@ fn replay(
 fn is_tail(next: &Next, offset: u64, length: u64) -> bool {
     match next {
         Next::Truncated => true,
-        Next::Corrupt {
-            frame_bytes: Some(n),
-            ..
-        } => offset + n == length,
+        Next::Corrupt { frame_bytes: Some(n), .. } => offset + n == length,
         _ => false,
     }
 }
 
 fn truncate(path: &Path, length: u64) -> Result<(), WalError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_error(path))?;
-    file.set_len(length)
-        .and_then(|_| file.sync_all())
-        .map_err(io_error(path))
+    let file = OpenOptions::new().write(true).open(path).map_err(io_error(path))?;
+    file.set_len(length).and_then(|_| file.sync_all()).map_err(io_error(path))
 }
 
 /// The writer thread's state.
@@ -312,25 +266,15 @@ impl Writer {
     fn commit(&mut self, group: &mut Vec<(WriteRecord, Ticket)>, buffer: &mut Vec<u8>) {
         if let Some(reason) = &self.broken {
             for (_, ticket) in group.drain(..) {
-                self.sink.failed(
-                    ticket,
-                    format!("the log is unusable after an earlier error: {reason}"),
-                );
+                self.sink.failed(ticket, format!("the log is unusable after an earlier error: {reason}"));
             }
             return;
         }
         buffer.clear();
         for (offset, (record, _)) in group.iter().enumerate() {
-            frame::encode(
-                self.next_lsn + offset as u64,
-                &codec::encode_record(record),
-                buffer,
-            );
+            frame::encode(self.next_lsn + offset as u64, &codec::encode_record(record), buffer);
         }
-        let written = self
-            .file
-            .write_all(buffer)
-            .and_then(|_| self.file.sync_data());
+        let written = self.file.write_all(buffer).and_then(|_| self.file.sync_data());
         if let Err(e) = written {
             let reason = format!("{}: {e}", self.path.display());
             tracing::error!(%reason, "write-ahead log append failed; refusing further writes");

@@ -42,26 +42,10 @@ pub(crate) fn build(worker: &mut Worker, probe: &ProbeHandle<Lsn>) -> (GraphInpu
         let edge_index = edges.clone().arrange_by_key_named("EdgeByKey");
         let out_index = edges
             .clone()
-            .map(|(key, edge)| {
-                (
-                    VertexKey {
-                        namespace: key.namespace,
-                        id: edge.from.clone(),
-                    },
-                    edge,
-                )
-            })
+            .map(|(key, edge)| (VertexKey { namespace: key.namespace, id: edge.from.clone() }, edge))
             .arrange_by_key_named("OutAdjacency");
         let in_index = edges
-            .map(|(key, edge)| {
-                (
-                    VertexKey {
-                        namespace: key.namespace,
-                        id: edge.to.clone(),
-                    },
-                    edge,
-                )
-            })
+            .map(|(key, edge)| (VertexKey { namespace: key.namespace, id: edge.to.clone() }, edge))
             .arrange_by_key_named("InAdjacency");
 
         vertex_index.stream.clone().probe_with(probe);
@@ -69,10 +53,7 @@ pub(crate) fn build(worker: &mut Worker, probe: &ProbeHandle<Lsn>) -> (GraphInpu
         out_index.stream.clone().probe_with(probe);
         in_index.stream.clone().probe_with(probe);
 
-        let inputs = GraphInputs {
-            vertices: vertex_input,
-            edges: edge_input,
-        };
+        let inputs = GraphInputs { vertices: vertex_input, edges: edge_input };
         let indexes = Indexes {
             vertices: vertex_index.trace,
             edges: edge_index.trace,

@@ -19,11 +19,7 @@ pub(crate) struct ReadHold {
 
 impl ReadHold {
     pub(crate) fn new(hold: Duration) -> Self {
-        ReadHold {
-            hold,
-            samples: VecDeque::new(),
-            since: 0,
-        }
+        ReadHold { hold, samples: VecDeque::new(), since: 0 }
     }
 
     /// Records the applied LSN now; returns the new compaction frontier if it moved.
@@ -58,13 +54,7 @@ mod tests {
         let mut hold = ReadHold::new(Duration::from_millis(100));
         assert_eq!(hold.observe(start, 5), None);
         assert_eq!(hold.observe(start + Duration::from_millis(50), 9), None);
-        assert_eq!(
-            hold.observe(start + Duration::from_millis(120), 12),
-            Some(5)
-        );
-        assert_eq!(
-            hold.observe(start + Duration::from_millis(300), 12),
-            Some(12)
-        );
+        assert_eq!(hold.observe(start + Duration::from_millis(120), 12), Some(5));
+        assert_eq!(hold.observe(start + Duration::from_millis(300), 12), Some(12));
     }
 }

@@ -23,10 +23,7 @@ pub struct Ticket {
 impl Ticket {
     /// A ticket no request waits on, for logs driven outside the engine (tests, tools).
     pub fn unattached(request: u64) -> Ticket {
-        Ticket {
-            origin: usize::MAX,
-            request,
-        }
+        Ticket { origin: usize::MAX, request }
     }
 }
 
@@ -41,15 +38,8 @@ pub trait WriteLog: Send + Sync + 'static {
 /// What a log's follower delivers through a [`CommitSink`].
 #[derive(Debug)]
 pub enum Committed {
-    Record {
-        lsn: Lsn,
-        record: WriteRecord,
-        ticket: Option<Ticket>,
-    },
-    Failed {
-        ticket: Ticket,
-        error: String,
-    },
+    Record { lsn: Lsn, record: WriteRecord, ticket: Option<Ticket> },
+    Failed { ticket: Ticket, error: String },
 }
 
 /// Where a log's follower delivers durable records, in LSN order, to the apply stage.
@@ -64,24 +54,14 @@ impl CommitSink {
     /// tools and tests that read a log without applying it.
     pub fn detached() -> (CommitSink, crossbeam_channel::Receiver<Committed>) {
         let (tx, rx) = crossbeam_channel::unbounded();
-        (
-            CommitSink {
-                tx,
-                waker: Waker::default(),
-            },
-            rx,
-        )
+        (CommitSink { tx, waker: Waker::default() }, rx)
     }
 
     /// A durable record. `ticket` is the one passed to [`WriteLog::append`], if this server
     /// wrote the record; `None` for records replayed or written by another producer.
     pub fn committed(&self, lsn: Lsn, record: WriteRecord, ticket: Option<Ticket>) {
         // A send fails only once the engine is shut down; nothing waits for the record then.
-        let _ = self.tx.send(Committed::Record {
-            lsn,
-            record,
-            ticket,
-        });
+        let _ = self.tx.send(Committed::Record { lsn, record, ticket });
         self.waker.wake();
     }
 

@@ -53,11 +53,7 @@ pub struct ClusterConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            workers: 1,
-            cluster: None,
-            read_hold: Duration::from_secs(2),
-        }
+        EngineConfig { workers: 1, cluster: None, read_hold: Duration::from_secs(2) }
     }
 }
 
@@ -162,31 +158,18 @@ impl Engine {
             started: started_tx,
         });
         // The apply stage runs on worker 0: records committed in this process go there.
-        let commit_sink = CommitSink {
-            tx: committed_tx,
-            waker: wakers[0].clone(),
-        };
+        let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };
 
-        let timely_config = timely::Config {
-            communication,
-            worker: timely::WorkerConfig::default(),
-        };
+        let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
         let worker_shared = shared.clone();
-        let guards = timely::execute(timely_config, move |worker| {
-            worker::run(worker, worker_shared.clone())
-        })
-        .map_err(EngineError::Start)?;
+        let guards = timely::execute(timely_config, move |worker| worker::run(worker, worker_shared.clone()))
+            .map_err(EngineError::Start)?;
         for _ in 0..workers {
             started_rx
                 .recv_timeout(WORKER_START_TIMEOUT)
                 .map_err(|_| EngineError::Start("a worker did not start".into()))?;
         }
-        Ok(Engine {
-            shared,
-            commit_sink,
-            guards: Mutex::new(Some(guards)),
-            next_inbox: Default::default(),
-        })
+        Ok(Engine { shared, commit_sink, guards: Mutex::new(Some(guards)), next_inbox: Default::default() })
     }
 
     /// Where a log's follower hands durable records to the apply stage.
@@ -213,36 +196,20 @@ impl Engine {
     /// Waits until `lsn` is applied.
     pub async fn wait_applied(&self, lsn: Lsn) -> Result<(), EngineError> {
         let mut applied = self.shared.applied.subscribe();
-        applied
-            .wait_for(|applied| *applied >= lsn)
-            .await
-            .map(|_| ())
-            .map_err(|_| EngineError::Shutdown)
+        applied.wait_for(|applied| *applied >= lsn).await.map(|_| ()).map_err(|_| EngineError::Shutdown)
     }
 
     /// Reads once `min_lsn` is applied, at the latest applied LSN; returns that LSN.
-    pub async fn read(
-        &self,
-        query: Query,
-        min_lsn: Lsn,
-        timeout: Duration,
-    ) -> Result<(Lsn, Answer), EngineError> {
+    pub async fn read(&self, query: Query, min_lsn: Lsn, timeout: Duration) -> Result<(Lsn, Answer), EngineError> {
         let route = query.route();
-        match self
-            .submit(RequestBody::Read { min_lsn, query }, route, timeout)
-            .await?
-        {
+        match self.submit(RequestBody::Read { min_lsn, query }, route, timeout).await? {
             Reply::Read(result) => result,
             Reply::Write(_) => Err(EngineError::Shutdown),
         }
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.
-    pub async fn write(
-        &self,
-        record: WriteRecord,
-        timeout: Duration,
-    ) -> Result<RecordOutcome, EngineError> {
+    pub async fn write(&self, record: WriteRecord, timeout: Duration) -> Result<RecordOutcome, EngineError> {
         // Route 0 is worker 0, where the log and the apply stage live.
         match self.submit(RequestBody::Write(record), 0, timeout).await? {
             Reply::Write(result) => result,
@@ -250,21 +217,11 @@ impl Engine {
         }
     }
 
-    async fn submit(
-        &self,
-        body: RequestBody,
-        route: u64,
-        timeout: Duration,
-    ) -> Result<Reply, EngineError> {
+    async fn submit(&self, body: RequestBody, route: u64, timeout: Duration) -> Result<Reply, EngineError> {
         let (reply, answer) = oneshot::channel();
         let local = self.inbox_for(route);
         self.shared.inbox_senders[local]
-            .send(Submission {
-                body,
-                route,
-                timeout,
-                reply,
-            })
+            .send(Submission { body, route, timeout, reply })
             .map_err(|_| EngineError::Shutdown)?;
         self.shared.wakers[local].wake();
         match tokio::time::timeout(timeout, answer).await {
@@ -279,9 +236,7 @@ impl Engine {
     fn inbox_for(&self, route: u64) -> usize {
         let target = owner_of(route, self.shared.peers);
         let local_count = self.shared.inbox_senders.len();
-        if (self.shared.first_local_worker..self.shared.first_local_worker + local_count)
-            .contains(&target)
-        {
+        if (self.shared.first_local_worker..self.shared.first_local_worker + local_count).contains(&target) {
             target - self.shared.first_local_worker
         } else {
             self.next_inbox.fetch_add(1, Ordering::Relaxed) % local_count
@@ -311,7 +266,7 @@ impl Drop for Engine {
 
 /// The worker a route hash lands on: timely's exchange rule (a mask when the number of
 /// workers is a power of two, the remainder otherwise).
-fn owner_of(route: u64, peers: usize) -> usize {
+pub(crate) fn owner_of(route: u64, peers: usize) -> usize {
     let peers = peers as u64;
     if peers.is_power_of_two() {
         (route & (peers - 1)) as usize

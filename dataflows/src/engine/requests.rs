@@ -78,7 +78,11 @@ pub(crate) struct ServeState {
 }
 
 pub(crate) struct RequestDataflow {
+    /// Requests for other workers.
     pub input: InputHandle<u64, CapacityContainerBuilder<Vec<Request>>>,
+    /// Requests this worker serves itself: they skip the exchange (and the progress traffic
+    /// an input advance costs), and so do their answers.
+    pub local: Rc<RefCell<Vec<Request>>>,
     /// Reply channels of this worker's requests, by request id.
     pub replies: Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>,
     /// Schedules the serve operator (new outbox entries, a newly applied LSN).
@@ -87,74 +91,63 @@ pub(crate) struct RequestDataflow {
 
 /// The LSN applied on every worker, as the probe sees it.
 pub(crate) fn applied(probe: &ProbeHandle<Lsn>) -> Lsn {
-    probe.with_frontier(|frontier| {
-        frontier
-            .first()
-            .map(|t| t.saturating_sub(1))
-            .unwrap_or(Lsn::MAX)
-    })
+    probe.with_frontier(|frontier| frontier.first().map(|t| t.saturating_sub(1)).unwrap_or(Lsn::MAX))
 }
 
 pub(crate) fn build(worker: &mut Worker, state: ServeState) -> RequestDataflow {
-    let replies: Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>> =
-        Rc::new(RefCell::new(HashMap::new()));
+    let replies: Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>> = Rc::new(RefCell::new(HashMap::new()));
     let deliver_to = replies.clone();
+    let deliver_here = replies.clone();
+    let local = Rc::new(RefCell::new(Vec::new()));
+    let local_requests = local.clone();
     let serve_activator = Rc::new(RefCell::new(None));
     let activator_slot = serve_activator.clone();
 
     let input = worker.dataflow::<u64, _, _>(|scope| {
+        let me = scope.index();
         let (input, requests) = scope.new_input::<Vec<Request>>();
-        let responses = requests.unary(
-            Exchange::new(|r: &Request| r.route),
-            "Serve",
-            move |capability, info| {
-                *activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
-                let mut server = Server {
-                    state,
-                    waiting: Vec::new(),
-                };
-                // Responses are sent at the first time, held for the operator's life: nothing
-                // downstream waits on this dataflow's progress.
-                move |input, output| {
-                    let mut ready = Vec::new();
-                    input.for_each(|_time, data| {
-                        for request in data.drain(..) {
-                            server.accept(request, &mut ready);
-                        }
-                    });
-                    server.retry(&mut ready);
-                    ready.append(&mut server.state.outbox.borrow_mut());
-                    if !ready.is_empty() {
-                        output.session(&capability).give_iterator(ready.into_iter());
-                    }
+        let responses = requests.unary(Exchange::new(|r: &Request| r.route), "Serve", move |capability, info| {
+            *activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
+            let mut server = Server { state, waiting: Vec::new() };
+            // Responses are sent at the first time, held for the operator's life: nothing
+            // downstream waits on this dataflow's progress.
+            move |input, output| {
+                let mut ready = Vec::new();
+                for request in local_requests.borrow_mut().drain(..) {
+                    server.accept(request, &mut ready);
                 }
-            },
-        );
-        responses.sink(
-            Exchange::new(|r: &Response| r.origin as u64),
-            "Deliver",
-            move |(input, _frontier)| {
                 input.for_each(|_time, data| {
-                    for response in data.drain(..) {
-                        if let Some(reply) = deliver_to.borrow_mut().remove(&response.id) {
-                            // The caller may have given up (deadline); then nobody listens.
-                            let _ = reply.send(response.reply);
-                        }
+                    for request in data.drain(..) {
+                        server.accept(request, &mut ready);
                     }
                 });
-            },
-        );
+                server.retry(&mut ready);
+                ready.append(&mut server.state.outbox.borrow_mut());
+                let (here, elsewhere): (Vec<_>, Vec<_>) = ready.into_iter().partition(|r| r.origin == me);
+                deliver(&deliver_here, here);
+                if !elsewhere.is_empty() {
+                    output.session(&capability).give_iterator(elsewhere.into_iter());
+                }
+            }
+        });
+        responses.sink(Exchange::new(|r: &Response| r.origin as u64), "Deliver", move |(input, _frontier)| {
+            input.for_each(|_time, data| deliver(&deliver_to, data.drain(..)));
+        });
         input
     });
 
-    let serve = serve_activator
-        .borrow_mut()
-        .take()
-        .expect("the serve operator was just built");
-    RequestDataflow {
-        input,
-        replies,
-        serve,
+    let serve = serve_activator.borrow_mut().take().expect("the serve operator was just built");
+    RequestDataflow { input, local, replies, serve }
+}
+
+/// Completes the reply channels of responses that reached their origin worker.
+fn deliver(replies: &RefCell<HashMap<u64, oneshot::Sender<Reply>>>, responses: impl IntoIterator<Item = Response>) {
+    let mut replies = replies.borrow_mut();
+    for response in responses {
+        if let Some(reply) = replies.remove(&response.id) {
+            // The caller may have given up (deadline); then nobody listens.
+            let _ = reply.send(response.reply);
+        }
     }
 }
 
@@ -173,13 +166,7 @@ impl Server {
                 self.waiting.push((request, expires));
             }
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {
-                Some(log) => log.append(
-                    record.clone(),
-                    Ticket {
-                        origin: request.origin,
-                        request: request.id,
-                    },
-                ),
+                Some(log) => log.append(record.clone(), Ticket { origin: request.origin, request: request.id }),
                 None => ready.push(Response {
                     origin: request.origin,
                     id: request.id,
@@ -204,18 +191,11 @@ impl Server {
             let reply = if *min_lsn <= applied {
                 Reply::Read(Ok((applied, query.answer(&mut indexes, applied))))
             } else if now >= *expires {
-                Reply::Read(Err(EngineError::LsnNotApplied {
-                    wanted: *min_lsn,
-                    applied,
-                }))
+                Reply::Read(Err(EngineError::LsnNotApplied { wanted: *min_lsn, applied }))
             } else {
                 return true;
             };
-            ready.push(Response {
-                origin: request.origin,
-                id: request.id,
-                reply,
-            });
+            ready.push(Response { origin: request.origin, id: request.id, reply });
             false
         });
     }

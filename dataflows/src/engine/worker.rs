@@ -18,7 +18,7 @@ use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
 use crate::engine::requests::{self, Reply, Request, Response, ServeState};
-use crate::engine::{EngineError, Shared, Submission};
+use crate::engine::{owner_of, EngineError, Shared, Submission};
 use crate::model::Lsn;
 use crate::query::Indexes;
 use crate::write::RecordOutcome;
@@ -36,25 +36,14 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
     let is_writer = index == 0;
     let log = is_writer.then(|| shared.log.clone());
-    let serve_state = ServeState {
-        indexes: indexes.clone(),
-        probe: probe.clone(),
-        outbox: outbox.clone(),
-        log,
-    };
+    let serve_state = ServeState { indexes: indexes.clone(), probe: probe.clone(), outbox: outbox.clone(), log };
     let mut request_flow = requests::build(worker, serve_state);
 
     let mut writer = if is_writer {
         let mut inputs = inputs;
         inputs.advance_to(1);
         inputs.flush();
-        Some(Writer {
-            inputs,
-            state: ApplyState::new(),
-            last_lsn: 0,
-            pending: VecDeque::new(),
-            changes: Vec::new(),
-        })
+        Some(Writer { inputs, state: ApplyState::new(), last_lsn: 0, pending: VecDeque::new(), changes: Vec::new() })
     } else {
         drop(inputs);
         None
@@ -74,27 +63,22 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     while !shared.shutdown.load(Ordering::Acquire) {
         // Requests from the front.
         let mut injected = false;
-        for Submission {
-            body,
-            route,
-            timeout,
-            reply,
-        } in inbox.try_iter()
-        {
+        let mut local = false;
+        for Submission { body, route, timeout, reply } in inbox.try_iter() {
             next_request_id += 1;
-            request_flow
-                .replies
-                .borrow_mut()
-                .insert(next_request_id, reply);
+            request_flow.replies.borrow_mut().insert(next_request_id, reply);
             let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-            request_flow.input.send(Request {
-                origin: index,
-                id: next_request_id,
-                route,
-                timeout_micros,
-                body,
-            });
-            injected = true;
+            let request = Request { origin: index, id: next_request_id, route, timeout_micros, body };
+            if owner_of(route, shared.peers) == index {
+                request_flow.local.borrow_mut().push(request);
+                local = true;
+            } else {
+                request_flow.input.send(request);
+                injected = true;
+            }
+        }
+        if local {
+            request_flow.serve.activate();
         }
         if injected {
             // Advancing the time is what flushes the exchange to other workers.
@@ -107,11 +91,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             let mut fed = false;
             for item in committed.try_iter() {
                 match item {
-                    Committed::Record {
-                        lsn,
-                        record,
-                        ticket,
-                    } => {
+                    Committed::Record { lsn, record, ticket } => {
                         fed |= writer.apply(lsn, &record, ticket);
                     }
                     Committed::Failed { ticket, error } => {
@@ -185,27 +165,16 @@ struct Writer {
 
 impl Writer {
     /// Applies one record; false if it was already applied (a replayed duplicate).
-    fn apply(
-        &mut self,
-        lsn: Lsn,
-        record: &crate::write::WriteRecord,
-        ticket: Option<Ticket>,
-    ) -> bool {
+    fn apply(&mut self, lsn: Lsn, record: &crate::write::WriteRecord, ticket: Option<Ticket>) -> bool {
         if lsn <= self.last_lsn {
-            tracing::warn!(
-                lsn,
-                last = self.last_lsn,
-                "skipping a record at or below the applied LSN"
-            );
+            tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
             return false;
         }
         self.inputs.advance_to(lsn);
         let outcome = self.state.apply(lsn, record, &mut self.changes);
         for change in self.changes.drain(..) {
             match change {
-                Change::Vertex(key, vertex, diff) => {
-                    self.inputs.vertices.update((key, vertex), diff)
-                }
+                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update((key, vertex), diff),
                 Change::Edge(key, edge, diff) => self.inputs.edges.update((key, edge), diff),
             }
         }
@@ -218,17 +187,9 @@ impl Writer {
 
     /// Answers the writes whose record is now applied everywhere.
     fn release(&mut self, applied: Lsn, outbox: &mut Vec<Response>) {
-        while self
-            .pending
-            .front()
-            .is_some_and(|(lsn, _, _)| *lsn <= applied)
-        {
+        while self.pending.front().is_some_and(|(lsn, _, _)| *lsn <= applied) {
             if let Some((_, ticket, outcome)) = self.pending.pop_front() {
-                outbox.push(Response {
-                    origin: ticket.origin,
-                    id: ticket.request,
-                    reply: Reply::Write(Ok(outcome)),
-                });
+                outbox.push(Response { origin: ticket.origin, id: ticket.request, reply: Reply::Write(Ok(outcome)) });
             }
         }
     }
