@@ -130,18 +130,34 @@ pub mod value {
     /// Nesting deeper than this is refused: recursion on untrusted input must be bounded.
     pub const MAX_DEPTH: usize = 64;
 
-    /// Converts a wire value; the error names the path of the offending value.
-    pub fn from_proto(value: &graph::Value, path: &str) -> Result<Value, String> {
-        from_proto_at(value, path, 0)
+    /// What is wrong with a value, and where inside it (`[2].key`), built only on error.
+    struct ValueError {
+        path: String,
+        problem: String,
     }
 
-    fn from_proto_at(value: &graph::Value, path: &str, depth: usize) -> Result<Value, String> {
+    impl ValueError {
+        fn under(mut self, step: String) -> Self {
+            self.path.insert_str(0, &step);
+            self
+        }
+    }
+
+    /// Converts a wire value; the error names the path of the offending value.
+    pub fn from_proto(value: &graph::Value, path: &str) -> Result<Value, String> {
+        from_proto_at(value, 0).map_err(|e| format!("{path}{}: {}", e.path, e.problem))
+    }
+
+    fn from_proto_at(value: &graph::Value, depth: usize) -> Result<Value, ValueError> {
         use graph::value::Value as Kind;
         if depth > MAX_DEPTH {
-            return Err(format!("{path}: values nest deeper than {MAX_DEPTH} levels"));
+            return Err(ValueError {
+                path: String::new(),
+                problem: format!("values nest deeper than {MAX_DEPTH} levels"),
+            });
         }
         Ok(match &value.value {
-            None => return Err(format!("{path}: value has no kind set")),
+            None => return Err(ValueError { path: String::new(), problem: "value has no kind set".into() }),
             Some(Kind::StringValue(s)) => Value::String(s.clone()),
             Some(Kind::IntValue(i)) => Value::Int(*i),
             Some(Kind::DoubleValue(d)) => Value::Double(*d),
@@ -151,14 +167,14 @@ pub mod value {
                 list.values
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| from_proto_at(v, &format!("{path}[{i}]"), depth + 1))
+                    .map(|(i, v)| from_proto_at(v, depth + 1).map_err(|e| e.under(format!("[{i}]"))))
                     .collect::<Result<_, _>>()?,
             ),
             Some(Kind::MapValue(map)) => Value::Map(
                 map.fields
                     .iter()
-                    .map(|(k, v)| Ok((k.clone(), from_proto_at(v, &format!("{path}.{k}"), depth + 1)?)))
-                    .collect::<Result<_, String>>()?,
+                    .map(|(k, v)| Ok((k.clone(), from_proto_at(v, depth + 1).map_err(|e| e.under(format!(".{k}")))?)))
+                    .collect::<Result<_, ValueError>>()?,
             ),
         })
     }
@@ -184,7 +200,13 @@ pub mod value {
         properties: &HashMap<String, graph::Value>,
         field: &str,
     ) -> Result<Properties, String> {
-        properties.iter().map(|(k, v)| Ok((k.clone(), from_proto(v, &format!("{field}.{k}"))?))).collect()
+        properties
+            .iter()
+            .map(|(k, v)| match from_proto_at(v, 0) {
+                Ok(value) => Ok((k.clone(), value)),
+                Err(e) => Err(format!("{field}.{k}{}: {}", e.path, e.problem)),
+            })
+            .collect()
     }
 
     pub fn properties_to_proto(properties: &Properties) -> HashMap<String, graph::Value> {
@@ -202,7 +224,8 @@ pub mod value {
             .map(|(k, bytes)| {
                 let wire = graph::Value::decode(bytes.as_slice())
                     .map_err(|e| format!("properties.{k}: not a prism.graph.v1.Value: {e}"))?;
-                Ok((k.clone(), from_proto(&wire, &format!("properties.{k}"))?))
+                let value = from_proto_at(&wire, 0).map_err(|e| format!("properties.{k}{}: {}", e.path, e.problem))?;
+                Ok((k.clone(), value))
             })
             .collect()
     }

@@ -7,6 +7,8 @@
 //! edges, which is what the rules need: existence, endpoints, and edges for `cascade`.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use crate::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
@@ -29,8 +31,10 @@ struct VertexEntry {
 /// The current graph as the apply stage needs it.
 #[derive(Default)]
 pub struct ApplyState {
-    vertices: HashMap<VertexKey, VertexEntry>,
-    edges: HashMap<EdgeKey, Arc<Edge>>,
+    // foldhash rather than SipHash: these maps are on the write path of every record, and
+    // their keys come from the log, not from an adversary choosing hash collisions per server.
+    vertices: HashMap<VertexKey, VertexEntry, RandomState>,
+    edges: HashMap<EdgeKey, Arc<Edge>, RandomState>,
 }
 
 /// What an atomic record touched, as it was before, so that a rejection can restore it.

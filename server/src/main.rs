@@ -7,6 +7,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use prism_server::config::{ClusterSection, Config};
 
+// The engine allocates per vertex, edge and message; mimalloc keeps that cheap and compact.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "prism-graph", version, about = "A streaming property-graph engine served over gRPC")]
 struct Cli {

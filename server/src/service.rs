@@ -126,18 +126,19 @@ fn properties(field: &str, wire: &std::collections::HashMap<String, Value>) -> R
     value::properties_from_proto(wire, field).map_err(Status::invalid_argument)
 }
 
-/// A CreateVertexRequest as an operation; `field` prefixes the names in errors.
-fn create_vertex_op(field: &str, request: CreateVertexRequest) -> Result<WriteOp, Status> {
-    require(&format!("{field}id"), &request.id)?;
-    let properties = properties(&format!("{field}properties"), &request.properties)?;
+/// A CreateVertexRequest as an operation. Errors name the field relative to the request;
+/// a batch prefixes the item (only on error, so valid items cost no formatting).
+fn create_vertex_op(request: CreateVertexRequest) -> Result<WriteOp, Status> {
+    require("id", &request.id)?;
+    let properties = properties("properties", &request.properties)?;
     Ok(WriteOp::CreateVertex { id: request.id, label: request.label, properties })
 }
 
-fn create_edge_op(field: &str, request: CreateEdgeRequest) -> Result<WriteOp, Status> {
-    require(&format!("{field}id"), &request.id)?;
-    require(&format!("{field}from_vertex_id"), &request.from_vertex_id)?;
-    require(&format!("{field}to_vertex_id"), &request.to_vertex_id)?;
-    let properties = properties(&format!("{field}properties"), &request.properties)?;
+fn create_edge_op(request: CreateEdgeRequest) -> Result<WriteOp, Status> {
+    require("id", &request.id)?;
+    require("from_vertex_id", &request.from_vertex_id)?;
+    require("to_vertex_id", &request.to_vertex_id)?;
+    let properties = properties("properties", &request.properties)?;
     Ok(WriteOp::CreateEdge {
         id: request.id,
         label: request.label,
@@ -164,7 +165,7 @@ impl GraphApi {
         items: Vec<T>,
         atomic: bool,
         field: &str,
-        to_op: impl Fn(&str, T) -> Result<WriteOp, Status>,
+        to_op: impl Fn(T) -> Result<WriteOp, Status>,
     ) -> Result<Batch, Status> {
         let ns = namespace(metadata)?;
         let max = self.config.limits(ns.as_str()).batch_size;
@@ -176,7 +177,7 @@ impl GraphApi {
         }
         let mut batch = Batch { ops: Vec::with_capacity(items.len()), indexes: Vec::new(), errors: Vec::new() };
         for (index, item) in items.into_iter().enumerate() {
-            match to_op(&format!("{field}[{index}]."), item) {
+            match to_op(item).map_err(|s| Status::new(s.code(), format!("{field}[{index}].{}", s.message()))) {
                 Ok(op) => {
                     batch.ops.push(op);
                     batch.indexes.push(index);
@@ -238,7 +239,7 @@ impl GraphService for GraphApi {
         request: Request<CreateVertexRequest>,
     ) -> Result<Response<CreateVertexResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let op = create_vertex_op("", message)?;
+        let op = create_vertex_op(message)?;
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
@@ -293,7 +294,7 @@ impl GraphService for GraphApi {
 
     async fn create_edge(&self, request: Request<CreateEdgeRequest>) -> Result<Response<CreateEdgeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let op = create_edge_op("", message)?;
+        let op = create_edge_op(message)?;
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::Edge(edge) = effect else {
             return Err(Status::internal("unexpected write effect"));

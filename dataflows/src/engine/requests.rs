@@ -160,18 +160,15 @@ struct Server {
 
 impl Server {
     fn accept(&mut self, request: Request, ready: &mut Vec<Response>) {
-        match &request.body {
+        let Request { origin, id, body, .. } = request;
+        match body {
             RequestBody::Read { .. } => {
                 let expires = Instant::now() + Duration::from_micros(request.timeout_micros);
-                self.waiting.push((request, expires));
+                self.waiting.push((Request { body, ..request }, expires));
             }
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {
-                Some(log) => log.append(record.clone(), Ticket { origin: request.origin, request: request.id }),
-                None => ready.push(Response {
-                    origin: request.origin,
-                    id: request.id,
-                    reply: Reply::Write(Err(EngineError::NoLog)),
-                }),
+                Some(log) => log.append(record, Ticket { origin, request: id }),
+                None => ready.push(Response { origin, id, reply: Reply::Write(Err(EngineError::NoLog)) }),
             },
         }
     }
