@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .extern_path(".prism.graph.v1", "::prism_proto::prism::graph::v1")
         .file_descriptor_set_path(out_dir.join("graph_descriptor.bin"))
-        .compile_protos(&[proto_dir.join("graph.proto")], &[proto_dir.clone()])?;
+        .compile_protos(&[proto_dir.join("graph.proto")], std::slice::from_ref(&proto_dir))?;
     println!("cargo:rerun-if-changed={}", proto_dir.join("graph.proto").display());
     Ok(())
 }

@@ -39,6 +39,10 @@ struct Args {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Seconds of steady updates to existing vertices after the other runs, sampling the
+    /// server's memory each second (compaction should keep it flat).
+    #[arg(long, default_value_t = 20)]
+    churn_seconds: u64,
     /// Timely workers of the spawned server.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -102,6 +106,38 @@ where
     }
     let calls = histogram.len();
     Ok(Run { histogram, calls, elapsed: start.elapsed() })
+}
+
+/// Steady UpdateVertex load on the loaded vertices, in rounds, with the server's resident
+/// memory after each: with compaction it stays flat however many updates pass.
+async fn churn(args: &Args, pid: u32, client: impl Fn(usize) -> GraphServiceClient<Channel>) -> anyhow::Result<()> {
+    use pb::value::Value as V;
+    const ROUNDS: u64 = 5;
+    let n = args.vertices.max(1) as u64;
+    let clients: Arc<Vec<_>> = Arc::new((0..args.concurrency).map(client).collect());
+    let mut total = 0;
+    for round in 1..=ROUNDS {
+        let clients = clients.clone();
+        let run = measure(args.concurrency, args.churn_seconds.div_ceil(ROUNDS), move |task, i| {
+            let mut c = clients[task].clone();
+            let id = format!("v{}", rand::rng().random_range(0..n));
+            let properties = [("score".to_string(), pb::Value { value: Some(V::DoubleValue(i as f64)) })].into();
+            async move {
+                c.update_vertex(pb::UpdateVertexRequest { id, properties, merge: true }).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        total += run.calls;
+        println!(
+            "churn round {round}: {} updates ({:.0}/s, P50 {:.0} us), {total} in all; resident memory {:.0} MiB",
+            run.calls,
+            run.rate(),
+            run.p(0.5),
+            rss_bytes(pid).unwrap_or(0) as f64 / 1048576.0
+        );
+    }
+    Ok(())
 }
 
 fn rss_bytes(pid: u32) -> Option<u64> {
@@ -287,6 +323,10 @@ async fn main() -> anyhow::Result<()> {
     let create_one = create(1, "c1").await?;
     let create_many = create(args.concurrency, "cn").await?;
     table("CreateVertex", &create_one, &create_many, &floor_one, &floor_many);
+
+    if let (Some(pid), true) = (pid, args.churn_seconds > 0) {
+        churn(&args, pid, client).await?;
+    }
 
     println!(
         "goals: GetVertex P50 <= 2x floor: {:.2}x; GetVertex throughput >= 0.5x floor: {:.2}x; CreateVertex throughput >= 0.33x floor: {:.2}x; batch load >= 200k/s: {:.0}/s",

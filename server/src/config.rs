@@ -39,19 +39,13 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, after the file and the flags are merged.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
     pub cluster: Option<ClusterSection>,
     pub wal: WalSection,
     pub namespaces: Vec<NamespaceSection>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { server: ServerSection::default(), cluster: None, wal: WalSection::default(), namespaces: Vec::new() }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

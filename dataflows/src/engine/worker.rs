@@ -170,12 +170,13 @@ impl Writer {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
             return false;
         }
-        self.inputs.advance_to(lsn);
         let outcome = self.state.apply(lsn, record, &mut self.changes);
+        // At the record's own time, without advancing the inputs per record: a group of
+        // records then costs one advance (and one round of progress messages), not one each.
         for change in self.changes.drain(..) {
             match change {
-                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update((key, vertex), diff),
-                Change::Edge(key, edge, diff) => self.inputs.edges.update((key, edge), diff),
+                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update_at((key, vertex), lsn, diff),
+                Change::Edge(key, edge, diff) => self.inputs.edges.update_at((key, edge), lsn, diff),
             }
         }
         self.last_lsn = lsn;
