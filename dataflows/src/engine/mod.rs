@@ -30,6 +30,25 @@ use crate::query::{Answer, Query};
 use crate::write::{RecordOutcome, WriteRecord};
 use requests::RequestBody;
 
+/// Records of merge work an arrangement does per scheduling while it merges on its own.
+const EXTRA_MERGE_EFFORT: usize = 10_000;
+
+/// When an arrangement merges beyond what its inserts pay for.
+///
+/// A trace merges batches as updates arrive, geometrically: updates to a graph of a million
+/// vertices collect in smaller batches until they amount to about a million themselves, so
+/// memory can double before a retraction meets the version it retracts. Merging on every
+/// scheduling instead keeps memory tight but re-merges the largest batch continuously and
+/// costs writes a factor of three. The middle: merge once the smaller batches hold a quarter
+/// of the largest: memory stays within about a quarter of the live graph's, for about four
+/// records of merge work per update.
+fn exert_when_updates_pile_up(levels: &[(usize, usize, usize)]) -> Option<usize> {
+    let largest = levels.iter().map(|&(_, _, length)| length).max().unwrap_or(0);
+    let all: usize = levels.iter().map(|&(_, _, length)| length).sum();
+    let rest = all - largest;
+    (rest > 4096 && rest * 4 > largest).then_some(EXTRA_MERGE_EFFORT)
+}
+
 /// How long the workers may take to start once the cluster is connected.
 const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -160,7 +179,12 @@ impl Engine {
         // The apply stage runs on worker 0: records committed in this process go there.
         let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };
 
-        let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
+        let mut worker_config = timely::WorkerConfig::default();
+        worker_config.set::<differential_dataflow::trace::ExertionLogic>(
+            "differential/default_exert_logic".to_string(),
+            Arc::new(exert_when_updates_pile_up),
+        );
+        let timely_config = timely::Config { communication, worker: worker_config };
         let worker_shared = shared.clone();
         let guards = timely::execute(timely_config, move |worker| worker::run(worker, worker_shared.clone()))
             .map_err(EngineError::Start)?;
