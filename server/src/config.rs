@@ -139,7 +139,8 @@ fn graph_pattern() -> Pattern {
 pub struct BackendSection {
     #[serde(rename = "type", default)]
     pub kind: BackendKind,
-    /// Creating a vertex beyond this count answers RESOURCE_EXHAUSTED (0: no limit).
+    /// RFC-055's capacity hints. Accepted so that RFC-055 configs load; not enforced yet (the
+    /// server logs a warning when they are set).
     #[serde(default)]
     pub max_vertices: u64,
     #[serde(default)]

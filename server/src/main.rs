@@ -78,6 +78,29 @@ impl ServeArgs {
     }
 }
 
+/// Completes on SIGINT or SIGTERM; if neither can be watched, never (the server then runs
+/// until killed).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -90,12 +113,7 @@ fn main() -> anyhow::Result<()> {
             let config = args.into_config()?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
-                let shutdown = async {
-                    // If signals cannot be watched, the server runs until killed.
-                    if tokio::signal::ctrl_c().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
+                let shutdown = shutdown_signal();
                 prism_server::serve(
                     config,
                     // Scripts and tests read the bound address from this line.

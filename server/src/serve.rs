@@ -46,6 +46,11 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    for ns in &config.namespaces {
+        if ns.backend.max_vertices != 0 || ns.backend.max_edges != 0 {
+            tracing::warn!(namespace = %ns.name, "backend.max_vertices and max_edges are not enforced yet");
+        }
+    }
     let config = Arc::new(config);
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),

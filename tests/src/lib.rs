@@ -238,3 +238,12 @@ pub async fn start_cluster(base: &Path, processes: usize) -> Vec<Server> {
     }
     servers
 }
+
+impl Server {
+    /// SIGTERM: the graceful path.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        }
+    }
+}
