@@ -11,11 +11,13 @@
 
 pub mod apply;
 pub mod engine;
+pub mod filter;
 pub mod model;
 pub mod query;
+pub mod traverse;
 pub mod write;
 
 pub use engine::{ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, Ticket, WriteLog};
 pub use model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
-pub use query::{Answer, Query, VertexWithEdges};
+pub use query::{Answer, Direction, Query, VertexWithEdges};
 pub use write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};

@@ -13,6 +13,7 @@ use differential_dataflow::trace::TraceReader;
 use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
+use crate::filter::Filter;
 use crate::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
@@ -31,11 +32,40 @@ pub struct Indexes {
     pub in_edges: GraphTrace<VertexKey, Arc<Edge>>,
 }
 
+/// Which way to follow edges from a vertex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    Out,
+    In,
+    Both,
+}
+
 /// A read of the graph.
+///
+/// `Expand` and `Vertices` read many keys at once; a caller sends them only keys owned by
+/// one worker (see [`crate::engine::Engine::owner_of_key`]), so they route by the first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Query {
-    GetVertex { key: VertexKey, include_edges: bool },
-    GetEdge { key: EdgeKey },
+    GetVertex {
+        key: VertexKey,
+        include_edges: bool,
+    },
+    GetEdge {
+        key: EdgeKey,
+    },
+    /// The edges of each key in `direction`, with one of `labels` (any when empty) and
+    /// passing `filter`; at most `max_edges` of them in all.
+    Expand {
+        keys: Vec<VertexKey>,
+        direction: Direction,
+        labels: Vec<String>,
+        filter: Option<Filter>,
+        max_edges: usize,
+    },
+    /// The vertices of `keys`, where they exist.
+    Vertices {
+        keys: Vec<VertexKey>,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -43,6 +73,14 @@ pub enum Query {
 pub enum Answer {
     Vertex(Option<VertexWithEdges>),
     Edge(Option<Arc<Edge>>),
+    /// For `Expand`: (index of the key, edge, whether it was followed outward); `truncated`
+    /// when `max_edges` cut the list short.
+    Expanded {
+        edges: Vec<(u32, Arc<Edge>, bool)>,
+        truncated: bool,
+    },
+    /// For `Vertices`: one entry per key, in order.
+    Vertices(Vec<Option<Arc<Vertex>>>),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,6 +97,7 @@ impl Query {
         match self {
             Query::GetVertex { key, .. } => key.hashed(),
             Query::GetEdge { key } => key.hashed(),
+            Query::Expand { keys, .. } | Query::Vertices { keys } => keys.first().map_or(0, |k| k.hashed()),
         }
     }
 
@@ -78,6 +117,74 @@ impl Query {
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges }))
             }
             Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
+            Query::Expand { keys, direction, labels, filter, max_edges } => {
+                let mut edges = Vec::new();
+                let mut truncated = false;
+                let mut take = |index: usize, edge: &Arc<Edge>, outward: bool| {
+                    let wanted = (labels.is_empty() || labels.iter().any(|l| *l == edge.label))
+                        && filter.as_ref().is_none_or(|f| f.matches_edge(edge));
+                    if wanted {
+                        if edges.len() < *max_edges {
+                            edges.push((index as u32, edge.clone(), outward));
+                        } else {
+                            truncated = true;
+                        }
+                    }
+                };
+                if matches!(direction, Direction::Out | Direction::Both) {
+                    lookup_many(&mut indexes.out_edges, keys, lsn, |i, e| take(i, e, true));
+                }
+                if matches!(direction, Direction::In | Direction::Both) {
+                    // Followed both ways, a self-loop is one edge, already taken outward.
+                    let both = *direction == Direction::Both;
+                    lookup_many(&mut indexes.in_edges, keys, lsn, |i, e| {
+                        if !(both && e.from == e.to) {
+                            take(i, e, false)
+                        }
+                    });
+                }
+                Answer::Expanded { edges, truncated }
+            }
+            Query::Vertices { keys } => {
+                let mut found = vec![None; keys.len()];
+                lookup_many(&mut indexes.vertices, keys, lsn, |i, v| found[i] = Some(v.clone()));
+                Answer::Vertices(found)
+            }
+        }
+    }
+}
+
+/// Calls `found(index, value)` for every value of every key in `keys` as of `lsn`, reading
+/// the trace with one cursor, keys visited in order.
+pub fn lookup_many<K, V>(trace: &mut GraphTrace<K, V>, keys: &[K], lsn: Lsn, mut found: impl FnMut(usize, &V))
+where
+    K: Ord + Clone + 'static,
+    V: Ord + Clone + 'static,
+{
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return;
+    };
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let (mut cursor, storage) = cursor_list(batches);
+    for index in order {
+        let key = &keys[index];
+        cursor.seek_key(&storage, key);
+        if cursor.get_key(&storage) != Some(key) {
+            continue;
+        }
+        cursor.rewind_vals(&storage);
+        while let Some(val) = cursor.get_val(&storage) {
+            let mut count = 0isize;
+            cursor.map_times(&storage, |time, diff| {
+                if *time <= lsn {
+                    count += *diff;
+                }
+            });
+            if count > 0 {
+                found(index, val);
+            }
+            cursor.step_val(&storage);
         }
     }
 }

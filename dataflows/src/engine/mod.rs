@@ -85,6 +85,8 @@ pub enum EngineError {
     Log(String),
     #[error("LSN {wanted} is not applied yet (applied: {applied})")]
     LsnNotApplied { wanted: Lsn, applied: Lsn },
+    #[error("LSN {lsn} is no longer readable (compacted up to {since}); the query ran longer than the read hold")]
+    Compacted { lsn: Lsn, since: Lsn },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("the engine is shutting down")]
@@ -225,8 +227,20 @@ impl Engine {
 
     /// Reads once `min_lsn` is applied, at the latest applied LSN; returns that LSN.
     pub async fn read(&self, query: Query, min_lsn: Lsn, timeout: Duration) -> Result<(Lsn, Answer), EngineError> {
+        self.read_at(query, min_lsn, None, timeout).await
+    }
+
+    /// Reads as of `at` (once applied) when given, else as [`Engine::read`] does. A query of
+    /// several steps reads every step at its first step's LSN.
+    pub async fn read_at(
+        &self,
+        query: Query,
+        min_lsn: Lsn,
+        at: Option<Lsn>,
+        timeout: Duration,
+    ) -> Result<(Lsn, Answer), EngineError> {
         let route = query.route();
-        match self.submit(RequestBody::Read { min_lsn, query }, route, timeout).await? {
+        match self.submit(RequestBody::Read { min_lsn, at, query }, route, timeout).await? {
             Reply::Read(result) => result,
             Reply::Write(_) => Err(EngineError::Shutdown),
         }
@@ -265,6 +279,12 @@ impl Engine {
         } else {
             self.next_inbox.fetch_add(1, Ordering::Relaxed) % local_count
         }
+    }
+
+    /// The worker owning a vertex key (and its adjacency): batch reads group keys by it.
+    pub fn owner_of_key(&self, key: &crate::model::VertexKey) -> usize {
+        use differential_dataflow::hashable::Hashable;
+        owner_of(key.hashed(), self.shared.peers)
     }
 
     /// Stops the workers and waits for them.

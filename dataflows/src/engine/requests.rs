@@ -10,7 +10,7 @@
 //! Request timestamps are a per-worker counter with no meaning beyond flushing exchanges:
 //! the serve operator answers as data arrives, never waiting on this dataflow's frontier.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -44,9 +44,11 @@ pub(crate) struct Request {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum RequestBody {
-    /// Read once the state at `min_lsn` is applied, at the latest applied LSN.
+    /// Read once the state at `min_lsn` is applied: at `at` if given (a multi-step query
+    /// keeps its first step's LSN), otherwise at the latest applied LSN.
     Read {
         min_lsn: Lsn,
+        at: Option<Lsn>,
         query: Query,
     },
     Write(WriteRecord),
@@ -75,6 +77,8 @@ pub(crate) struct ServeState {
     pub outbox: Rc<RefCell<Vec<Response>>>,
     /// The log, on the one worker that appends to it.
     pub log: Option<Arc<OnceLock<Arc<dyn WriteLog>>>>,
+    /// The traces' compaction frontier: reads at older LSNs are refused.
+    pub since: Rc<Cell<Lsn>>,
 }
 
 pub(crate) struct RequestDataflow {
@@ -179,16 +183,21 @@ impl Server {
             return;
         }
         let applied = applied(&self.state.probe);
+        let since = self.state.since.get();
         let now = Instant::now();
         let mut indexes = self.state.indexes.borrow_mut();
         self.waiting.retain(|(request, expires)| {
-            let RequestBody::Read { min_lsn, query } = &request.body else {
-                return false;
-            };
-            let reply = if *min_lsn <= applied {
-                Reply::Read(Ok((applied, query.answer(&mut indexes, applied))))
+            let RequestBody::Read { min_lsn, at, query } = &request.body else { return false };
+            let wanted = at.map_or(*min_lsn, |at| at.max(*min_lsn));
+            let reply = if wanted <= applied {
+                let lsn = at.unwrap_or(applied);
+                if lsn < since {
+                    Reply::Read(Err(EngineError::Compacted { lsn, since }))
+                } else {
+                    Reply::Read(Ok((lsn, query.answer(&mut indexes, lsn))))
+                }
             } else if now >= *expires {
-                Reply::Read(Err(EngineError::LsnNotApplied { wanted: *min_lsn, applied }))
+                Reply::Read(Err(EngineError::LsnNotApplied { wanted, applied }))
             } else {
                 return true;
             };

@@ -36,7 +36,14 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
     let is_writer = index == 0;
     let log = is_writer.then(|| shared.log.clone());
-    let serve_state = ServeState { indexes: indexes.clone(), probe: probe.clone(), outbox: outbox.clone(), log };
+    let since = Rc::new(std::cell::Cell::new(0));
+    let serve_state = ServeState {
+        indexes: indexes.clone(),
+        probe: probe.clone(),
+        outbox: outbox.clone(),
+        log,
+        since: since.clone(),
+    };
     let mut request_flow = requests::build(worker, serve_state);
 
     let mut writer = if is_writer {
@@ -126,8 +133,9 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             request_flow.serve.activate();
             last_serve_poke = Instant::now();
         }
-        if let Some(since) = hold.observe(Instant::now(), applied) {
-            compact(&mut indexes.borrow_mut(), since);
+        if let Some(since_lsn) = hold.observe(Instant::now(), applied) {
+            compact(&mut indexes.borrow_mut(), since_lsn);
+            since.set(since_lsn);
         }
     }
 

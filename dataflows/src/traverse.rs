@@ -1,0 +1,355 @@
+//! Traversals: RFC-055's `Traverse`, computed level by level over the arranged adjacency.
+//!
+//! The coordinator runs beside the RPC that asked. Each hop sends the current frontier, split
+//! by owning worker, as `Expand` queries through the request dataflow (so it works across
+//! processes); every level reads at the LSN of the first, so the answer is one consistent
+//! state. Frontier, expanded edges and kept paths are capped, and the deadline is checked
+//! before every level, so a query on a dense graph stops instead of growing without bound.
+//!
+//! Steps are set-based: each maps the frontier to the vertices reached by `min_hops..=max_hops`
+//! hops along edges of its labels and direction. The edge filter restricts every edge
+//! followed; the vertex filter and the excluded ids restrict the vertices returned. A path
+//! count is the number of walks from the start that reach a vertex through the steps.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, EngineError};
+use crate::filter::Filter;
+use crate::model::{Edge, Lsn, Namespace, Vertex, VertexKey};
+use crate::query::{Answer, Direction, Query};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub direction: Direction,
+    /// Any label when empty.
+    pub labels: Vec<String>,
+    pub min_hops: u32,
+    pub max_hops: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Traversal {
+    pub start: String,
+    pub steps: Vec<Step>,
+    pub limit: Option<usize>,
+    pub vertex_filter: Option<Filter>,
+    pub edge_filter: Option<Filter>,
+    pub include_paths: bool,
+    pub exclude: Vec<String>,
+    pub rank_by_path_count: bool,
+}
+
+/// The bounds a traversal runs under.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraversalLimits {
+    /// Most hops in all (the sum of the steps' `max_hops`).
+    pub max_depth: u32,
+    /// Most vertices in one level's frontier.
+    pub max_frontier: usize,
+    /// Most edges expanded by the whole traversal.
+    pub max_expanded_edges: usize,
+    /// Most vertices returned when no smaller `limit` is asked for.
+    pub max_results: usize,
+    /// Most paths kept and returned.
+    pub max_paths: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Path {
+    pub vertices: Vec<String>,
+    pub edges: Vec<String>,
+}
+
+/// A traversal's answer, consistent with `lsn`.
+#[derive(Clone, Debug, Default)]
+pub struct Traversed {
+    pub lsn: Lsn,
+    pub vertices: Vec<Arc<Vertex>>,
+    /// Parallel to `vertices`.
+    pub path_counts: Vec<u64>,
+    /// Every edge followed, by id.
+    pub edges: Vec<Arc<Edge>>,
+    /// Paths ending at the returned vertices (when asked), at most `max_paths`.
+    pub paths: Vec<Path>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraverseError {
+    #[error("start_vertex_id: vertex {0:?} not found")]
+    StartNotFound(String),
+    /// A limit of [`TraversalLimits`] was reached; `limit` names it.
+    #[error("{message}")]
+    Limit { limit: &'static str, message: String },
+    #[error("traversal_timeout: the traversal did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+fn limit(limit: &'static str, message: String) -> TraverseError {
+    TraverseError::Limit { limit, message }
+}
+
+/// Runs `traversal` in `namespace`, once `min_lsn` is applied.
+pub async fn traverse(
+    engine: &Engine,
+    namespace: &Namespace,
+    traversal: &Traversal,
+    limits: &TraversalLimits,
+    min_lsn: Lsn,
+) -> Result<Traversed, TraverseError> {
+    let hops: u32 = traversal.steps.iter().map(|s| s.max_hops).sum();
+    if hops > limits.max_depth {
+        return Err(limit(
+            "max_depth",
+            format!("max_depth: the steps take up to {hops} hops; the limit is {}", limits.max_depth),
+        ));
+    }
+    let reader = Reader { engine, namespace, deadline: Instant::now() + limits.timeout, timeout: limits.timeout };
+
+    let (lsn, start) = reader.vertices(std::slice::from_ref(&traversal.start), None, min_lsn).await?;
+    if start.is_empty() {
+        return Err(TraverseError::StartNotFound(traversal.start.clone()));
+    }
+
+    let mut level = Level::start(&traversal.start, traversal.include_paths);
+    let mut followed: HashMap<String, Arc<Edge>> = HashMap::new();
+    let mut expanded = 0usize;
+    for step in &traversal.steps {
+        let mut reached = if step.min_hops == 0 { level.clone() } else { Level::default() };
+        let mut current = level;
+        for hop in 1..=step.max_hops {
+            if current.counts.is_empty() {
+                break;
+            }
+            let budget = limits.max_expanded_edges - expanded;
+            let edges = reader.expand(&current.counts, step, traversal.edge_filter.as_ref(), lsn, budget).await?;
+            expanded += edges.len();
+            let next = current.advance(&edges, limits.max_paths);
+            if next.counts.len() > limits.max_frontier {
+                return Err(limit(
+                    "max_frontier",
+                    format!(
+                        "max_frontier: a level reached {} vertices; the limit is {}",
+                        next.counts.len(),
+                        limits.max_frontier
+                    ),
+                ));
+            }
+            for (_, edge, _) in &edges {
+                followed.entry(edge.id.clone()).or_insert_with(|| edge.clone());
+            }
+            if hop >= step.min_hops {
+                reached.absorb(&next, limits.max_paths);
+            }
+            current = next;
+        }
+        level = reached;
+    }
+
+    // The vertices returned: reached by the last step, not excluded, passing the filter.
+    let excluded: HashSet<&str> = traversal.exclude.iter().map(String::as_str).collect();
+    let ids: Vec<String> = level.counts.keys().filter(|id| !excluded.contains(id.as_str())).cloned().collect();
+    let (_, bodies) = reader.vertices(&ids, Some(lsn), 0).await?;
+    let mut found: Vec<(Arc<Vertex>, u64)> = bodies
+        .into_iter()
+        .filter(|v| traversal.vertex_filter.as_ref().is_none_or(|f| f.matches_vertex(v)))
+        .map(|v| {
+            let count = level.counts.get(&v.id).copied().unwrap_or(0);
+            (v, count)
+        })
+        .collect();
+    if traversal.rank_by_path_count {
+        found.sort_by(|(a, ca), (b, cb)| cb.cmp(ca).then_with(|| a.id.cmp(&b.id)));
+    } else {
+        found.sort_by(|(a, _), (b, _)| a.id.cmp(&b.id));
+    }
+    let wanted = traversal.limit.unwrap_or(usize::MAX);
+    if wanted > limits.max_results && found.len() > limits.max_results {
+        return Err(limit(
+            "max_results",
+            format!(
+                "max_results: {} vertices match; the limit is {} (ask for fewer with limit)",
+                found.len(),
+                limits.max_results
+            ),
+        ));
+    }
+    found.truncate(wanted);
+
+    let returned: HashSet<&str> = found.iter().map(|(v, _)| v.id.as_str()).collect();
+    let paths = if traversal.include_paths {
+        level.paths.into_iter().filter(|p| p.vertices.last().is_some_and(|id| returned.contains(id.as_str()))).collect()
+    } else {
+        Vec::new()
+    };
+    let mut edges: Vec<Arc<Edge>> = followed.into_values().collect();
+    edges.sort_by(|a, b| a.id.cmp(&b.id));
+    let (vertices, path_counts) = found.into_iter().unzip();
+    Ok(Traversed { lsn, vertices, path_counts, edges, paths })
+}
+
+/// One level of a traversal: the vertices in it with their path counts, and (when paths
+/// are asked for) the paths reaching them, capped.
+#[derive(Clone, Default)]
+struct Level {
+    counts: HashMap<String, u64>,
+    paths: Vec<Path>,
+    keep_paths: bool,
+}
+
+impl Level {
+    fn start(id: &str, keep_paths: bool) -> Level {
+        let paths =
+            if keep_paths { vec![Path { vertices: vec![id.to_owned()], edges: Vec::new() }] } else { Vec::new() };
+        Level { counts: HashMap::from([(id.to_owned(), 1)]), paths, keep_paths }
+    }
+
+    /// The level one hop further along `edges` (source id, edge, followed outward).
+    fn advance(&self, edges: &[(String, Arc<Edge>, bool)], max_paths: usize) -> Level {
+        let mut next = Level { keep_paths: self.keep_paths, ..Level::default() };
+        let mut paths_ending_at: HashMap<&str, Vec<usize>> = HashMap::new();
+        if self.keep_paths {
+            for (i, path) in self.paths.iter().enumerate() {
+                if let Some(last) = path.vertices.last() {
+                    paths_ending_at.entry(last.as_str()).or_default().push(i);
+                }
+            }
+        }
+        for (source, edge, outward) in edges {
+            let neighbour = if *outward { &edge.to } else { &edge.from };
+            let count = self.counts.get(source).copied().unwrap_or(0);
+            let slot = next.counts.entry(neighbour.clone()).or_insert(0);
+            *slot = slot.saturating_add(count);
+            for &i in paths_ending_at.get(source.as_str()).into_iter().flatten() {
+                if next.paths.len() >= max_paths {
+                    break;
+                }
+                let mut path = self.paths[i].clone();
+                path.vertices.push(neighbour.clone());
+                path.edges.push(edge.id.clone());
+                next.paths.push(path);
+            }
+        }
+        next
+    }
+
+    /// Adds `other`'s vertices (summing counts) and paths to this level.
+    fn absorb(&mut self, other: &Level, max_paths: usize) {
+        for (id, count) in &other.counts {
+            let slot = self.counts.entry(id.clone()).or_insert(0);
+            *slot = slot.saturating_add(*count);
+        }
+        let room = max_paths.saturating_sub(self.paths.len());
+        self.paths.extend(other.paths.iter().take(room).cloned());
+        self.keep_paths |= other.keep_paths;
+    }
+}
+
+/// Multi-key reads, split by owning worker, all at one LSN, within the deadline.
+struct Reader<'a> {
+    engine: &'a Engine,
+    namespace: &'a Namespace,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> Result<Duration, TraverseError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(TraverseError::Timeout(self.timeout))
+        } else {
+            Ok(left)
+        }
+    }
+
+    /// Groups `ids` by the worker owning them.
+    fn by_owner<'i>(&self, ids: impl Iterator<Item = &'i String>) -> HashMap<usize, Vec<VertexKey>> {
+        let mut groups: HashMap<usize, Vec<VertexKey>> = HashMap::new();
+        for id in ids {
+            let key = VertexKey::new(self.namespace, id);
+            groups.entry(self.engine.owner_of_key(&key)).or_default().push(key);
+        }
+        groups
+    }
+
+    async fn read_all(
+        &self,
+        queries: Vec<Query>,
+        at: Option<Lsn>,
+        min_lsn: Lsn,
+    ) -> Result<Vec<(Lsn, Answer)>, TraverseError> {
+        let left = self.remaining()?;
+        let reads = queries.into_iter().map(|q| self.engine.read_at(q, min_lsn, at, left));
+        let answers = futures::future::join_all(reads).await;
+        answers
+            .into_iter()
+            .map(|a| match a {
+                Err(EngineError::Timeout(_)) => Err(TraverseError::Timeout(self.timeout)),
+                other => other.map_err(TraverseError::from),
+            })
+            .collect()
+    }
+
+    /// The existing vertices among `ids`, and the LSN read at (`at`, or the applied LSN).
+    async fn vertices(
+        &self,
+        ids: &[String],
+        at: Option<Lsn>,
+        min_lsn: Lsn,
+    ) -> Result<(Lsn, Vec<Arc<Vertex>>), TraverseError> {
+        if ids.is_empty() {
+            return Ok((at.unwrap_or(0), Vec::new()));
+        }
+        let queries = self.by_owner(ids.iter()).into_values().map(|keys| Query::Vertices { keys }).collect();
+        let mut lsn = at.unwrap_or(0);
+        let mut found = Vec::new();
+        for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
+            lsn = read_at;
+            if let Answer::Vertices(vertices) = answer {
+                found.extend(vertices.into_iter().flatten());
+            }
+        }
+        Ok((lsn, found))
+    }
+
+    /// One hop from every vertex of `frontier`: (source id, edge, followed outward).
+    async fn expand(
+        &self,
+        frontier: &HashMap<String, u64>,
+        step: &Step,
+        filter: Option<&Filter>,
+        lsn: Lsn,
+        budget: usize,
+    ) -> Result<Vec<(String, Arc<Edge>, bool)>, TraverseError> {
+        let groups = self.by_owner(frontier.keys());
+        let mut sources = Vec::new();
+        let mut queries = Vec::new();
+        for keys in groups.into_values() {
+            sources.push(keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>());
+            queries.push(Query::Expand {
+                keys,
+                direction: step.direction,
+                labels: step.labels.clone(),
+                filter: filter.cloned(),
+                max_edges: budget,
+            });
+        }
+        let mut edges = Vec::new();
+        for ((_, answer), sources) in self.read_all(queries, Some(lsn), 0).await?.into_iter().zip(sources) {
+            let Answer::Expanded { edges: found, truncated } = answer else { continue };
+            if truncated || edges.len() + found.len() > budget {
+                return Err(limit(
+                    "max_expanded_edges",
+                    "max_expanded_edges: the traversal expanded more edges than the limit allows".to_string(),
+                ));
+            }
+            edges.extend(found.into_iter().map(|(i, edge, outward)| (sources[i as usize].clone(), edge, outward)));
+        }
+        Ok(edges)
+    }
+}
