@@ -35,6 +35,8 @@ pub fn from_engine(error: EngineError) -> Status {
         EngineError::NoLog | EngineError::Log(_) | EngineError::Shutdown => Status::unavailable(message),
         EngineError::LsnNotApplied { .. } => Status::deadline_exceeded(format!("x-prism-min-lsn: {message}")),
         EngineError::Timeout(_) => Status::deadline_exceeded(message),
+        // The state the query started on was compacted away under it: retrying succeeds.
+        EngineError::Compacted { .. } => Status::aborted(message),
         EngineError::Start(_) => Status::internal(message),
     }
 }
