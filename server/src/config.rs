@@ -163,11 +163,27 @@ pub struct Limits {
     pub max_traversal_depth: u32,
     /// Most items in one batch call.
     pub batch_size: usize,
+    /// Most vertices in one level of a traversal.
+    pub max_frontier: usize,
+    /// Most edges one traversal may expand.
+    pub max_expanded_edges: usize,
+    /// Most vertices a traversal returns without a smaller `limit`.
+    pub max_results: usize,
+    /// Most paths a traversal keeps and returns.
+    pub max_paths: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { traversal_timeout: Duration::from_millis(100), max_traversal_depth: 6, batch_size: 10_000 }
+        Limits {
+            traversal_timeout: Duration::from_millis(100),
+            max_traversal_depth: 6,
+            batch_size: 10_000,
+            max_frontier: 100_000,
+            max_expanded_edges: 1_000_000,
+            max_results: 10_000,
+            max_paths: 1_000,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod serve;
 pub mod service;
 pub mod status;
+pub mod traversal;
 
 /// The generated GraphService stubs (server and client).
 pub mod pb {

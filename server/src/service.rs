@@ -18,6 +18,7 @@ use crate::config::{parse_duration, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
 use crate::pb::graph_service_server::GraphService;
 use crate::status::{self, invalid};
+use crate::traversal;
 
 pub const NAMESPACE_HEADER: &str = "x-prism-namespace";
 pub const LSN_HEADER: &str = "x-prism-lsn";
@@ -354,8 +355,18 @@ impl GraphService for GraphApi {
         Ok(with_lsn(BatchCreateEdgesResponse { edges, errors }, lsn))
     }
 
-    async fn traverse(&self, _: Request<TraverseRequest>) -> Result<Response<TraverseResponse>, Status> {
-        unimplemented("Traverse")
+    async fn traverse(&self, request: Request<TraverseRequest>) -> Result<Response<TraverseResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let with_counts = message.rank_by == traverse_request::RankBy::PathCount as i32;
+        let (traversal, limits) = traversal::from_proto(message, &config, deadline(&metadata)?)?;
+        let result =
+            prism_dataflows::traverse::traverse(&self.engine, &namespace, &traversal, &limits, min_lsn(&metadata)?)
+                .await
+                .map_err(traversal::error_to_status)?;
+        let lsn = result.lsn;
+        Ok(with_lsn(traversal::to_proto(result, with_counts), lsn))
     }
 
     async fn shortest_path(&self, _: Request<ShortestPathRequest>) -> Result<Response<ShortestPathResponse>, Status> {

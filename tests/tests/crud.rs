@@ -152,7 +152,8 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
     // Capabilities of later issues answer UNIMPLEMENTED, naming the RPC.
-    expect_code(reader.traverse(pb::TraverseRequest::default()).await, Code::Unimplemented, "Traverse").await;
+    expect_code(reader.shortest_path(pb::ShortestPathRequest::default()).await, Code::Unimplemented, "ShortestPath")
+        .await;
 }
 
 async fn batches(client: &mut Client) {
