@@ -14,6 +14,7 @@ pub mod engine;
 pub mod filter;
 pub mod model;
 pub mod query;
+pub mod reader;
 pub mod traverse;
 pub mod write;
 

@@ -13,12 +13,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::filter::Filter;
-use crate::model::{Edge, Lsn, Namespace, Vertex, VertexKey};
-use crate::query::{Answer, Direction, Query};
+use crate::model::{Edge, Lsn, Namespace, Vertex};
+use crate::query::Direction;
+use crate::reader::{limit, QueryError, Reader};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -76,23 +77,6 @@ pub struct Traversed {
     pub paths: Vec<Path>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TraverseError {
-    #[error("start_vertex_id: vertex {0:?} not found")]
-    StartNotFound(String),
-    /// A limit of [`TraversalLimits`] was reached; `limit` names it.
-    #[error("{message}")]
-    Limit { limit: &'static str, message: String },
-    #[error("traversal_timeout: the traversal did not finish within {0:?}")]
-    Timeout(Duration),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
-}
-
-fn limit(limit: &'static str, message: String) -> TraverseError {
-    TraverseError::Limit { limit, message }
-}
-
 /// Runs `traversal` in `namespace`, once `min_lsn` is applied.
 pub async fn traverse(
     engine: &Engine,
@@ -100,7 +84,7 @@ pub async fn traverse(
     traversal: &Traversal,
     limits: &TraversalLimits,
     min_lsn: Lsn,
-) -> Result<Traversed, TraverseError> {
+) -> Result<Traversed, QueryError> {
     let hops: u32 = traversal.steps.iter().map(|s| s.max_hops).sum();
     if hops > limits.max_depth {
         return Err(limit(
@@ -108,11 +92,11 @@ pub async fn traverse(
             format!("max_depth: the steps take up to {hops} hops; the limit is {}", limits.max_depth),
         ));
     }
-    let reader = Reader { engine, namespace, deadline: Instant::now() + limits.timeout, timeout: limits.timeout };
+    let reader = Reader::new(engine, namespace, limits.timeout);
 
     let (lsn, start) = reader.vertices(std::slice::from_ref(&traversal.start), None, min_lsn).await?;
     if start.is_empty() {
-        return Err(TraverseError::StartNotFound(traversal.start.clone()));
+        return Err(QueryError::NotFound { field: "start_vertex_id", id: traversal.start.clone() });
     }
 
     let mut level = Level::start(&traversal.start, traversal.include_paths);
@@ -126,7 +110,16 @@ pub async fn traverse(
                 break;
             }
             let budget = limits.max_expanded_edges - expanded;
-            let edges = reader.expand(&current.counts, step, traversal.edge_filter.as_ref(), lsn, budget).await?;
+            let edges = reader
+                .expand(
+                    current.counts.keys(),
+                    step.direction,
+                    &step.labels,
+                    traversal.edge_filter.as_ref(),
+                    lsn,
+                    budget,
+                )
+                .await?;
             expanded += edges.len();
             let next = current.advance(&edges, limits.max_paths);
             if next.counts.len() > limits.max_frontier {
@@ -246,110 +239,5 @@ impl Level {
         let room = max_paths.saturating_sub(self.paths.len());
         self.paths.extend(other.paths.iter().take(room).cloned());
         self.keep_paths |= other.keep_paths;
-    }
-}
-
-/// Multi-key reads, split by owning worker, all at one LSN, within the deadline.
-struct Reader<'a> {
-    engine: &'a Engine,
-    namespace: &'a Namespace,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl Reader<'_> {
-    fn remaining(&self) -> Result<Duration, TraverseError> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(TraverseError::Timeout(self.timeout))
-        } else {
-            Ok(left)
-        }
-    }
-
-    /// Groups `ids` by the worker owning them.
-    fn by_owner<'i>(&self, ids: impl Iterator<Item = &'i String>) -> HashMap<usize, Vec<VertexKey>> {
-        let mut groups: HashMap<usize, Vec<VertexKey>> = HashMap::new();
-        for id in ids {
-            let key = VertexKey::new(self.namespace, id);
-            groups.entry(self.engine.owner_of_key(&key)).or_default().push(key);
-        }
-        groups
-    }
-
-    async fn read_all(
-        &self,
-        queries: Vec<Query>,
-        at: Option<Lsn>,
-        min_lsn: Lsn,
-    ) -> Result<Vec<(Lsn, Answer)>, TraverseError> {
-        let left = self.remaining()?;
-        let reads = queries.into_iter().map(|q| self.engine.read_at(q, min_lsn, at, left));
-        let answers = futures::future::join_all(reads).await;
-        answers
-            .into_iter()
-            .map(|a| match a {
-                Err(EngineError::Timeout(_)) => Err(TraverseError::Timeout(self.timeout)),
-                other => other.map_err(TraverseError::from),
-            })
-            .collect()
-    }
-
-    /// The existing vertices among `ids`, and the LSN read at (`at`, or the applied LSN).
-    async fn vertices(
-        &self,
-        ids: &[String],
-        at: Option<Lsn>,
-        min_lsn: Lsn,
-    ) -> Result<(Lsn, Vec<Arc<Vertex>>), TraverseError> {
-        if ids.is_empty() {
-            return Ok((at.unwrap_or(0), Vec::new()));
-        }
-        let queries = self.by_owner(ids.iter()).into_values().map(|keys| Query::Vertices { keys }).collect();
-        let mut lsn = at.unwrap_or(0);
-        let mut found = Vec::new();
-        for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
-            lsn = read_at;
-            if let Answer::Vertices(vertices) = answer {
-                found.extend(vertices.into_iter().flatten());
-            }
-        }
-        Ok((lsn, found))
-    }
-
-    /// One hop from every vertex of `frontier`: (source id, edge, followed outward).
-    async fn expand(
-        &self,
-        frontier: &HashMap<String, u64>,
-        step: &Step,
-        filter: Option<&Filter>,
-        lsn: Lsn,
-        budget: usize,
-    ) -> Result<Vec<(String, Arc<Edge>, bool)>, TraverseError> {
-        let groups = self.by_owner(frontier.keys());
-        let mut sources = Vec::new();
-        let mut queries = Vec::new();
-        for keys in groups.into_values() {
-            sources.push(keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>());
-            queries.push(Query::Expand {
-                keys,
-                direction: step.direction,
-                labels: step.labels.clone(),
-                filter: filter.cloned(),
-                max_edges: budget,
-            });
-        }
-        let mut edges = Vec::new();
-        for ((_, answer), sources) in self.read_all(queries, Some(lsn), 0).await?.into_iter().zip(sources) {
-            let Answer::Expanded { edges: found, truncated } = answer else { continue };
-            if truncated || edges.len() + found.len() > budget {
-                return Err(limit(
-                    "max_expanded_edges",
-                    "max_expanded_edges: the traversal expanded more edges than the limit allows".to_string(),
-                ));
-            }
-            edges.extend(found.into_iter().map(|(i, edge, outward)| (sources[i as usize].clone(), edge, outward)));
-        }
-        Ok(edges)
     }
 }

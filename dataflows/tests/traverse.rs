@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prism_dataflows::filter::{Filter, Operator, Predicate};
-use prism_dataflows::traverse::{traverse, Step, Traversal, TraversalLimits, TraverseError};
+use prism_dataflows::reader::QueryError;
+use prism_dataflows::traverse::{traverse, Step, Traversal, TraversalLimits};
 use prism_dataflows::{
     CommitSink, Direction, Engine, EngineConfig, Namespace, Properties, Ticket, Value, WriteLog, WriteOp, WriteRecord,
 };
@@ -271,22 +272,22 @@ async fn limits_stop_a_traversal_of_a_dense_graph() {
     };
     let tight = TraversalLimits { max_expanded_edges: 5_000, ..limits() };
     match traverse(&engine, &Namespace::default(), &deep, &tight, 0).await {
-        Err(TraverseError::Limit { limit, .. }) => assert_eq!(limit, "max_expanded_edges"),
+        Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_expanded_edges"),
         other => panic!("expected the edge limit, got {other:?}"),
     }
     let narrow = TraversalLimits { max_frontier: 10, ..limits() };
     match traverse(&engine, &Namespace::default(), &deep, &narrow, 0).await {
-        Err(TraverseError::Limit { limit, .. }) => assert_eq!(limit, "max_frontier"),
+        Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_frontier"),
         other => panic!("expected the frontier limit, got {other:?}"),
     }
     let too_deep = TraversalLimits { max_depth: 3, ..limits() };
     match traverse(&engine, &Namespace::default(), &deep, &too_deep, 0).await {
-        Err(TraverseError::Limit { limit, .. }) => assert_eq!(limit, "max_depth"),
+        Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_depth"),
         other => panic!("expected the depth limit, got {other:?}"),
     }
     let few = TraversalLimits { max_results: 5, ..limits() };
     match traverse(&engine, &Namespace::default(), &deep, &few, 0).await {
-        Err(TraverseError::Limit { limit, .. }) => assert_eq!(limit, "max_results"),
+        Err(QueryError::Limit { limit, .. }) => assert_eq!(limit, "max_results"),
         other => panic!("expected the result limit, got {other:?}"),
     }
     let capped = Traversal { limit: Some(5), include_paths: true, ..deep.clone() };
@@ -297,7 +298,7 @@ async fn limits_stop_a_traversal_of_a_dense_graph() {
     let missing = Traversal { start: "nobody".into(), ..deep };
     assert!(matches!(
         traverse(&engine, &Namespace::default(), &missing, &limits(), 0).await,
-        Err(TraverseError::StartNotFound(_))
+        Err(QueryError::NotFound { .. })
     ));
     engine.shutdown();
 }

@@ -364,7 +364,7 @@ impl GraphService for GraphApi {
         let result =
             prism_dataflows::traverse::traverse(&self.engine, &namespace, &traversal, &limits, min_lsn(&metadata)?)
                 .await
-                .map_err(traversal::error_to_status)?;
+                .map_err(status::from_query)?;
         let lsn = result.lsn;
         Ok(with_lsn(traversal::to_proto(result, with_counts), lsn))
     }

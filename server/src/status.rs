@@ -1,6 +1,7 @@
 //! gRPC status codes for everything that can go wrong, with messages that name the field
 //! or the limit.
 
+use prism_dataflows::reader::QueryError;
 use prism_dataflows::{EngineError, RejectKind, Rejection};
 use tonic::{Code, Status};
 
@@ -43,4 +44,16 @@ pub fn from_engine(error: EngineError) -> Status {
 
 pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {problem}"))
+}
+
+/// Statuses of multi-step queries (traversals, paths, cycles).
+pub fn from_query(error: QueryError) -> Status {
+    let message = error.to_string();
+    match error {
+        QueryError::NotFound { .. } => Status::not_found(message),
+        QueryError::InvalidArgument(_) => Status::invalid_argument(message),
+        QueryError::Limit { .. } => Status::resource_exhausted(message),
+        QueryError::Timeout(_) => Status::deadline_exceeded(message),
+        QueryError::Engine(e) => from_engine(e),
+    }
 }

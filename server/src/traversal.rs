@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use prism_connectors::codec::value;
 use prism_dataflows::filter::{Filter, Operator, Predicate};
-use prism_dataflows::traverse::{Step, Traversal, TraversalLimits, TraverseError, Traversed};
+use prism_dataflows::traverse::{Step, Traversal, TraversalLimits, Traversed};
 use prism_dataflows::{Direction, Value};
 use prism_proto::graph::{self, traversal_step, traverse_request, value_predicate};
 use tonic::Status;
 
 use crate::config::Limits;
 use crate::convert::{edge_to_proto, vertex_to_proto};
-use crate::status::{self, invalid};
+use crate::status::invalid;
 
 /// Converts a request; returns the traversal and the limits it runs under.
 pub fn from_proto(
@@ -133,15 +133,5 @@ pub fn to_proto(result: Traversed, with_counts: bool) -> graph::TraverseResponse
             .map(|p| graph::Path { vertex_ids: p.vertices, edge_ids: p.edges, weight: 0.0 })
             .collect(),
         path_counts: if with_counts { result.path_counts.iter().map(|c| *c as i64).collect() } else { Vec::new() },
-    }
-}
-
-pub fn error_to_status(error: TraverseError) -> Status {
-    let message = error.to_string();
-    match error {
-        TraverseError::StartNotFound(_) => Status::not_found(message),
-        TraverseError::Limit { .. } => Status::resource_exhausted(message),
-        TraverseError::Timeout(_) => Status::deadline_exceeded(message),
-        TraverseError::Engine(e) => status::from_engine(e),
     }
 }
