@@ -62,6 +62,8 @@ pub struct TraversalLimits {
 pub struct Path {
     pub vertices: Vec<String>,
     pub edges: Vec<String>,
+    /// The total weight of a weighted shortest path; otherwise the number of edges.
+    pub weight: f64,
 }
 
 /// A traversal's answer, consistent with `lsn`.
@@ -196,8 +198,11 @@ struct Level {
 
 impl Level {
     fn start(id: &str, keep_paths: bool) -> Level {
-        let paths =
-            if keep_paths { vec![Path { vertices: vec![id.to_owned()], edges: Vec::new() }] } else { Vec::new() };
+        let paths = if keep_paths {
+            vec![Path { vertices: vec![id.to_owned()], edges: Vec::new(), weight: 0.0 }]
+        } else {
+            Vec::new()
+        };
         Level { counts: HashMap::from([(id.to_owned(), 1)]), paths, keep_paths }
     }
 
@@ -224,6 +229,7 @@ impl Level {
                 let mut path = self.paths[i].clone();
                 path.vertices.push(neighbour.clone());
                 path.edges.push(edge.id.clone());
+                path.weight = path.edges.len() as f64;
                 next.paths.push(path);
             }
         }

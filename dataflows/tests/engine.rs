@@ -1,35 +1,15 @@
 //! The engine end to end, without gRPC or files: an in-memory log that commits at once.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{start_engine, TIMEOUT};
+
 use prism_dataflows::{
-    Answer, CommitSink, EdgeKey, Engine, EngineConfig, Namespace, OpEffect, Query, RejectKind, Ticket, Value,
-    VertexKey, WriteLog, WriteOp, WriteRecord,
+    Answer, EdgeKey, Engine, Namespace, OpEffect, Query, RejectKind, Value, VertexKey, WriteOp, WriteRecord,
 };
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Commits every record at the next LSN, in order.
-struct MemoryLog {
-    sink: CommitSink,
-    next: Mutex<u64>,
-}
-
-impl WriteLog for MemoryLog {
-    fn append(&self, record: WriteRecord, ticket: Ticket) {
-        let mut next = self.next.lock().unwrap();
-        *next += 1;
-        self.sink.committed(*next, record, Some(ticket));
-    }
-}
-
-fn start(workers: usize) -> Engine {
-    let engine = Engine::start(EngineConfig { workers, ..Default::default() }).unwrap();
-    engine.attach_log(Arc::new(MemoryLog { sink: engine.commit_sink(), next: Mutex::new(0) }));
-    engine
-}
 
 fn record(ops: Vec<WriteOp>) -> WriteRecord {
     static CLOCK: AtomicU64 = AtomicU64::new(1);
@@ -55,7 +35,7 @@ async fn get_vertex(engine: &Engine, id: &str, include_edges: bool) -> Option<pr
 }
 
 async fn crud(workers: usize) {
-    let engine = start(workers);
+    let engine = start_engine(workers);
     let ids: Vec<String> = (0..50).map(|i| format!("v{i}")).collect();
     let outcome = engine.write(record(ids.iter().map(|id| vertex(id)).collect()), TIMEOUT).await.unwrap();
     assert_eq!(outcome.lsn, 1);

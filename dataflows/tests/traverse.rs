@@ -1,87 +1,17 @@
 //! Traversals against an independent in-test oracle, on random graphs and random queries,
 //! on 1, 2 and 3 workers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod common;
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use common::{load, random_graph, start_engine, Graph, TestEdge, TIMEOUT};
 use prism_dataflows::filter::{Filter, Operator, Predicate};
 use prism_dataflows::reader::QueryError;
 use prism_dataflows::traverse::{traverse, Step, Traversal, TraversalLimits};
-use prism_dataflows::{
-    CommitSink, Direction, Engine, EngineConfig, Namespace, Properties, Ticket, Value, WriteLog, WriteOp, WriteRecord,
-};
+use prism_dataflows::{Direction, Namespace, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-struct MemoryLog {
-    sink: CommitSink,
-    next: Mutex<u64>,
-}
-
-impl WriteLog for MemoryLog {
-    fn append(&self, record: WriteRecord, ticket: Ticket) {
-        let mut next = self.next.lock().unwrap();
-        *next += 1;
-        self.sink.committed(*next, record, Some(ticket));
-    }
-}
-
-#[derive(Clone, Debug)]
-struct TestEdge {
-    id: String,
-    label: String,
-    from: String,
-    to: String,
-    weight: i64,
-}
-
-struct Graph {
-    vertices: BTreeMap<String, (String, i64)>,
-    edges: Vec<TestEdge>,
-}
-
-fn random_graph(rng: &mut StdRng, n: usize, m: usize) -> Graph {
-    let vertices = (0..n)
-        .map(|i| {
-            (format!("v{i:02}"), (if rng.random_bool(0.5) { "P" } else { "Q" }.to_string(), rng.random_range(0..100)))
-        })
-        .collect();
-    let edges = (0..m)
-        .map(|i| TestEdge {
-            id: format!("e{i:03}"),
-            label: if rng.random_bool(0.5) { "A" } else { "B" }.to_string(),
-            from: format!("v{:02}", rng.random_range(0..n)),
-            to: format!("v{:02}", rng.random_range(0..n)),
-            weight: rng.random_range(0..10),
-        })
-        .collect();
-    Graph { vertices, edges }
-}
-
-async fn load(engine: &Engine, graph: &Graph) {
-    let mut ops: Vec<WriteOp> = graph
-        .vertices
-        .iter()
-        .map(|(id, (label, age))| WriteOp::CreateVertex {
-            id: id.clone(),
-            label: label.clone(),
-            properties: [("age".to_string(), Value::Int(*age))].into_iter().collect::<Properties>(),
-        })
-        .collect();
-    ops.extend(graph.edges.iter().map(|e| WriteOp::CreateEdge {
-        id: e.id.clone(),
-        label: e.label.clone(),
-        from: e.from.clone(),
-        to: e.to.clone(),
-        properties: [("w".to_string(), Value::Int(e.weight))].into_iter().collect(),
-    }));
-    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops };
-    let outcome = engine.write(record, TIMEOUT).await.unwrap();
-    assert!(outcome.first_rejection().is_none());
-}
 
 fn random_traversal(rng: &mut StdRng, graph: &Graph) -> Traversal {
     let start = format!("v{:02}", rng.random_range(0..graph.vertices.len()));
@@ -193,8 +123,7 @@ fn limits() -> TraversalLimits {
 }
 
 async fn compare_with_oracle(workers: usize, seed: u64) {
-    let engine = Engine::start(EngineConfig { workers, ..Default::default() }).unwrap();
-    engine.attach_log(Arc::new(MemoryLog { sink: engine.commit_sink(), next: Mutex::new(0) }));
+    let engine = start_engine(workers);
     let mut rng = StdRng::seed_from_u64(seed);
     let graph = random_graph(&mut rng, 30, 80);
     load(&engine, &graph).await;
@@ -244,8 +173,7 @@ async fn traversals_match_the_oracle_on_three_workers() {
 
 #[tokio::test]
 async fn limits_stop_a_traversal_of_a_dense_graph() {
-    let engine = Engine::start(EngineConfig { workers: 2, ..Default::default() }).unwrap();
-    engine.attach_log(Arc::new(MemoryLog { sink: engine.commit_sink(), next: Mutex::new(0) }));
+    let engine = start_engine(2);
     // A complete directed graph on 60 vertices: 3,540 edges.
     let n = 60;
     let vertices: BTreeMap<String, (String, i64)> =

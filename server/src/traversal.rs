@@ -130,7 +130,7 @@ pub fn to_proto(result: Traversed, with_counts: bool) -> graph::TraverseResponse
         paths: result
             .paths
             .into_iter()
-            .map(|p| graph::Path { vertex_ids: p.vertices, edge_ids: p.edges, weight: 0.0 })
+            .map(|p| graph::Path { vertex_ids: p.vertices, edge_ids: p.edges, weight: p.weight })
             .collect(),
         path_counts: if with_counts { result.path_counts.iter().map(|c| *c as i64).collect() } else { Vec::new() },
     }

@@ -1,0 +1,379 @@
+//! Path queries: shortest path (fewest hops, or least weight), all simple paths, and the
+//! simple cycles through a vertex. Edges are followed from source to target.
+//!
+//! Like traversals, they proceed level by level through the request dataflow at one LSN,
+//! within the query's deadline, with the number of partial paths, expanded edges and results
+//! bounded by [`PathLimits`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::Engine;
+use crate::model::{Edge, Lsn, Namespace, Value};
+use crate::query::Direction;
+use crate::reader::{limit, QueryError, Reader};
+use crate::traverse::Path;
+
+/// The bounds a path query runs under.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathLimits {
+    /// Most hops a path (or cycle) may have.
+    pub max_hops: u32,
+    /// Most vertices (shortest path) or partial paths (all paths, cycles) in one level.
+    pub max_frontier: usize,
+    /// Most edges the query may expand in all.
+    pub max_expanded_edges: usize,
+    /// Most paths or cycles returned.
+    pub max_paths: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShortestPath {
+    pub start: String,
+    pub end: String,
+    pub max_hops: Option<u32>,
+    /// A numeric edge property to minimise the sum of; fewest hops when absent.
+    pub weight_property: Option<String>,
+    /// Any label when empty.
+    pub labels: Vec<String>,
+}
+
+/// A query's paths, consistent with `lsn`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FoundPaths {
+    pub lsn: Lsn,
+    pub paths: Vec<Path>,
+}
+
+/// Runs the shortest-path query; no path is an empty list, not an error.
+pub async fn shortest_path(
+    engine: &Engine,
+    namespace: &Namespace,
+    query: &ShortestPath,
+    limits: &PathLimits,
+    min_lsn: Lsn,
+) -> Result<FoundPaths, QueryError> {
+    let max_hops = hop_cap("max_hops", query.max_hops, limits)?;
+    let mut search = Search::new(engine, namespace, limits);
+    let lsn = search.endpoints(&query.start, Some(&query.end), min_lsn).await?;
+    let path = if query.start == query.end {
+        Some(Path { vertices: vec![query.start.clone()], edges: Vec::new(), weight: 0.0 })
+    } else {
+        match &query.weight_property {
+            None => search.fewest_hops(query, max_hops, lsn).await?,
+            Some(property) => search.least_weight(query, property, max_hops, lsn).await?,
+        }
+    };
+    Ok(FoundPaths { lsn, paths: path.into_iter().collect() })
+}
+
+/// All simple paths from `start` to `end`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AllPaths {
+    pub start: String,
+    pub end: String,
+    /// Most edges a path may have; the server's limit when absent.
+    pub max_hops: Option<u32>,
+    /// Most paths returned; the server's limit when absent.
+    pub limit: Option<usize>,
+}
+
+/// The simple cycles through `start`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cycles {
+    pub start: String,
+    /// Any label when empty.
+    pub labels: Vec<String>,
+    /// Most edges a cycle may have; the server's limit when absent.
+    pub max_depth: Option<u32>,
+    /// Fewest edges a cycle may have (a self-loop has one).
+    pub min_length: u32,
+}
+
+/// The simple paths from `start` to `end` of at most `max_hops` edges, shortest first, at
+/// most `limit` of them.
+pub async fn all_paths(
+    engine: &Engine,
+    namespace: &Namespace,
+    query: &AllPaths,
+    limits: &PathLimits,
+    min_lsn: Lsn,
+) -> Result<FoundPaths, QueryError> {
+    let (start, end) = (query.start.as_str(), query.end.as_str());
+    let max_hops = hop_cap("max_hops", query.max_hops, limits)?;
+    let wanted = query.limit.unwrap_or(limits.max_paths).min(limits.max_paths);
+    let mut search = Search::new(engine, namespace, limits);
+    let lsn = search.endpoints(start, Some(end), min_lsn).await?;
+    if start == end {
+        let trivial = Path { vertices: vec![start.to_owned()], edges: Vec::new(), weight: 0.0 };
+        return Ok(FoundPaths { lsn, paths: vec![trivial] });
+    }
+    let paths = search.simple_paths(start, end, &[], max_hops, 1, wanted, lsn).await?;
+    Ok(FoundPaths { lsn, paths })
+}
+
+/// The simple cycles through `start` of `min_length..=max_depth` edges along `labels`,
+/// each once, written from `start` back to it.
+pub async fn detect_cycles(
+    engine: &Engine,
+    namespace: &Namespace,
+    query: &Cycles,
+    limits: &PathLimits,
+    min_lsn: Lsn,
+) -> Result<FoundPaths, QueryError> {
+    let (start, labels, min_length) = (query.start.as_str(), &query.labels, query.min_length);
+    let max_depth = hop_cap("max_depth", query.max_depth, limits)?;
+    let mut search = Search::new(engine, namespace, limits);
+    let lsn = search.endpoints(start, None, min_lsn).await?;
+    let paths = search.simple_paths(start, start, labels, max_depth, min_length.max(1), limits.max_paths, lsn).await?;
+    Ok(FoundPaths { lsn, paths })
+}
+
+fn hop_cap(field: &'static str, asked: Option<u32>, limits: &PathLimits) -> Result<u32, QueryError> {
+    match asked {
+        None => Ok(limits.max_hops),
+        Some(hops) if hops > limits.max_hops => {
+            Err(limit("max_hops", format!("{field}: {hops} exceeds the server's limit of {} hops", limits.max_hops)))
+        }
+        Some(hops) => Ok(hops),
+    }
+}
+
+/// State shared by the searches: the reader and the edge budget.
+struct Search<'a> {
+    reader: Reader<'a>,
+    limits: &'a PathLimits,
+    expanded: usize,
+}
+
+impl<'a> Search<'a> {
+    fn new(engine: &'a Engine, namespace: &'a Namespace, limits: &'a PathLimits) -> Self {
+        Search { reader: Reader::new(engine, namespace, limits.timeout), limits, expanded: 0 }
+    }
+
+    /// Checks that the endpoints exist; returns the LSN every later read uses.
+    async fn endpoints(&self, start: &str, end: Option<&str>, min_lsn: Lsn) -> Result<Lsn, QueryError> {
+        let mut ids = vec![start.to_owned()];
+        ids.extend(end.filter(|e| *e != start).map(str::to_owned));
+        let (lsn, found) = self.reader.vertices(&ids, None, min_lsn).await?;
+        let present: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
+        if !present.contains(start) {
+            return Err(QueryError::NotFound { field: "start_vertex_id", id: start.to_owned() });
+        }
+        if let Some(end) = end.filter(|e| !present.contains(e)) {
+            return Err(QueryError::NotFound { field: "end_vertex_id", id: end.to_owned() });
+        }
+        Ok(lsn)
+    }
+
+    /// One hop from `frontier`, charged against the edge budget.
+    async fn hop<'i>(
+        &mut self,
+        frontier: impl Iterator<Item = &'i String>,
+        direction: Direction,
+        labels: &[String],
+        lsn: Lsn,
+    ) -> Result<Vec<(String, Arc<Edge>, bool)>, QueryError> {
+        let budget = self.limits.max_expanded_edges - self.expanded;
+        let edges = self.reader.expand(frontier, direction, labels, None, lsn, budget).await?;
+        self.expanded += edges.len();
+        Ok(edges)
+    }
+
+    fn check_frontier(&self, size: usize) -> Result<(), QueryError> {
+        if size > self.limits.max_frontier {
+            return Err(limit(
+                "max_frontier",
+                format!("max_frontier: a level reached {size}; the limit is {}", self.limits.max_frontier),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bidirectional breadth-first search: each round grows the smaller side by one level.
+    async fn fewest_hops(&mut self, query: &ShortestPath, max_hops: u32, lsn: Lsn) -> Result<Option<Path>, QueryError> {
+        // vertex -> (depth, (previous vertex, edge)) on each side.
+        let mut sides: [HashMap<String, (u32, Option<(String, String)>)>; 2] =
+            [HashMap::from([(query.start.clone(), (0, None))]), HashMap::from([(query.end.clone(), (0, None))])];
+        let mut frontiers = [vec![query.start.clone()], vec![query.end.clone()]];
+        let mut depths = [0u32, 0u32];
+        while depths[0] + depths[1] < max_hops && !frontiers[0].is_empty() && !frontiers[1].is_empty() {
+            let side = if frontiers[0].len() <= frontiers[1].len() { 0 } else { 1 };
+            let direction = if side == 0 { Direction::Out } else { Direction::In };
+            let edges = self.hop(frontiers[side].iter(), direction, &query.labels, lsn).await?;
+            depths[side] += 1;
+            let mut next = Vec::new();
+            for (source, edge, outward) in edges {
+                let neighbour = if outward { edge.to.clone() } else { edge.from.clone() };
+                if !sides[side].contains_key(&neighbour) {
+                    sides[side].insert(neighbour.clone(), (depths[side], Some((source, edge.id.clone()))));
+                    next.push(neighbour);
+                }
+            }
+            self.check_frontier(next.len())?;
+            let other = 1 - side;
+            let meeting = next.iter().filter_map(|v| sides[other].get(v).map(|(d, _)| (*d, v))).min();
+            if let Some((_, meet)) = meeting {
+                return Ok(Some(join(&sides[0], &sides[1], meet)));
+            }
+            frontiers[side] = next;
+        }
+        Ok(None)
+    }
+
+    /// Least total weight over paths of at most `max_hops` edges: synchronous rounds of
+    /// relaxation (hop-bounded Bellman-Ford), each round one level, history kept per round
+    /// so that the path read back has at most `max_hops` edges.
+    async fn least_weight(
+        &mut self,
+        query: &ShortestPath,
+        property: &str,
+        max_hops: u32,
+        lsn: Lsn,
+    ) -> Result<Option<Path>, QueryError> {
+        // Per round: vertex -> (distance, previous vertex, edge, round of the previous).
+        let mut rounds: Vec<HashMap<String, (f64, Option<(String, String, usize)>)>> =
+            vec![HashMap::from([(query.start.clone(), (0.0, None))])];
+        let mut best: HashMap<String, (f64, usize)> = HashMap::from([(query.start.clone(), (0.0, 0))]);
+        for round in 1..=max_hops as usize {
+            let previous = &rounds[round - 1];
+            if previous.is_empty() {
+                break;
+            }
+            let edges = self.hop(previous.keys(), Direction::Out, &query.labels, lsn).await?;
+            let bound = best.get(&query.end).map_or(f64::INFINITY, |(d, _)| *d);
+            let mut improved: HashMap<String, (f64, Option<(String, String, usize)>)> = HashMap::new();
+            for (source, edge, _) in edges {
+                let weight = edge_weight(&edge, property)?;
+                let Some((from_distance, _)) = previous.get(&source) else { continue };
+                let candidate = from_distance + weight;
+                let known = best.get(&edge.to).map_or(f64::INFINITY, |(d, _)| *d);
+                let this_round = improved.get(&edge.to).map_or(f64::INFINITY, |(d, _)| *d);
+                if candidate < known && candidate < this_round && candidate < bound {
+                    improved.insert(edge.to.clone(), (candidate, Some((source, edge.id.clone(), round - 1))));
+                }
+            }
+            self.check_frontier(improved.len())?;
+            for (vertex, (distance, _)) in &improved {
+                best.insert(vertex.clone(), (*distance, round));
+            }
+            rounds.push(improved);
+        }
+        let Some(&(total, mut round)) = best.get(&query.end) else { return Ok(None) };
+        let mut path = Path { vertices: vec![query.end.clone()], edges: Vec::new(), weight: total };
+        let mut at = query.end.clone();
+        while let Some((_, Some((previous, edge, previous_round)))) = rounds[round].get(&at) {
+            path.edges.push(edge.clone());
+            path.vertices.push(previous.clone());
+            at = previous.clone();
+            round = *previous_round;
+        }
+        path.vertices.reverse();
+        path.edges.reverse();
+        Ok(Some(path))
+    }
+
+    /// Simple paths from `start` that reach `end` after `min_length..=max_length` edges,
+    /// shortest first, at most `wanted` (a cycle when `start == end`).
+    #[allow(clippy::too_many_arguments)]
+    async fn simple_paths(
+        &mut self,
+        start: &str,
+        end: &str,
+        labels: &[String],
+        max_length: u32,
+        min_length: u32,
+        wanted: usize,
+        lsn: Lsn,
+    ) -> Result<Vec<Path>, QueryError> {
+        let mut partial = vec![Path { vertices: vec![start.to_owned()], edges: Vec::new(), weight: 0.0 }];
+        let mut found = Vec::new();
+        for length in 1..=max_length {
+            if partial.is_empty() || found.len() >= wanted {
+                break;
+            }
+            let ends: HashSet<&String> = partial.iter().filter_map(|p| p.vertices.last()).collect();
+            let edges = self.hop(ends.into_iter(), Direction::Out, labels, lsn).await?;
+            let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            for (source, edge, _) in edges {
+                out.entry(source).or_default().push((edge.to.clone(), edge.id.clone()));
+            }
+            for next in out.values_mut() {
+                next.sort();
+            }
+            let mut extended = Vec::new();
+            let mut reached = Vec::new();
+            for path in &partial {
+                let Some(last) = path.vertices.last() else { continue };
+                for (neighbour, edge) in out.get(last).into_iter().flatten() {
+                    let mut longer = path.clone();
+                    longer.vertices.push(neighbour.clone());
+                    longer.edges.push(edge.clone());
+                    longer.weight = length as f64;
+                    if neighbour == end {
+                        if length >= min_length {
+                            reached.push(longer);
+                        }
+                    } else if !path.vertices.contains(neighbour) {
+                        extended.push(longer);
+                    }
+                }
+            }
+            self.check_frontier(extended.len())?;
+            reached.sort_by(|a, b| a.vertices.cmp(&b.vertices).then_with(|| a.edges.cmp(&b.edges)));
+            found.extend(reached);
+            partial = extended;
+        }
+        found.truncate(wanted);
+        Ok(found)
+    }
+}
+
+/// The path through `meet` from the forward side's root to the backward side's root.
+fn join(
+    forward: &HashMap<String, (u32, Option<(String, String)>)>,
+    backward: &HashMap<String, (u32, Option<(String, String)>)>,
+    meet: &str,
+) -> Path {
+    let mut vertices = vec![meet.to_owned()];
+    let mut edges = Vec::new();
+    let mut at = meet.to_owned();
+    while let Some((_, Some((previous, edge)))) = forward.get(&at) {
+        vertices.push(previous.clone());
+        edges.push(edge.clone());
+        at = previous.clone();
+    }
+    vertices.reverse();
+    edges.reverse();
+    let mut at = meet.to_owned();
+    while let Some((_, Some((next, edge)))) = backward.get(&at) {
+        vertices.push(next.clone());
+        edges.push(edge.clone());
+        at = next.clone();
+    }
+    let weight = edges.len() as f64;
+    Path { vertices, edges, weight }
+}
+
+/// An edge's weight: its numeric, non-negative `property`.
+fn edge_weight(edge: &Edge, property: &str) -> Result<f64, QueryError> {
+    let weight = match edge.properties.get(property) {
+        Some(Value::Int(i)) => *i as f64,
+        Some(Value::Double(d)) if !d.is_nan() => *d,
+        _ => {
+            return Err(QueryError::InvalidArgument(format!(
+                "weight_property: edge {:?} has no numeric property {property:?}",
+                edge.id
+            )))
+        }
+    };
+    if weight < 0.0 {
+        return Err(QueryError::InvalidArgument(format!(
+            "weight_property: edge {:?} has a negative weight {weight}",
+            edge.id
+        )));
+    }
+    Ok(weight)
+}
