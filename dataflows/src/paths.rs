@@ -141,6 +141,13 @@ fn hop_cap(field: &'static str, asked: Option<u32>, limits: &PathLimits) -> Resu
     }
 }
 
+/// One side of a bidirectional search: vertex -> (depth, (its neighbour toward the side's
+/// root, the edge between them)).
+type Parents = HashMap<String, (u32, Option<(String, String)>)>;
+
+/// One relaxation round: vertex -> (distance, (previous vertex, edge, round of the previous)).
+type Round = HashMap<String, (f64, Option<(String, String, usize)>)>;
+
 /// State shared by the searches: the reader and the edge budget.
 struct Search<'a> {
     reader: Reader<'a>,
@@ -194,8 +201,7 @@ impl<'a> Search<'a> {
 
     /// Bidirectional breadth-first search: each round grows the smaller side by one level.
     async fn fewest_hops(&mut self, query: &ShortestPath, max_hops: u32, lsn: Lsn) -> Result<Option<Path>, QueryError> {
-        // vertex -> (depth, (previous vertex, edge)) on each side.
-        let mut sides: [HashMap<String, (u32, Option<(String, String)>)>; 2] =
+        let mut sides: [Parents; 2] =
             [HashMap::from([(query.start.clone(), (0, None))]), HashMap::from([(query.end.clone(), (0, None))])];
         let mut frontiers = [vec![query.start.clone()], vec![query.end.clone()]];
         let mut depths = [0u32, 0u32];
@@ -233,9 +239,7 @@ impl<'a> Search<'a> {
         max_hops: u32,
         lsn: Lsn,
     ) -> Result<Option<Path>, QueryError> {
-        // Per round: vertex -> (distance, previous vertex, edge, round of the previous).
-        let mut rounds: Vec<HashMap<String, (f64, Option<(String, String, usize)>)>> =
-            vec![HashMap::from([(query.start.clone(), (0.0, None))])];
+        let mut rounds: Vec<Round> = vec![HashMap::from([(query.start.clone(), (0.0, None))])];
         let mut best: HashMap<String, (f64, usize)> = HashMap::from([(query.start.clone(), (0.0, 0))]);
         for round in 1..=max_hops as usize {
             let previous = &rounds[round - 1];
@@ -244,7 +248,7 @@ impl<'a> Search<'a> {
             }
             let edges = self.hop(previous.keys(), Direction::Out, &query.labels, lsn).await?;
             let bound = best.get(&query.end).map_or(f64::INFINITY, |(d, _)| *d);
-            let mut improved: HashMap<String, (f64, Option<(String, String, usize)>)> = HashMap::new();
+            let mut improved: Round = HashMap::new();
             for (source, edge, _) in edges {
                 let weight = edge_weight(&edge, property)?;
                 let Some((from_distance, _)) = previous.get(&source) else { continue };
@@ -332,11 +336,7 @@ impl<'a> Search<'a> {
 }
 
 /// The path through `meet` from the forward side's root to the backward side's root.
-fn join(
-    forward: &HashMap<String, (u32, Option<(String, String)>)>,
-    backward: &HashMap<String, (u32, Option<(String, String)>)>,
-    meet: &str,
-) -> Path {
+fn join(forward: &Parents, backward: &Parents, meet: &str) -> Path {
     let mut vertices = vec![meet.to_owned()];
     let mut edges = Vec::new();
     let mut at = meet.to_owned();
