@@ -171,6 +171,9 @@ pub struct Limits {
     pub max_results: usize,
     /// Most paths a traversal keeps and returns.
     pub max_paths: usize,
+    /// Most hops of a ShortestPath or AllPaths path (DetectCycles is capped by
+    /// max_traversal_depth).
+    pub max_path_hops: u32,
 }
 
 impl Default for Limits {
@@ -183,6 +186,7 @@ impl Default for Limits {
             max_expanded_edges: 1_000_000,
             max_results: 10_000,
             max_paths: 1_000,
+            max_path_hops: 16,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod paths;
 pub mod serve;
 pub mod service;
 pub mod status;

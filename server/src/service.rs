@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::{parse_duration, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
+use crate::paths;
 use crate::pb::graph_service_server::GraphService;
 use crate::status::{self, invalid};
 use crate::traversal;
@@ -369,12 +370,36 @@ impl GraphService for GraphApi {
         Ok(with_lsn(traversal::to_proto(result, with_counts), lsn))
     }
 
-    async fn shortest_path(&self, _: Request<ShortestPathRequest>) -> Result<Response<ShortestPathResponse>, Status> {
-        unimplemented("ShortestPath")
+    async fn shortest_path(
+        &self,
+        request: Request<ShortestPathRequest>,
+    ) -> Result<Response<ShortestPathResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let query = paths::shortest_from_proto(message)?;
+        let limits = paths::limits(&config, config.max_path_hops, deadline(&metadata)?);
+        let found =
+            prism_dataflows::paths::shortest_path(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+                .await
+                .map_err(status::from_query)?;
+        let lsn = found.lsn;
+        let path = paths::to_proto(found).into_iter().next();
+        let total_weight = path.as_ref().map_or(0.0, |p| p.weight);
+        Ok(with_lsn(ShortestPathResponse { path: Some(path.unwrap_or_default()), total_weight }, lsn))
     }
 
-    async fn all_paths(&self, _: Request<AllPathsRequest>) -> Result<Response<AllPathsResponse>, Status> {
-        unimplemented("AllPaths")
+    async fn all_paths(&self, request: Request<AllPathsRequest>) -> Result<Response<AllPathsResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let query = paths::all_from_proto(message)?;
+        let limits = paths::limits(&config, config.max_path_hops, deadline(&metadata)?);
+        let found = prism_dataflows::paths::all_paths(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+            .await
+            .map_err(status::from_query)?;
+        let lsn = found.lsn;
+        Ok(with_lsn(AllPathsResponse { paths: paths::to_proto(found) }, lsn))
     }
 
     async fn page_rank(&self, _: Request<PageRankRequest>) -> Result<Response<PageRankResponse>, Status> {
@@ -388,8 +413,21 @@ impl GraphService for GraphApi {
         unimplemented("CommunityDetection")
     }
 
-    async fn detect_cycles(&self, _: Request<DetectCyclesRequest>) -> Result<Response<DetectCyclesResponse>, Status> {
-        unimplemented("DetectCycles")
+    async fn detect_cycles(
+        &self,
+        request: Request<DetectCyclesRequest>,
+    ) -> Result<Response<DetectCyclesResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let query = paths::cycles_from_proto(message)?;
+        let limits = paths::limits(&config, config.max_traversal_depth, deadline(&metadata)?);
+        let found =
+            prism_dataflows::paths::detect_cycles(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+                .await
+                .map_err(status::from_query)?;
+        let lsn = found.lsn;
+        Ok(with_lsn(DetectCyclesResponse { cycles: paths::to_proto(found) }, lsn))
     }
 
     type SubscribePageRankStream = PageRankStream;

@@ -14,6 +14,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+pub mod oracle;
+
 pub use prism_proto::graph as pb;
 pub type Client = GraphServiceClient<Channel>;
 
@@ -212,20 +214,26 @@ pub fn edge_request(id: &str, label: &str, from: &str, to: &str) -> pb::CreateEd
 /// Starts a cluster of `processes` × 1 worker on loopback; returns the servers, process 0
 /// first, once each is SERVING.
 pub async fn start_cluster(base: &Path, processes: usize) -> Vec<Server> {
+    start_cluster_with(base, processes, Vec::new()).await
+}
+
+/// As [`start_cluster`], with `extra_args` for every process.
+pub async fn start_cluster_with(base: &Path, processes: usize, extra_args: Vec<String>) -> Vec<Server> {
     let hostfile = base.join("hosts.txt");
     let hosts: Vec<String> = (0..processes).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     std::fs::write(&hostfile, hosts.join("\n")).expect("write hostfile");
     let mut spawning = Vec::new();
     for process in 0..processes {
         let mut spec = ServerSpec::new(&base.join(format!("p{process}")), 1);
-        spec.extra_args = vec![
+        spec.extra_args = extra_args.clone();
+        spec.extra_args.extend([
             "--processes".into(),
             processes.to_string(),
             "--process".into(),
             process.to_string(),
             "--hostfile".into(),
             hostfile.display().to_string(),
-        ];
+        ]);
         // Every process must be up for any to finish connecting: spawn all, then wait.
         spawning.push(tokio::spawn(async move { spec.spawn().await }));
     }

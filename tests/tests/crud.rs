@@ -152,8 +152,7 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
     // Capabilities of later issues answer UNIMPLEMENTED, naming the RPC.
-    expect_code(reader.shortest_path(pb::ShortestPathRequest::default()).await, Code::Unimplemented, "ShortestPath")
-        .await;
+    expect_code(reader.page_rank(pb::PageRankRequest::default()).await, Code::Unimplemented, "PageRank").await;
 }
 
 async fn batches(client: &mut Client) {

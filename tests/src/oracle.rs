@@ -1,0 +1,241 @@
+//! Independent answers to graph queries, written plainly over an edge list, to check the
+//! server against: random graphs, and what Traverse, ShortestPath, AllPaths and DetectCycles
+//! must return for them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::{edge_request, int, pb, vertex_request, Client};
+
+#[derive(Clone, Debug)]
+pub struct TestEdge {
+    pub id: String,
+    pub label: String,
+    pub from: String,
+    pub to: String,
+    /// The edge's property `w`.
+    pub weight: i64,
+}
+
+/// Vertices (id -> label, property `age`) and edges.
+pub struct Graph {
+    pub vertices: BTreeMap<String, (String, i64)>,
+    pub edges: Vec<TestEdge>,
+}
+
+/// `n` vertices labelled P or Q, `m` edges labelled A or B (parallel edges and self-loops
+/// happen), weights 0..10.
+pub fn random_graph(rng: &mut StdRng, n: usize, m: usize) -> Graph {
+    let vertices = (0..n)
+        .map(|i| {
+            (format!("v{i:02}"), (if rng.random_bool(0.5) { "P" } else { "Q" }.to_string(), rng.random_range(0..100)))
+        })
+        .collect();
+    let edges = (0..m)
+        .map(|i| TestEdge {
+            id: format!("e{i:03}"),
+            label: if rng.random_bool(0.5) { "A" } else { "B" }.to_string(),
+            from: format!("v{:02}", rng.random_range(0..n)),
+            to: format!("v{:02}", rng.random_range(0..n)),
+            weight: rng.random_range(0..10),
+        })
+        .collect();
+    Graph { vertices, edges }
+}
+
+/// Writes `graph` through the API.
+pub async fn load(client: &mut Client, graph: &Graph) {
+    let vertices =
+        graph.vertices.iter().map(|(id, (label, age))| vertex_request(id, label, &[("age", int(*age))])).collect();
+    client
+        .batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true })
+        .await
+        .expect("load vertices");
+    let edges = graph
+        .edges
+        .iter()
+        .map(|e| {
+            let mut request = edge_request(&e.id, &e.label, &e.from, &e.to);
+            request.properties.insert("w".into(), int(e.weight));
+            request
+        })
+        .collect();
+    client.batch_create_edges(pb::BatchCreateEdgesRequest { edges, atomic: true }).await.expect("load edges");
+}
+
+/// The edges with one of `labels` (any when empty).
+fn allowed<'g>(graph: &'g Graph, labels: &'g [String]) -> impl Iterator<Item = &'g TestEdge> {
+    graph.edges.iter().filter(move |e| labels.is_empty() || labels.contains(&e.label))
+}
+
+/// A Traverse step as the oracle reads it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub direction: pb::traversal_step::Direction,
+    pub labels: Vec<String>,
+    pub min_hops: u32,
+    pub max_hops: u32,
+}
+
+/// A Traverse request as the oracle reads it; the filters as predicates.
+pub struct TraverseCase<'a> {
+    pub start: String,
+    pub steps: Vec<Step>,
+    pub edge_ok: &'a dyn Fn(&TestEdge) -> bool,
+    /// Given a vertex's label and age.
+    pub vertex_ok: &'a dyn Fn(&str, i64) -> bool,
+    pub exclude: Vec<String>,
+    pub rank_by_count: bool,
+    pub limit: Option<usize>,
+}
+
+/// What Traverse returns: (vertex, path count) in the response's order, and the edges
+/// followed.
+pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTreeSet<String>) {
+    use pb::traversal_step::Direction;
+    let TraverseCase { start, steps, edge_ok, vertex_ok, exclude, rank_by_count, limit } = case;
+    let mut level: HashMap<String, u64> = HashMap::from([(start.clone(), 1)]);
+    let mut followed = BTreeSet::new();
+    for step in steps {
+        let mut reached = if step.min_hops == 0 { level.clone() } else { HashMap::new() };
+        let mut current = level.clone();
+        for hop in 1..=step.max_hops {
+            let mut next: HashMap<String, u64> = HashMap::new();
+            for (v, count) in &current {
+                for e in allowed(graph, &step.labels).filter(|e| edge_ok(e)) {
+                    let out = matches!(step.direction, Direction::Out | Direction::Both) && &e.from == v;
+                    let back = matches!(step.direction, Direction::In | Direction::Both)
+                        && &e.to == v
+                        && !(step.direction == Direction::Both && e.from == e.to);
+                    if out {
+                        *next.entry(e.to.clone()).or_default() += count;
+                        followed.insert(e.id.clone());
+                    }
+                    if back {
+                        *next.entry(e.from.clone()).or_default() += count;
+                        followed.insert(e.id.clone());
+                    }
+                }
+            }
+            if hop >= step.min_hops {
+                for (v, c) in &next {
+                    *reached.entry(v.clone()).or_default() += c;
+                }
+            }
+            current = next;
+        }
+        level = reached;
+    }
+    let mut result: Vec<(String, u64)> = level
+        .into_iter()
+        .filter(|(v, _)| !exclude.contains(v))
+        .filter(|(v, _)| graph.vertices.get(v).is_some_and(|(label, age)| vertex_ok(label, *age)))
+        .collect();
+    if *rank_by_count {
+        result.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    } else {
+        result.sort();
+    }
+    if let Some(limit) = limit {
+        result.truncate(*limit);
+    }
+    (result, followed)
+}
+
+/// Fewest hops from `start` to `end` within `max_hops`, following edges forward.
+pub fn fewest_hops(graph: &Graph, start: &str, end: &str, labels: &[String], max_hops: u32) -> Option<usize> {
+    let mut depth: HashMap<&str, usize> = HashMap::from([(start, 0)]);
+    let mut frontier = vec![start];
+    for d in 1..=max_hops as usize {
+        let mut next = Vec::new();
+        for v in frontier {
+            for e in allowed(graph, labels).filter(|e| e.from == v) {
+                if !depth.contains_key(e.to.as_str()) {
+                    depth.insert(&e.to, d);
+                    next.push(e.to.as_str());
+                }
+            }
+        }
+        frontier = next;
+    }
+    depth.get(end).copied()
+}
+
+/// Least total `w` over paths of at most `max_hops` edges.
+pub fn least_weight(graph: &Graph, start: &str, end: &str, labels: &[String], max_hops: u32) -> Option<f64> {
+    let mut best: HashMap<&str, f64> = HashMap::from([(start, 0.0)]);
+    for _ in 0..max_hops {
+        let mut next = best.clone();
+        for e in allowed(graph, labels) {
+            if let Some(d) = best.get(e.from.as_str()) {
+                let c = d + e.weight as f64;
+                if next.get(e.to.as_str()).is_none_or(|x| c < *x) {
+                    next.insert(&e.to, c);
+                }
+            }
+        }
+        best = next;
+    }
+    best.get(end).copied()
+}
+
+/// A path as (vertices, edges).
+pub type PathIds = (Vec<String>, Vec<String>);
+
+/// Every simple path from `start` reaching `end` with `min..=max` edges (a cycle when
+/// `start == end`), shortest first, then by vertices and edges.
+pub fn simple_paths(graph: &Graph, start: &str, end: &str, labels: &[String], min: usize, max: usize) -> Vec<PathIds> {
+    fn walk(
+        graph: &Graph,
+        labels: &[String],
+        path: &mut PathIds,
+        bounds: (&str, usize, usize),
+        out: &mut Vec<PathIds>,
+    ) {
+        let (end, min, max) = bounds;
+        if path.1.len() == max {
+            return;
+        }
+        let last = path.0.last().cloned().unwrap_or_default();
+        for e in allowed(graph, labels).filter(|e| e.from == last) {
+            if e.to == end {
+                if path.1.len() + 1 >= min {
+                    let mut found = path.clone();
+                    found.0.push(e.to.clone());
+                    found.1.push(e.id.clone());
+                    out.push(found);
+                }
+            } else if !path.0.contains(&e.to) {
+                path.0.push(e.to.clone());
+                path.1.push(e.id.clone());
+                walk(graph, labels, path, bounds, out);
+                path.0.pop();
+                path.1.pop();
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut path = (vec![start.to_owned()], Vec::new());
+    walk(graph, labels, &mut path, (end, min, max), &mut out);
+    out.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    out
+}
+
+/// Checks that `path` runs from `start` to `end` along edges with allowed labels; returns
+/// its total weight.
+pub fn check_path(graph: &Graph, path: &pb::Path, start: &str, end: &str, labels: &[String]) -> f64 {
+    let by_id: HashMap<&str, &TestEdge> = graph.edges.iter().map(|e| (e.id.as_str(), e)).collect();
+    assert_eq!(path.vertex_ids.first().map(String::as_str), Some(start), "{path:?}");
+    assert_eq!(path.vertex_ids.last().map(String::as_str), Some(end), "{path:?}");
+    assert_eq!(path.vertex_ids.len(), path.edge_ids.len() + 1, "{path:?}");
+    let mut weight = 0.0;
+    for (i, id) in path.edge_ids.iter().enumerate() {
+        let e = by_id[id.as_str()];
+        assert!(labels.is_empty() || labels.contains(&e.label), "{path:?}");
+        assert_eq!((&e.from, &e.to), (&path.vertex_ids[i], &path.vertex_ids[i + 1]), "{path:?}");
+        weight += e.weight as f64;
+    }
+    weight
+}
