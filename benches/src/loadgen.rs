@@ -13,17 +13,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context};
 use clap::Parser;
-use hdrhistogram::Histogram;
+use prism_benches::harness::{self, measure, rss_bytes, spawn_server, Run};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
 use rand::Rng;
-use tokio::io::AsyncBufReadExt;
 use tonic::transport::Channel;
-use tonic_health_client::{Health, HealthCheck};
 
 #[derive(Parser)]
 struct Args {
@@ -52,60 +49,6 @@ struct Args {
     /// The prism-graph binary to spawn [default: next to this one].
     #[arg(long)]
     binary: Option<PathBuf>,
-}
-
-mod tonic_health_client {
-    //! The standard health service's Check: the empty-RPC floor.
-    pub use tonic_health::pb::health_client::HealthClient as Health;
-    pub use tonic_health::pb::HealthCheckRequest as HealthCheck;
-}
-
-/// A latency distribution and how many calls completed in how long.
-struct Run {
-    histogram: Histogram<u64>,
-    calls: u64,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.calls as f64 / self.elapsed.as_secs_f64()
-    }
-    fn p(&self, quantile: f64) -> f64 {
-        self.histogram.value_at_quantile(quantile) as f64
-    }
-}
-
-/// Runs `call` from `concurrency` tasks for `seconds`; each task gets its own index.
-async fn measure<F, Fut>(concurrency: usize, seconds: u64, call: F) -> anyhow::Result<Run>
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let call = Arc::new(call);
-    let start = Instant::now();
-    let until = start + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for task in 0..concurrency {
-        let call = call.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new(3)?;
-            let mut n = 0u64;
-            while Instant::now() < until {
-                let t = Instant::now();
-                call(task, n).await?;
-                histogram.record(t.elapsed().as_micros() as u64)?;
-                n += 1;
-            }
-            anyhow::Ok(histogram)
-        }));
-    }
-    let mut histogram = Histogram::<u64>::new(3)?;
-    for task in tasks {
-        histogram.add(task.await??)?;
-    }
-    let calls = histogram.len();
-    Ok(Run { histogram, calls, elapsed: start.elapsed() })
 }
 
 /// Steady UpdateVertex load on the loaded vertices, in rounds, with the server's resident
@@ -140,13 +83,6 @@ async fn churn(args: &Args, pid: u32, client: impl Fn(usize) -> GraphServiceClie
     Ok(())
 }
 
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn vertex(id: String, i: usize) -> pb::CreateVertexRequest {
     use pb::value::Value as V;
     let v = |value| pb::Value { value: Some(value) };
@@ -162,68 +98,20 @@ fn vertex(id: String, i: usize) -> pb::CreateVertexRequest {
     }
 }
 
-struct Spawned {
-    child: tokio::process::Child,
-    address: String,
-    _data: tempfile::TempDir,
-}
-
-async fn spawn_server(args: &Args) -> anyhow::Result<Spawned> {
-    let binary = match &args.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.parent().context("binary directory")?.join("prism-graph"),
-    };
-    if !binary.exists() {
-        bail!("{} not found: build it with `cargo build --release -p prism-server`", binary.display());
-    }
-    let data = tempfile::tempdir()?;
-    let mut child = tokio::process::Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", &args.workers.to_string(), "--data-dir"])
-        .arg(data.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("spawn {}", binary.display()))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    while let Some(line) = lines.next_line().await? {
-        if let Some(address) = line.strip_prefix("prism-graph listening on ") {
-            let address = format!("http://{}", address.trim());
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return Ok(Spawned { child, address, _data: data });
-        }
-    }
-    bail!("the server exited before listening")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let spawned = match &args.server {
         Some(_) => None,
-        None => Some(spawn_server(&args).await?),
+        None => Some(spawn_server(args.binary.as_ref(), args.workers).await?),
     };
     let address =
         args.server.clone().unwrap_or_else(|| spawned.as_ref().map(|s| s.address.clone()).unwrap_or_default());
     let pid = spawned.as_ref().and_then(|s| s.child.id());
-    // Several connections, so one HTTP/2 connection's ordering is not the bottleneck.
-    let mut channels = Vec::new();
-    for _ in 0..4 {
-        channels.push(Channel::from_shared(address.clone())?.connect().await?);
-    }
+    let channels = harness::connect(&address, 4).await?;
     let client = |i: usize| GraphServiceClient::new(channels[i % channels.len()].clone());
-    let health = |i: usize| Health::new(channels[i % channels.len()].clone());
-    // Wait until the server has recovered and serves.
-    let mut probe = health(0);
-    loop {
-        let status = probe.check(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?;
-        if status.into_inner().status == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    harness::wait_serving(channels[0].clone()).await?;
+    let cores = harness::cores();
     println!("prism-loadgen: {cores} cores, server workers {}, concurrency {}", args.workers, args.concurrency);
 
     // Bulk load.
@@ -280,18 +168,8 @@ async fn main() -> anyhow::Result<()> {
         );
     };
 
-    let empty = |conc: usize| {
-        let hs: Vec<_> = (0..conc).map(health).collect();
-        measure(conc, seconds, move |task, _| {
-            let mut h = hs[task].clone();
-            async move {
-                h.check(HealthCheck { service: String::new() }).await?;
-                Ok(())
-            }
-        })
-    };
-    let floor_one = empty(1).await?;
-    let floor_many = empty(args.concurrency).await?;
+    let floor_one = harness::floor(&channels, 1, seconds).await?;
+    let floor_many = harness::floor(&channels, args.concurrency, seconds).await?;
     table("empty RPC", &floor_one, &floor_many, &floor_one, &floor_many);
 
     let get = |conc: usize| {

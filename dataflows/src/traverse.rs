@@ -73,7 +73,7 @@ pub struct Traversed {
     pub vertices: Vec<Arc<Vertex>>,
     /// Parallel to `vertices`.
     pub path_counts: Vec<u64>,
-    /// Every edge followed, by id.
+    /// The edges on the walks from the start to the returned vertices, by id.
     pub edges: Vec<Arc<Edge>>,
     /// Paths ending at the returned vertices (when asked), at most `max_paths`.
     pub paths: Vec<Path>,
@@ -102,10 +102,12 @@ pub async fn traverse(
     }
 
     let mut level = Level::start(&traversal.start, traversal.include_paths);
-    let mut followed: HashMap<String, Arc<Edge>> = HashMap::new();
+    let mut history: Vec<StepHistory> = Vec::with_capacity(traversal.steps.len());
     let mut expanded = 0usize;
     for step in &traversal.steps {
         let mut reached = if step.min_hops == 0 { level.clone() } else { Level::default() };
+        let mut record =
+            StepHistory { min_hops: step.min_hops, input: level.counts.keys().cloned().collect(), hops: Vec::new() };
         let mut current = level;
         for hop in 1..=step.max_hops {
             if current.counts.is_empty() {
@@ -134,14 +136,13 @@ pub async fn traverse(
                     ),
                 ));
             }
-            for (_, edge, _) in &edges {
-                followed.entry(edge.id.clone()).or_insert_with(|| edge.clone());
-            }
             if hop >= step.min_hops {
                 reached.absorb(&next, limits.max_paths);
             }
+            record.hops.push((next.counts.keys().cloned().collect(), edges));
             current = next;
         }
+        history.push(record);
         level = reached;
     }
 
@@ -181,10 +182,45 @@ pub async fn traverse(
     } else {
         Vec::new()
     };
-    let mut edges: Vec<Arc<Edge>> = followed.into_values().collect();
+    let mut edges = edges_to(&history, returned.iter().map(|id| id.to_string()).collect());
     edges.sort_by(|a, b| a.id.cmp(&b.id));
     let (vertices, path_counts) = found.into_iter().unzip();
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
+}
+
+/// What one step saw: its input level and, per hop, the level reached and the edges
+/// followed to it (source id, edge, followed outward).
+struct StepHistory {
+    min_hops: u32,
+    input: HashSet<String>,
+    hops: Vec<(HashSet<String>, Vec<(String, Arc<Edge>, bool)>)>,
+}
+
+/// The edges on walks that end at one of `targets`, found by walking the history backwards:
+/// at each hop keep the edges into a needed vertex, and need their sources one hop earlier.
+fn edges_to(history: &[StepHistory], mut targets: HashSet<String>) -> Vec<Arc<Edge>> {
+    let mut kept: HashMap<&str, &Arc<Edge>> = HashMap::new();
+    for step in history.iter().rev() {
+        let mut sources: HashSet<String> = HashSet::new();
+        for (index, (level, edges)) in step.hops.iter().enumerate().rev() {
+            let mut needed = std::mem::take(&mut sources);
+            if index as u32 + 1 >= step.min_hops {
+                needed.extend(targets.iter().filter(|t| level.contains(*t)).cloned());
+            }
+            for (source, edge, outward) in edges {
+                let target = if *outward { &edge.to } else { &edge.from };
+                if needed.contains(target) {
+                    kept.insert(&edge.id, edge);
+                    sources.insert(source.clone());
+                }
+            }
+        }
+        if step.min_hops == 0 {
+            sources.extend(targets.iter().filter(|t| step.input.contains(*t)).cloned());
+        }
+        targets = sources;
+    }
+    kept.into_values().cloned().collect()
 }
 
 /// One level of a traversal: the vertices in it with their path counts, and (when paths

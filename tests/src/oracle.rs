@@ -91,17 +91,20 @@ pub struct TraverseCase<'a> {
     pub limit: Option<usize>,
 }
 
-/// What Traverse returns: (vertex, path count) in the response's order, and the edges
-/// followed.
+/// What Traverse returns: (vertex, path count) in the response's order, and the edges on the
+/// walks from the start to the returned vertices.
 pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTreeSet<String>) {
     use pb::traversal_step::Direction;
     let TraverseCase { start, steps, edge_ok, vertex_ok, exclude, rank_by_count, limit } = case;
     let mut level: HashMap<String, u64> = HashMap::from([(start.clone(), 1)]);
-    let mut followed = BTreeSet::new();
+    // Per step: its input vertices, and per hop the (from, edge id, to) moves made.
+    let mut moves: Vec<(BTreeSet<String>, Vec<Vec<(String, String, String)>>)> = Vec::new();
     for step in steps {
         let mut reached = if step.min_hops == 0 { level.clone() } else { HashMap::new() };
         let mut current = level.clone();
+        let mut hops = Vec::new();
         for hop in 1..=step.max_hops {
+            let mut made = Vec::new();
             let mut next: HashMap<String, u64> = HashMap::new();
             for (v, count) in &current {
                 for e in allowed(graph, &step.labels).filter(|e| edge_ok(e)) {
@@ -111,11 +114,11 @@ pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTre
                         && !(step.direction == Direction::Both && e.from == e.to);
                     if out {
                         *next.entry(e.to.clone()).or_default() += count;
-                        followed.insert(e.id.clone());
+                        made.push((v.clone(), e.id.clone(), e.to.clone()));
                     }
                     if back {
                         *next.entry(e.from.clone()).or_default() += count;
-                        followed.insert(e.id.clone());
+                        made.push((v.clone(), e.id.clone(), e.from.clone()));
                     }
                 }
             }
@@ -124,8 +127,10 @@ pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTre
                     *reached.entry(v.clone()).or_default() += c;
                 }
             }
+            hops.push(made);
             current = next;
         }
+        moves.push((level.keys().cloned().collect(), hops));
         level = reached;
     }
     let mut result: Vec<(String, u64)> = level
@@ -140,6 +145,28 @@ pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTre
     }
     if let Some(limit) = limit {
         result.truncate(*limit);
+    }
+    // A move is on a walk to a result if it arrives where a result stands (at a hop that
+    // counts) or where a later kept move starts.
+    let mut followed = BTreeSet::new();
+    let mut wanted: BTreeSet<String> = result.iter().map(|(v, _)| v.clone()).collect();
+    for ((input, hops), step) in moves.iter().zip(steps).rev() {
+        let mut starts: BTreeSet<String> = BTreeSet::new();
+        for (index, made) in hops.iter().enumerate().rev() {
+            let counts = index as u32 + 1 >= step.min_hops;
+            let mut next_starts = BTreeSet::new();
+            for (from, edge, to) in made {
+                if starts.contains(to) || (counts && wanted.contains(to)) {
+                    followed.insert(edge.clone());
+                    next_starts.insert(from.clone());
+                }
+            }
+            starts = next_starts;
+        }
+        if step.min_hops == 0 {
+            starts.extend(wanted.iter().filter(|w| input.contains(*w)).cloned());
+        }
+        wanted = starts;
     }
     (result, followed)
 }

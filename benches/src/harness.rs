@@ -1,0 +1,149 @@
+//! What every benchmark here needs: a `prism-graph` server to measure (spawned from the
+//! binary next to the benchmark's own), closed-loop load with latency histograms, and the
+//! server's resident memory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use tokio::io::AsyncBufReadExt;
+use tonic::transport::Channel;
+
+/// The standard health service's Check: the empty-RPC floor every figure is set beside.
+pub use tonic_health::pb::health_client::HealthClient as Health;
+pub use tonic_health::pb::HealthCheckRequest as HealthCheck;
+
+/// A latency distribution and how many calls completed in how long.
+pub struct Run {
+    pub histogram: Histogram<u64>,
+    pub calls: u64,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn p(&self, quantile: f64) -> f64 {
+        self.histogram.value_at_quantile(quantile) as f64
+    }
+}
+
+/// Runs `call` from `concurrency` tasks for `seconds`; each task gets its own index.
+pub async fn measure<F, Fut>(concurrency: usize, seconds: u64, call: F) -> anyhow::Result<Run>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let call = Arc::new(call);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = Histogram::<u64>::new(3)?;
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let t = Instant::now();
+                call(task, n).await?;
+                histogram.record(t.elapsed().as_micros() as u64)?;
+                n += 1;
+            }
+            anyhow::Ok(histogram)
+        }));
+    }
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        histogram.add(task.await??)?;
+    }
+    let calls = histogram.len();
+    Ok(Run { histogram, calls, elapsed: start.elapsed() })
+}
+
+/// The resident memory of process `pid`, from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A spawned server on a fresh data directory, killed when dropped.
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub address: String,
+    _data: tempfile::TempDir,
+}
+
+/// Spawns `prism-graph serve --workers N` (the binary given, or the one next to this).
+pub async fn spawn_server(binary: Option<&PathBuf>, workers: usize) -> anyhow::Result<Spawned> {
+    let binary = match binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.parent().context("binary directory")?.join("prism-graph"),
+    };
+    if !binary.exists() {
+        bail!("{} not found: build it with `cargo build --release -p prism-server`", binary.display());
+    }
+    let data = tempfile::tempdir()?;
+    let mut child = tokio::process::Command::new(&binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string(), "--data-dir"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("spawn {}", binary.display()))?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await? {
+        if let Some(address) = line.strip_prefix("prism-graph listening on ") {
+            let address = format!("http://{}", address.trim());
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok(Spawned { child, address, _data: data });
+        }
+    }
+    bail!("the server exited before listening")
+}
+
+/// Connections to `address`, several so that one HTTP/2 connection is not the bottleneck.
+pub async fn connect(address: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..count {
+        channels.push(Channel::from_shared(address.to_owned())?.connect().await?);
+    }
+    Ok(channels)
+}
+
+/// Waits until the server has recovered and serves.
+pub async fn wait_serving(channel: Channel) -> anyhow::Result<()> {
+    let mut probe = Health::new(channel);
+    loop {
+        let status = probe.check(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?;
+        if status.into_inner().status == 1 {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The empty-RPC floor: health Checks from `concurrency` tasks for `seconds`.
+pub async fn floor(channels: &[Channel], concurrency: usize, seconds: u64) -> anyhow::Result<Run> {
+    let health: Vec<Health<Channel>> =
+        (0..concurrency).map(|i| Health::new(channels[i % channels.len()].clone())).collect();
+    measure(concurrency, seconds, move |task, _| {
+        let mut h = health[task].clone();
+        async move {
+            h.check(HealthCheck { service: String::new() }).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// The number of cores, for the report.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

@@ -1,0 +1,4 @@
+//! Benchmarks of prism-graph; see BENCHMARKS.md for what each measures and how to run it.
+
+pub mod harness;
+pub mod rmat;
