@@ -188,12 +188,15 @@ pub async fn traverse(
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
 }
 
-/// What one step saw: its input level and, per hop, the level reached and the edges
-/// followed to it (source id, edge, followed outward).
+/// An edge followed from a vertex: (source id, edge, followed outward).
+type Move = (String, Arc<Edge>, bool);
+
+/// What one step saw: its input level and, per hop, the level reached and the moves made
+/// to reach it.
 struct StepHistory {
     min_hops: u32,
     input: HashSet<String>,
-    hops: Vec<(HashSet<String>, Vec<(String, Arc<Edge>, bool)>)>,
+    hops: Vec<(HashSet<String>, Vec<Move>)>,
 }
 
 /// The edges on walks that end at one of `targets`, found by walking the history backwards:

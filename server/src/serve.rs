@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use prism_connectors::{EmbeddedWal, WalError, WalOptions};
 use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError};
 use crate::pb::graph_service_server::GraphServiceServer;
@@ -83,7 +83,9 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        // Without TCP_NODELAY, a reply written in several segments waits on the client's
+        // delayed ACK: 40 ms stalls on any answer larger than one segment.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
     let server = tokio::spawn(server);
     tracing::info!(%address, "listening");
     on_listening(address);

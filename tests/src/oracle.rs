@@ -91,14 +91,17 @@ pub struct TraverseCase<'a> {
     pub limit: Option<usize>,
 }
 
+/// One edge followed: (from, edge id, to).
+type Move = (String, String, String);
+
 /// What Traverse returns: (vertex, path count) in the response's order, and the edges on the
 /// walks from the start to the returned vertices.
 pub fn traverse(graph: &Graph, case: &TraverseCase) -> (Vec<(String, u64)>, BTreeSet<String>) {
     use pb::traversal_step::Direction;
     let TraverseCase { start, steps, edge_ok, vertex_ok, exclude, rank_by_count, limit } = case;
     let mut level: HashMap<String, u64> = HashMap::from([(start.clone(), 1)]);
-    // Per step: its input vertices, and per hop the (from, edge id, to) moves made.
-    let mut moves: Vec<(BTreeSet<String>, Vec<Vec<(String, String, String)>>)> = Vec::new();
+    // Per step: its input vertices, and per hop the moves made.
+    let mut moves: Vec<(BTreeSet<String>, Vec<Vec<Move>>)> = Vec::new();
     for step in steps {
         let mut reached = if step.min_hops == 0 { level.clone() } else { HashMap::new() };
         let mut current = level.clone();
