@@ -6,13 +6,12 @@
 //! bounded by [`PathLimits`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::model::{Edge, Lsn, Namespace, Value};
 use crate::query::Direction;
-use crate::reader::{limit, QueryError, Reader};
+use crate::reader::{limit, Move, QueryError, Reader};
 use crate::traverse::Path;
 
 /// The bounds a path query runs under.
@@ -182,7 +181,7 @@ impl<'a> Search<'a> {
         direction: Direction,
         labels: &[String],
         lsn: Lsn,
-    ) -> Result<Vec<(String, Arc<Edge>, bool)>, QueryError> {
+    ) -> Result<Vec<Move>, QueryError> {
         let budget = self.limits.max_expanded_edges - self.expanded;
         let edges = self.reader.expand(frontier, direction, labels, None, lsn, budget).await?;
         self.expanded += edges.len();

@@ -54,13 +54,16 @@ pub enum Query {
         key: EdgeKey,
     },
     /// The edges of each key in `direction`, with one of `labels` (any when empty) and
-    /// passing `filter`; at most `max_edges` of them in all.
+    /// passing `filter`; at most `max_edges` of them in all. With `check_sources`, also which
+    /// keys have no vertex (a vertex lives on the worker of its adjacency, so this costs no
+    /// extra round trip).
     Expand {
         keys: Vec<VertexKey>,
         direction: Direction,
         labels: Vec<String>,
         filter: Option<Filter>,
         max_edges: usize,
+        check_sources: bool,
     },
     /// The vertices of `keys`, where they exist.
     Vertices {
@@ -74,10 +77,12 @@ pub enum Answer {
     Vertex(Option<VertexWithEdges>),
     Edge(Option<Arc<Edge>>),
     /// For `Expand`: (index of the key, edge, whether it was followed outward); `truncated`
-    /// when `max_edges` cut the list short.
+    /// when `max_edges` cut the list short; `missing`, the indexes of keys with no vertex
+    /// (when `check_sources` asked for them).
     Expanded {
         edges: Vec<(u32, Arc<Edge>, bool)>,
         truncated: bool,
+        missing: Vec<u32>,
     },
     /// For `Vertices`: one entry per key, in order.
     Vertices(Vec<Option<Arc<Vertex>>>),
@@ -117,7 +122,13 @@ impl Query {
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges }))
             }
             Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
-            Query::Expand { keys, direction, labels, filter, max_edges } => {
+            Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {
+                let mut missing = Vec::new();
+                if *check_sources {
+                    let mut present = vec![false; keys.len()];
+                    lookup_many(&mut indexes.vertices, keys, lsn, |i, _| present[i] = true);
+                    missing = (0..keys.len()).filter(|i| !present[*i]).map(|i| i as u32).collect();
+                }
                 let mut edges = Vec::new();
                 let mut truncated = false;
                 let mut take = |index: usize, edge: &Arc<Edge>, outward: bool| {
@@ -143,7 +154,7 @@ impl Query {
                         }
                     });
                 }
-                Answer::Expanded { edges, truncated }
+                Answer::Expanded { edges, truncated, missing }
             }
             Query::Vertices { keys } => {
                 let mut found = vec![None; keys.len()];

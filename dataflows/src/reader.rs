@@ -28,6 +28,17 @@ pub enum QueryError {
     Engine(#[from] EngineError),
 }
 
+/// An edge followed from a vertex: (source id, edge, followed outward).
+pub(crate) type Move = (String, Arc<Edge>, bool);
+
+/// What to follow in one hop, and how many edges may still be expanded.
+struct Hop<'a> {
+    direction: Direction,
+    labels: &'a [String],
+    filter: Option<&'a Filter>,
+    budget: usize,
+}
+
 pub(crate) fn limit(limit: &'static str, message: String) -> QueryError {
     QueryError::Limit { limit, message }
 }
@@ -114,7 +125,40 @@ impl<'a> Reader<'a> {
         filter: Option<&Filter>,
         lsn: Lsn,
         budget: usize,
-    ) -> Result<Vec<(String, Arc<Edge>, bool)>, QueryError> {
+    ) -> Result<Vec<Move>, QueryError> {
+        let hop = Hop { direction, labels, filter, budget };
+        Ok(self.expand_at(frontier, &hop, Some(lsn), 0, false).await?.1)
+    }
+
+    /// The first hop of a query: from `start`, which must exist, at the applied LSN once
+    /// `min_lsn` is; returns that LSN. One round trip checks the vertex and expands it.
+    pub(crate) async fn expand_start(
+        &self,
+        start: &String,
+        direction: Direction,
+        labels: &[String],
+        filter: Option<&Filter>,
+        min_lsn: Lsn,
+        budget: usize,
+    ) -> Result<(Lsn, Vec<Move>), QueryError> {
+        let hop = Hop { direction, labels, filter, budget };
+        let (lsn, edges, missing) = self.expand_at(std::iter::once(start), &hop, None, min_lsn, true).await?;
+        if missing {
+            return Err(QueryError::NotFound { field: "start_vertex_id", id: start.clone() });
+        }
+        Ok((lsn, edges))
+    }
+
+    /// Expands `frontier` at `at` (or the applied LSN); also says whether any source vertex
+    /// is missing when `check_sources`.
+    async fn expand_at<'i>(
+        &self,
+        frontier: impl Iterator<Item = &'i String>,
+        hop: &Hop<'_>,
+        at: Option<Lsn>,
+        min_lsn: Lsn,
+        check_sources: bool,
+    ) -> Result<(Lsn, Vec<Move>, bool), QueryError> {
         let groups = self.by_owner(frontier);
         let mut sources = Vec::new();
         let mut queries = Vec::new();
@@ -122,23 +166,28 @@ impl<'a> Reader<'a> {
             sources.push(keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>());
             queries.push(Query::Expand {
                 keys,
-                direction,
-                labels: labels.to_vec(),
-                filter: filter.cloned(),
-                max_edges: budget,
+                direction: hop.direction,
+                labels: hop.labels.to_vec(),
+                filter: hop.filter.cloned(),
+                max_edges: hop.budget,
+                check_sources,
             });
         }
         let mut edges = Vec::new();
-        for ((_, answer), sources) in self.read_all(queries, Some(lsn), 0).await?.into_iter().zip(sources) {
-            let Answer::Expanded { edges: found, truncated } = answer else { continue };
-            if truncated || edges.len() + found.len() > budget {
+        let mut lsn = at.unwrap_or(0);
+        let mut any_missing = false;
+        for ((read_at, answer), sources) in self.read_all(queries, at, min_lsn).await?.into_iter().zip(sources) {
+            let Answer::Expanded { edges: found, truncated, missing } = answer else { continue };
+            if truncated || edges.len() + found.len() > hop.budget {
                 return Err(limit(
                     "max_expanded_edges",
                     "max_expanded_edges: the traversal expanded more edges than the limit allows".to_string(),
                 ));
             }
+            lsn = read_at;
+            any_missing |= !missing.is_empty();
             edges.extend(found.into_iter().map(|(i, edge, outward)| (sources[i as usize].clone(), edge, outward)));
         }
-        Ok(edges)
+        Ok((lsn, edges, any_missing))
     }
 }

@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::filter::Filter;
 use crate::model::{Edge, Lsn, Namespace, Vertex};
 use crate::query::Direction;
-use crate::reader::{limit, QueryError, Reader};
+use crate::reader::{limit, Move, QueryError, Reader};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -96,10 +96,24 @@ pub async fn traverse(
     }
     let reader = Reader::new(engine, namespace, limits.timeout);
 
-    let (lsn, start) = reader.vertices(std::slice::from_ref(&traversal.start), None, min_lsn).await?;
-    if start.is_empty() {
-        return Err(QueryError::NotFound { field: "start_vertex_id", id: traversal.start.clone() });
-    }
+    // The first hop also checks that the start exists: one round trip instead of two.
+    let first_step = traversal.steps.first().filter(|s| s.max_hops >= 1);
+    let (lsn, mut first_hop) = match first_step {
+        Some(step) => {
+            let filter = traversal.edge_filter.as_ref();
+            let budget = limits.max_expanded_edges;
+            let (lsn, edges) =
+                reader.expand_start(&traversal.start, step.direction, &step.labels, filter, min_lsn, budget).await?;
+            (lsn, Some(edges))
+        }
+        None => {
+            let (lsn, start) = reader.vertices(std::slice::from_ref(&traversal.start), None, min_lsn).await?;
+            if start.is_empty() {
+                return Err(QueryError::NotFound { field: "start_vertex_id", id: traversal.start.clone() });
+            }
+            (lsn, None)
+        }
+    };
 
     let mut level = Level::start(&traversal.start, traversal.include_paths);
     let mut history: Vec<StepHistory> = Vec::with_capacity(traversal.steps.len());
@@ -113,17 +127,14 @@ pub async fn traverse(
             if current.counts.is_empty() {
                 break;
             }
-            let budget = limits.max_expanded_edges - expanded;
-            let edges = reader
-                .expand(
-                    current.counts.keys(),
-                    step.direction,
-                    &step.labels,
-                    traversal.edge_filter.as_ref(),
-                    lsn,
-                    budget,
-                )
-                .await?;
+            let edges = match first_hop.take() {
+                Some(edges) => edges,
+                None => {
+                    let budget = limits.max_expanded_edges - expanded;
+                    let filter = traversal.edge_filter.as_ref();
+                    reader.expand(current.counts.keys(), step.direction, &step.labels, filter, lsn, budget).await?
+                }
+            };
             expanded += edges.len();
             let next = current.advance(&edges, limits.max_paths);
             if next.counts.len() > limits.max_frontier {
@@ -188,9 +199,6 @@ pub async fn traverse(
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
 }
 
-/// An edge followed from a vertex: (source id, edge, followed outward).
-type Move = (String, Arc<Edge>, bool);
-
 /// What one step saw: its input level and, per hop, the level reached and the moves made
 /// to reach it.
 struct StepHistory {
@@ -246,7 +254,7 @@ impl Level {
     }
 
     /// The level one hop further along `edges` (source id, edge, followed outward).
-    fn advance(&self, edges: &[(String, Arc<Edge>, bool)], max_paths: usize) -> Level {
+    fn advance(&self, edges: &[Move], max_paths: usize) -> Level {
         let mut next = Level { keep_paths: self.keep_paths, ..Level::default() };
         let mut paths_ending_at: HashMap<&str, Vec<usize>> = HashMap::new();
         if self.keep_paths {
