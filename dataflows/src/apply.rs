@@ -38,10 +38,16 @@ pub struct ApplyState {
 }
 
 /// What an atomic record touched, as it was before, so that a rejection can restore it.
+///
+/// Vertex bodies and edges are remembered as they were; a vertex's list of edges is not
+/// copied (a hub's list is long, and a batch of edges touches the hub in every batch) but
+/// restored by undoing each addition and removal made to it.
 #[derive(Default)]
 struct Undo {
-    vertices: HashMap<VertexKey, Option<VertexEntry>>,
+    vertices: HashMap<VertexKey, Option<Arc<Vertex>>>,
     edges: HashMap<EdgeKey, Option<Arc<Edge>>>,
+    /// (vertex, edge id, whether it was added) in the order made.
+    incidence: Vec<(VertexKey, String, bool)>,
 }
 
 impl ApplyState {
@@ -78,11 +84,32 @@ impl ApplyState {
     }
 
     fn restore(&mut self, undo: Undo) {
+        // Bodies first, so that a deleted vertex exists again to take back its edge ids.
+        for (key, before) in &undo.vertices {
+            if let Some(vertex) = before {
+                match self.vertices.get_mut(key) {
+                    Some(entry) => entry.vertex = vertex.clone(),
+                    None => {
+                        self.vertices.insert(key.clone(), VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
+                    }
+                }
+            }
+        }
+        for (key, edge_id, added) in undo.incidence.into_iter().rev() {
+            if let Some(entry) = self.vertices.get_mut(&key) {
+                if added {
+                    if let Some(pos) = entry.edges.iter().position(|e| *e == edge_id) {
+                        entry.edges.swap_remove(pos);
+                    }
+                } else {
+                    entry.edges.push(edge_id);
+                }
+            }
+        }
         for (key, before) in undo.vertices {
-            match before {
-                Some(entry) => self.vertices.insert(key, entry),
-                None => self.vertices.remove(&key),
-            };
+            if before.is_none() {
+                self.vertices.remove(&key);
+            }
         }
         for (key, before) in undo.edges {
             match before {
@@ -94,7 +121,7 @@ impl ApplyState {
 
     fn remember_vertex(&self, undo: &mut Option<&mut Undo>, key: &VertexKey) {
         if let Some(undo) = undo {
-            undo.vertices.entry(key.clone()).or_insert_with(|| self.vertices.get(key).cloned());
+            undo.vertices.entry(key.clone()).or_insert_with(|| self.vertices.get(key).map(|e| e.vertex.clone()));
         }
     }
 
@@ -207,16 +234,15 @@ impl ApplyState {
                     created_at: now,
                 });
                 self.remember_edge(&mut undo, &key);
-                self.remember_vertex(&mut undo, &from_key);
-                self.remember_vertex(&mut undo, &to_key);
                 changes.push(Change::Edge(key.clone(), edge.clone(), 1));
                 self.edges.insert(key, edge.clone());
-                if let Some(entry) = self.vertices.get_mut(&from_key) {
-                    entry.edges.push(id.clone());
-                }
-                if from != to {
-                    if let Some(entry) = self.vertices.get_mut(&to_key) {
+                let endpoints = if from == to { vec![from_key] } else { vec![from_key, to_key] };
+                for endpoint in endpoints {
+                    if let Some(entry) = self.vertices.get_mut(&endpoint) {
                         entry.edges.push(id.clone());
+                        if let Some(undo) = undo.as_mut() {
+                            undo.incidence.push((endpoint, id.clone(), true));
+                        }
                     }
                 }
                 Ok(OpEffect::Edge(edge))
@@ -240,10 +266,12 @@ impl ApplyState {
         };
         for endpoint in [&edge.from, &edge.to] {
             let vkey = VertexKey::new(&key.namespace, endpoint);
-            self.remember_vertex(undo, &vkey);
             if let Some(entry) = self.vertices.get_mut(&vkey) {
                 if let Some(pos) = entry.edges.iter().position(|e| *e == key.id) {
                     entry.edges.swap_remove(pos);
+                    if let Some(undo) = undo.as_mut() {
+                        undo.incidence.push((vkey, key.id.clone(), false));
+                    }
                 }
             }
         }
@@ -311,6 +339,38 @@ mod tests {
         let outcome = state.apply(2, &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b")]), &mut changes);
         assert!(outcome.first_rejection().is_none());
         assert_eq!((state.vertex_count(), state.edge_count()), (2, 1));
+    }
+
+    #[test]
+    fn a_rejected_cascade_restores_every_edge_and_incidence() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        state.apply(
+            1,
+            &record(true, vec![vertex("a"), vertex("b"), edge("e", "a", "b"), edge("s", "a", "a")]),
+            &mut changes,
+        );
+        let cascade_then_fail =
+            record(true, vec![WriteOp::DeleteVertex { id: "a".into(), cascade: true }, vertex("b")]);
+        let outcome = state.apply(2, &cascade_then_fail, &mut changes);
+        assert_eq!(outcome.first_rejection().map(|(i, _)| i), Some(1));
+        assert_eq!((state.vertex_count(), state.edge_count()), (2, 2));
+        // Both vertices still know their edges: neither deletes without cascade.
+        for id in ["a", "b"] {
+            let outcome = state.apply(
+                3,
+                &record(false, vec![WriteOp::DeleteVertex { id: id.into(), cascade: false }]),
+                &mut changes,
+            );
+            assert_eq!(
+                outcome.first_rejection().map(|(_, r)| r.kind.clone()),
+                Some(RejectKind::FailedPrecondition),
+                "{id}"
+            );
+        }
+        let outcome =
+            state.apply(4, &record(false, vec![WriteOp::DeleteVertex { id: "a".into(), cascade: true }]), &mut changes);
+        assert_eq!(outcome.results[0], Ok(OpEffect::VertexDeleted { edges_deleted: 2 }));
     }
 
     #[test]
