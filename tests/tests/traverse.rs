@@ -114,3 +114,33 @@ async fn traverse_on_a_two_process_cluster() {
     let servers = start_cluster(dir.path(), 2).await;
     traversal_contract(&mut servers[1].client().await).await;
 }
+
+#[tokio::test]
+async fn the_traversal_timeout_answers_deadline_exceeded_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prism.yaml");
+    std::fs::write(&config, "namespaces:\n  - name: default\n    performance:\n      traversal_timeout: 0ms\n")
+        .unwrap();
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 1);
+    spec.extra_args = vec!["--config".into(), config.display().to_string()];
+    let server = spec.start().await;
+    let mut client = server.client().await;
+    social_graph(&mut client).await;
+    let request = pb::TraverseRequest {
+        start_vertex_id: "alice".into(),
+        steps: vec![step(pb::traversal_step::Direction::Out, &[])],
+        ..Default::default()
+    };
+    let status = client.traverse(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(status.message().contains("traversal_timeout"), "{status:?}");
+    let status = client
+        .shortest_path(pb::ShortestPathRequest {
+            start_vertex_id: "alice".into(),
+            end_vertex_id: "dave".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+}
