@@ -208,25 +208,6 @@ where
     V: Ord + Clone + 'static,
 {
     let mut found = Vec::new();
-    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
-        return found;
-    };
-    let (mut cursor, storage) = cursor_list(batches);
-    cursor.seek_key(&storage, key);
-    if cursor.get_key(&storage) != Some(key) {
-        return found;
-    }
-    while let Some(val) = cursor.get_val(&storage) {
-        let mut count = 0isize;
-        cursor.map_times(&storage, |time, diff| {
-            if *time <= lsn {
-                count += *diff;
-            }
-        });
-        if count > 0 {
-            found.push(val.clone());
-        }
-        cursor.step_val(&storage);
-    }
+    lookup_many(trace, std::slice::from_ref(key), lsn, |_, v| found.push(v.clone()));
     found
 }

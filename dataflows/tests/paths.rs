@@ -6,12 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{load, random_graph, start_engine, TestEdge};
+use common::{load, load_complete, start_engine};
 use prism_dataflows::paths::{all_paths, shortest_path, AllPaths, PathLimits, ShortestPath};
 use prism_dataflows::reader::QueryError;
 use prism_dataflows::Namespace;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 fn limits() -> PathLimits {
     PathLimits {
@@ -26,16 +24,9 @@ fn limits() -> PathLimits {
 #[tokio::test]
 async fn missing_endpoints_bad_weights_and_limits() {
     let engine = start_engine(2);
-    let mut rng = StdRng::seed_from_u64(9);
-    let mut graph = random_graph(&mut rng, 10, 30);
-    graph.edges.push(TestEdge {
-        id: "neg".into(),
-        label: "N".into(),
-        from: "v00".into(),
-        to: "v01".into(),
-        weight: -2,
-    });
-    load(&engine, &graph).await;
+    // A dense graph, and one edge with a negative weight.
+    load_complete(&engine, 10).await;
+    load(&engine, &[], &[("neg".into(), "N", "v00".into(), "v01".into(), -2)]).await;
     let ns = Namespace::default();
     let query = ShortestPath { start: "v00".into(), end: "nobody".into(), ..Default::default() };
     match shortest_path(&engine, &ns, &query, &limits(), 0).await {

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{load, start_engine, Graph, TestEdge, TIMEOUT};
+use common::{load_complete, start_engine, TIMEOUT};
 use prism_dataflows::reader::QueryError;
 use prism_dataflows::traverse::{traverse, Step, Traversal, TraversalLimits};
 use prism_dataflows::{Direction, Namespace};
@@ -26,24 +24,7 @@ fn limits() -> TraversalLimits {
 async fn limits_stop_a_traversal_of_a_dense_graph() {
     let engine = start_engine(2);
     // A complete directed graph on 60 vertices: 3,540 edges.
-    let n = 60;
-    let vertices: BTreeMap<String, (String, i64)> =
-        (0..n).map(|i| (format!("v{i:02}"), ("P".to_string(), 50))).collect();
-    let mut edges = Vec::new();
-    for a in 0..n {
-        for b in 0..n {
-            if a != b {
-                edges.push(TestEdge {
-                    id: format!("e{a}-{b}"),
-                    label: "A".into(),
-                    from: format!("v{a:02}"),
-                    to: format!("v{b:02}"),
-                    weight: 1,
-                });
-            }
-        }
-    }
-    load(&engine, &Graph { vertices, edges }).await;
+    load_complete(&engine, 60).await;
     let deep = Traversal {
         start: "v00".into(),
         steps: vec![Step { direction: Direction::Out, labels: vec![], min_hops: 1, max_hops: 4 }],

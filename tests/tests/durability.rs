@@ -112,25 +112,27 @@ fn segments(data_dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn write_vertices(server: &Server, count: usize) {
+/// Starts a one-worker server on `data`, writes vertices v0..v19, kills it; returns the
+/// spec to restart it with and the log segment, read into memory to damage.
+async fn twenty_writes_then_kill(data: &Path) -> (ServerSpec, PathBuf, Vec<u8>) {
+    let spec = ServerSpec::new(data, 1);
+    let mut server = spec.start().await;
     let mut client = server.client().await;
-    for i in 0..count {
-        client.create_vertex(vertex_request(&format!("v{i}"), "V", &[("i", int(i as i64))])).await.unwrap();
+    for i in 0..20 {
+        client.create_vertex(vertex_request(&format!("v{i}"), "V", &[("i", int(i))])).await.unwrap();
     }
+    server.kill().await;
+    let segment = segments(data).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    (spec, segment, bytes)
 }
 
 #[tokio::test]
 async fn a_torn_tail_is_cut_with_a_log_line_and_the_rest_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let spec = ServerSpec::new(&data, 1);
-    let mut server = spec.start().await;
-    write_vertices(&server, 20).await;
-    server.kill().await;
+    let (spec, segment, mut bytes) = twenty_writes_then_kill(&dir.path().join("data")).await;
 
     // A write cut short by the crash: a valid frame header whose payload never made it.
-    let segment = segments(&data).pop().unwrap();
-    let mut bytes = std::fs::read(&segment).unwrap();
     let head: Vec<u8> = bytes[..30].to_vec();
     bytes.extend_from_slice(&head);
     std::fs::write(&segment, &bytes).unwrap();
@@ -149,14 +151,7 @@ async fn a_torn_tail_is_cut_with_a_log_line_and_the_rest_recovers() {
 #[tokio::test]
 async fn damage_in_the_middle_stops_the_start_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let spec = ServerSpec::new(&data, 1);
-    let mut server = spec.start().await;
-    write_vertices(&server, 20).await;
-    server.kill().await;
-
-    let segment = segments(&data).pop().unwrap();
-    let mut bytes = std::fs::read(&segment).unwrap();
+    let (spec, segment, mut bytes) = twenty_writes_then_kill(&dir.path().join("data")).await;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;
     std::fs::write(&segment, &bytes).unwrap();

@@ -1,16 +1,11 @@
-//! Shared by the engine's integration tests: an in-memory log, and random graphs loaded
-//! into an engine.
+//! Shared by the engine's integration tests: an in-memory log, and graphs loaded into an
+//! engine. (Random graphs and the oracle live with the end-to-end tests, tests/src/oracle.rs.)
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prism_dataflows::{
-    CommitSink, Engine, EngineConfig, Namespace, Properties, Ticket, Value, WriteLog, WriteOp, WriteRecord,
-};
-use rand::rngs::StdRng;
-use rand::Rng;
+use prism_dataflows::{CommitSink, Engine, EngineConfig, Namespace, Ticket, Value, WriteLog, WriteOp, WriteRecord};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -28,64 +23,41 @@ impl WriteLog for MemoryLog {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct TestEdge {
-    pub id: String,
-    pub label: String,
-    pub from: String,
-    pub to: String,
-    pub weight: i64,
-}
-
-/// Vertices (id -> label, age) and edges with a weight `w`.
-pub struct Graph {
-    pub vertices: BTreeMap<String, (String, i64)>,
-    pub edges: Vec<TestEdge>,
-}
-
-pub fn random_graph(rng: &mut StdRng, n: usize, m: usize) -> Graph {
-    let vertices = (0..n)
-        .map(|i| {
-            (format!("v{i:02}"), (if rng.random_bool(0.5) { "P" } else { "Q" }.to_string(), rng.random_range(0..100)))
-        })
-        .collect();
-    let edges = (0..m)
-        .map(|i| TestEdge {
-            id: format!("e{i:03}"),
-            label: if rng.random_bool(0.5) { "A" } else { "B" }.to_string(),
-            from: format!("v{:02}", rng.random_range(0..n)),
-            to: format!("v{:02}", rng.random_range(0..n)),
-            weight: rng.random_range(0..10),
-        })
-        .collect();
-    Graph { vertices, edges }
-}
-
-pub async fn load(engine: &Engine, graph: &Graph) {
-    let mut ops: Vec<WriteOp> = graph
-        .vertices
-        .iter()
-        .map(|(id, (label, age))| WriteOp::CreateVertex {
-            id: id.clone(),
-            label: label.clone(),
-            properties: [("age".to_string(), Value::Int(*age))].into_iter().collect::<Properties>(),
-        })
-        .collect();
-    ops.extend(graph.edges.iter().map(|e| WriteOp::CreateEdge {
-        id: e.id.clone(),
-        label: e.label.clone(),
-        from: e.from.clone(),
-        to: e.to.clone(),
-        properties: [("w".to_string(), Value::Int(e.weight))].into_iter().collect(),
-    }));
-    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops };
-    let outcome = engine.write(record, TIMEOUT).await.unwrap();
-    assert!(outcome.first_rejection().is_none());
-}
-
 /// An engine on `workers` workers with an in-memory log attached.
 pub fn start_engine(workers: usize) -> Engine {
     let engine = Engine::start(EngineConfig { workers, ..Default::default() }).unwrap();
     engine.attach_log(Arc::new(MemoryLog { sink: engine.commit_sink(), next: Mutex::new(0) }));
     engine
+}
+
+/// Writes `vertices` and `edges` (id, label, from, to, property `w`) in one atomic record.
+pub async fn load(engine: &Engine, vertices: &[String], edges: &[(String, &str, String, String, i64)]) {
+    let mut ops: Vec<WriteOp> = vertices
+        .iter()
+        .map(|id| WriteOp::CreateVertex { id: id.clone(), label: "V".into(), properties: Default::default() })
+        .collect();
+    ops.extend(edges.iter().map(|(id, label, from, to, w)| WriteOp::CreateEdge {
+        id: id.clone(),
+        label: label.to_string(),
+        from: from.clone(),
+        to: to.clone(),
+        properties: [("w".to_string(), Value::Int(*w))].into_iter().collect(),
+    }));
+    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops };
+    let outcome = engine.write(record, TIMEOUT).await.unwrap();
+    assert!(outcome.first_rejection().is_none(), "{outcome:?}");
+}
+
+/// A complete directed graph on `n` vertices `v00`…: every ordered pair, label "A", w 1.
+pub async fn load_complete(engine: &Engine, n: usize) {
+    let vertices: Vec<String> = (0..n).map(|i| format!("v{i:02}")).collect();
+    let mut edges = Vec::new();
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                edges.push((format!("e{a}-{b}"), "A", vertices[a].clone(), vertices[b].clone(), 1));
+            }
+        }
+    }
+    load(engine, &vertices, &edges).await;
 }
