@@ -46,9 +46,12 @@ pub enum Direction {
 /// one worker (see [`crate::engine::Engine::owner_of_key`]), so they route by the first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Query {
+    /// A vertex, and with `include_edges` its edges: at most `max_edges` of them (the answer
+    /// says when there were more).
     GetVertex {
         key: VertexKey,
         include_edges: bool,
+        max_edges: usize,
     },
     GetEdge {
         key: EdgeKey,
@@ -93,6 +96,8 @@ pub struct VertexWithEdges {
     pub vertex: Arc<Vertex>,
     /// Outgoing edges, then incoming ones (a self-loop once). Empty unless asked for.
     pub edges: Vec<Arc<Edge>>,
+    /// The vertex has more edges than the query's `max_edges`.
+    pub truncated: bool,
 }
 
 impl Query {
@@ -109,17 +114,30 @@ impl Query {
     /// Answers the query from this worker's shards, as of `lsn`.
     pub fn answer(&self, indexes: &mut Indexes, lsn: Lsn) -> Answer {
         match self {
-            Query::GetVertex { key, include_edges } => {
+            Query::GetVertex { key, include_edges, max_edges } => {
                 let Some(vertex) = lookup(&mut indexes.vertices, key, lsn).into_iter().next() else {
                     return Answer::Vertex(None);
                 };
                 let mut edges = Vec::new();
+                let mut truncated = false;
                 if *include_edges {
-                    edges = lookup(&mut indexes.out_edges, key, lsn);
-                    let incoming = lookup(&mut indexes.in_edges, key, lsn);
-                    edges.extend(incoming.into_iter().filter(|e| e.from != e.to));
+                    let key = std::slice::from_ref(key);
+                    let mut take = |edge: &Arc<Edge>| {
+                        if edges.len() < *max_edges {
+                            edges.push(edge.clone());
+                        } else {
+                            truncated = true;
+                        }
+                    };
+                    lookup_many(&mut indexes.out_edges, key, lsn, |_, e| take(e));
+                    // A self-loop is both outgoing and incoming: list it once.
+                    lookup_many(&mut indexes.in_edges, key, lsn, |_, e| {
+                        if e.from != e.to {
+                            take(e)
+                        }
+                    });
                 }
-                Answer::Vertex(Some(VertexWithEdges { vertex, edges }))
+                Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
             Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
             Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {

@@ -28,7 +28,7 @@ fn vertex(id: &str) -> WriteOp {
 
 async fn get_vertex(engine: &Engine, id: &str, include_edges: bool) -> Option<prism_dataflows::VertexWithEdges> {
     let key = VertexKey::new(&Namespace::default(), id);
-    match engine.read(Query::GetVertex { key, include_edges }, 0, TIMEOUT).await.unwrap() {
+    match engine.read(Query::GetVertex { key, include_edges, max_edges: 1000 }, 0, TIMEOUT).await.unwrap() {
         (_, Answer::Vertex(v)) => v,
         other => panic!("unexpected answer {other:?}"),
     }
@@ -72,7 +72,9 @@ async fn crud(workers: usize) {
 
     // A read that asks for an LSN not yet written gives up at its deadline.
     let key = VertexKey::new(&Namespace::default(), "v2");
-    let err = engine.read(Query::GetVertex { key, include_edges: false }, 1_000, Duration::from_millis(50)).await;
+    let err = engine
+        .read(Query::GetVertex { key, include_edges: false, max_edges: 0 }, 1_000, Duration::from_millis(50))
+        .await;
     assert!(err.is_err(), "read of a future LSN must not succeed: {err:?}");
     engine.shutdown();
 }

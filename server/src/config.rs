@@ -171,6 +171,8 @@ pub struct Limits {
     pub max_results: usize,
     /// Most paths a traversal keeps and returns.
     pub max_paths: usize,
+    /// Most edges GetVertex returns with include_edges.
+    pub max_vertex_edges: usize,
     /// Most hops of a ShortestPath or AllPaths path (DetectCycles is capped by
     /// max_traversal_depth).
     pub max_path_hops: u32,
@@ -187,6 +189,7 @@ impl Default for Limits {
             max_results: 10_000,
             max_paths: 1_000,
             max_path_hops: 16,
+            max_vertex_edges: 10_000,
         }
     }
 }

@@ -252,12 +252,20 @@ impl GraphService for GraphApi {
     async fn get_vertex(&self, request: Request<GetVertexRequest>) -> Result<Response<GetVertexResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
-        let key = VertexKey::new(&namespace(&metadata)?, &message.id);
+        let namespace = namespace(&metadata)?;
+        let max_edges = self.config.limits(namespace.as_str()).max_vertex_edges;
+        let key = VertexKey::new(&namespace, &message.id);
         let (lsn, answer) =
-            self.read(&metadata, Query::GetVertex { key, include_edges: message.include_edges }).await?;
+            self.read(&metadata, Query::GetVertex { key, include_edges: message.include_edges, max_edges }).await?;
         let Answer::Vertex(Some(found)) = answer else {
             return Err(Status::not_found(format!("vertex {:?} not found", message.id)));
         };
+        if found.truncated {
+            return Err(Status::resource_exhausted(format!(
+                "include_edges: vertex {:?} has more than max_vertex_edges ({max_edges}) edges; read them with Traverse",
+                message.id
+            )));
+        }
         let response = GetVertexResponse {
             vertex: Some(vertex_to_proto(&found.vertex)),
             edges: found.edges.iter().map(|e| edge_to_proto(e)).collect(),

@@ -32,7 +32,7 @@ async fn flags_override_the_file_and_sigterm_stops_cleanly() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = dir.path().join("prism.yaml");
     let yaml = format!(
-        "server:\n  listen: {}\n  workers: 1\n  data_dir: {}\nnamespaces:\n  - name: default\n    pattern: graph\n    backend:\n      type: memstore\n    performance:\n      traversal_timeout: 100ms\n      max_traversal_depth: 6\n      batch_size: 2\n",
+        "server:\n  listen: {}\n  workers: 1\n  data_dir: {}\nnamespaces:\n  - name: default\n    pattern: graph\n    backend:\n      type: memstore\n    performance:\n      traversal_timeout: 100ms\n      max_traversal_depth: 6\n      batch_size: 2\n      max_vertex_edges: 2\n",
         taken.local_addr().unwrap(),
         dir.path().join("unused").display()
     );
@@ -53,6 +53,18 @@ async fn flags_override_the_file_and_sigterm_stops_cleanly() {
     client.create_vertex(vertex_request("v", "V", &[])).await.unwrap();
     assert!(dir.path().join("data").join("wal").exists());
     assert!(!dir.path().join("unused").exists());
+    // The file's max_vertex_edges bounds GetVertex's include_edges.
+    for id in ["a", "b"] {
+        client.create_vertex(vertex_request(id, "V", &[])).await.unwrap();
+    }
+    for (id, from, to) in [("va", "v", "a"), ("vb", "v", "b"), ("av", "a", "v")] {
+        client.create_edge(edge_request(id, "L", from, to)).await.unwrap();
+    }
+    let status = client.get_vertex(pb::GetVertexRequest { id: "v".into(), include_edges: true }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.message().contains("max_vertex_edges"), "{status:?}");
+    let a = client.get_vertex(pb::GetVertexRequest { id: "a".into(), include_edges: true }).await.unwrap();
+    assert_eq!(a.into_inner().edges.len(), 2);
 
     server.terminate();
     assert_eq!(server.wait_exit(Duration::from_secs(30)).await, Some(true), "{}", server.log());
