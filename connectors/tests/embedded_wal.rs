@@ -126,3 +126,37 @@ fn damage_in_the_middle_stops_the_start_unless_truncation_is_asked() {
     assert!(recovery.records < 10 && recovery.truncated_bytes > 0);
     assert_eq!(replayed(&rx).len() as u64, recovery.records);
 }
+
+#[test]
+fn records_span_segments_and_replay_across_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = |dir: &Path| WalOptions { segment_bytes: 1024, ..WalOptions::new(dir) };
+    let (sink, rx) = CommitSink::detached();
+    let (wal, _) = EmbeddedWal::open(&small(dir.path()), sink).unwrap();
+    let committed = append_concurrently(&wal, &rx, 200);
+    drop(wal);
+    let segments: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    // Rotation happens between group commits, so a group may overfill a segment.
+    assert!(segments.len() > 1, "1 KiB segments for 200 records: {}", segments.len());
+
+    let (sink, rx) = CommitSink::detached();
+    let (wal, recovery) = EmbeddedWal::open(&small(dir.path()), sink).unwrap();
+    assert_eq!((recovery.records, recovery.last_lsn), (200, 200));
+    assert_eq!(replayed(&rx), committed);
+    // Appending goes on in the last segment, at the next LSN.
+    assert_eq!(append_concurrently(&wal, &rx, 1)[0].0, 201);
+    drop(wal);
+
+    // A segment cut short that is not the last is damage, not a torn tail.
+    let mut sorted = segments.clone();
+    sorted.sort();
+    let first = &sorted[0];
+    let bytes = fs::read(first).unwrap();
+    fs::write(first, &bytes[..bytes.len() - 2]).unwrap();
+    let (sink, _rx) = CommitSink::detached();
+    match EmbeddedWal::open(&small(dir.path()), sink) {
+        Err(WalError::Corrupt { path, .. }) => assert_eq!(&path, first),
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("a cut segment in the middle of the log must not open"),
+    }
+}
