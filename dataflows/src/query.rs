@@ -229,3 +229,30 @@ where
     lookup_many(trace, std::slice::from_ref(key), lsn, |_, v| found.push(v.clone()));
     found
 }
+
+/// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order.
+pub fn scan<K, V>(trace: &mut GraphTrace<K, V>, lsn: Lsn, mut found: impl FnMut(&K, &V))
+where
+    K: Ord + Clone + 'static,
+    V: Ord + Clone + 'static,
+{
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return;
+    };
+    let (mut cursor, storage) = cursor_list(batches);
+    while let Some(key) = cursor.get_key(&storage) {
+        while let Some(val) = cursor.get_val(&storage) {
+            let mut count = 0isize;
+            cursor.map_times(&storage, |time, diff| {
+                if *time <= lsn {
+                    count += *diff;
+                }
+            });
+            if count > 0 {
+                found(key, val);
+            }
+            cursor.step_val(&storage);
+        }
+        cursor.step_key(&storage);
+    }
+}

@@ -171,6 +171,11 @@ pub struct Limits {
     pub max_results: usize,
     /// Most paths a traversal keeps and returns.
     pub max_paths: usize,
+    /// How long a one-shot algorithm (PageRank) may run.
+    #[serde(deserialize_with = "duration")]
+    pub algorithm_timeout: Duration,
+    /// Most PageRank iterations a request may ask for.
+    pub max_iterations: u32,
     /// Most edges GetVertex returns with include_edges.
     pub max_vertex_edges: usize,
     /// Most hops of a ShortestPath or AllPaths path (DetectCycles is capped by
@@ -190,6 +195,8 @@ impl Default for Limits {
             max_paths: 1_000,
             max_path_hops: 16,
             max_vertex_edges: 10_000,
+            algorithm_timeout: Duration::from_secs(60),
+            max_iterations: 1_000,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::codec::value;
+use prism_dataflows::engine::pagerank::PageRankParams;
 use prism_dataflows::{
     Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey, WriteOp,
     WriteRecord,
@@ -410,8 +411,46 @@ impl GraphService for GraphApi {
         Ok(with_lsn(AllPathsResponse { paths: paths::to_proto(found) }, lsn))
     }
 
-    async fn page_rank(&self, _: Request<PageRankRequest>) -> Result<Response<PageRankResponse>, Status> {
-        unimplemented("PageRank")
+    async fn page_rank(&self, request: Request<PageRankRequest>) -> Result<Response<PageRankResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        if message.iterations < 0 {
+            return Err(invalid("iterations", "must not be negative"));
+        }
+        if message.iterations as u32 > config.max_iterations {
+            return Err(Status::resource_exhausted(format!(
+                "iterations: {} exceeds max_iterations ({})",
+                message.iterations, config.max_iterations
+            )));
+        }
+        let damping = if message.damping_factor == 0.0 { 0.85 } else { message.damping_factor };
+        if !(damping > 0.0 && damping <= 1.0) {
+            return Err(invalid("damping_factor", "must be in (0, 1] (0 means the default 0.85)"));
+        }
+        if message.limit < 0 {
+            return Err(invalid("limit", "must not be negative"));
+        }
+        let filter = message
+            .vertex_filter
+            .map(|f| traversal::filter_from_proto("vertex_filter", f.labels, &f.property_filters))
+            .transpose()?;
+        let limit = if message.limit == 0 { config.max_results + 1 } else { message.limit as usize };
+        let params = PageRankParams { iterations: message.iterations as u32, damping, filter, limit };
+        let timeout = deadline(&metadata)?.map_or(config.algorithm_timeout, |d| d.min(config.algorithm_timeout));
+        let (lsn, scores) = self
+            .engine
+            .page_rank(namespace, params, min_lsn(&metadata)?, timeout)
+            .await
+            .map_err(status::from_engine)?;
+        if message.limit == 0 && scores.len() > config.max_results {
+            return Err(Status::resource_exhausted(format!(
+                "max_results: more than {} vertices are ranked; ask for the top ones with limit",
+                config.max_results
+            )));
+        }
+        let scores = scores.into_iter().map(|(vertex_id, score)| VertexScore { vertex_id, score }).collect();
+        Ok(with_lsn(PageRankResponse { scores }, lsn))
     }
 
     async fn community_detection(

@@ -152,7 +152,12 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
     // Capabilities of later issues answer UNIMPLEMENTED, naming the RPC.
-    expect_code(reader.page_rank(pb::PageRankRequest::default()).await, Code::Unimplemented, "PageRank").await;
+    expect_code(
+        reader.community_detection(pb::CommunityDetectionRequest::default()).await,
+        Code::Unimplemented,
+        "CommunityDetection",
+    )
+    .await;
 }
 
 async fn batches(client: &mut Client) {

@@ -9,6 +9,7 @@
 mod graph;
 mod hold;
 mod log;
+pub mod pagerank;
 mod requests;
 mod wake;
 mod worker;
@@ -242,7 +243,24 @@ impl Engine {
         let route = query.route();
         match self.submit(RequestBody::Read { min_lsn, at, query }, route, timeout).await? {
             Reply::Read(result) => result,
-            Reply::Write(_) => Err(EngineError::Shutdown),
+            _ => Err(EngineError::Shutdown),
+        }
+    }
+
+    /// One-shot PageRank over `namespace` (the induced subgraph of `params.filter`), run by
+    /// every worker on its shard at one LSN (the applied one, once `min_lsn` is applied).
+    pub async fn page_rank(
+        &self,
+        namespace: crate::model::Namespace,
+        params: pagerank::PageRankParams,
+        min_lsn: Lsn,
+        timeout: Duration,
+    ) -> Result<pagerank::Ranked, EngineError> {
+        // Any local worker can start it: route to this process's first worker.
+        let route = self.shared.first_local_worker as u64;
+        match self.submit(RequestBody::PageRank { namespace, params, min_lsn }, route, timeout).await? {
+            Reply::Ranked(result) => result,
+            _ => Err(EngineError::Shutdown),
         }
     }
 
@@ -251,7 +269,7 @@ impl Engine {
         // Route 0 is worker 0, where the log and the apply stage live.
         match self.submit(RequestBody::Write(record), 0, timeout).await? {
             Reply::Write(result) => result,
-            Reply::Read(_) => Err(EngineError::Shutdown),
+            _ => Err(EngineError::Shutdown),
         }
     }
 

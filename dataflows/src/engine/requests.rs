@@ -52,6 +52,12 @@ pub(crate) enum RequestBody {
         query: Query,
     },
     Write(WriteRecord),
+    /// A PageRank, run by every worker; handled by the worker that takes it, not routed.
+    PageRank {
+        namespace: crate::model::Namespace,
+        params: crate::engine::pagerank::PageRankParams,
+        min_lsn: Lsn,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +72,8 @@ pub(crate) struct Response {
 pub enum Reply {
     Read(Result<(Lsn, Answer), EngineError>),
     Write(Result<RecordOutcome, EngineError>),
+    /// PageRank scores, highest first, with the LSN they were computed at.
+    Ranked(Result<crate::engine::pagerank::Ranked, EngineError>),
 }
 
 /// What the serve operator shares with its worker's loop.
@@ -169,6 +177,10 @@ impl Server {
             RequestBody::Read { .. } => {
                 let expires = Instant::now() + Duration::from_micros(request.timeout_micros);
                 self.waiting.push((Request { body, ..request }, expires));
+            }
+            // Worker loops run PageRank themselves; one reaching here was misrouted.
+            RequestBody::PageRank { .. } => {
+                ready.push(Response { origin, id, reply: Reply::Ranked(Err(EngineError::Shutdown)) })
             }
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {
                 Some(log) => log.append(record, Ticket { origin, request: id }),

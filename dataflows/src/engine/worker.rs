@@ -17,9 +17,10 @@ use crate::apply::{ApplyState, Change};
 use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
-use crate::engine::requests::{self, Reply, Request, Response, ServeState};
+use crate::engine::pagerank::{self, PageRankParams};
+use crate::engine::requests::{self, Reply, Request, RequestBody, Response, ServeState};
 use crate::engine::{owner_of, EngineError, Shared, Submission};
-use crate::model::Lsn;
+use crate::model::{Lsn, Namespace};
 use crate::query::Indexes;
 use crate::write::RecordOutcome;
 
@@ -45,6 +46,10 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         since: since.clone(),
     };
     let mut request_flow = requests::build(worker, serve_state);
+    let mut rank_flow = pagerank::build(worker, indexes.clone());
+    // PageRank runs waiting for their `min_lsn`: (query, namespace, params, min_lsn, give up at).
+    let mut ranks_waiting: Vec<(u64, Namespace, PageRankParams, Lsn, Instant)> = Vec::new();
+    let mut next_rank_query = 0u64;
 
     let mut writer = if is_writer {
         let mut inputs = inputs;
@@ -66,6 +71,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut applied: Lsn = 0;
     let mut hold = ReadHold::new(shared.read_hold);
     let mut last_serve_poke = Instant::now();
+    let mut last_rank_advance = 0u64;
 
     while !shared.shutdown.load(Ordering::Acquire) {
         // Requests from the front.
@@ -75,6 +81,17 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             next_request_id += 1;
             request_flow.replies.borrow_mut().insert(next_request_id, reply);
             let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+            if let RequestBody::PageRank { namespace, params, min_lsn } = body {
+                // Only the reply lives here; the query id is unique across workers.
+                next_rank_query += 1;
+                let query = ((index as u64) << 40) | next_rank_query;
+                let reply = request_flow.replies.borrow_mut().remove(&next_request_id);
+                if let Some(reply) = reply {
+                    rank_flow.replies.borrow_mut().insert(query, reply);
+                }
+                ranks_waiting.push((query, namespace, params, min_lsn, Instant::now() + timeout));
+                continue;
+            }
             let request = Request { origin: index, id: next_request_id, route, timeout_micros, body };
             if owner_of(route, shared.peers) == index {
                 request_flow.local.borrow_mut().push(request);
@@ -117,6 +134,38 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             }
         }
 
+        // PageRank runs start once their LSN is applied: every worker gets the start.
+        ranks_waiting.retain(|(query, namespace, params, min_lsn, expires)| {
+            if *min_lsn <= applied {
+                let time = *rank_flow.input.time();
+                for target in 0..shared.peers {
+                    let start = pagerank::Body::Start {
+                        origin: index,
+                        lsn: applied,
+                        namespace: namespace.clone(),
+                        params: params.clone(),
+                    };
+                    rank_flow.input.send(pagerank::Message { target, query: *query, body: start });
+                }
+                let _ = time;
+                false
+            } else if Instant::now() >= *expires {
+                if let Some(reply) = rank_flow.replies.borrow_mut().remove(query) {
+                    let _ = reply.send(Reply::Ranked(Err(EngineError::LsnNotApplied { wanted: *min_lsn, applied })));
+                }
+                false
+            } else {
+                true
+            }
+        });
+        // The PageRank loop's phases complete only once every worker's input has moved past
+        // them: keep this worker's input moving with the clock.
+        let now = clock_micros();
+        if now > *rank_flow.input.time() && now - last_rank_advance >= RANK_CLOCK_STEP_MICROS {
+            rank_flow.input.advance_to(now);
+            last_rank_advance = now;
+        }
+
         worker.step_or_park(Some(IDLE_PARK));
 
         let now_applied = requests::applied(&probe);
@@ -143,9 +192,19 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // their own; timely would step them forever after this function returns.
     drop(writer);
     drop(request_flow);
+    drop(rank_flow);
     for dataflow in worker.installed_dataflows() {
         worker.drop_dataflow(dataflow);
     }
+}
+
+/// How often (at most) a worker moves its PageRank input's clock, in microseconds.
+const RANK_CLOCK_STEP_MICROS: u64 = 1000;
+
+/// Microseconds since the Unix epoch: the PageRank loop's time, shared by the processes of a
+/// cluster closely enough (it only needs to move forward on every worker).
+fn clock_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 /// Lets every index forget distinctions between times before `since`.

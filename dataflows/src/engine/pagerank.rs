@@ -1,0 +1,391 @@
+//! One-shot PageRank as a timely dataflow: every worker reads its shard of the arranged
+//! graph at one LSN into a compact local form and iterates there, exchanging each
+//! iteration's rank contributions with the other workers through timely.
+//!
+//! One operator on every worker, in a loop (a feedback edge adds one to the time), runs
+//! each query as a sequence of phases, one per time step: a phase at time `t` runs once
+//! every worker's messages for `t` have arrived (the input frontier has passed `t`), and
+//! what it sends arrives at `t + 1`. The phases of a query started at time `T`:
+//!
+//! - `T`: read the local vertices (passing the filter) and their out-edges; tell every
+//!   worker the local count; with a filter, ask each target's owner which targets are in.
+//! - `T + 1`: answer membership questions; with the total count `N`, ranks start at `1/N`.
+//! - then one phase per iteration: send each edge's share `rank / out-degree` to the target's
+//!   owner and the local dangling rank to everyone; the next phase sums them into new ranks
+//!   (`(1 - d) / N + d * (incoming + dangling / N)`, LDBC Graphalytics).
+//! - last: send the local top scores to the worker that took the request, which answers.
+//!
+//! Every worker steps through every phase of every query, messages or not, because the
+//! frontier (not a message count) says when a phase is complete.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+
+use differential_dataflow::hashable::Hashable;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Capability, Concat, ConnectLoop, Feedback, Input};
+use timely::dataflow::InputHandle;
+use timely::worker::Worker;
+use tokio::sync::oneshot;
+
+use crate::engine::owner_of;
+use crate::engine::requests::Reply;
+use crate::filter::Filter;
+use crate::model::{Lsn, Namespace, VertexKey};
+use crate::query::{lookup_many, scan, Indexes};
+
+/// What a PageRank query asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageRankParams {
+    pub iterations: u32,
+    pub damping: f64,
+    /// The induced subgraph of the vertices passing it.
+    pub filter: Option<Filter>,
+    /// Top this many by score (ties by id); all when 0.
+    pub limit: usize,
+}
+
+/// Scores, highest first, consistent with an LSN.
+pub type Ranked = (Lsn, Vec<(String, f64)>);
+
+pub(crate) type RankReplies = Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Message {
+    pub target: usize,
+    pub query: u64,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Body {
+    Start {
+        origin: usize,
+        lsn: Lsn,
+        namespace: Namespace,
+        params: PageRankParams,
+    },
+    Count(u64),
+    /// Which of these target ids pass the filter? Answer to `from`.
+    Probe {
+        from: usize,
+        ids: Vec<String>,
+    },
+    Members(Vec<String>),
+    Shares(Vec<(String, f64)>),
+    Dangling(f64),
+    Scores(Vec<(String, f64)>),
+}
+
+pub(crate) struct PageRankDataflow {
+    pub input: InputHandle<u64, CapacityContainerBuilder<Vec<Message>>>,
+    pub replies: RankReplies,
+}
+
+pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> PageRankDataflow {
+    let replies: RankReplies = Rc::new(RefCell::new(HashMap::new()));
+    let answer_to = replies.clone();
+    let input = worker.dataflow::<u64, _, _>(|scope| {
+        let me = scope.index();
+        let peers = scope.peers();
+        let (input, starts) = scope.new_input::<Vec<Message>>();
+        let (handle, looped) = scope.feedback::<Vec<Message>>(1);
+        let messages = starts.concat(looped);
+        let sent = messages.unary_frontier(
+            Exchange::new(|m: &Message| m.target as u64),
+            "PageRank",
+            move |_capability, _info| {
+                let mut stash: BTreeMap<u64, Vec<Message>> = BTreeMap::new();
+                let mut runs: HashMap<u64, Run> = HashMap::new();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|capability, data| {
+                        let Some(&time) = capability.least() else { return };
+                        for batch in data {
+                            for message in batch.drain(..) {
+                                if let Body::Start { .. } = &message.body {
+                                    let run = Run::new(capability.delayed(&time, output.output_index()), message.query);
+                                    runs.insert(message.query, run);
+                                }
+                                stash.entry(time).or_default().push(message);
+                            }
+                        }
+                    });
+                    // Run every query's phases whose time is complete, in time order.
+                    while let Some(time) = runs.values().map(|r| *r.capability.time()).min() {
+                        if frontier.less_equal(&time) {
+                            break;
+                        }
+                        let arrived = stash.remove(&time).unwrap_or_default();
+                        let mut by_query: HashMap<u64, Vec<Body>> = HashMap::new();
+                        for message in arrived {
+                            by_query.entry(message.query).or_default().push(message.body);
+                        }
+                        let due: Vec<u64> =
+                            runs.iter().filter(|(_, r)| *r.capability.time() == time).map(|(q, _)| *q).collect();
+                        for query in due {
+                            let Some(mut run) = runs.remove(&query) else { continue };
+                            let bodies = by_query.remove(&query).unwrap_or_default();
+                            let mut outbox = Vec::new();
+                            let done = run.phase(bodies, me, peers, &mut indexes.borrow_mut(), &mut outbox, &answer_to);
+                            if !outbox.is_empty() {
+                                output.session(&run.capability).give_iterator(outbox.into_iter());
+                            }
+                            if !done {
+                                run.capability.downgrade(&(time + 1));
+                                runs.insert(query, run);
+                            }
+                        }
+                    }
+                    // Messages for times no query waits on (a finished query) are dropped.
+                    let oldest = runs.values().map(|r| *r.capability.time()).min().unwrap_or(u64::MAX);
+                    stash.retain(|time, _| *time >= oldest);
+                }
+            },
+        );
+        sent.connect_loop(handle);
+        input
+    });
+    PageRankDataflow { input, replies }
+}
+
+/// One query on one worker.
+struct Run {
+    capability: Capability<u64>,
+    query: u64,
+    stage: Stage,
+    origin: usize,
+    lsn: Lsn,
+    namespace: Namespace,
+    params: PageRankParams,
+    /// Local member vertices and, per vertex, its out-edge targets (with their owners).
+    ids: Vec<String>,
+    index: HashMap<String, usize>,
+    out: Vec<Vec<(String, usize)>>,
+    total: u64,
+    ranks: Vec<f64>,
+    iteration: u32,
+    scores: Vec<(String, f64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    Read,
+    Members,
+    Iterate,
+    Collect,
+}
+
+impl Run {
+    fn new(capability: Capability<u64>, query: u64) -> Self {
+        Run {
+            capability,
+            query,
+            stage: Stage::Read,
+            origin: 0,
+            lsn: 0,
+            namespace: Namespace::default(),
+            params: PageRankParams { iterations: 0, damping: 0.85, filter: None, limit: 0 },
+            ids: Vec::new(),
+            index: HashMap::new(),
+            out: Vec::new(),
+            total: 0,
+            ranks: Vec::new(),
+            iteration: 0,
+            scores: Vec::new(),
+        }
+    }
+
+    fn send(&self, outbox: &mut Vec<Message>, target: usize, body: Body) {
+        outbox.push(Message { target, query: self.query, body });
+    }
+
+    /// Runs this query's phase for the current time, given what arrived for it; true when
+    /// the query is finished on this worker.
+    fn phase(
+        &mut self,
+        bodies: Vec<Body>,
+        me: usize,
+        peers: usize,
+        indexes: &mut Indexes,
+        outbox: &mut Vec<Message>,
+        replies: &RankReplies,
+    ) -> bool {
+        match self.stage {
+            Stage::Read => {
+                for body in bodies {
+                    if let Body::Start { origin, lsn, namespace, params } = body {
+                        (self.origin, self.lsn, self.namespace, self.params) = (origin, lsn, namespace, params);
+                    }
+                }
+                self.read_shard(indexes, peers);
+                for target in 0..peers {
+                    self.send(outbox, target, Body::Count(self.ids.len() as u64));
+                }
+                if self.params.filter.is_some() {
+                    let mut asks: HashMap<usize, Vec<String>> = HashMap::new();
+                    for targets in &self.out {
+                        for (id, owner) in targets {
+                            asks.entry(*owner).or_default().push(id.clone());
+                        }
+                    }
+                    for (owner, mut ids) in asks {
+                        ids.sort();
+                        ids.dedup();
+                        self.send(outbox, owner, Body::Probe { from: me, ids });
+                    }
+                }
+                self.stage = Stage::Members;
+                false
+            }
+            Stage::Members => {
+                let mut members = Vec::new();
+                for body in bodies {
+                    match body {
+                        Body::Count(n) => self.total += n,
+                        Body::Probe { from, ids } => {
+                            let known: Vec<String> = ids.into_iter().filter(|id| self.index.contains_key(id)).collect();
+                            members.push((from, known));
+                        }
+                        _ => {}
+                    }
+                }
+                for (from, known) in members {
+                    self.send(outbox, from, Body::Members(known));
+                }
+                self.stage = Stage::Iterate;
+                self.ranks = vec![1.0 / self.total.max(1) as f64; self.ids.len()];
+                // Without a filter every target is a vertex of the graph: start at once.
+                if self.params.filter.is_none() {
+                    return self.iterate(Vec::new(), peers, outbox, replies);
+                }
+                false
+            }
+            Stage::Iterate => {
+                if self.params.filter.is_some() {
+                    // The answers to this worker's membership questions: keep edges to members.
+                    let mut members: HashSet<String> = HashSet::new();
+                    let mut rest = Vec::new();
+                    for body in bodies {
+                        match body {
+                            Body::Members(ids) => members.extend(ids),
+                            other => rest.push(other),
+                        }
+                    }
+                    for targets in &mut self.out {
+                        targets.retain(|(id, _)| members.contains(id));
+                    }
+                    self.params.filter = None;
+                    return self.iterate(rest, peers, outbox, replies);
+                }
+                self.iterate(bodies, peers, outbox, replies)
+            }
+            Stage::Collect => {
+                for body in bodies {
+                    if let Body::Scores(scores) = body {
+                        self.scores.extend(scores);
+                    }
+                }
+                let scores = top(std::mem::take(&mut self.scores), self.params.limit);
+                if let Some(reply) = replies.borrow_mut().remove(&self.query) {
+                    let _ = reply.send(Reply::Ranked(Ok((self.lsn, scores))));
+                }
+                true
+            }
+        }
+    }
+
+    /// Folds in the shares and dangling rank of the last iteration (if any), then either sends
+    /// the next iteration's or, after the last, the local scores to the origin.
+    fn iterate(&mut self, bodies: Vec<Body>, peers: usize, outbox: &mut Vec<Message>, replies: &RankReplies) -> bool {
+        if self.iteration > 0 {
+            let n = self.total.max(1) as f64;
+            let d = self.params.damping;
+            let mut incoming = vec![0.0; self.ids.len()];
+            let mut dangling = 0.0;
+            for body in bodies {
+                match body {
+                    Body::Shares(shares) => {
+                        for (id, share) in shares {
+                            if let Some(&i) = self.index.get(&id) {
+                                incoming[i] += share;
+                            }
+                        }
+                    }
+                    Body::Dangling(mass) => dangling += mass,
+                    _ => {}
+                }
+            }
+            for (rank, incoming) in self.ranks.iter_mut().zip(incoming) {
+                *rank = (1.0 - d) / n + d * (incoming + dangling / n);
+            }
+        }
+        if self.iteration == self.params.iterations {
+            let local: Vec<(String, f64)> = self.ids.iter().cloned().zip(self.ranks.iter().copied()).collect();
+            let scores = top(local, self.params.limit);
+            self.send(outbox, self.origin, Body::Scores(scores));
+            self.stage = Stage::Collect;
+            // Only the origin collects; the others are done.
+            let is_origin = replies.borrow().contains_key(&self.query);
+            return !is_origin;
+        }
+        let mut shares: HashMap<usize, HashMap<&str, f64>> = HashMap::new();
+        let mut dangling = 0.0;
+        for (rank, targets) in self.ranks.iter().zip(&self.out) {
+            if targets.is_empty() {
+                dangling += rank;
+                continue;
+            }
+            let share = rank / targets.len() as f64;
+            for (id, owner) in targets {
+                *shares.entry(*owner).or_default().entry(id.as_str()).or_insert(0.0) += share;
+            }
+        }
+        let shares: Vec<(usize, Vec<(String, f64)>)> = shares
+            .into_iter()
+            .map(|(owner, by_id)| (owner, by_id.into_iter().map(|(id, s)| (id.to_owned(), s)).collect()))
+            .collect();
+        for (owner, list) in shares {
+            self.send(outbox, owner, Body::Shares(list));
+        }
+        for target in 0..peers {
+            self.send(outbox, target, Body::Dangling(dangling));
+        }
+        self.iteration += 1;
+        false
+    }
+
+    /// Reads this worker's members and their out-edges at the query's LSN.
+    fn read_shard(&mut self, indexes: &mut Indexes, peers: usize) {
+        let namespace = self.namespace.clone();
+        let filter = self.params.filter.clone();
+        let mut ids = Vec::new();
+        scan(&mut indexes.vertices, self.lsn, |key, vertex| {
+            if key.namespace == namespace && filter.as_ref().is_none_or(|f| f.matches_vertex(vertex)) {
+                ids.push(key.id.clone());
+            }
+        });
+        ids.sort();
+        self.index = ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
+        let keys: Vec<VertexKey> = ids.iter().map(|id| VertexKey::new(&namespace, id)).collect();
+        let mut out = vec![Vec::new(); ids.len()];
+        lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, edge| {
+            let target = VertexKey::new(&namespace, &edge.to);
+            out[i].push((edge.to.clone(), owner_of(target.hashed(), peers)));
+        });
+        self.ids = ids;
+        self.out = out;
+    }
+}
+
+/// The `limit` highest scores (all when 0), ties by id.
+fn top(mut scores: Vec<(String, f64)>, limit: usize) -> Vec<(String, f64)> {
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    if limit > 0 {
+        scores.truncate(limit);
+    }
+    scores
+}
