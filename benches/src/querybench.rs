@@ -5,7 +5,9 @@
 //! floor (health Check) measured in the same run:
 //! - Traverse of 1, 2 and 3 hops out (one step per hop, `limit` 100) from vertices of median
 //!   out-degree;
-//! - ShortestPath (fewest hops) between random vertices that have edges.
+//! - ShortestPath (fewest hops) between random vertices that have edges;
+//! - one-shot PageRank (20 iterations) beside a single-threaded CSR PageRank over the same
+//!   edges in this process (the COST baseline).
 //!
 //! Run: `cargo run --release -p prism-benches --bin prism-querybench`
 
@@ -211,6 +213,70 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let extra = format!("; a path found for {} of {} pairs", found.load(Ordering::Relaxed), run.calls);
     report("ShortestPath", &run, &floor, &extra);
+
+    // One-shot PageRank, 20 iterations, beside a single-threaded CSR loop over the same edges
+    // in this process (the COST baseline).
+    let mut c = client(0);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let request = pb::PageRankRequest { vertex_filter: None, iterations: 20, damping_factor: 0.85, limit: 10 };
+        c.page_rank(request).await?;
+        runs.push(started.elapsed().as_secs_f64());
+    }
+    runs.sort_by(f64::total_cmp);
+    let baseline = csr_pagerank_seconds(vertices, &edges, 20);
+    println!(
+        "PageRank 20 iterations  {:.3} s (median of 3)  CSR single-thread baseline {:.3} s  ratio {:.1}x  ({:.1}M edge-iterations/s vs {:.1}M)",
+        runs[1],
+        baseline,
+        runs[1] / baseline,
+        edges.len() as f64 * 20.0 / runs[1] / 1e6,
+        edges.len() as f64 * 20.0 / baseline / 1e6
+    );
     drop(server);
     Ok(())
+}
+
+/// The COST baseline: PageRank over a CSR in one thread (LDBC definition); seconds taken.
+fn csr_pagerank_seconds(vertices: usize, edges: &[(u32, u32)], iterations: u32) -> f64 {
+    let started = Instant::now();
+    let mut offsets = vec![0usize; vertices + 1];
+    for (s, _) in edges {
+        offsets[*s as usize + 1] += 1;
+    }
+    for i in 0..vertices {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut targets = vec![0u32; edges.len()];
+    let mut fill = offsets.clone();
+    for (s, d) in edges {
+        targets[fill[*s as usize]] = *d;
+        fill[*s as usize] += 1;
+    }
+    let n = vertices as f64;
+    let d = 0.85;
+    let mut rank = vec![1.0 / n; vertices];
+    let mut next = vec![0.0; vertices];
+    for _ in 0..iterations {
+        let mut dangling = 0.0;
+        next.iter_mut().for_each(|x| *x = 0.0);
+        for v in 0..vertices {
+            let (lo, hi) = (offsets[v], offsets[v + 1]);
+            if lo == hi {
+                dangling += rank[v];
+                continue;
+            }
+            let share = rank[v] / (hi - lo) as f64;
+            for &t in &targets[lo..hi] {
+                next[t as usize] += share;
+            }
+        }
+        let base = (1.0 - d) / n + d * dangling / n;
+        for (r, x) in rank.iter_mut().zip(&next) {
+            *r = base + d * x;
+        }
+    }
+    std::hint::black_box(&rank);
+    started.elapsed().as_secs_f64()
 }
