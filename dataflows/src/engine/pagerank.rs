@@ -8,10 +8,12 @@
 //! what it sends arrives at `t + 1`. The phases of a query started at time `T`:
 //!
 //! - `T`: read the local vertices (passing the filter) and their out-edges; tell every
-//!   worker the local count; with a filter, ask each target's owner which targets are in.
-//! - `T + 1`: answer membership questions; with the total count `N`, ranks start at `1/N`.
-//! - then one phase per iteration: send each edge's share `rank / out-degree` to the target's
-//!   owner and the local dangling rank to everyone; the next phase sums them into new ranks
+//!   worker the local count; ask each target's owner for the target's local index.
+//! - `T + 1`: answer those questions (no index: not a member, so the edge is not in the
+//!   induced subgraph); with the total count `N`, ranks start at `1/N`.
+//! - `T + 2`: resolve targets to (owner, index); then one phase per iteration: send each
+//!   owner a dense array of the shares (`rank / out-degree` per edge) for its members, and the
+//!   local dangling rank to everyone; the next phase sums them into new ranks
 //!   (`(1 - d) / N + d * (incoming + dangling / N)`, LDBC Graphalytics).
 //! - last: send the local top scores to the worker that took the request, which answers.
 //!
@@ -19,7 +21,7 @@
 //! frontier (not a message count) says when a phase is complete.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use differential_dataflow::hashable::Hashable;
@@ -69,14 +71,24 @@ pub(crate) enum Body {
         namespace: Namespace,
         params: PageRankParams,
     },
-    Count(u64),
-    /// Which of these target ids pass the filter? Answer to `from`.
+    /// A worker's number of member vertices.
+    Count {
+        from: usize,
+        count: u64,
+    },
+    /// What are the local indexes of these target ids? Answer to `from`.
     Probe {
         from: usize,
         ids: Vec<String>,
     },
-    Members(Vec<String>),
-    Shares(Vec<(String, f64)>),
+    /// The answer to a probe: each id's index at the owner, in the order asked (`u32::MAX`:
+    /// not a member).
+    Indexes {
+        from: usize,
+        indexes: Vec<u32>,
+    },
+    /// One iteration's shares for the receiver's members, by their index.
+    Shares(Vec<f64>),
     Dangling(f64),
     Scores(Vec<(String, f64)>),
 }
@@ -165,6 +177,12 @@ struct Run {
     ids: Vec<String>,
     index: HashMap<String, usize>,
     out: Vec<Vec<(String, usize)>>,
+    /// The same targets resolved to (owner, index at the owner), once owners have answered.
+    resolved: Vec<Vec<(usize, u32)>>,
+    /// What this worker asked each owner, in order.
+    asked: HashMap<usize, Vec<String>>,
+    /// Members per worker.
+    counts: Vec<u64>,
     total: u64,
     ranks: Vec<f64>,
     iteration: u32,
@@ -175,6 +193,7 @@ struct Run {
 enum Stage {
     Read,
     Members,
+    Resolve,
     Iterate,
     Collect,
 }
@@ -192,6 +211,9 @@ impl Run {
             ids: Vec::new(),
             index: HashMap::new(),
             out: Vec::new(),
+            resolved: Vec::new(),
+            asked: HashMap::new(),
+            counts: Vec::new(),
             total: 0,
             ranks: Vec::new(),
             iteration: 0,
@@ -223,66 +245,74 @@ impl Run {
                 }
                 self.read_shard(indexes, peers);
                 for target in 0..peers {
-                    self.send(outbox, target, Body::Count(self.ids.len() as u64));
+                    self.send(outbox, target, Body::Count { from: me, count: self.ids.len() as u64 });
                 }
-                if self.params.filter.is_some() {
-                    let mut asks: HashMap<usize, Vec<String>> = HashMap::new();
-                    for targets in &self.out {
-                        for (id, owner) in targets {
-                            asks.entry(*owner).or_default().push(id.clone());
-                        }
+                // Resolve every target to its owner's dense index once, so that iterations
+                // exchange arrays of numbers, not ids.
+                let mut asks: HashMap<usize, Vec<String>> = HashMap::new();
+                for targets in &self.out {
+                    for (id, owner) in targets {
+                        asks.entry(*owner).or_default().push(id.clone());
                     }
-                    for (owner, mut ids) in asks {
-                        ids.sort();
-                        ids.dedup();
-                        self.send(outbox, owner, Body::Probe { from: me, ids });
-                    }
+                }
+                for (owner, mut ids) in asks {
+                    ids.sort();
+                    ids.dedup();
+                    self.send(outbox, owner, Body::Probe { from: me, ids: ids.clone() });
+                    self.asked.insert(owner, ids);
                 }
                 self.stage = Stage::Members;
                 false
             }
             Stage::Members => {
-                let mut members = Vec::new();
+                self.counts = vec![0; peers];
+                let mut answers = Vec::new();
                 for body in bodies {
                     match body {
-                        Body::Count(n) => self.total += n,
+                        Body::Count { from, count } => self.counts[from] = count,
                         Body::Probe { from, ids } => {
-                            let known: Vec<String> = ids.into_iter().filter(|id| self.index.contains_key(id)).collect();
-                            members.push((from, known));
+                            let indexes =
+                                ids.iter().map(|id| self.index.get(id).map_or(u32::MAX, |i| *i as u32)).collect();
+                            answers.push((from, indexes));
                         }
                         _ => {}
                     }
                 }
-                for (from, known) in members {
-                    self.send(outbox, from, Body::Members(known));
+                self.total = self.counts.iter().sum();
+                for (from, indexes) in answers {
+                    self.send(outbox, from, Body::Indexes { from: me, indexes });
                 }
-                self.stage = Stage::Iterate;
                 self.ranks = vec![1.0 / self.total.max(1) as f64; self.ids.len()];
-                // Without a filter every target is a vertex of the graph: start at once.
-                if self.params.filter.is_none() {
-                    return self.iterate(Vec::new(), peers, outbox, replies);
-                }
+                self.stage = Stage::Resolve;
                 false
             }
-            Stage::Iterate => {
-                if self.params.filter.is_some() {
-                    // The answers to this worker's membership questions: keep edges to members.
-                    let mut members: HashSet<String> = HashSet::new();
-                    let mut rest = Vec::new();
-                    for body in bodies {
-                        match body {
-                            Body::Members(ids) => members.extend(ids),
-                            other => rest.push(other),
-                        }
+            Stage::Resolve => {
+                let mut at_owner: HashMap<usize, HashMap<String, u32>> = HashMap::new();
+                for body in bodies {
+                    if let Body::Indexes { from, indexes } = body {
+                        let asked = self.asked.remove(&from).unwrap_or_default();
+                        at_owner.insert(from, asked.into_iter().zip(indexes).collect());
                     }
-                    for targets in &mut self.out {
-                        targets.retain(|(id, _)| members.contains(id));
-                    }
-                    self.params.filter = None;
-                    return self.iterate(rest, peers, outbox, replies);
                 }
-                self.iterate(bodies, peers, outbox, replies)
+                // Targets that are not members (filtered out) are dropped: the induced subgraph.
+                self.resolved = self
+                    .out
+                    .iter()
+                    .map(|targets| {
+                        targets
+                            .iter()
+                            .filter_map(|(id, owner)| {
+                                let index = *at_owner.get(owner)?.get(id)?;
+                                (index != u32::MAX).then_some((*owner, index))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                self.out = Vec::new();
+                self.stage = Stage::Iterate;
+                self.iterate(Vec::new(), peers, outbox, replies)
             }
+            Stage::Iterate => self.iterate(bodies, peers, outbox, replies),
             Stage::Collect => {
                 for body in bodies {
                     if let Body::Scores(scores) = body {
@@ -309,10 +339,8 @@ impl Run {
             for body in bodies {
                 match body {
                     Body::Shares(shares) => {
-                        for (id, share) in shares {
-                            if let Some(&i) = self.index.get(&id) {
-                                incoming[i] += share;
-                            }
+                        for (slot, share) in incoming.iter_mut().zip(shares) {
+                            *slot += share;
                         }
                     }
                     Body::Dangling(mass) => dangling += mass,
@@ -332,24 +360,22 @@ impl Run {
             let is_origin = replies.borrow().contains_key(&self.query);
             return !is_origin;
         }
-        let mut shares: HashMap<usize, HashMap<&str, f64>> = HashMap::new();
+        let mut shares: Vec<Vec<f64>> = self.counts.iter().map(|n| vec![0.0; *n as usize]).collect();
         let mut dangling = 0.0;
-        for (rank, targets) in self.ranks.iter().zip(&self.out) {
+        for (rank, targets) in self.ranks.iter().zip(&self.resolved) {
             if targets.is_empty() {
                 dangling += rank;
                 continue;
             }
             let share = rank / targets.len() as f64;
-            for (id, owner) in targets {
-                *shares.entry(*owner).or_default().entry(id.as_str()).or_insert(0.0) += share;
+            for (owner, index) in targets {
+                shares[*owner][*index as usize] += share;
             }
         }
-        let shares: Vec<(usize, Vec<(String, f64)>)> = shares
-            .into_iter()
-            .map(|(owner, by_id)| (owner, by_id.into_iter().map(|(id, s)| (id.to_owned(), s)).collect()))
-            .collect();
-        for (owner, list) in shares {
-            self.send(outbox, owner, Body::Shares(list));
+        for (owner, list) in shares.into_iter().enumerate() {
+            if !list.is_empty() {
+                self.send(outbox, owner, Body::Shares(list));
+            }
         }
         for target in 0..peers {
             self.send(outbox, target, Body::Dangling(dangling));
