@@ -225,6 +225,11 @@ async fn main() -> anyhow::Result<()> {
         runs.push(started.elapsed().as_secs_f64());
     }
     runs.sort_by(f64::total_cmp);
+    // The same with no iterations: reading the shards and resolving targets, the fixed cost.
+    let started = Instant::now();
+    c.page_rank(pb::PageRankRequest { vertex_filter: None, iterations: 0, damping_factor: 0.85, limit: 10 }).await?;
+    let setup = started.elapsed().as_secs_f64();
+    println!("PageRank with 0 iterations (reading the shards at one LSN, resolving targets): {setup:.3} s");
     let baseline = csr_pagerank_seconds(vertices, &edges, 20);
     println!(
         "PageRank 20 iterations  {:.3} s (median of 3)  CSR single-thread baseline {:.3} s  ratio {:.1}x  ({:.1}M edge-iterations/s vs {:.1}M)",
