@@ -80,6 +80,27 @@ async fn against_the_reference(client: &mut Client, seed: u64) {
     assert_eq!(filtered.len(), want.len());
     assert_close(&filtered, &want);
 
+    // Two at once share the loop without mixing: each matches its own reference.
+    let mut other = client.clone();
+    let (a, b) = tokio::join!(
+        client.page_rank(pb::PageRankRequest { vertex_filter: None, iterations: 3, damping_factor: 0.85, limit: 0 }),
+        other.page_rank(pb::PageRankRequest { vertex_filter: None, iterations: 9, damping_factor: 0.5, limit: 0 }),
+    );
+    assert_close(&a.unwrap().into_inner().scores, &oracle::pagerank(&graph, |_, _| true, 3, 0.85));
+    assert_close(&b.unwrap().into_inner().scores, &oracle::pagerank(&graph, |_, _| true, 9, 0.5));
+
+    // An empty namespace ranks nothing.
+    let empty = client
+        .page_rank(request(pb::PageRankRequest { iterations: 5, ..Default::default() }, Some("nobody-here")))
+        .await;
+    assert!(empty.unwrap().into_inner().scores.is_empty());
+
+    // A read LSN that never comes: DEADLINE_EXCEEDED, not a hang.
+    let mut future = request(pb::PageRankRequest { iterations: 5, ..Default::default() }, None);
+    future.metadata_mut().insert("x-prism-min-lsn", "1000000".parse().unwrap());
+    future.set_timeout(std::time::Duration::from_millis(300));
+    assert_eq!(client.page_rank(future).await.unwrap_err().code(), Code::DeadlineExceeded);
+
     // Bad parameters name the field.
     let status = client.page_rank(pb::PageRankRequest { iterations: -1, ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
