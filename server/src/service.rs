@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::codec::value;
-use prism_dataflows::engine::pagerank::PageRankParams;
+use prism_dataflows::engine::pagerank::{CommunityAlgorithm, CommunityParams, PageRankParams};
 use prism_dataflows::{
     Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey, WriteOp,
     WriteRecord,
@@ -25,6 +25,9 @@ use crate::traversal;
 pub const NAMESPACE_HEADER: &str = "x-prism-namespace";
 pub const LSN_HEADER: &str = "x-prism-lsn";
 pub const MIN_LSN_HEADER: &str = "x-prism-min-lsn";
+
+/// Label propagation's iterations when the request does not say.
+const DEFAULT_LABEL_ITERATIONS: u32 = 10;
 
 /// Longest namespace name accepted.
 const MAX_NAMESPACE_BYTES: usize = 256;
@@ -455,9 +458,51 @@ impl GraphService for GraphApi {
 
     async fn community_detection(
         &self,
-        _: Request<CommunityDetectionRequest>,
+        request: Request<CommunityDetectionRequest>,
     ) -> Result<Response<CommunityDetectionResponse>, Status> {
-        unimplemented("CommunityDetection")
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let algorithm = match message.algorithm.as_str() {
+            "connected_components" => CommunityAlgorithm::ConnectedComponents,
+            "label_propagation" => CommunityAlgorithm::LabelPropagation,
+            "louvain" => return unimplemented("CommunityDetection with louvain"),
+            other => {
+                return Err(invalid(
+                    "algorithm",
+                    format!("unknown algorithm {other:?}; valid: connected_components, label_propagation, louvain"),
+                ))
+            }
+        };
+        let max_iterations = match message.max_iterations {
+            Some(n) if n < 0 => return Err(invalid("max_iterations", "must not be negative")),
+            Some(n) if n as u32 > config.max_iterations => {
+                return Err(Status::resource_exhausted(format!(
+                    "max_iterations: {n} exceeds the server's max_iterations ({})",
+                    config.max_iterations
+                )))
+            }
+            Some(n) => n as u32,
+            // Label propagation runs a fixed number; components run until nothing changes.
+            None if algorithm == CommunityAlgorithm::LabelPropagation => DEFAULT_LABEL_ITERATIONS,
+            None => 0,
+        };
+        let filter = message
+            .vertex_filter
+            .map(|f| traversal::filter_from_proto("vertex_filter", f.labels, &f.property_filters))
+            .transpose()?;
+        let params = CommunityParams { algorithm, max_iterations, filter };
+        let timeout = deadline(&metadata)?.map_or(config.algorithm_timeout, |d| d.min(config.algorithm_timeout));
+        let (lsn, groups) = self
+            .engine
+            .communities(namespace, params, min_lsn(&metadata)?, timeout)
+            .await
+            .map_err(status::from_engine)?;
+        let communities = groups
+            .into_iter()
+            .map(|(community_id, vertex_ids)| Community { community_id, vertex_ids, modularity: 0.0 })
+            .collect();
+        Ok(with_lsn(CommunityDetectionResponse { communities, modularity: 0.0 }, lsn))
     }
 
     async fn detect_cycles(

@@ -307,3 +307,91 @@ pub fn pagerank(
     }
     rank.into_iter().map(|(v, r)| (v.to_string(), r)).collect()
 }
+
+/// Each member's neighbours' ids, out-neighbours then in-neighbours, with multiplicity, over
+/// the edges between members.
+fn neighbours<'g>(graph: &'g Graph, members: &[&'g String]) -> HashMap<&'g str, Vec<&'g str>> {
+    let mut around: HashMap<&str, Vec<&str>> = members.iter().map(|m| (m.as_str(), Vec::new())).collect();
+    for e in &graph.edges {
+        if around.contains_key(e.from.as_str()) && around.contains_key(e.to.as_str()) {
+            if let Some(n) = around.get_mut(e.from.as_str()) {
+                n.push(e.to.as_str());
+            }
+            if let Some(n) = around.get_mut(e.to.as_str()) {
+                n.push(e.from.as_str());
+            }
+        }
+    }
+    around
+}
+
+/// Communities as (label, sorted members), sorted by label, from a vertex -> label map.
+fn grouped(labels: HashMap<&str, String>) -> Vec<(String, Vec<String>)> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (v, label) in labels {
+        groups.entry(label).or_default().push(v.to_owned());
+    }
+    groups
+        .into_iter()
+        .map(|(label, mut members)| {
+            members.sort();
+            (label, members)
+        })
+        .collect()
+}
+
+/// Weakly connected components of the induced subgraph, each named by its smallest id.
+pub fn components(graph: &Graph, keep: impl Fn(&str, i64) -> bool) -> Vec<(String, Vec<String>)> {
+    let members: Vec<&String> = graph.vertices.iter().filter(|(_, (l, a))| keep(l, *a)).map(|(id, _)| id).collect();
+    let around = neighbours(graph, &members);
+    let mut label: HashMap<&str, String> = HashMap::new();
+    for start in &members {
+        if label.contains_key(start.as_str()) {
+            continue;
+        }
+        // Breadth-first over the component; name it by its smallest id.
+        let mut seen = vec![start.as_str()];
+        let mut i = 0;
+        while i < seen.len() {
+            for n in &around[seen[i]] {
+                if !seen.contains(n) {
+                    seen.push(n);
+                }
+            }
+            i += 1;
+        }
+        let name = seen.iter().min().map(|s| s.to_string()).unwrap_or_default();
+        for v in seen {
+            label.insert(v, name.clone());
+        }
+    }
+    grouped(label)
+}
+
+/// Graphalytics CDLP: synchronous, the most frequent neighbour label (ties to the smallest),
+/// exactly `iterations` rounds.
+pub fn label_propagation(
+    graph: &Graph,
+    keep: impl Fn(&str, i64) -> bool,
+    iterations: u32,
+) -> Vec<(String, Vec<String>)> {
+    let members: Vec<&String> = graph.vertices.iter().filter(|(_, (l, a))| keep(l, *a)).map(|(id, _)| id).collect();
+    let around = neighbours(graph, &members);
+    let mut label: HashMap<&str, String> = members.iter().map(|m| (m.as_str(), m.to_string())).collect();
+    for _ in 0..iterations {
+        let mut next = label.clone();
+        for (v, ns) in &around {
+            let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+            for n in ns {
+                *counts.entry(&label[n]).or_default() += 1;
+            }
+            if let Some(best) = counts.values().max().copied() {
+                if let Some((l, _)) = counts.iter().find(|(_, c)| **c == best) {
+                    next.insert(v, (*l).clone());
+                }
+            }
+        }
+        label = next;
+    }
+    grouped(label)
+}

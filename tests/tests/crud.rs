@@ -151,11 +151,13 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     let result = reader.get_vertex(get).await;
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
-    // Capabilities of later issues answer UNIMPLEMENTED, naming the RPC.
+    // Capabilities of later issues answer UNIMPLEMENTED, naming what is missing.
     expect_code(
-        reader.community_detection(pb::CommunityDetectionRequest::default()).await,
+        reader
+            .community_detection(pb::CommunityDetectionRequest { algorithm: "louvain".into(), ..Default::default() })
+            .await,
         Code::Unimplemented,
-        "CommunityDetection",
+        "louvain",
     )
     .await;
 }

@@ -258,8 +258,26 @@ impl Engine {
     ) -> Result<pagerank::Ranked, EngineError> {
         // Any local worker can start it: route to this process's first worker.
         let route = self.shared.first_local_worker as u64;
-        match self.submit(RequestBody::PageRank { namespace, params, min_lsn }, route, timeout).await? {
+        let algorithm = pagerank::Algorithm::PageRank(params);
+        match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
             Reply::Ranked(result) => result,
+            _ => Err(EngineError::Shutdown),
+        }
+    }
+
+    /// Community detection over `namespace` (the induced subgraph of `params.filter`), run by
+    /// every worker on its shard at one LSN, like [`Engine::page_rank`].
+    pub async fn communities(
+        &self,
+        namespace: crate::model::Namespace,
+        params: pagerank::CommunityParams,
+        min_lsn: Lsn,
+        timeout: Duration,
+    ) -> Result<pagerank::Grouped, EngineError> {
+        let route = self.shared.first_local_worker as u64;
+        let algorithm = pagerank::Algorithm::Communities(params);
+        match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
+            Reply::Communities(result) => result,
             _ => Err(EngineError::Shutdown),
         }
     }

@@ -51,6 +51,35 @@ pub struct PageRankParams {
     pub limit: usize,
 }
 
+/// Which community detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommunityAlgorithm {
+    /// Weakly connected components; a community is named by its smallest vertex id.
+    ConnectedComponents,
+    /// Graphalytics CDLP: synchronous, each vertex takes the most frequent label among its in-
+    /// and out-neighbours (ties to the smallest), for exactly `max_iterations` iterations.
+    LabelPropagation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommunityParams {
+    pub algorithm: CommunityAlgorithm,
+    /// Label propagation: iterations to run. Connected components: a cap on rounds.
+    pub max_iterations: u32,
+    /// The induced subgraph of the vertices passing it.
+    pub filter: Option<Filter>,
+}
+
+/// What the loop computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Algorithm {
+    PageRank(PageRankParams),
+    Communities(CommunityParams),
+}
+
+/// Communities: (community id, member ids), both sorted, consistent with an LSN.
+pub type Grouped = (Lsn, Vec<(String, Vec<String>)>);
+
 /// Scores, highest first, consistent with an LSN.
 pub type Ranked = (Lsn, Vec<(String, f64)>);
 
@@ -69,7 +98,7 @@ pub(crate) enum Body {
         origin: usize,
         lsn: Lsn,
         namespace: Namespace,
-        params: PageRankParams,
+        algorithm: Algorithm,
     },
     /// A worker's number of member vertices.
     Count {
@@ -91,6 +120,12 @@ pub(crate) enum Body {
     Shares(Vec<f64>),
     Dangling(f64),
     Scores(Vec<(String, f64)>),
+    /// Neighbour labels for the receiver's members: (index, label).
+    Labels(Vec<(u32, String)>),
+    /// How many labels changed on the sender in the last round.
+    Changed(u64),
+    /// Final (vertex, label) pairs, to the origin.
+    Assigned(Vec<(String, String)>),
 }
 
 pub(crate) struct PageRankDataflow {
@@ -173,6 +208,10 @@ struct Run {
     lsn: Lsn,
     namespace: Namespace,
     params: PageRankParams,
+    /// Set for community detection (then `params` only carries the filter).
+    communities: Option<CommunityParams>,
+    labels: Vec<String>,
+    assigned: Vec<(String, String)>,
     /// Local member vertices and, per vertex, its out-edge targets (with their owners).
     ids: Vec<String>,
     index: HashMap<String, usize>,
@@ -208,6 +247,9 @@ impl Run {
             lsn: 0,
             namespace: Namespace::default(),
             params: PageRankParams { iterations: 0, damping: 0.85, filter: None, limit: 0 },
+            communities: None,
+            labels: Vec::new(),
+            assigned: Vec::new(),
             ids: Vec::new(),
             index: HashMap::new(),
             out: Vec::new(),
@@ -239,8 +281,15 @@ impl Run {
         match self.stage {
             Stage::Read => {
                 for body in bodies {
-                    if let Body::Start { origin, lsn, namespace, params } = body {
-                        (self.origin, self.lsn, self.namespace, self.params) = (origin, lsn, namespace, params);
+                    if let Body::Start { origin, lsn, namespace, algorithm } = body {
+                        (self.origin, self.lsn, self.namespace) = (origin, lsn, namespace);
+                        match algorithm {
+                            Algorithm::PageRank(params) => self.params = params,
+                            Algorithm::Communities(communities) => {
+                                self.params.filter = communities.filter.clone();
+                                self.communities = Some(communities);
+                            }
+                        }
                     }
                 }
                 self.read_shard(indexes, peers);
@@ -310,9 +359,36 @@ impl Run {
                     .collect();
                 self.out = Vec::new();
                 self.stage = Stage::Iterate;
+                if self.communities.is_some() {
+                    self.labels = self.ids.clone();
+                    return self.propagate(Vec::new(), peers, outbox, replies);
+                }
                 self.iterate(Vec::new(), peers, outbox, replies)
             }
+            Stage::Iterate if self.communities.is_some() => self.propagate(bodies, peers, outbox, replies),
             Stage::Iterate => self.iterate(bodies, peers, outbox, replies),
+            Stage::Collect if self.communities.is_some() => {
+                for body in bodies {
+                    if let Body::Assigned(pairs) = body {
+                        self.assigned.extend(pairs);
+                    }
+                }
+                let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (id, label) in std::mem::take(&mut self.assigned) {
+                    groups.entry(label).or_default().push(id);
+                }
+                let grouped = groups
+                    .into_iter()
+                    .map(|(label, mut ids)| {
+                        ids.sort();
+                        (label, ids)
+                    })
+                    .collect();
+                if let Some(reply) = replies.borrow_mut().remove(&self.query) {
+                    let _ = reply.send(Reply::Communities(Ok((self.lsn, grouped))));
+                }
+                true
+            }
             Stage::Collect => {
                 for body in bodies {
                     if let Body::Scores(scores) = body {
@@ -384,6 +460,84 @@ impl Run {
         false
     }
 
+    /// One round of label propagation: fold in the neighbours' labels sent last round, then
+    /// either finish (sending the labels to the origin) or send this round's labels.
+    fn propagate(&mut self, bodies: Vec<Body>, peers: usize, outbox: &mut Vec<Message>, replies: &RankReplies) -> bool {
+        let Some(communities) = self.communities.clone() else { return true };
+        let components = communities.algorithm == CommunityAlgorithm::ConnectedComponents;
+        let mut finished = false;
+        if self.iteration > 0 {
+            let mut heard: Vec<Vec<String>> = vec![Vec::new(); self.ids.len()];
+            let mut changed_last = 0;
+            for body in bodies {
+                match body {
+                    Body::Labels(labels) => {
+                        for (index, label) in labels {
+                            if let Some(slot) = heard.get_mut(index as usize) {
+                                slot.push(label);
+                            }
+                        }
+                    }
+                    Body::Changed(n) => changed_last += n,
+                    _ => {}
+                }
+            }
+            if components && self.iteration > 1 && changed_last == 0 {
+                finished = true;
+            } else {
+                let mut changed = 0u64;
+                for (label, heard) in self.labels.iter_mut().zip(heard) {
+                    let next = if components {
+                        heard.into_iter().chain(std::iter::once(label.clone())).min()
+                    } else {
+                        most_frequent(heard)
+                    };
+                    if let Some(next) = next.filter(|n| n != label) {
+                        *label = next;
+                        changed += 1;
+                    }
+                }
+                if components {
+                    for target in 0..peers {
+                        self.send(outbox, target, Body::Changed(changed));
+                    }
+                    // A cap on rounds (0: none); every worker reaches it at the same phase.
+                    finished = communities.max_iterations > 0 && self.iteration >= communities.max_iterations;
+                } else {
+                    finished = self.iteration >= communities.max_iterations;
+                }
+            }
+        } else if communities.max_iterations == 0 && !components {
+            finished = true;
+        }
+        if finished {
+            let assigned = self.ids.iter().cloned().zip(self.labels.iter().cloned()).collect();
+            self.send(outbox, self.origin, Body::Assigned(assigned));
+            self.stage = Stage::Collect;
+            let is_origin = replies.borrow().contains_key(&self.query);
+            return !is_origin;
+        }
+        let mut labels: Vec<Vec<(u32, String)>> = vec![Vec::new(); peers];
+        for (label, neighbours) in self.labels.iter().zip(&self.resolved) {
+            for (owner, index) in neighbours {
+                labels[*owner].push((*index, label.clone()));
+            }
+        }
+        for (owner, list) in labels.into_iter().enumerate() {
+            if !list.is_empty() {
+                self.send(outbox, owner, Body::Labels(list));
+            }
+        }
+        if components && self.iteration == 0 {
+            // Nothing is known to be stable before the first round.
+            for target in 0..peers {
+                self.send(outbox, target, Body::Changed(1));
+            }
+        }
+        self.iteration += 1;
+        false
+    }
+
     /// Reads this worker's members and their out-edges at the query's LSN.
     fn read_shard(&mut self, indexes: &mut Indexes, peers: usize) {
         let namespace = self.namespace.clone();
@@ -402,9 +556,27 @@ impl Run {
             let target = VertexKey::new(&namespace, &edge.to);
             out[i].push((edge.to.clone(), owner_of(target.hashed(), peers)));
         });
+        if self.communities.is_some() {
+            // Communities see neighbours both ways: in-neighbours too.
+            lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, edge| {
+                let source = VertexKey::new(&namespace, &edge.from);
+                out[i].push((edge.from.clone(), owner_of(source.hashed(), peers)));
+            });
+        }
         self.ids = ids;
         self.out = out;
     }
+}
+
+/// The most frequent label (ties to the smallest); none when nothing was heard.
+fn most_frequent(labels: Vec<String>) -> Option<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for label in labels {
+        *counts.entry(label).or_default() += 1;
+    }
+    // BTreeMap iterates in label order, so the first of the most frequent is the smallest.
+    let best = counts.values().copied().max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(label, _)| label)
 }
 
 /// The `limit` highest scores (all when 0), ties by id.

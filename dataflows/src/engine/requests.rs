@@ -52,10 +52,10 @@ pub(crate) enum RequestBody {
         query: Query,
     },
     Write(WriteRecord),
-    /// A PageRank, run by every worker; handled by the worker that takes it, not routed.
-    PageRank {
+    /// An algorithm run by every worker; handled by the worker that takes it, not routed.
+    Algorithm {
         namespace: crate::model::Namespace,
-        params: crate::engine::pagerank::PageRankParams,
+        algorithm: crate::engine::pagerank::Algorithm,
         min_lsn: Lsn,
     },
 }
@@ -74,6 +74,8 @@ pub enum Reply {
     Write(Result<RecordOutcome, EngineError>),
     /// PageRank scores, highest first, with the LSN they were computed at.
     Ranked(Result<crate::engine::pagerank::Ranked, EngineError>),
+    /// Communities, with the LSN they were computed at.
+    Communities(Result<crate::engine::pagerank::Grouped, EngineError>),
 }
 
 /// What the serve operator shares with its worker's loop.
@@ -179,7 +181,7 @@ impl Server {
                 self.waiting.push((Request { body, ..request }, expires));
             }
             // Worker loops run PageRank themselves; one reaching here was misrouted.
-            RequestBody::PageRank { .. } => {
+            RequestBody::Algorithm { .. } => {
                 ready.push(Response { origin, id, reply: Reply::Ranked(Err(EngineError::Shutdown)) })
             }
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {

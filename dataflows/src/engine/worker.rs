@@ -17,7 +17,7 @@ use crate::apply::{ApplyState, Change};
 use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
-use crate::engine::pagerank::{self, PageRankParams};
+use crate::engine::pagerank::{self, Algorithm};
 use crate::engine::requests::{self, Reply, Request, RequestBody, Response, ServeState};
 use crate::engine::{owner_of, EngineError, Shared, Submission};
 use crate::model::{Lsn, Namespace};
@@ -47,8 +47,8 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     };
     let mut request_flow = requests::build(worker, serve_state);
     let mut rank_flow = pagerank::build(worker, indexes.clone());
-    // PageRank runs waiting for their `min_lsn`: (query, namespace, params, min_lsn, give up at).
-    let mut ranks_waiting: Vec<(u64, Namespace, PageRankParams, Lsn, Instant)> = Vec::new();
+    // Algorithm runs waiting for their `min_lsn`: (query, namespace, algorithm, min_lsn, give up at).
+    let mut ranks_waiting: Vec<(u64, Namespace, Algorithm, Lsn, Instant)> = Vec::new();
     let mut next_rank_query = 0u64;
 
     let mut writer = if is_writer {
@@ -81,7 +81,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             next_request_id += 1;
             request_flow.replies.borrow_mut().insert(next_request_id, reply);
             let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-            if let RequestBody::PageRank { namespace, params, min_lsn } = body {
+            if let RequestBody::Algorithm { namespace, algorithm, min_lsn } = body {
                 // Only the reply lives here; the query id is unique across workers.
                 next_rank_query += 1;
                 let query = ((index as u64) << 40) | next_rank_query;
@@ -89,7 +89,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                 if let Some(reply) = reply {
                     rank_flow.replies.borrow_mut().insert(query, reply);
                 }
-                ranks_waiting.push((query, namespace, params, min_lsn, Instant::now() + timeout));
+                ranks_waiting.push((query, namespace, algorithm, min_lsn, Instant::now() + timeout));
                 continue;
             }
             let request = Request { origin: index, id: next_request_id, route, timeout_micros, body };
@@ -135,23 +135,25 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         }
 
         // PageRank runs start once their LSN is applied: every worker gets the start.
-        ranks_waiting.retain(|(query, namespace, params, min_lsn, expires)| {
+        ranks_waiting.retain(|(query, namespace, algorithm, min_lsn, expires)| {
             if *min_lsn <= applied {
-                let time = *rank_flow.input.time();
                 for target in 0..shared.peers {
                     let start = pagerank::Body::Start {
                         origin: index,
                         lsn: applied,
                         namespace: namespace.clone(),
-                        params: params.clone(),
+                        algorithm: algorithm.clone(),
                     };
                     rank_flow.input.send(pagerank::Message { target, query: *query, body: start });
                 }
-                let _ = time;
                 false
             } else if Instant::now() >= *expires {
                 if let Some(reply) = rank_flow.replies.borrow_mut().remove(query) {
-                    let _ = reply.send(Reply::Ranked(Err(EngineError::LsnNotApplied { wanted: *min_lsn, applied })));
+                    let error = EngineError::LsnNotApplied { wanted: *min_lsn, applied };
+                    let _ = reply.send(match algorithm {
+                        Algorithm::PageRank(_) => Reply::Ranked(Err(error)),
+                        Algorithm::Communities(_) => Reply::Communities(Err(error)),
+                    });
                 }
                 false
             } else {
