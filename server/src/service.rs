@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::codec::value;
-use prism_dataflows::engine::pagerank::{CommunityAlgorithm, CommunityParams, PageRankParams};
+use prism_dataflows::engine::algorithms::{CommunityAlgorithm, CommunityParams, PageRankParams};
 use prism_dataflows::{
     Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey, WriteOp,
     WriteRecord,

@@ -6,10 +6,10 @@
 //! [`requests`]) to the worker that must serve them. A write is answered once its record is
 //! durable (the attached [`WriteLog`]) and applied on every worker.
 
+pub mod algorithms;
 mod graph;
 mod hold;
 mod log;
-pub mod pagerank;
 mod requests;
 mod wake;
 mod worker;
@@ -252,13 +252,13 @@ impl Engine {
     pub async fn page_rank(
         &self,
         namespace: crate::model::Namespace,
-        params: pagerank::PageRankParams,
+        params: algorithms::PageRankParams,
         min_lsn: Lsn,
         timeout: Duration,
-    ) -> Result<pagerank::Ranked, EngineError> {
+    ) -> Result<algorithms::Ranked, EngineError> {
         // Any local worker can start it: route to this process's first worker.
         let route = self.shared.first_local_worker as u64;
-        let algorithm = pagerank::Algorithm::PageRank(params);
+        let algorithm = algorithms::Algorithm::PageRank(params);
         match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
             Reply::Ranked(result) => result,
             _ => Err(EngineError::Shutdown),
@@ -270,12 +270,12 @@ impl Engine {
     pub async fn communities(
         &self,
         namespace: crate::model::Namespace,
-        params: pagerank::CommunityParams,
+        params: algorithms::CommunityParams,
         min_lsn: Lsn,
         timeout: Duration,
-    ) -> Result<pagerank::Grouped, EngineError> {
+    ) -> Result<algorithms::Grouped, EngineError> {
         let route = self.shared.first_local_worker as u64;
-        let algorithm = pagerank::Algorithm::Communities(params);
+        let algorithm = algorithms::Algorithm::Communities(params);
         match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
             Reply::Communities(result) => result,
             _ => Err(EngineError::Shutdown),

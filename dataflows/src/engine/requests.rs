@@ -55,7 +55,7 @@ pub(crate) enum RequestBody {
     /// An algorithm run by every worker; handled by the worker that takes it, not routed.
     Algorithm {
         namespace: crate::model::Namespace,
-        algorithm: crate::engine::pagerank::Algorithm,
+        algorithm: crate::engine::algorithms::Algorithm,
         min_lsn: Lsn,
     },
 }
@@ -73,9 +73,9 @@ pub enum Reply {
     Read(Result<(Lsn, Answer), EngineError>),
     Write(Result<RecordOutcome, EngineError>),
     /// PageRank scores, highest first, with the LSN they were computed at.
-    Ranked(Result<crate::engine::pagerank::Ranked, EngineError>),
+    Ranked(Result<crate::engine::algorithms::Ranked, EngineError>),
     /// Communities, with the LSN they were computed at.
-    Communities(Result<crate::engine::pagerank::Grouped, EngineError>),
+    Communities(Result<crate::engine::algorithms::Grouped, EngineError>),
 }
 
 /// What the serve operator shares with its worker's loop.

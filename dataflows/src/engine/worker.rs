@@ -14,10 +14,10 @@ use timely::progress::Antichain;
 use timely::worker::Worker;
 
 use crate::apply::{ApplyState, Change};
+use crate::engine::algorithms::{self, Algorithm};
 use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
-use crate::engine::pagerank::{self, Algorithm};
 use crate::engine::requests::{self, Reply, Request, RequestBody, Response, ServeState};
 use crate::engine::{owner_of, EngineError, Shared, Submission};
 use crate::model::{Lsn, Namespace};
@@ -46,10 +46,10 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         since: since.clone(),
     };
     let mut request_flow = requests::build(worker, serve_state);
-    let mut rank_flow = pagerank::build(worker, indexes.clone());
+    let mut algorithm_flow = algorithms::build(worker, indexes.clone());
     // Algorithm runs waiting for their `min_lsn`: (query, namespace, algorithm, min_lsn, give up at).
-    let mut ranks_waiting: Vec<(u64, Namespace, Algorithm, Lsn, Instant)> = Vec::new();
-    let mut next_rank_query = 0u64;
+    let mut algorithms_waiting: Vec<(u64, Namespace, Algorithm, Lsn, Instant)> = Vec::new();
+    let mut next_algorithm_query = 0u64;
 
     let mut writer = if is_writer {
         let mut inputs = inputs;
@@ -71,7 +71,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut applied: Lsn = 0;
     let mut hold = ReadHold::new(shared.read_hold);
     let mut last_serve_poke = Instant::now();
-    let mut last_rank_advance = 0u64;
+    let mut last_algorithm_advance = 0u64;
 
     while !shared.shutdown.load(Ordering::Acquire) {
         // Requests from the front.
@@ -83,13 +83,13 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
             if let RequestBody::Algorithm { namespace, algorithm, min_lsn } = body {
                 // Only the reply lives here; the query id is unique across workers.
-                next_rank_query += 1;
-                let query = ((index as u64) << 40) | next_rank_query;
+                next_algorithm_query += 1;
+                let query = ((index as u64) << 40) | next_algorithm_query;
                 let reply = request_flow.replies.borrow_mut().remove(&next_request_id);
                 if let Some(reply) = reply {
-                    rank_flow.replies.borrow_mut().insert(query, reply);
+                    algorithm_flow.replies.borrow_mut().insert(query, reply);
                 }
-                ranks_waiting.push((query, namespace, algorithm, min_lsn, Instant::now() + timeout));
+                algorithms_waiting.push((query, namespace, algorithm, min_lsn, Instant::now() + timeout));
                 continue;
             }
             let request = Request { origin: index, id: next_request_id, route, timeout_micros, body };
@@ -134,21 +134,21 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             }
         }
 
-        // PageRank runs start once their LSN is applied: every worker gets the start.
-        ranks_waiting.retain(|(query, namespace, algorithm, min_lsn, expires)| {
+        // Algorithm runs start once their LSN is applied: every worker gets the start.
+        algorithms_waiting.retain(|(query, namespace, algorithm, min_lsn, expires)| {
             if *min_lsn <= applied {
                 for target in 0..shared.peers {
-                    let start = pagerank::Body::Start {
+                    let start = algorithms::Body::Start {
                         origin: index,
                         lsn: applied,
                         namespace: namespace.clone(),
                         algorithm: algorithm.clone(),
                     };
-                    rank_flow.input.send(pagerank::Message { target, query: *query, body: start });
+                    algorithm_flow.input.send(algorithms::Message { target, query: *query, body: start });
                 }
                 false
             } else if Instant::now() >= *expires {
-                if let Some(reply) = rank_flow.replies.borrow_mut().remove(query) {
+                if let Some(reply) = algorithm_flow.replies.borrow_mut().remove(query) {
                     let error = EngineError::LsnNotApplied { wanted: *min_lsn, applied };
                     let _ = reply.send(match algorithm {
                         Algorithm::PageRank(_) => Reply::Ranked(Err(error)),
@@ -160,12 +160,12 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                 true
             }
         });
-        // The PageRank loop's phases complete only once every worker's input has moved past
+        // The algorithm loop's phases complete only once every worker's input has moved past
         // them: keep this worker's input moving with the clock.
         let now = clock_micros();
-        if now > *rank_flow.input.time() && now - last_rank_advance >= RANK_CLOCK_STEP_MICROS {
-            rank_flow.input.advance_to(now);
-            last_rank_advance = now;
+        if now > *algorithm_flow.input.time() && now - last_algorithm_advance >= ALGORITHM_CLOCK_STEP_MICROS {
+            algorithm_flow.input.advance_to(now);
+            last_algorithm_advance = now;
         }
 
         worker.step_or_park(Some(IDLE_PARK));
@@ -194,16 +194,16 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // their own; timely would step them forever after this function returns.
     drop(writer);
     drop(request_flow);
-    drop(rank_flow);
+    drop(algorithm_flow);
     for dataflow in worker.installed_dataflows() {
         worker.drop_dataflow(dataflow);
     }
 }
 
-/// How often (at most) a worker moves its PageRank input's clock, in microseconds.
-const RANK_CLOCK_STEP_MICROS: u64 = 1000;
+/// How often (at most) a worker moves its algorithm input's clock, in microseconds.
+const ALGORITHM_CLOCK_STEP_MICROS: u64 = 1000;
 
-/// Microseconds since the Unix epoch: the PageRank loop's time, shared by the processes of a
+/// Microseconds since the Unix epoch: the algorithm loop's time, shared by the processes of a
 /// cluster closely enough (it only needs to move forward on every worker).
 fn clock_micros() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)

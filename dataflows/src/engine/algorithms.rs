@@ -1,6 +1,7 @@
-//! One-shot PageRank as a timely dataflow: every worker reads its shard of the arranged
-//! graph at one LSN into a compact local form and iterates there, exchanging each
-//! iteration's rank contributions with the other workers through timely.
+//! One-shot graph algorithms (PageRank, connected components, label propagation) as a timely
+//! dataflow: every worker reads its shard of the arranged graph at one LSN into a compact
+//! local form and iterates there, exchanging each round's state with the other workers
+//! through timely.
 //!
 //! One operator on every worker, in a loop (a feedback edge adds one to the time), runs
 //! each query as a sequence of phases, one per time step: a phase at time `t` runs once
@@ -16,6 +17,11 @@
 //!   local dangling rank to everyone; the next phase sums them into new ranks
 //!   (`(1 - d) / N + d * (incoming + dangling / N)`, LDBC Graphalytics).
 //! - last: send the local top scores to the worker that took the request, which answers.
+//!
+//! Community detection shares the phases up to the resolution (its neighbours are in- and
+//! out-neighbours); each round then sends every member's label to its neighbours' owners and
+//! takes the minimum (components, until a round changes nothing anywhere) or the most
+//! frequent label (label propagation, a fixed number of rounds).
 //!
 //! Every worker steps through every phase of every query, messages or not, because the
 //! frontier (not a message count) says when a phase is complete.
@@ -83,7 +89,7 @@ pub type Grouped = (Lsn, Vec<(String, Vec<String>)>);
 /// Scores, highest first, consistent with an LSN.
 pub type Ranked = (Lsn, Vec<(String, f64)>);
 
-pub(crate) type RankReplies = Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>;
+pub(crate) type AlgorithmReplies = Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Message {
@@ -128,13 +134,13 @@ pub(crate) enum Body {
     Assigned(Vec<(String, String)>),
 }
 
-pub(crate) struct PageRankDataflow {
+pub(crate) struct AlgorithmDataflow {
     pub input: InputHandle<u64, CapacityContainerBuilder<Vec<Message>>>,
-    pub replies: RankReplies,
+    pub replies: AlgorithmReplies,
 }
 
-pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> PageRankDataflow {
-    let replies: RankReplies = Rc::new(RefCell::new(HashMap::new()));
+pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> AlgorithmDataflow {
+    let replies: AlgorithmReplies = Rc::new(RefCell::new(HashMap::new()));
     let answer_to = replies.clone();
     let input = worker.dataflow::<u64, _, _>(|scope| {
         let me = scope.index();
@@ -144,7 +150,7 @@ pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> PageR
         let messages = starts.concat(looped);
         let sent = messages.unary_frontier(
             Exchange::new(|m: &Message| m.target as u64),
-            "PageRank",
+            "Algorithms",
             move |_capability, _info| {
                 let mut stash: BTreeMap<u64, Vec<Message>> = BTreeMap::new();
                 let mut runs: HashMap<u64, Run> = HashMap::new();
@@ -196,7 +202,7 @@ pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> PageR
         sent.connect_loop(handle);
         input
     });
-    PageRankDataflow { input, replies }
+    AlgorithmDataflow { input, replies }
 }
 
 /// One query on one worker.
@@ -276,7 +282,7 @@ impl Run {
         peers: usize,
         indexes: &mut Indexes,
         outbox: &mut Vec<Message>,
-        replies: &RankReplies,
+        replies: &AlgorithmReplies,
     ) -> bool {
         match self.stage {
             Stage::Read => {
@@ -406,7 +412,13 @@ impl Run {
 
     /// Folds in the shares and dangling rank of the last iteration (if any), then either sends
     /// the next iteration's or, after the last, the local scores to the origin.
-    fn iterate(&mut self, bodies: Vec<Body>, peers: usize, outbox: &mut Vec<Message>, replies: &RankReplies) -> bool {
+    fn iterate(
+        &mut self,
+        bodies: Vec<Body>,
+        peers: usize,
+        outbox: &mut Vec<Message>,
+        replies: &AlgorithmReplies,
+    ) -> bool {
         if self.iteration > 0 {
             let n = self.total.max(1) as f64;
             let d = self.params.damping;
@@ -462,7 +474,13 @@ impl Run {
 
     /// One round of label propagation: fold in the neighbours' labels sent last round, then
     /// either finish (sending the labels to the origin) or send this round's labels.
-    fn propagate(&mut self, bodies: Vec<Body>, peers: usize, outbox: &mut Vec<Message>, replies: &RankReplies) -> bool {
+    fn propagate(
+        &mut self,
+        bodies: Vec<Body>,
+        peers: usize,
+        outbox: &mut Vec<Message>,
+        replies: &AlgorithmReplies,
+    ) -> bool {
         let Some(communities) = self.communities.clone() else { return true };
         let components = communities.algorithm == CommunityAlgorithm::ConnectedComponents;
         let mut finished = false;
