@@ -203,18 +203,7 @@ where
             continue;
         }
         cursor.rewind_vals(&storage);
-        while let Some(val) = cursor.get_val(&storage) {
-            let mut count = 0isize;
-            cursor.map_times(&storage, |time, diff| {
-                if *time <= lsn {
-                    count += *diff;
-                }
-            });
-            if count > 0 {
-                found(index, val);
-            }
-            cursor.step_val(&storage);
-        }
+        live_vals(&mut cursor, &storage, lsn, |val| found(index, val));
     }
 }
 
@@ -241,18 +230,29 @@ where
     };
     let (mut cursor, storage) = cursor_list(batches);
     while let Some(key) = cursor.get_key(&storage) {
-        while let Some(val) = cursor.get_val(&storage) {
-            let mut count = 0isize;
-            cursor.map_times(&storage, |time, diff| {
-                if *time <= lsn {
-                    count += *diff;
-                }
-            });
-            if count > 0 {
-                found(key, val);
-            }
-            cursor.step_val(&storage);
-        }
+        live_vals(&mut cursor, &storage, lsn, |val| found(key, val));
         cursor.step_key(&storage);
+    }
+}
+
+/// Calls `found` for each value of the cursor's current key whose updates at times up to
+/// `lsn` sum to a positive count, leaving the cursor past the key's last value.
+fn live_vals<C, V>(cursor: &mut C, storage: &C::Storage, lsn: Lsn, mut found: impl FnMut(&V))
+where
+    C: Cursor<Time = Lsn, Diff = isize>,
+    for<'a> C: Cursor<Val<'a> = &'a V, TimeGat<'a> = &'a Lsn, DiffGat<'a> = &'a isize>,
+    V: 'static,
+{
+    while let Some(val) = cursor.get_val(storage) {
+        let mut count = 0isize;
+        cursor.map_times(storage, |time, diff| {
+            if *time <= lsn {
+                count += *diff;
+            }
+        });
+        if count > 0 {
+            found(val);
+        }
+        cursor.step_val(storage);
     }
 }

@@ -410,6 +410,14 @@ impl Run {
         }
     }
 
+    /// Sends this worker's part of the answer to the origin; true (done) on every worker but
+    /// the origin, which goes on to collect the parts.
+    fn hand_in(&mut self, part: Body, outbox: &mut Vec<Message>, replies: &AlgorithmReplies) -> bool {
+        self.send(outbox, self.origin, part);
+        self.stage = Stage::Collect;
+        !replies.borrow().contains_key(&self.query)
+    }
+
     /// Folds in the shares and dangling rank of the last iteration (if any), then either sends
     /// the next iteration's or, after the last, the local scores to the origin.
     fn iterate(
@@ -442,11 +450,7 @@ impl Run {
         if self.iteration == self.params.iterations {
             let local: Vec<(String, f64)> = self.ids.iter().cloned().zip(self.ranks.iter().copied()).collect();
             let scores = top(local, self.params.limit);
-            self.send(outbox, self.origin, Body::Scores(scores));
-            self.stage = Stage::Collect;
-            // Only the origin collects; the others are done.
-            let is_origin = replies.borrow().contains_key(&self.query);
-            return !is_origin;
+            return self.hand_in(Body::Scores(scores), outbox, replies);
         }
         let mut shares: Vec<Vec<f64>> = self.counts.iter().map(|n| vec![0.0; *n as usize]).collect();
         let mut dangling = 0.0;
@@ -530,10 +534,7 @@ impl Run {
         }
         if finished {
             let assigned = self.ids.iter().cloned().zip(self.labels.iter().cloned()).collect();
-            self.send(outbox, self.origin, Body::Assigned(assigned));
-            self.stage = Stage::Collect;
-            let is_origin = replies.borrow().contains_key(&self.query);
-            return !is_origin;
+            return self.hand_in(Body::Assigned(assigned), outbox, replies);
         }
         let mut labels: Vec<Vec<(u32, String)>> = vec![Vec::new(); peers];
         for (label, neighbours) in self.labels.iter().zip(&self.resolved) {

@@ -256,10 +256,7 @@ impl Engine {
         min_lsn: Lsn,
         timeout: Duration,
     ) -> Result<algorithms::Ranked, EngineError> {
-        // Any local worker can start it: route to this process's first worker.
-        let route = self.shared.first_local_worker as u64;
-        let algorithm = algorithms::Algorithm::PageRank(params);
-        match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
+        match self.run_algorithm(namespace, algorithms::Algorithm::PageRank(params), min_lsn, timeout).await? {
             Reply::Ranked(result) => result,
             _ => Err(EngineError::Shutdown),
         }
@@ -274,12 +271,22 @@ impl Engine {
         min_lsn: Lsn,
         timeout: Duration,
     ) -> Result<algorithms::Grouped, EngineError> {
-        let route = self.shared.first_local_worker as u64;
-        let algorithm = algorithms::Algorithm::Communities(params);
-        match self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await? {
+        match self.run_algorithm(namespace, algorithms::Algorithm::Communities(params), min_lsn, timeout).await? {
             Reply::Communities(result) => result,
             _ => Err(EngineError::Shutdown),
         }
+    }
+
+    async fn run_algorithm(
+        &self,
+        namespace: crate::model::Namespace,
+        algorithm: algorithms::Algorithm,
+        min_lsn: Lsn,
+        timeout: Duration,
+    ) -> Result<Reply, EngineError> {
+        // Any local worker can start it (every worker takes part): use this process's first.
+        let route = self.shared.first_local_worker as u64;
+        self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.
