@@ -137,11 +137,16 @@ pub(crate) enum Body {
 pub(crate) struct AlgorithmDataflow {
     pub input: InputHandle<u64, CapacityContainerBuilder<Vec<Message>>>,
     pub replies: AlgorithmReplies,
+    /// The latest time a message arrived at: the input must move past it, even if this
+    /// worker's clock is behind the clock of the worker that started the run.
+    pub latest: Rc<std::cell::Cell<u64>>,
 }
 
 pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> AlgorithmDataflow {
     let replies: AlgorithmReplies = Rc::new(RefCell::new(HashMap::new()));
     let answer_to = replies.clone();
+    let latest = Rc::new(std::cell::Cell::new(0u64));
+    let seen = latest.clone();
     let input = worker.dataflow::<u64, _, _>(|scope| {
         let me = scope.index();
         let peers = scope.peers();
@@ -157,6 +162,7 @@ pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> Algor
                 move |(input, frontier), output| {
                     input.for_each_stamp(|capability, data| {
                         let Some(&time) = capability.least() else { return };
+                        seen.set(seen.get().max(time));
                         for batch in data {
                             for message in batch.drain(..) {
                                 if let Body::Start { .. } = &message.body {
@@ -202,7 +208,7 @@ pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> Algor
         sent.connect_loop(handle);
         input
     });
-    AlgorithmDataflow { input, replies }
+    AlgorithmDataflow { input, replies, latest }
 }
 
 /// One query on one worker.

@@ -162,7 +162,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         });
         // The algorithm loop's phases complete only once every worker's input has moved past
         // them: keep this worker's input moving with the clock.
-        let now = clock_micros();
+        let now = clock_micros().max(algorithm_flow.latest.get() + 1);
         if now > *algorithm_flow.input.time() && now - last_algorithm_advance >= ALGORITHM_CLOCK_STEP_MICROS {
             algorithm_flow.input.advance_to(now);
             last_algorithm_advance = now;
@@ -203,8 +203,9 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
 /// How often (at most) a worker moves its algorithm input's clock, in microseconds.
 const ALGORITHM_CLOCK_STEP_MICROS: u64 = 1000;
 
-/// Microseconds since the Unix epoch: the algorithm loop's time, shared by the processes of a
-/// cluster closely enough (it only needs to move forward on every worker).
+/// Microseconds since the Unix epoch: the algorithm loop's time. It only needs to move
+/// forward on every worker; a worker whose clock lags also moves past the latest time it has
+/// seen a message at, so clock skew between hosts does not stall a run.
 fn clock_micros() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
