@@ -224,9 +224,9 @@ struct Run {
     communities: Option<CommunityParams>,
     labels: Vec<String>,
     assigned: Vec<(String, String)>,
-    /// Local member vertices and, per vertex, its out-edge targets (with their owners).
+    /// Local member vertices, sorted (a member's index is its position), and per vertex its
+    /// out-edge targets (with their owners).
     ids: Vec<String>,
-    index: HashMap<String, usize>,
     out: Vec<Vec<(String, usize)>>,
     /// The same targets resolved to (owner, index at the owner), once owners have answered.
     resolved: Vec<Vec<(usize, u32)>>,
@@ -263,7 +263,6 @@ impl Run {
             labels: Vec::new(),
             assigned: Vec::new(),
             ids: Vec::new(),
-            index: HashMap::new(),
             out: Vec::new(),
             resolved: Vec::new(),
             asked: HashMap::new(),
@@ -332,8 +331,10 @@ impl Run {
                     match body {
                         Body::Count { from, count } => self.counts[from] = count,
                         Body::Probe { from, ids } => {
-                            let indexes =
-                                ids.iter().map(|id| self.index.get(id).map_or(u32::MAX, |i| *i as u32)).collect();
+                            let indexes = ids
+                                .iter()
+                                .map(|id| self.ids.binary_search(id).map_or(u32::MAX, |i| i as u32))
+                                .collect();
                             answers.push((from, indexes));
                         }
                         _ => {}
@@ -574,7 +575,6 @@ impl Run {
             }
         });
         ids.sort();
-        self.index = ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
         let keys: Vec<VertexKey> = ids.iter().map(|id| VertexKey::new(&namespace, id)).collect();
         let mut out = vec![Vec::new(); ids.len()];
         lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, edge| {
