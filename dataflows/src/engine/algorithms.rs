@@ -40,11 +40,12 @@ use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 use tokio::sync::oneshot;
 
-use crate::engine::owner_of;
 use crate::engine::requests::Reply;
+use crate::engine::{owner_of, EngineError};
 use crate::filter::Filter;
 use crate::model::{Lsn, Namespace, VertexKey};
 use crate::query::{lookup_many, scan, Indexes};
+use differential_dataflow::trace::TraceReader;
 
 /// What a PageRank query asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +133,10 @@ pub(crate) enum Body {
     Changed(u64),
     /// Final (vertex, label) pairs, to the origin.
     Assigned(Vec<(String, String)>),
+    /// The sender's shard was already compacted past the run's LSN when it read it.
+    Compacted {
+        since: Lsn,
+    },
 }
 
 pub(crate) struct AlgorithmDataflow {
@@ -224,6 +229,10 @@ struct Run {
     communities: Option<CommunityParams>,
     labels: Vec<String>,
     assigned: Vec<(String, String)>,
+    /// Set when this worker's shard had compacted past the run's LSN before it read it.
+    compacted: Option<Lsn>,
+    /// Set at the origin when any worker reported `Compacted`.
+    failed: Option<Lsn>,
     /// Local member vertices, sorted (a member's index is its position), and per vertex its
     /// out-edge targets (with their owners).
     ids: Vec<String>,
@@ -262,6 +271,8 @@ impl Run {
             communities: None,
             labels: Vec::new(),
             assigned: Vec::new(),
+            compacted: None,
+            failed: None,
             ids: Vec::new(),
             out: Vec::new(),
             resolved: Vec::new(),
@@ -289,6 +300,9 @@ impl Run {
         outbox: &mut Vec<Message>,
         replies: &AlgorithmReplies,
     ) -> bool {
+        if self.stage == Stage::Collect && self.failed_collecting(&bodies, replies) {
+            return true;
+        }
         match self.stage {
             Stage::Read => {
                 for body in bodies {
@@ -302,6 +316,12 @@ impl Run {
                             }
                         }
                     }
+                }
+                // A worker reaching this phase after the read hold would read a compacted state:
+                // it still steps through the phases, and the run fails at the origin.
+                let since = indexes.vertices.get_logical_compaction().first().copied().unwrap_or(0);
+                if self.lsn < since {
+                    self.compacted = Some(since);
                 }
                 self.read_shard(indexes, peers);
                 for target in 0..peers {
@@ -417,9 +437,32 @@ impl Run {
         }
     }
 
+    /// At the origin: if any worker read a compacted shard, answers with the error and
+    /// returns true.
+    fn failed_collecting(&mut self, bodies: &[Body], replies: &AlgorithmReplies) -> bool {
+        for body in bodies {
+            if let Body::Compacted { since } = body {
+                self.failed = Some(self.failed.map_or(*since, |s| s.max(*since)));
+            }
+        }
+        let Some(since) = self.failed else { return false };
+        if let Some(reply) = replies.borrow_mut().remove(&self.query) {
+            let error = EngineError::Compacted { lsn: self.lsn, since };
+            let _ = reply.send(match self.communities {
+                Some(_) => Reply::Communities(Err(error)),
+                None => Reply::Ranked(Err(error)),
+            });
+        }
+        true
+    }
+
     /// Sends this worker's part of the answer to the origin; true (done) on every worker but
     /// the origin, which goes on to collect the parts.
     fn hand_in(&mut self, part: Body, outbox: &mut Vec<Message>, replies: &AlgorithmReplies) -> bool {
+        let part = match self.compacted {
+            Some(since) => Body::Compacted { since },
+            None => part,
+        };
         self.send(outbox, self.origin, part);
         self.stage = Stage::Collect;
         !replies.borrow().contains_key(&self.query)
