@@ -116,7 +116,7 @@ fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
     };
     // Answer a little before the caller gives up, so it gets DEADLINE_EXCEEDED with our
     // message rather than a cancellation of its own.
-    let margin = (duration / 10).min(Duration::from_millis(20));
+    let margin = (duration / 10).min(Duration::from_millis(50));
     Ok(Some(duration.saturating_sub(margin)))
 }
 

@@ -147,7 +147,7 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     // A read waiting for an LSN that never comes gives up at its deadline.
     let mut get = request(pb::GetVertexRequest { id: "bob".into(), include_edges: false }, None);
     get.metadata_mut().insert("x-prism-min-lsn", "1000000".parse().unwrap());
-    get.set_timeout(std::time::Duration::from_millis(200));
+    get.set_timeout(std::time::Duration::from_millis(1000));
     let result = reader.get_vertex(get).await;
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
 
