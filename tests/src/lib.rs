@@ -255,3 +255,12 @@ impl Server {
         }
     }
 }
+
+/// Flags for a config file that gives queries 10 s instead of the 100 ms default: tests that
+/// check answers must not fail because a loaded machine is slow.
+pub fn generous_limits(dir: &Path) -> Vec<String> {
+    let path = dir.join("generous.yaml");
+    std::fs::write(&path, "namespaces:\n  - name: default\n    performance:\n      traversal_timeout: 10s\n")
+        .expect("write the config file");
+    vec!["--config".into(), path.display().to_string()]
+}

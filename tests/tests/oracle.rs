@@ -9,13 +9,6 @@ use prism_e2e::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Generous limits: these tests check answers, not deadlines on a loaded machine.
-fn config(dir: &std::path::Path) -> Vec<String> {
-    let path = dir.join("oracle.yaml");
-    std::fs::write(&path, "namespaces:\n  - name: default\n    performance:\n      traversal_timeout: 10s\n").unwrap();
-    vec!["--config".into(), path.display().to_string()]
-}
-
 fn random_labels(rng: &mut StdRng) -> Vec<String> {
     match rng.random_range(0..3) {
         0 => vec![],
@@ -178,7 +171,7 @@ async fn against_the_oracle(client: &mut Client, seed: u64) {
 async fn queries_match_the_oracle_on_one_worker() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 1);
-    spec.extra_args = config(dir.path());
+    spec.extra_args = generous_limits(dir.path());
     let server = spec.start().await;
     against_the_oracle(&mut server.client().await, 1).await;
 }
@@ -187,7 +180,7 @@ async fn queries_match_the_oracle_on_one_worker() {
 async fn queries_match_the_oracle_on_two_workers() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config(dir.path());
+    spec.extra_args = generous_limits(dir.path());
     let server = spec.start().await;
     against_the_oracle(&mut server.client().await, 2).await;
 }
@@ -195,6 +188,6 @@ async fn queries_match_the_oracle_on_two_workers() {
 #[tokio::test]
 async fn queries_match_the_oracle_on_a_two_process_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let servers = start_cluster_with(dir.path(), 2, config(dir.path())).await;
+    let servers = start_cluster_with(dir.path(), 2, generous_limits(dir.path())).await;
     against_the_oracle(&mut servers[1].client().await, 3).await;
 }

@@ -27,7 +27,9 @@ fn ids(path: &pb::Path) -> Vec<&str> {
 #[tokio::test]
 async fn fraud_rings_paths_and_their_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerSpec::new(&dir.path().join("data"), 2).start().await;
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = generous_limits(dir.path());
+    let server = spec.start().await;
     let mut client = server.client().await;
     transfers(&mut client).await;
 

@@ -104,14 +104,15 @@ async fn traversal_contract(client: &mut Client) {
 #[tokio::test]
 async fn traverse_on_one_process_with_two_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerSpec::new(&dir.path().join("data"), 2).start().await;
-    traversal_contract(&mut server.client().await).await;
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = generous_limits(dir.path());
+    traversal_contract(&mut spec.start().await.client().await).await;
 }
 
 #[tokio::test]
 async fn traverse_on_a_two_process_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let servers = start_cluster(dir.path(), 2).await;
+    let servers = start_cluster_with(dir.path(), 2, generous_limits(dir.path())).await;
     traversal_contract(&mut servers[1].client().await).await;
 }
 
