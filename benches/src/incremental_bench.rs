@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
+use prism_benches::cost_baseline;
 use prism_benches::rmat::rmat;
 use prism_dataflows::incremental::IncrementalPageRank;
 use rand::rngs::StdRng;
@@ -40,42 +41,7 @@ fn main() -> anyhow::Result<()> {
     let build = started.elapsed().as_secs_f64();
 
     // The baseline: 20 power iterations over a CSR of the same graph.
-    let started = Instant::now();
-    let mut offsets = vec![0usize; n as usize + 1];
-    for (s, _) in &edges {
-        offsets[*s as usize + 1] += 1;
-    }
-    for i in 0..n as usize {
-        offsets[i + 1] += offsets[i];
-    }
-    let mut targets = vec![0u32; edges.len()];
-    let mut fill = offsets.clone();
-    for (s, d) in &edges {
-        targets[fill[*s as usize]] = *d;
-        fill[*s as usize] += 1;
-    }
-    let mut rank = vec![1.0 / n as f64; n as usize];
-    for _ in 0..20 {
-        let mut next = vec![0.0; n as usize];
-        let mut dangling = 0.0;
-        for v in 0..n as usize {
-            let (lo, hi) = (offsets[v], offsets[v + 1]);
-            if lo == hi {
-                dangling += rank[v];
-                continue;
-            }
-            let share = rank[v] / (hi - lo) as f64;
-            for &t in &targets[lo..hi] {
-                next[t as usize] += share;
-            }
-        }
-        let base = 0.15 / n as f64 + 0.85 * dangling / n as f64;
-        for (r, x) in rank.iter_mut().zip(&next) {
-            *r = base + 0.85 * x;
-        }
-    }
-    std::hint::black_box(&rank);
-    let recompute = started.elapsed().as_secs_f64();
+    let recompute = cost_baseline::pagerank_seconds(n as usize, &edges, 20);
     let recompute_edge_visits = 20.0 * edges.len() as f64;
 
     let mut rng = StdRng::seed_from_u64(2);

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use prism_benches::cost_baseline;
 use prism_benches::harness::{self, measure, spawn_server, Run};
 use prism_benches::rmat::rmat;
 use prism_proto::graph as pb;
@@ -230,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     c.page_rank(pb::PageRankRequest { vertex_filter: None, iterations: 0, damping_factor: 0.85, limit: 10 }).await?;
     let setup = started.elapsed().as_secs_f64();
     println!("PageRank with 0 iterations (reading the shards at one LSN, resolving targets): {setup:.3} s");
-    let baseline = csr_pagerank_seconds(vertices, &edges, 20);
+    let baseline = cost_baseline::pagerank_seconds(vertices, &edges, 20);
     println!(
         "PageRank 20 iterations  {:.3} s (median of 3)  CSR single-thread baseline {:.3} s  ratio {:.1}x  ({:.1}M edge-iterations/s vs {:.1}M)",
         runs[1],
@@ -241,47 +242,4 @@ async fn main() -> anyhow::Result<()> {
     );
     drop(server);
     Ok(())
-}
-
-/// The COST baseline: PageRank over a CSR in one thread (LDBC definition); seconds taken.
-fn csr_pagerank_seconds(vertices: usize, edges: &[(u32, u32)], iterations: u32) -> f64 {
-    let started = Instant::now();
-    let mut offsets = vec![0usize; vertices + 1];
-    for (s, _) in edges {
-        offsets[*s as usize + 1] += 1;
-    }
-    for i in 0..vertices {
-        offsets[i + 1] += offsets[i];
-    }
-    let mut targets = vec![0u32; edges.len()];
-    let mut fill = offsets.clone();
-    for (s, d) in edges {
-        targets[fill[*s as usize]] = *d;
-        fill[*s as usize] += 1;
-    }
-    let n = vertices as f64;
-    let d = 0.85;
-    let mut rank = vec![1.0 / n; vertices];
-    let mut next = vec![0.0; vertices];
-    for _ in 0..iterations {
-        let mut dangling = 0.0;
-        next.iter_mut().for_each(|x| *x = 0.0);
-        for v in 0..vertices {
-            let (lo, hi) = (offsets[v], offsets[v + 1]);
-            if lo == hi {
-                dangling += rank[v];
-                continue;
-            }
-            let share = rank[v] / (hi - lo) as f64;
-            for &t in &targets[lo..hi] {
-                next[t as usize] += share;
-            }
-        }
-        let base = (1.0 - d) / n + d * dangling / n;
-        for (r, x) in rank.iter_mut().zip(&next) {
-            *r = base + d * x;
-        }
-    }
-    std::hint::black_box(&rank);
-    started.elapsed().as_secs_f64()
 }
