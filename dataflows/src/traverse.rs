@@ -120,8 +120,7 @@ pub async fn traverse(
     let mut expanded = 0usize;
     for step in &traversal.steps {
         let mut reached = if step.min_hops == 0 { level.clone() } else { Level::default() };
-        let mut record =
-            StepHistory { min_hops: step.min_hops, input: level.counts.keys().cloned().collect(), hops: Vec::new() };
+        let mut record = StepHistory { min_hops: step.min_hops, hops: Vec::new() };
         let mut current = level;
         for hop in 1..=step.max_hops {
             if current.counts.is_empty() {
@@ -150,7 +149,7 @@ pub async fn traverse(
             if hop >= step.min_hops {
                 reached.absorb(&next, limits.max_paths);
             }
-            record.hops.push((next.counts.keys().cloned().collect(), edges));
+            record.hops.push(edges);
             current = next;
         }
         history.push(record);
@@ -199,35 +198,36 @@ pub async fn traverse(
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
 }
 
-/// What one step saw: its input level and, per hop, the level reached and the moves made
-/// to reach it.
+/// What one step did: per hop, the moves made.
 struct StepHistory {
     min_hops: u32,
-    input: HashSet<String>,
-    hops: Vec<(HashSet<String>, Vec<Move>)>,
+    hops: Vec<Vec<Move>>,
 }
 
 /// The edges on walks that end at one of `targets`, found by walking the history backwards:
-/// at each hop keep the edges into a needed vertex, and need their sources one hop earlier.
+/// at each hop keep the moves into a vertex needed there (a target, at a hop whose level
+/// counts, or the start of a move kept one hop later), and need their sources one hop earlier.
+///
+/// No level sets are kept: a target not reached at some hop has no move into it there. For
+/// the same reason a step of `min_hops` 0 can pass all its targets back: one not in its input
+/// was never in the previous step's counted levels.
 fn edges_to(history: &[StepHistory], mut targets: HashSet<String>) -> Vec<Arc<Edge>> {
     let mut kept: HashMap<&str, &Arc<Edge>> = HashMap::new();
     for step in history.iter().rev() {
         let mut sources: HashSet<String> = HashSet::new();
-        for (index, (level, edges)) in step.hops.iter().enumerate().rev() {
-            let mut needed = std::mem::take(&mut sources);
-            if index as u32 + 1 >= step.min_hops {
-                needed.extend(targets.iter().filter(|t| level.contains(*t)).cloned());
-            }
-            for (source, edge, outward) in edges {
+        for (index, moves) in step.hops.iter().enumerate().rev() {
+            let counts = index as u32 + 1 >= step.min_hops;
+            let arriving = std::mem::take(&mut sources);
+            for (source, edge, outward) in moves {
                 let target = if *outward { &edge.to } else { &edge.from };
-                if needed.contains(target) {
+                if arriving.contains(target) || (counts && targets.contains(target)) {
                     kept.insert(&edge.id, edge);
                     sources.insert(source.clone());
                 }
             }
         }
         if step.min_hops == 0 {
-            sources.extend(targets.iter().filter(|t| step.input.contains(*t)).cloned());
+            sources.extend(targets);
         }
         targets = sources;
     }
