@@ -98,10 +98,17 @@ pub enum EngineError {
 
 /// A request on its way from the front to a worker's inbox.
 pub(crate) struct Submission {
-    pub body: RequestBody,
-    pub route: u64,
+    pub work: Work,
     pub timeout: Duration,
     pub reply: oneshot::Sender<Reply>,
+}
+
+/// What a submission asks a worker to do.
+pub(crate) enum Work {
+    /// A read or write, routed through the request dataflow by `route`.
+    Request { body: RequestBody, route: u64 },
+    /// An algorithm run by every worker, started by the worker that takes it.
+    Algorithm { namespace: crate::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
 }
 
 /// State shared by the front and this process's workers.
@@ -241,7 +248,8 @@ impl Engine {
         timeout: Duration,
     ) -> Result<(Lsn, Answer), EngineError> {
         let route = query.route();
-        match self.submit(RequestBody::Read { min_lsn, at, query }, route, timeout).await? {
+        let body = RequestBody::Read { min_lsn, at, query };
+        match self.submit(Work::Request { body, route }, route, timeout).await? {
             Reply::Read(result) => result,
             _ => Err(EngineError::Shutdown),
         }
@@ -285,24 +293,25 @@ impl Engine {
         timeout: Duration,
     ) -> Result<Reply, EngineError> {
         // Any local worker can start it (every worker takes part): use this process's first.
-        let route = self.shared.first_local_worker as u64;
-        self.submit(RequestBody::Algorithm { namespace, algorithm, min_lsn }, route, timeout).await
+        let inbox = self.shared.first_local_worker as u64;
+        self.submit(Work::Algorithm { namespace, algorithm, min_lsn }, inbox, timeout).await
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.
     pub async fn write(&self, record: WriteRecord, timeout: Duration) -> Result<RecordOutcome, EngineError> {
         // Route 0 is worker 0, where the log and the apply stage live.
-        match self.submit(RequestBody::Write(record), 0, timeout).await? {
+        match self.submit(Work::Request { body: RequestBody::Write(record), route: 0 }, 0, timeout).await? {
             Reply::Write(result) => result,
             _ => Err(EngineError::Shutdown),
         }
     }
 
-    async fn submit(&self, body: RequestBody, route: u64, timeout: Duration) -> Result<Reply, EngineError> {
+    /// Hands `work` to the local worker `inbox_for(route)` picks and waits for its reply.
+    async fn submit(&self, work: Work, route: u64, timeout: Duration) -> Result<Reply, EngineError> {
         let (reply, answer) = oneshot::channel();
         let local = self.inbox_for(route);
         self.shared.inbox_senders[local]
-            .send(Submission { body, route, timeout, reply })
+            .send(Submission { work, timeout, reply })
             .map_err(|_| EngineError::Shutdown)?;
         self.shared.wakers[local].wake();
         match tokio::time::timeout(timeout, answer).await {

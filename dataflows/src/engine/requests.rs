@@ -52,12 +52,6 @@ pub(crate) enum RequestBody {
         query: Query,
     },
     Write(WriteRecord),
-    /// An algorithm run by every worker; handled by the worker that takes it, not routed.
-    Algorithm {
-        namespace: crate::model::Namespace,
-        algorithm: crate::engine::algorithms::Algorithm,
-        min_lsn: Lsn,
-    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -179,10 +173,6 @@ impl Server {
             RequestBody::Read { .. } => {
                 let expires = Instant::now() + Duration::from_micros(request.timeout_micros);
                 self.waiting.push((Request { body, ..request }, expires));
-            }
-            // Worker loops run PageRank themselves; one reaching here was misrouted.
-            RequestBody::Algorithm { .. } => {
-                ready.push(Response { origin, id, reply: Reply::Ranked(Err(EngineError::Shutdown)) })
             }
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {
                 Some(log) => log.append(record, Ticket { origin, request: id }),

@@ -18,8 +18,8 @@ use crate::engine::algorithms::{self, Algorithm};
 use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
-use crate::engine::requests::{self, Reply, Request, RequestBody, Response, ServeState};
-use crate::engine::{owner_of, EngineError, Shared, Submission};
+use crate::engine::requests::{self, Reply, Request, Response, ServeState};
+use crate::engine::{owner_of, EngineError, Shared, Submission, Work};
 use crate::model::{Lsn, Namespace};
 use crate::query::Indexes;
 use crate::write::RecordOutcome;
@@ -77,21 +77,21 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         // Requests from the front.
         let mut injected = false;
         let mut local = false;
-        for Submission { body, route, timeout, reply } in inbox.try_iter() {
+        for Submission { work, timeout, reply } in inbox.try_iter() {
+            let (body, route) = match work {
+                Work::Request { body, route } => (body, route),
+                Work::Algorithm { namespace, algorithm, min_lsn } => {
+                    // Only the reply lives here; the query id is unique across workers.
+                    next_algorithm_query += 1;
+                    let query = ((index as u64) << 40) | next_algorithm_query;
+                    algorithm_flow.replies.borrow_mut().insert(query, reply);
+                    algorithms_waiting.push((query, namespace, algorithm, min_lsn, Instant::now() + timeout));
+                    continue;
+                }
+            };
             next_request_id += 1;
             request_flow.replies.borrow_mut().insert(next_request_id, reply);
             let timeout_micros = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-            if let RequestBody::Algorithm { namespace, algorithm, min_lsn } = body {
-                // Only the reply lives here; the query id is unique across workers.
-                next_algorithm_query += 1;
-                let query = ((index as u64) << 40) | next_algorithm_query;
-                let reply = request_flow.replies.borrow_mut().remove(&next_request_id);
-                if let Some(reply) = reply {
-                    algorithm_flow.replies.borrow_mut().insert(query, reply);
-                }
-                algorithms_waiting.push((query, namespace, algorithm, min_lsn, Instant::now() + timeout));
-                continue;
-            }
             let request = Request { origin: index, id: next_request_id, route, timeout_micros, body };
             if owner_of(route, shared.peers) == index {
                 request_flow.local.borrow_mut().push(request);
