@@ -270,6 +270,11 @@ impl Config {
     }
 }
 
+/// A server limit on a call's time, shortened by the call's own deadline when it has one.
+pub fn within(limit: Duration, deadline: Option<Duration>) -> Duration {
+    deadline.map_or(limit, |d| d.min(limit))
+}
+
 /// Parses durations written as `100ms`, `5s`, `2m`, `250us`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -6,7 +6,7 @@ use prism_dataflows::paths::{AllPaths, Cycles, FoundPaths, PathLimits, ShortestP
 use prism_proto::graph;
 use tonic::Status;
 
-use crate::config::Limits;
+use crate::config::{within, Limits};
 use crate::status::invalid;
 
 /// The limits of a path query; `max_hops` is the cap for its hop or depth parameter.
@@ -16,7 +16,7 @@ pub fn limits(config: &Limits, max_hops: u32, deadline: Option<Duration>) -> Pat
         max_frontier: config.max_frontier,
         max_expanded_edges: config.max_expanded_edges,
         max_paths: config.max_paths,
-        timeout: deadline.map_or(config.traversal_timeout, |d| d.min(config.traversal_timeout)),
+        timeout: within(config.traversal_timeout, deadline),
     }
 }
 

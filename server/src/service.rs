@@ -15,7 +15,7 @@ use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::config::{parse_duration, Config};
+use crate::config::{within, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
 use crate::paths;
 use crate::pb::graph_service_server::GraphService;
@@ -440,7 +440,7 @@ impl GraphService for GraphApi {
             .transpose()?;
         let limit = if message.limit == 0 { config.max_results + 1 } else { message.limit as usize };
         let params = PageRankParams { iterations: message.iterations as u32, damping, filter, limit };
-        let timeout = deadline(&metadata)?.map_or(config.algorithm_timeout, |d| d.min(config.algorithm_timeout));
+        let timeout = within(config.algorithm_timeout, deadline(&metadata)?);
         let (lsn, scores) = self
             .engine
             .page_rank(namespace, params, min_lsn(&metadata)?, timeout)
@@ -492,7 +492,7 @@ impl GraphService for GraphApi {
             .map(|f| traversal::filter_from_proto("vertex_filter", f.labels, &f.property_filters))
             .transpose()?;
         let params = CommunityParams { algorithm, max_iterations, filter };
-        let timeout = deadline(&metadata)?.map_or(config.algorithm_timeout, |d| d.min(config.algorithm_timeout));
+        let timeout = within(config.algorithm_timeout, deadline(&metadata)?);
         let (lsn, groups) = self
             .engine
             .communities(namespace, params, min_lsn(&metadata)?, timeout)
@@ -530,9 +530,4 @@ impl GraphService for GraphApi {
     ) -> Result<Response<Self::SubscribePageRankStream>, Status> {
         unimplemented("SubscribePageRank")
     }
-}
-
-/// Parses a duration flag or key; exposed for the binary's flags.
-pub fn duration_arg(text: &str) -> Result<Duration, String> {
-    parse_duration(text)
 }

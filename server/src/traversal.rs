@@ -11,7 +11,7 @@ use prism_dataflows::{Direction, Value};
 use prism_proto::graph::{self, traversal_step, traverse_request, value_predicate};
 use tonic::Status;
 
-use crate::config::Limits;
+use crate::config::{within, Limits};
 use crate::convert::{edge_to_proto, vertex_to_proto};
 use crate::status::invalid;
 
@@ -59,7 +59,7 @@ pub fn from_proto(
         exclude: request.exclude_vertex_ids,
         rank_by_path_count: rank_by == traverse_request::RankBy::PathCount,
     };
-    let timeout = deadline.map_or(config.traversal_timeout, |d| d.min(config.traversal_timeout));
+    let timeout = within(config.traversal_timeout, deadline);
     let limits = TraversalLimits {
         max_depth,
         max_frontier: config.max_frontier,
