@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         if i % 2 == 1 {
             let (a, b) = edges.swap_remove(rng.random_range(0..edges.len()));
-            state.remove_edge(&a, &b);
+            state.remove_edge(a, b);
         } else {
             let edge = (rng.random_range(0..n), rng.random_range(0..n));
             state.insert_edge(edge.0, edge.1);

@@ -63,6 +63,13 @@ impl ApplyState {
         self.edges.len()
     }
 
+    /// The vertices and edges of one namespace, as they are now (shared, not copied).
+    pub fn namespace_graph(&self, namespace: &Namespace) -> (Vec<Arc<Vertex>>, Vec<Arc<Edge>>) {
+        let vertices = self.vertices.iter().filter(|(k, _)| k.namespace == *namespace).map(|(_, e)| e.vertex.clone());
+        let edges = self.edges.iter().filter(|(k, _)| k.namespace == *namespace).map(|(_, e)| e.clone());
+        (vertices.collect(), edges.collect())
+    }
+
     /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
     pub fn apply(&mut self, lsn: Lsn, record: &WriteRecord, changes: &mut Vec<Change>) -> RecordOutcome {
         let start = changes.len();

@@ -17,6 +17,7 @@ pub mod model;
 pub mod paths;
 pub mod query;
 pub mod reader;
+pub mod standing_rank;
 pub mod traverse;
 pub mod write;
 

@@ -38,7 +38,8 @@ pub fn from_engine(error: EngineError) -> Status {
         EngineError::Timeout(_) => Status::deadline_exceeded(message),
         // The state the query started on was compacted away under it: retrying succeeds.
         EngineError::Compacted { .. } => Status::aborted(message),
-        EngineError::Start(_) => Status::internal(message),
+        EngineError::Start(_) | EngineError::Subscription(_) => Status::internal(message),
+        EngineError::NotHere(_) => Status::failed_precondition(message),
     }
 }
 

@@ -3,13 +3,21 @@
 //! Only worker 0 feeds the inputs (the apply stage runs there); `arrange_by_key` exchanges
 //! every update to the worker owning its key, so each worker holds one shard of each index.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::input::{Input, InputSession};
-use timely::dataflow::operators::Probe;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
+use crate::apply::Change;
+use crate::engine::subscriptions::Hub;
 use crate::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
 use crate::query::Indexes;
 
@@ -32,11 +40,21 @@ impl GraphInputs {
 }
 
 /// Builds the graph dataflow; `probe` reports when every arrangement is complete through an
-/// LSN on every worker.
-pub(crate) fn build(worker: &mut Worker, probe: &ProbeHandle<Lsn>) -> (GraphInputs, Indexes) {
+/// LSN on every worker. The collections' changes also go, unexchanged, to `hub` (worker 0's
+/// standing PageRanks; the changes originate on worker 0, so no other worker sees any).
+pub(crate) fn build(
+    worker: &mut Worker,
+    probe: &ProbeHandle<Lsn>,
+    hub: Option<Rc<RefCell<Hub>>>,
+) -> (GraphInputs, Indexes) {
     worker.dataflow::<Lsn, _, _>(|scope| {
         let (vertex_input, vertices) = scope.new_collection::<(VertexKey, Arc<Vertex>), isize>();
         let (edge_input, edges) = scope.new_collection::<(EdgeKey, Arc<Edge>), isize>();
+
+        let vertex_changes =
+            vertices.inner.clone().map(|((key, vertex), lsn, diff)| (Change::Vertex(key, vertex, diff), lsn));
+        let edge_changes = edges.inner.clone().map(|((key, edge), lsn, diff)| (Change::Edge(key, edge, diff), lsn));
+        feed_subscriptions(vertex_changes.concat(edge_changes), hub);
 
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
         let edge_index = edges.clone().arrange_by_key_named("EdgeByKey");
@@ -62,4 +80,40 @@ pub(crate) fn build(worker: &mut Worker, probe: &ProbeHandle<Lsn>) -> (GraphInpu
         };
         (inputs, indexes)
     })
+}
+
+/// Hands each LSN's changes to the hub once the LSN is complete (the frontier has passed it),
+/// in LSN order, and tells it how far the changes are complete.
+fn feed_subscriptions<'scope>(
+    changes: timely::dataflow::StreamVec<'scope, Lsn, (Change, Lsn)>,
+    hub: Option<Rc<RefCell<Hub>>>,
+) {
+    let mut stash: BTreeMap<Lsn, Vec<Change>> = BTreeMap::new();
+    changes.sink(Pipeline, "PageRankSubscriptions", move |(input, frontier)| {
+        let Some(hub) = hub.as_ref() else {
+            input.for_each(|_, _| {});
+            return;
+        };
+        let mut hub = hub.borrow_mut();
+        // With no standing PageRank, changes are dropped: a new one starts from the apply
+        // stage's graph, which already holds them.
+        let idle = hub.is_idle();
+        input.for_each(|_, data| {
+            if !idle {
+                for (change, lsn) in data.drain(..) {
+                    stash.entry(lsn).or_default().push(change);
+                }
+            }
+        });
+        while let Some(entry) = stash.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let lsn = *entry.key();
+            hub.completed(lsn, &entry.remove());
+        }
+        if let Some(next) = frontier.frontier().first() {
+            hub.processed_through(next.saturating_sub(1));
+        }
+    });
 }

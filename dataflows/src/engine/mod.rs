@@ -11,6 +11,7 @@ mod graph;
 mod hold;
 mod log;
 mod requests;
+pub mod subscriptions;
 mod wake;
 mod worker;
 
@@ -94,6 +95,10 @@ pub enum EngineError {
     Shutdown,
     #[error("could not start the workers: {0}")]
     Start(String),
+    #[error("{0}")]
+    Subscription(String),
+    #[error("{0}")]
+    NotHere(String),
 }
 
 /// A request on its way from the front to a worker's inbox.
@@ -125,6 +130,8 @@ pub(crate) struct Shared {
     pub read_hold: Duration,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
+    /// PageRank subscriptions (served by worker 0).
+    pub subscriptions: Arc<subscriptions::Registry>,
 }
 
 impl Shared {
@@ -185,6 +192,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             read_hold: config.read_hold,
             started: started_tx,
+            subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone())),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
         let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };
@@ -295,6 +303,30 @@ impl Engine {
         // Any local worker can start it (every worker takes part): use this process's first.
         let inbox = self.shared.first_local_worker as u64;
         self.submit(Work::Algorithm { namespace, algorithm, min_lsn }, inbox, timeout).await
+    }
+
+    /// Subscribes to the PageRank of `params`: the current result (waiting up to `timeout`
+    /// for it when this starts a standing PageRank), then a feed of every change to it. Every
+    /// subscriber with equal parameters shares one standing PageRank; a feed that falls more
+    /// than `buffer` results behind is cut off.
+    pub async fn subscribe_page_rank(
+        &self,
+        params: crate::standing_rank::SubscriptionParams,
+        buffer: usize,
+        timeout: Duration,
+    ) -> Result<subscriptions::Subscribed, EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere(
+                "PageRank subscriptions are served by process 0 of the cluster, which applies the log".into(),
+            ));
+        }
+        self.shared.subscriptions.subscribe(params, buffer, timeout).await
+    }
+
+    /// How many standing PageRanks worker 0 keeps (one per parameter set subscribed to), as
+    /// it changes.
+    pub fn standing_page_ranks(&self) -> watch::Receiver<usize> {
+        self.shared.subscriptions.standing()
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.

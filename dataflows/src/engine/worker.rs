@@ -19,6 +19,7 @@ use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
 use crate::engine::requests::{self, Reply, Request, Response, ServeState};
+use crate::engine::subscriptions::Hub;
 use crate::engine::{owner_of, EngineError, Shared, Submission, Work};
 use crate::model::{Lsn, Namespace};
 use crate::query::Indexes;
@@ -31,11 +32,12 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let index = worker.index();
     let local = index - shared.first_local_worker;
     let probe = ProbeHandle::new();
-    let (inputs, indexes) = graph::build(worker, &probe);
-    let indexes = Rc::new(RefCell::new(indexes));
-    let outbox = Rc::new(RefCell::new(Vec::new()));
     // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
     let is_writer = index == 0;
+    let hub = is_writer.then(|| Rc::new(RefCell::new(Hub::new(shared.subscriptions.clone()))));
+    let (inputs, indexes) = graph::build(worker, &probe, hub.clone());
+    let indexes = Rc::new(RefCell::new(indexes));
+    let outbox = Rc::new(RefCell::new(Vec::new()));
     let log = is_writer.then(|| shared.log.clone());
     let since = Rc::new(std::cell::Cell::new(0));
     let serve_state = ServeState {
@@ -108,6 +110,13 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             // Advancing the time is what flushes the exchange to other workers.
             request_time += 1;
             request_flow.input.advance_to(request_time);
+        }
+
+        // New and finished subscriptions, against the graph as the apply stage has it.
+        if let (Some(hub), Some(writer)) = (hub.as_ref(), writer.as_ref()) {
+            let mut hub = hub.borrow_mut();
+            hub.take_commands(&writer.state, writer.last_lsn);
+            hub.poll_builds();
         }
 
         // Durable records, in log order, into the apply stage.
@@ -193,6 +202,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // The serve operator holds its capability for good, so the dataflows never finish on
     // their own; timely would step them forever after this function returns.
     drop(writer);
+    drop(hub);
     drop(request_flow);
     drop(algorithm_flow);
     for dataflow in worker.installed_dataflows() {
