@@ -181,6 +181,12 @@ pub struct Limits {
     /// Most hops of a ShortestPath or AllPaths path (DetectCycles is capped by
     /// max_traversal_depth).
     pub max_path_hops: u32,
+    /// Results a PageRank subscriber may fall behind by before it is cut off
+    /// (RESOURCE_EXHAUSTED); shared by the subscribers of one parameter set.
+    pub subscription_buffer: usize,
+    /// How often a PageRank subscription sends a heartbeat when nothing changed.
+    #[serde(deserialize_with = "duration")]
+    pub subscription_heartbeat: Duration,
 }
 
 impl Default for Limits {
@@ -197,6 +203,8 @@ impl Default for Limits {
             max_vertex_edges: 10_000,
             algorithm_timeout: Duration::from_secs(60),
             max_iterations: 1_000,
+            subscription_buffer: 64,
+            subscription_heartbeat: Duration::from_secs(1),
         }
     }
 }
@@ -227,6 +235,12 @@ impl Config {
             }
             if ns.performance.batch_size == 0 {
                 return Err(format!("namespaces[{i}].performance.batch_size: must be at least 1"));
+            }
+            if ns.performance.subscription_buffer == 0 {
+                return Err(format!("namespaces[{i}].performance.subscription_buffer: must be at least 1"));
+            }
+            if ns.performance.subscription_heartbeat.is_zero() {
+                return Err(format!("namespaces[{i}].performance.subscription_heartbeat: must be longer than 0"));
             }
         }
         if let Some(cluster) = &self.cluster {

@@ -11,6 +11,7 @@ pub mod paths;
 pub mod serve;
 pub mod service;
 pub mod status;
+pub mod subscription;
 pub mod traversal;
 
 /// The generated GraphService stubs (server and client).

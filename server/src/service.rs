@@ -8,8 +8,8 @@ use std::time::Duration;
 use prism_connectors::codec::value;
 use prism_dataflows::engine::algorithms::{CommunityAlgorithm, CommunityParams, PageRankParams};
 use prism_dataflows::{
-    Answer, EdgeKey, Engine, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey, WriteOp,
-    WriteRecord,
+    Answer, EdgeKey, Engine, EngineError, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey,
+    WriteOp, WriteRecord,
 };
 use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
@@ -20,6 +20,7 @@ use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
 use crate::paths;
 use crate::pb::graph_service_server::GraphService;
 use crate::status::{self, invalid};
+use crate::subscription;
 use crate::traversal;
 
 pub const NAMESPACE_HEADER: &str = "x-prism-namespace";
@@ -236,7 +237,7 @@ fn unimplemented<T>(rpc: &str) -> Result<Response<T>, Status> {
     Err(Status::unimplemented(format!("{rpc} is not implemented by this server yet")))
 }
 
-type PageRankStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
+pub type PageRankStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl GraphService for GraphApi {
@@ -526,8 +527,38 @@ impl GraphService for GraphApi {
 
     async fn subscribe_page_rank(
         &self,
-        _: Request<SubscribePageRankRequest>,
+        request: Request<SubscribePageRankRequest>,
     ) -> Result<Response<Self::SubscribePageRankStream>, Status> {
-        unimplemented("SubscribePageRank")
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let config = self.config.limits(namespace.as_str());
+        let params = subscription::params_from_proto(namespace, message, &config)?;
+        let timeout = within(config.algorithm_timeout, deadline(&metadata)?);
+        let min_lsn = min_lsn(&metadata)?;
+        if min_lsn > self.engine.applied_lsn() {
+            tokio::time::timeout(timeout, self.engine.wait_applied(min_lsn))
+                .await
+                .map_err(|_| {
+                    status::from_engine(EngineError::LsnNotApplied {
+                        wanted: min_lsn,
+                        applied: self.engine.applied_lsn(),
+                    })
+                })?
+                .map_err(status::from_engine)?;
+        }
+        let top_k = params.top_k;
+        let subscribed = self
+            .engine
+            .subscribe_page_rank(params, config.subscription_buffer, timeout)
+            .await
+            .map_err(status::from_engine)?;
+        if top_k == 0 && subscribed.first.scores.len() > config.max_results {
+            return Err(Status::resource_exhausted(format!(
+                "max_results: more than {} vertices are ranked; subscribe to the top ones with top_k",
+                config.max_results
+            )));
+        }
+        let lsn = subscribed.first.lsn;
+        Ok(with_lsn(subscription::stream(subscribed, config.subscription_heartbeat), lsn))
     }
 }

@@ -1,0 +1,251 @@
+//! SubscribePageRank over gRPC: the first result and every change against the reference
+//! PageRank (tests/src/oracle.rs) of the graph at the message's LSN, heartbeats, many
+//! subscribers, a subscriber that stops reading, and the errors.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use prism_e2e::oracle::{self, Graph, TestEdge};
+use prism_e2e::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tonic::{Code, Streaming};
+
+/// Iterations of the reference: converged far below the 1e-4 bound.
+const CONVERGED: u32 = 200;
+
+/// A server whose default namespace has these `performance` settings.
+async fn server_with(dir: &Path, performance: &str) -> Server {
+    let path = dir.join("subscriptions.yaml");
+    let yaml = format!("namespaces:\n  - name: default\n    performance:\n{performance}");
+    std::fs::write(&path, yaml).expect("write the config file");
+    let mut spec = ServerSpec::new(&dir.join("data"), 2);
+    spec.extra_args = vec!["--config".into(), path.display().to_string()];
+    spec.start().await
+}
+
+fn subscribe_request(top_k: i32, filter: Option<pb::VertexFilter>) -> pb::SubscribePageRankRequest {
+    pb::SubscribePageRankRequest { damping_factor: 0.0, tolerance: 0.0, vertex_filter: filter, top_k }
+}
+
+async fn next(stream: &mut Streaming<pb::PageRankUpdate>) -> pb::PageRankUpdate {
+    let message = tokio::time::timeout(std::time::Duration::from_secs(30), stream.message()).await;
+    message.expect("a message within 30 s").expect("the stream goes on").expect("the stream is open")
+}
+
+/// The first result as of `lsn` or later (heartbeats skipped).
+async fn result_at(stream: &mut Streaming<pb::PageRankUpdate>, lsn: u64) -> pb::PageRankUpdate {
+    loop {
+        let update = next(stream).await;
+        if !update.heartbeat && update.lsn >= lsn {
+            return update;
+        }
+    }
+}
+
+fn assert_within(update: &pb::PageRankUpdate, want: &HashMap<String, f64>, top_k: usize) {
+    assert_eq!(update.error_bound, 1e-4, "the default tolerance");
+    let expected = if top_k == 0 { want.len() } else { top_k.min(want.len()) };
+    assert_eq!(update.scores.len(), expected, "entries at LSN {}", update.lsn);
+    for score in &update.scores {
+        let exact = want[&score.vertex_id];
+        let relative = (score.score - exact).abs() / exact;
+        assert!(relative <= update.error_bound, "{}: {} vs {exact} ({relative:.2e})", score.vertex_id, score.score);
+    }
+    let mut ranked: Vec<f64> = want.values().copied().collect();
+    ranked.sort_by(|a, b| b.total_cmp(a));
+    for (got, best) in update.scores.iter().zip(&ranked) {
+        assert!((got.score - best).abs() <= 2.0 * update.error_bound * best, "ranked out of order: {update:?}");
+    }
+}
+
+fn edge(id: String, from: String, to: String) -> TestEdge {
+    TestEdge { id, label: "A".into(), from, to, weight: 1 }
+}
+
+#[tokio::test]
+async fn a_subscription_follows_inserts_and_deletes_and_ends_at_the_final_graphs_page_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "      subscription_heartbeat: 100ms\n").await;
+    let mut client = server.client().await;
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut graph: Graph = oracle::random_graph(&mut rng, 40, 120);
+    // Dangling vertices, a self-loop and a parallel edge.
+    graph.edges.retain(|e| e.from.as_str() < "v35");
+    graph.edges.push(edge("self".into(), "v01".into(), "v01".into()));
+    let twin = graph.edges[0].clone();
+    graph.edges.push(TestEdge { id: "twin".into(), ..twin });
+    oracle::load(&mut client, &graph).await;
+
+    let older = pb::ValuePredicate { operator: pb::value_predicate::Operator::Ge as i32, value: Some(int(30)) };
+    let filter = pb::VertexFilter { labels: vec!["P".into()], property_filters: [("age".to_string(), older)].into() };
+    let keep = |label: &str, age: i64| label == "P" && age >= 30;
+    let all = client.subscribe_page_rank(subscribe_request(0, None)).await.unwrap();
+    let first_lsn = lsn_of(&all);
+    let mut all = all.into_inner();
+    let mut top = client.subscribe_page_rank(subscribe_request(5, Some(filter))).await.unwrap().into_inner();
+
+    let first = result_at(&mut all, 0).await;
+    assert_eq!(first.lsn, first_lsn, "the first message is the state the reply header names");
+    assert!(!first.heartbeat);
+    assert_within(&first, &oracle::pagerank(&graph, |_, _| true, CONVERGED, 0.85), 0);
+    assert_within(&result_at(&mut top, 0).await, &oracle::pagerank(&graph, keep, CONVERGED, 0.85), 5);
+
+    for step in 0..30 {
+        let lsn = if step % 3 == 2 {
+            let gone = graph.edges.swap_remove(rng.random_range(0..graph.edges.len()));
+            let reply = client.delete_edge(pb::DeleteEdgeRequest { id: gone.id }).await.unwrap();
+            lsn_of(&reply)
+        } else {
+            // Some from dangling vertices, which then start sending.
+            let from = format!("v{:02}", rng.random_range(0..40));
+            let to = format!("v{:02}", rng.random_range(0..40));
+            let new = edge(format!("n{step}"), from.clone(), to.clone());
+            graph.edges.push(new);
+            let reply = client.create_edge(edge_request(&format!("n{step}"), "A", &from, &to)).await.unwrap();
+            lsn_of(&reply)
+        };
+        // Every change to the whole graph changes its result: one message per change.
+        let update = result_at(&mut all, 0).await;
+        assert_eq!(update.lsn, lsn, "one message per change, at its LSN");
+        assert_within(&update, &oracle::pagerank(&graph, |_, _| true, CONVERGED, 0.85), 0);
+    }
+    // The filtered top-k: its latest result before a heartbeat past the last change is the
+    // final graph's (changes to vertices outside the subgraph send nothing).
+    let last =
+        lsn_of(&client.get_vertex(pb::GetVertexRequest { id: "v00".into(), include_edges: false }).await.unwrap());
+    let mut latest = None;
+    loop {
+        let update = next(&mut top).await;
+        if update.heartbeat && update.lsn >= last {
+            break;
+        }
+        if !update.heartbeat {
+            latest = Some(update);
+        }
+    }
+    let latest = latest.expect("changes inside the subgraph sent results");
+    assert_within(&latest, &oracle::pagerank(&graph, keep, CONVERGED, 0.85), 5);
+}
+
+#[tokio::test]
+async fn heartbeats_carry_the_applied_lsn_while_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "      subscription_heartbeat: 100ms\n").await;
+    let mut client = server.client().await;
+    client.create_vertex(vertex_request("a", "P", &[])).await.unwrap();
+    let mut stream = client.subscribe_page_rank(subscribe_request(0, None)).await.unwrap().into_inner();
+    let first = next(&mut stream).await;
+    assert_eq!(first.scores.len(), 1);
+
+    // A write elsewhere changes nothing here: heartbeats move past its LSN, with no scores.
+    let elsewhere = client.create_vertex(request(vertex_request("b", "P", &[]), Some("other"))).await.unwrap();
+    let lsn = lsn_of(&elsewhere);
+    loop {
+        let update = next(&mut stream).await;
+        assert!(update.heartbeat, "nothing changed in this namespace: {update:?}");
+        assert!(update.scores.is_empty());
+        assert_eq!(update.error_bound, 1e-4);
+        if update.lsn >= lsn {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_subscribers_get_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "      subscription_heartbeat: 60s\n").await;
+    let mut client = server.client().await;
+    let mut rng = StdRng::seed_from_u64(9);
+    let graph = oracle::random_graph(&mut rng, 30, 90);
+    oracle::load(&mut client, &graph).await;
+
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        streams.push(client.subscribe_page_rank(subscribe_request(3, None)).await.unwrap().into_inner());
+    }
+    let mut firsts = Vec::new();
+    for stream in &mut streams {
+        firsts.push(next(stream).await);
+    }
+    assert!(firsts.windows(2).all(|w| w[0] == w[1]), "every subscriber starts from the same result");
+
+    let lsn = lsn_of(&client.create_edge(edge_request("hot", "A", "v01", "v02")).await.unwrap());
+    let mut updates = Vec::new();
+    for stream in &mut streams {
+        updates.push(result_at(stream, lsn).await);
+    }
+    assert!(updates.windows(2).all(|w| w[0] == w[1]), "every subscriber gets the same change");
+    assert_eq!(updates[0].lsn, lsn);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_cut_off_with_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "      subscription_buffer: 2\n      subscription_heartbeat: 60s\n").await;
+    let mut client = server.client().await;
+    // 5000 vertices: each full result is a message of about 100 KB.
+    let vertices: Vec<_> = (0..5000).map(|i| vertex_request(&format!("v{i:04}"), "P", &[])).collect();
+    client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await.unwrap();
+    let mut slow = client.subscribe_page_rank(subscribe_request(0, None)).await.unwrap().into_inner();
+
+    // Changes pile up while the subscriber reads nothing: far more than the transport's
+    // windows and the two results the buffer holds.
+    for i in 0..150 {
+        let (from, to) = (format!("v{:04}", i), format!("v{:04}", i + 1));
+        client.create_edge(edge_request(&format!("e{i}"), "A", &from, &to)).await.unwrap();
+    }
+    let status = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), slow.message()).await.expect("an answer") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("subscription_buffer"), "{status:?}");
+
+    // The server goes on serving other subscribers.
+    let mut fresh = client.subscribe_page_rank(subscribe_request(1, None)).await.unwrap().into_inner();
+    assert_eq!(next(&mut fresh).await.scores.len(), 1);
+}
+
+fn refused<T>(result: Result<T, tonic::Status>) -> tonic::Status {
+    match result {
+        Ok(_) => panic!("the subscription was accepted"),
+        Err(status) => status,
+    }
+}
+
+#[tokio::test]
+async fn bad_parameters_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "      max_results: 100\n").await;
+    let mut client = server.client().await;
+    let cases = [
+        (
+            pb::SubscribePageRankRequest { damping_factor: 1.0, ..subscribe_request(0, None) },
+            Code::InvalidArgument,
+            "damping_factor",
+        ),
+        (
+            pb::SubscribePageRankRequest { tolerance: -1.0, ..subscribe_request(0, None) },
+            Code::InvalidArgument,
+            "tolerance",
+        ),
+        (subscribe_request(-1, None), Code::InvalidArgument, "top_k"),
+        (subscribe_request(101, None), Code::ResourceExhausted, "top_k"),
+    ];
+    for (message, code, field) in cases {
+        let status = refused(client.subscribe_page_rank(message).await);
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().starts_with(field), "{status:?}");
+    }
+    // top_k 0 on more vertices than max_results.
+    let vertices: Vec<_> = (0..101).map(|i| vertex_request(&format!("v{i}"), "P", &[])).collect();
+    client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await.unwrap();
+    let status = refused(client.subscribe_page_rank(subscribe_request(0, None)).await);
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("top_k"), "{status:?}");
+}
