@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
+use prism_proto::graph as pb;
+use prism_server::pb::graph_service_client::GraphServiceClient;
 use tokio::io::AsyncBufReadExt;
 use tonic::transport::Channel;
 
@@ -146,4 +148,57 @@ pub async fn floor(channels: &[Channel], concurrency: usize, seconds: u64) -> an
 /// The number of cores, for the report.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Loads vertices `v0..v{vertices}` and `edges` (edge `i` is `e{i}`, label L) through the batch
+/// RPCs: atomic batches of 1000, 8 in flight.
+pub async fn load_graph(channels: &[Channel], vertices: usize, edges: Arc<Vec<(u32, u32)>>) -> anyhow::Result<()> {
+    const LOADERS: usize = 8;
+    let client = |i: usize| GraphServiceClient::new(channels[i % channels.len()].clone());
+    let mut tasks = Vec::new();
+    for loader in 0..LOADERS {
+        let mut c = client(loader);
+        tasks.push(tokio::spawn(async move {
+            for chunk in (0..vertices).collect::<Vec<_>>().chunks(1000).skip(loader).step_by(LOADERS) {
+                let items = chunk
+                    .iter()
+                    .map(|i| pb::CreateVertexRequest {
+                        id: format!("v{i}"),
+                        label: "V".into(),
+                        properties: Default::default(),
+                    })
+                    .collect();
+                c.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices: items, atomic: true }).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks.drain(..) {
+        task.await??;
+    }
+    for loader in 0..LOADERS {
+        let mut c = client(loader);
+        let edges = edges.clone();
+        tasks.push(tokio::spawn(async move {
+            let ids: Vec<usize> = (0..edges.len()).collect();
+            for chunk in ids.chunks(1000).skip(loader).step_by(LOADERS) {
+                let items = chunk
+                    .iter()
+                    .map(|&i| pb::CreateEdgeRequest {
+                        id: format!("e{i}"),
+                        label: "L".into(),
+                        from_vertex_id: format!("v{}", edges[i].0),
+                        to_vertex_id: format!("v{}", edges[i].1),
+                        properties: Default::default(),
+                    })
+                    .collect();
+                c.batch_create_edges(pb::BatchCreateEdgesRequest { edges: items, atomic: true }).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }

@@ -73,55 +73,9 @@ async fn main() -> anyhow::Result<()> {
         args.edges
     );
 
-    let edges = rmat(args.scale, args.edges, 1);
+    let edges = Arc::new(rmat(args.scale, args.edges, 1));
     let started = Instant::now();
-    let loaders = 8;
-    let mut tasks = Vec::new();
-    for loader in 0..loaders {
-        let mut c = client(loader);
-        tasks.push(tokio::spawn(async move {
-            for chunk in (0..vertices).collect::<Vec<_>>().chunks(1000).skip(loader).step_by(loaders) {
-                let items = chunk
-                    .iter()
-                    .map(|i| pb::CreateVertexRequest {
-                        id: format!("v{i}"),
-                        label: "V".into(),
-                        properties: Default::default(),
-                    })
-                    .collect();
-                c.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices: items, atomic: true }).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks.drain(..) {
-        task.await??;
-    }
-    let edges = Arc::new(edges);
-    for loader in 0..loaders {
-        let mut c = client(loader);
-        let edges = edges.clone();
-        tasks.push(tokio::spawn(async move {
-            let ids: Vec<usize> = (0..edges.len()).collect();
-            for chunk in ids.chunks(1000).skip(loader).step_by(loaders) {
-                let items = chunk
-                    .iter()
-                    .map(|&i| pb::CreateEdgeRequest {
-                        id: format!("e{i}"),
-                        label: "L".into(),
-                        from_vertex_id: format!("v{}", edges[i].0),
-                        to_vertex_id: format!("v{}", edges[i].1),
-                        properties: Default::default(),
-                    })
-                    .collect();
-                c.batch_create_edges(pb::BatchCreateEdgesRequest { edges: items, atomic: true }).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    harness::load_graph(&channels, vertices, edges.clone()).await?;
     println!("loaded in {:.1} s", started.elapsed().as_secs_f64());
 
     // Start vertices: those whose out-degree is the median out-degree of vertices with edges.

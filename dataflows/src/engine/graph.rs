@@ -110,7 +110,7 @@ fn feed_subscriptions<'scope>(
                 break;
             }
             let lsn = *entry.key();
-            hub.completed(lsn, &entry.remove());
+            hub.completed(lsn, entry.remove());
         }
         if let Some(next) = frontier.frontier().first() {
             hub.processed_through(next.saturating_sub(1));

@@ -1,23 +1,24 @@
 //! PageRank subscriptions: standing PageRanks shared by every subscriber with the same
 //! parameters, fed by the changes of the vertex and edge collections.
 //!
-//! Two halves meet here:
+//! Three parts meet here:
 //! - the front's side, [`Registry`] and [`PageRankFeed`]: a subscriber joins the topic of its
 //!   parameters (creating it if it is the first), reads the current result, then follows a
 //!   bounded broadcast; dropping the feed leaves the topic, and the last one out stops it;
-//! - worker 0's side, [`Hub`]: it builds a topic's [`StandingPageRank`] from the apply stage's
-//!   current graph (on a helper thread, so that the worker keeps serving), then applies every
-//!   completed LSN's changes, which a sink operator on the collections hands it (see
-//!   `graph.rs`), and publishes the ranking whenever it changes.
+//! - worker 0's side, [`Hub`]: it starts a topic from the apply stage's current graph, and a
+//!   sink operator on the collections (see `graph.rs`) hands it every completed LSN's changes;
+//! - the subscription thread: it builds each topic's [`StandingPageRank`], applies every
+//!   LSN's changes to it in order, and publishes the ranking whenever it changes.
 //!
-//! Why worker 0, whole: the collections' changes originate there (the apply stage feeds them),
-//! so following them needs no exchange, and a change's pushes run in one loop with no rounds
-//! of progress messages between workers. Different parameter sets are different states; one
-//! set lives on one worker.
+//! Why the changes are taken on worker 0: they originate there (the apply stage feeds the
+//! collections), so following them needs no exchange. Why a thread of its own: a change's
+//! pushes then cost the writes nothing (a write is acknowledged when it is applied, not when
+//! subscribers have heard of it), and run in one loop with no rounds of progress messages
+//! between workers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
@@ -25,7 +26,7 @@ use tokio::sync::{broadcast, watch};
 use crate::apply::{ApplyState, Change};
 use crate::engine::wake::Waker;
 use crate::engine::EngineError;
-use crate::model::Lsn;
+use crate::model::{Edge, Lsn, Vertex};
 use crate::standing_rank::{RankUpdate, StandingPageRank, SubscriptionParams};
 
 /// Why a feed ended.
@@ -240,42 +241,55 @@ impl Drop for PageRankFeed {
     }
 }
 
-/// A standing PageRank on worker 0.
-enum Standing {
-    /// Built on a helper thread from the graph at `from`; later changes wait in `backlog`.
-    Building {
+/// What worker 0 tells the subscription thread, in order.
+enum ToStanding {
+    /// Build the topic's standing PageRank from the graph at `from`.
+    Start {
         topic: Arc<Topic>,
         from: Lsn,
-        built: mpsc::Receiver<StandingPageRank>,
-        backlog: Vec<(Lsn, Vec<Change>)>,
+        vertices: Vec<Arc<Vertex>>,
+        edges: Vec<Arc<Edge>>,
     },
-    Live {
-        topic: Arc<Topic>,
-        from: Lsn,
-        state: Box<StandingPageRank>,
-        last: Option<Arc<RankUpdate>>,
-    },
+    Stop(u64),
+    /// One completed LSN's changes.
+    Changes(Lsn, Vec<Change>),
+    /// Every LSN up to this one is complete.
+    Processed(Lsn),
 }
 
-/// Worker 0's side: the standing PageRanks and what feeds them.
+/// Worker 0's side: takes the front's commands against the apply stage's graph, and hands
+/// every completed LSN's changes to the subscription thread, which keeps the standing
+/// PageRanks. Their pushes run there, not on worker 0, so a write's acknowledgement never
+/// waits for them.
 pub(crate) struct Hub {
     registry: Arc<Registry>,
-    standing: HashMap<u64, Standing>,
-    /// Every LSN up to this one has been handed to [`Hub::completed`].
+    to_standing: crossbeam_channel::Sender<ToStanding>,
+    /// Standing PageRanks started and not stopped (none: changes are not forwarded).
+    active: usize,
     processed: Lsn,
 }
 
 impl Hub {
     pub fn new(registry: Arc<Registry>) -> Self {
-        Hub { registry, standing: HashMap::new(), processed: 0 }
+        let (to_standing, receiver) = crossbeam_channel::unbounded();
+        let thread_registry = registry.clone();
+        let spawned = std::thread::Builder::new()
+            .name("prism-subscriptions".into())
+            .spawn(move || keep_standing(&thread_registry, receiver));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "could not start the subscription thread; subscriptions will time out");
+        }
+        Hub { registry, to_standing, active: 0, processed: 0 }
     }
 
-    /// Whether any standing PageRank wants changes (else the operator drops them unseen).
+    /// Whether no standing PageRank wants changes (then the operator drops them unseen: a new
+    /// one starts from the apply stage's graph, which already holds them).
     pub fn is_idle(&self) -> bool {
-        self.standing.is_empty()
+        self.active == 0
     }
 
-    /// Takes the front's commands: a new topic starts from the apply stage's graph at `lsn`.
+    /// Takes the front's commands: a new topic starts from the apply stage's graph at `lsn`
+    /// (its vertices and edges shared, not copied).
     pub fn take_commands(&mut self, graph: &ApplyState, lsn: Lsn) {
         let commands = match self.registry.commands.lock() {
             Ok(mut commands) => std::mem::take(&mut *commands),
@@ -284,84 +298,90 @@ impl Hub {
         for command in commands {
             match command {
                 Command::Start(topic) => {
+                    self.active += 1;
                     let (vertices, edges) = graph.namespace_graph(&topic.params.namespace);
-                    let params = topic.params.clone();
-                    let (done, built) = mpsc::channel();
-                    let waker = self.registry.waker.clone();
-                    let spawned = std::thread::Builder::new().name("prism-standing-build".into()).spawn(move || {
-                        let _ = done.send(StandingPageRank::build(params, &vertices, &edges));
-                        waker.wake();
-                    });
-                    if let Err(error) = spawned {
-                        topic.fail(format!("could not start building: {error}"));
-                        continue;
+                    let start = ToStanding::Start { topic: topic.clone(), from: lsn, vertices, edges };
+                    if self.to_standing.send(start).is_err() {
+                        topic.fail("the subscription thread is not running (see the server log)".into());
                     }
-                    tracing::info!(topic = topic.id, lsn, params = ?topic.params, "standing PageRank started");
-                    self.standing.insert(topic.id, Standing::Building { topic, from: lsn, built, backlog: Vec::new() });
                 }
                 Command::Stop(id) => {
-                    if self.standing.remove(&id).is_some() {
-                        tracing::info!(topic = id, "standing PageRank dropped with its last subscriber");
-                    }
+                    self.active -= 1;
+                    let _ = self.to_standing.send(ToStanding::Stop(id));
                 }
             }
         }
-        self.registry.standing.send_replace(self.standing.len());
     }
 
-    /// Makes built standing PageRanks live: catches up on their backlog, publishes.
-    pub fn poll_builds(&mut self) {
-        let processed = self.processed;
-        for entry in self.standing.values_mut() {
-            let Standing::Building { topic, from, built, backlog } = entry else { continue };
-            let mut state = match built.try_recv() {
-                Ok(state) => Box::new(state),
-                Err(mpsc::TryRecvError::Empty) => continue,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    topic.fail("building the standing PageRank failed".into());
-                    continue;
-                }
-            };
-            for (_, changes) in backlog.drain(..) {
-                state.apply(&changes);
-            }
-            let lsn = processed.max(*from);
-            let update = Arc::new(state.top(lsn));
-            topic.publish(update.clone());
-            topic.processed.store(lsn, Ordering::Release);
-            *entry = Standing::Live { topic: topic.clone(), from: *from, state, last: Some(update) };
+    /// One completed LSN's changes, in LSN order.
+    pub fn completed(&mut self, lsn: Lsn, changes: Vec<Change>) {
+        let _ = self.to_standing.send(ToStanding::Changes(lsn, changes));
+    }
+
+    /// Every LSN up to `lsn` is complete: heartbeats may claim it.
+    pub fn processed_through(&mut self, lsn: Lsn) {
+        if lsn > self.processed && !self.is_idle() {
+            self.processed = lsn;
+            let _ = self.to_standing.send(ToStanding::Processed(lsn));
         }
     }
+}
 
-    /// One completed LSN's changes (in LSN order; called for LSNs with changes only).
-    pub fn completed(&mut self, lsn: Lsn, changes: &[Change]) {
-        for entry in self.standing.values_mut() {
-            match entry {
-                Standing::Building { from, backlog, .. } if lsn > *from => backlog.push((lsn, changes.to_vec())),
-                Standing::Live { topic, from, state, last } if lsn > *from => {
-                    if !state.apply(changes) {
+struct Live {
+    topic: Arc<Topic>,
+    from: Lsn,
+    state: StandingPageRank,
+    last: Arc<RankUpdate>,
+}
+
+/// The subscription thread: builds, follows and publishes the standing PageRanks.
+fn keep_standing(registry: &Registry, messages: crossbeam_channel::Receiver<ToStanding>) {
+    let mut live: HashMap<u64, Live> = HashMap::new();
+    let mut processed: Lsn = 0;
+    for message in messages {
+        match message {
+            ToStanding::Start { topic, from, vertices, edges } => {
+                // Changes after `from` wait in the channel meanwhile.
+                let started = std::time::Instant::now();
+                let state = StandingPageRank::build(topic.params.clone(), &vertices, &edges);
+                drop((vertices, edges));
+                let lsn = processed.max(from);
+                let last = Arc::new(state.top(lsn));
+                topic.publish(last.clone());
+                topic.processed.store(lsn, Ordering::Release);
+                tracing::info!(
+                    topic = topic.id,
+                    lsn,
+                    members = state.members(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "standing PageRank built"
+                );
+                live.insert(topic.id, Live { topic, from, state, last });
+            }
+            ToStanding::Stop(id) => {
+                if live.remove(&id).is_some() {
+                    tracing::info!(topic = id, "standing PageRank dropped with its last subscriber");
+                }
+            }
+            ToStanding::Changes(lsn, changes) => {
+                for entry in live.values_mut().filter(|entry| lsn > entry.from) {
+                    if !entry.state.apply(&changes) {
                         continue;
                     }
-                    let update = state.top(lsn);
-                    let same = last.as_ref().is_some_and(|l| l.scores == update.scores);
-                    if !same {
-                        let update = Arc::new(update);
-                        topic.publish(update.clone());
-                        *last = Some(update);
+                    let update = entry.state.top(lsn);
+                    if update.scores != entry.last.scores {
+                        entry.last = Arc::new(update);
+                        entry.topic.publish(entry.last.clone());
                     }
                 }
-                _ => {}
+            }
+            ToStanding::Processed(lsn) => {
+                processed = processed.max(lsn);
+                for entry in live.values() {
+                    entry.topic.processed.store(lsn.max(entry.from), Ordering::Release);
+                }
             }
         }
-    }
-
-    /// Every LSN up to `lsn` has been handed over: heartbeats may claim it.
-    pub fn processed_through(&mut self, lsn: Lsn) {
-        self.processed = self.processed.max(lsn);
-        for entry in self.standing.values() {
-            if let Standing::Live { topic, from, .. } = entry {
-                topic.processed.store(lsn.max(*from), Ordering::Release);
-            }
-        }
+        registry.standing.send_if_modified(|count| std::mem::replace(count, live.len()) != live.len());
     }
 }

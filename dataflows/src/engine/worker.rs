@@ -112,11 +112,10 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             request_flow.input.advance_to(request_time);
         }
 
-        // New and finished subscriptions, against the graph as the apply stage has it.
+        // New and finished subscriptions: a new one starts from the graph as the apply stage has it.
         if let (Some(hub), Some(writer)) = (hub.as_ref(), writer.as_ref()) {
             let mut hub = hub.borrow_mut();
             hub.take_commands(&writer.state, writer.last_lsn);
-            hub.poll_builds();
         }
 
         // Durable records, in log order, into the apply stage.
