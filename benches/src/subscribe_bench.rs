@@ -122,7 +122,7 @@ async fn through_the_server(args: &Args, vertices: usize, edges: Arc<Vec<(u32, u
     let mut live: Vec<String> = (0..edges.len()).map(|i| format!("e{i}")).collect();
     let (mut end_to_end, mut acked) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
     let mut unchanged = 0;
-    for i in 0..args.changes {
+    for (i, &grown) in growth.iter().enumerate() {
         let sent = Instant::now();
         let reply_lsn = |metadata: &tonic::metadata::MetadataMap| {
             metadata.get("x-prism-lsn").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
@@ -133,7 +133,7 @@ async fn through_the_server(args: &Args, vertices: usize, edges: Arc<Vec<(u32, u
         } else {
             let id = format!("n{i}");
             live.push(id.clone());
-            let (from, to) = growth[i];
+            let (from, to) = grown;
             let request = pb::CreateEdgeRequest {
                 id,
                 label: "L".into(),
@@ -204,14 +204,14 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     let mut rng = StdRng::seed_from_u64(4);
     let growth = rmat(args.scale, args.changes, GROWTH_SEED);
     let (mut time, mut visits) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
-    for i in 0..args.changes {
+    for (i, &grown) in growth.iter().enumerate() {
         let change = if i % 2 == 1 {
             let position = rng.random_range(0..all_edges.len());
             edges.swap_remove(position);
             let gone = all_edges.swap_remove(position);
             Change::Edge(EdgeKey::new(&namespace, &gone.id), gone, -1)
         } else {
-            let new = growth[i];
+            let new = grown;
             edges.push(new);
             let new = edge(edges.len() + i, new);
             all_edges.push(new.clone());
