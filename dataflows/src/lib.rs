@@ -13,6 +13,7 @@ pub mod apply;
 pub mod engine;
 pub mod filter;
 pub mod incremental;
+pub mod louvain;
 pub mod model;
 pub mod paths;
 pub mod query;

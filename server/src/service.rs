@@ -233,10 +233,6 @@ impl GraphApi {
     }
 }
 
-fn unimplemented<T>(rpc: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!("{rpc} is not implemented by this server yet")))
-}
-
 pub type PageRankStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -467,7 +463,7 @@ impl GraphService for GraphApi {
         let algorithm = match message.algorithm.as_str() {
             "connected_components" => CommunityAlgorithm::ConnectedComponents,
             "label_propagation" => CommunityAlgorithm::LabelPropagation,
-            "louvain" => return unimplemented("CommunityDetection with louvain"),
+            "louvain" => CommunityAlgorithm::Louvain,
             other => {
                 return Err(invalid(
                     "algorithm",
@@ -494,16 +490,17 @@ impl GraphService for GraphApi {
             .transpose()?;
         let params = CommunityParams { algorithm, max_iterations, filter };
         let timeout = within(config.algorithm_timeout, deadline(&metadata)?);
-        let (lsn, groups) = self
+        let grouped = self
             .engine
             .communities(namespace, params, min_lsn(&metadata)?, timeout)
             .await
             .map_err(status::from_engine)?;
-        let communities = groups
+        let communities = grouped
+            .communities
             .into_iter()
-            .map(|(community_id, vertex_ids)| Community { community_id, vertex_ids, modularity: 0.0 })
+            .map(|c| Community { community_id: c.id, vertex_ids: c.members, modularity: c.modularity })
             .collect();
-        Ok(with_lsn(CommunityDetectionResponse { communities, modularity: 0.0 }, lsn))
+        Ok(with_lsn(CommunityDetectionResponse { communities, modularity: grouped.modularity }, grouped.lsn))
     }
 
     async fn detect_cycles(

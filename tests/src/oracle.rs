@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::{edge_request, int, pb, vertex_request, Client};
+use crate::{edge_request, int, pb, request, vertex_request, Client};
 
 #[derive(Clone, Debug)]
 pub struct TestEdge {
@@ -47,10 +47,15 @@ pub fn random_graph(rng: &mut StdRng, n: usize, m: usize) -> Graph {
 
 /// Writes `graph` through the API.
 pub async fn load(client: &mut Client, graph: &Graph) {
+    load_into(client, graph, None).await
+}
+
+/// Writes `graph` through the API into `namespace` (the default when none).
+pub async fn load_into(client: &mut Client, graph: &Graph, namespace: Option<&str>) {
     let vertices =
         graph.vertices.iter().map(|(id, (label, age))| vertex_request(id, label, &[("age", int(*age))])).collect();
     client
-        .batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true })
+        .batch_create_vertices(request(pb::BatchCreateVerticesRequest { vertices, atomic: true }, namespace))
         .await
         .expect("load vertices");
     let edges = graph
@@ -62,7 +67,10 @@ pub async fn load(client: &mut Client, graph: &Graph) {
             request
         })
         .collect();
-    client.batch_create_edges(pb::BatchCreateEdgesRequest { edges, atomic: true }).await.expect("load edges");
+    client
+        .batch_create_edges(request(pb::BatchCreateEdgesRequest { edges, atomic: true }, namespace))
+        .await
+        .expect("load edges");
 }
 
 /// The edges with one of `labels` (any when empty).

@@ -150,16 +150,6 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     get.set_timeout(std::time::Duration::from_millis(1000));
     let result = reader.get_vertex(get).await;
     assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
-
-    // Capabilities of later issues answer UNIMPLEMENTED, naming what is missing.
-    expect_code(
-        reader
-            .community_detection(pb::CommunityDetectionRequest { algorithm: "louvain".into(), ..Default::default() })
-            .await,
-        Code::Unimplemented,
-        "louvain",
-    )
-    .await;
 }
 
 async fn batches(client: &mut Client) {

@@ -66,6 +66,10 @@ pub enum CommunityAlgorithm {
     /// Graphalytics CDLP: synchronous, each vertex takes the most frequent label among its in-
     /// and out-neighbours (ties to the smallest), for exactly `max_iterations` iterations.
     LabelPropagation,
+    /// Louvain modularity maximisation on the graph taken as undirected (parallel edges in
+    /// either direction add weight, self-loops count), run where the request arrived on the
+    /// edges every worker hands in.
+    Louvain,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,8 +88,23 @@ pub enum Algorithm {
     Communities(CommunityParams),
 }
 
-/// Communities: (community id, member ids), both sorted, consistent with an LSN.
-pub type Grouped = (Lsn, Vec<(String, Vec<String>)>);
+/// One community: named by its smallest member id; members sorted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Community {
+    pub id: String,
+    pub members: Vec<String>,
+    /// Its part of the partition's modularity (Louvain only; 0 otherwise).
+    pub modularity: f64,
+}
+
+/// Communities sorted by id, consistent with an LSN, and the partition's modularity (Louvain
+/// only; 0 otherwise).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grouped {
+    pub lsn: Lsn,
+    pub communities: Vec<Community>,
+    pub modularity: f64,
+}
 
 /// Scores, highest first, consistent with an LSN.
 pub type Ranked = (Lsn, Vec<(String, f64)>);
@@ -133,6 +152,13 @@ pub(crate) enum Body {
     Changed(u64),
     /// Final (vertex, label) pairs, to the origin.
     Assigned(Vec<(String, String)>),
+    /// A worker's members and their out-edges (member index, target owner, target index), to
+    /// the origin (Louvain).
+    Subgraph {
+        from: usize,
+        ids: Vec<String>,
+        edges: Vec<(u32, u32, u32)>,
+    },
     /// The sender's shard was already compacted past the run's LSN when it read it.
     Compacted {
         since: Lsn,
@@ -229,6 +255,8 @@ struct Run {
     communities: Option<CommunityParams>,
     labels: Vec<String>,
     assigned: Vec<(String, String)>,
+    /// At the origin (Louvain): each worker's members and edges.
+    subgraphs: Vec<(usize, Vec<String>, Vec<(u32, u32, u32)>)>,
     /// Set when this worker's shard had compacted past the run's LSN before it read it.
     compacted: Option<Lsn>,
     /// Set at the origin when any worker reported `Compacted`.
@@ -271,6 +299,7 @@ impl Run {
             communities: None,
             labels: Vec::new(),
             assigned: Vec::new(),
+            subgraphs: Vec::new(),
             compacted: None,
             failed: None,
             ids: Vec::new(),
@@ -392,6 +421,18 @@ impl Run {
                     .collect();
                 self.out = Vec::new();
                 self.stage = Stage::Iterate;
+                if self.is_louvain() {
+                    let edges = self
+                        .resolved
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(i, targets)| {
+                            targets.iter().map(move |&(owner, index)| (i as u32, owner as u32, index))
+                        })
+                        .collect();
+                    let part = Body::Subgraph { from: me, ids: self.ids.clone(), edges };
+                    return self.hand_in(part, outbox, replies);
+                }
                 if self.communities.is_some() {
                     self.labels = self.ids.clone();
                     return self.propagate(Vec::new(), peers, outbox, replies);
@@ -400,6 +441,18 @@ impl Run {
             }
             Stage::Iterate if self.communities.is_some() => self.propagate(bodies, peers, outbox, replies),
             Stage::Iterate => self.iterate(bodies, peers, outbox, replies),
+            Stage::Collect if self.is_louvain() => {
+                for body in bodies {
+                    if let Body::Subgraph { from, ids, edges } = body {
+                        self.subgraphs.push((from, ids, edges));
+                    }
+                }
+                let grouped = self.louvain();
+                if let Some(reply) = replies.borrow_mut().remove(&self.query) {
+                    let _ = reply.send(Reply::Communities(Ok(grouped)));
+                }
+                true
+            }
             Stage::Collect if self.communities.is_some() => {
                 for body in bodies {
                     if let Body::Assigned(pairs) = body {
@@ -410,15 +463,16 @@ impl Run {
                 for (id, label) in std::mem::take(&mut self.assigned) {
                     groups.entry(label).or_default().push(id);
                 }
-                let grouped = groups
+                let communities = groups
                     .into_iter()
-                    .map(|(label, mut ids)| {
-                        ids.sort();
-                        (label, ids)
+                    .map(|(label, mut members)| {
+                        members.sort();
+                        Community { id: label, members, modularity: 0.0 }
                     })
                     .collect();
+                let grouped = Grouped { lsn: self.lsn, communities, modularity: 0.0 };
                 if let Some(reply) = replies.borrow_mut().remove(&self.query) {
-                    let _ = reply.send(Reply::Communities(Ok((self.lsn, grouped))));
+                    let _ = reply.send(Reply::Communities(Ok(grouped)));
                 }
                 true
             }
@@ -607,6 +661,46 @@ impl Run {
         false
     }
 
+    fn is_louvain(&self) -> bool {
+        self.communities.as_ref().is_some_and(|c| c.algorithm == CommunityAlgorithm::Louvain)
+    }
+
+    /// At the origin: Louvain over every worker's members and edges, numbered by worker then
+    /// member index.
+    fn louvain(&mut self) -> Grouped {
+        let mut offsets = vec![0u32; self.counts.len() + 1];
+        for (worker, count) in self.counts.iter().enumerate() {
+            offsets[worker + 1] = offsets[worker] + *count as u32;
+        }
+        let mut names = vec![String::new(); offsets.last().copied().unwrap_or(0) as usize];
+        let mut edges = Vec::new();
+        for (from, ids, part) in std::mem::take(&mut self.subgraphs) {
+            for (i, id) in ids.into_iter().enumerate() {
+                names[offsets[from] as usize + i] = id;
+            }
+            edges.extend(
+                part.into_iter().map(|(i, owner, index)| (offsets[from] + i, offsets[owner as usize] + index, 1.0)),
+            );
+        }
+        let community = crate::louvain::louvain(names.len(), &edges);
+        let (modularity, parts) = crate::louvain::modularity(&edges, &community);
+        let mut members: Vec<Vec<String>> = vec![Vec::new(); parts.len().max(1)];
+        for (name, c) in names.into_iter().zip(&community) {
+            members[*c as usize].push(name);
+        }
+        let mut communities: Vec<Community> = members
+            .into_iter()
+            .zip(parts.into_iter().chain(std::iter::repeat(0.0)))
+            .filter(|(members, _)| !members.is_empty())
+            .map(|(mut members, modularity)| {
+                members.sort();
+                Community { id: members[0].clone(), members, modularity }
+            })
+            .collect();
+        communities.sort_by(|a, b| a.id.cmp(&b.id));
+        Grouped { lsn: self.lsn, communities, modularity }
+    }
+
     /// Reads this worker's members and their out-edges at the query's LSN.
     fn read_shard(&mut self, indexes: &mut Indexes, peers: usize) {
         let namespace = self.namespace.clone();
@@ -624,8 +718,9 @@ impl Run {
             let target = VertexKey::new(&namespace, &edge.to);
             out[i].push((edge.to.clone(), owner_of(target.hashed(), peers)));
         });
-        if self.communities.is_some() {
-            // Communities see neighbours both ways: in-neighbours too.
+        if self.communities.is_some() && !self.is_louvain() {
+            // Label propagation and components see neighbours both ways: in-neighbours too
+            // (Louvain takes each edge once, from its source's shard).
             lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, edge| {
                 let source = VertexKey::new(&namespace, &edge.from);
                 out[i].push((edge.from.clone(), owner_of(source.hashed(), peers)));
