@@ -242,6 +242,9 @@ pub(crate) fn build(worker: &mut Worker, indexes: Rc<RefCell<Indexes>>) -> Algor
     AlgorithmDataflow { input, replies, latest }
 }
 
+/// A worker's members and their out-edges (member index, target owner, target index).
+type Subgraph = (usize, Vec<String>, Vec<(u32, u32, u32)>);
+
 /// One query on one worker.
 struct Run {
     capability: Capability<u64>,
@@ -256,7 +259,7 @@ struct Run {
     labels: Vec<String>,
     assigned: Vec<(String, String)>,
     /// At the origin (Louvain): each worker's members and edges.
-    subgraphs: Vec<(usize, Vec<String>, Vec<(u32, u32, u32)>)>,
+    subgraphs: Vec<Subgraph>,
     /// Set when this worker's shard had compacted past the run's LSN before it read it.
     compacted: Option<Lsn>,
     /// Set at the origin when any worker reported `Compacted`.
