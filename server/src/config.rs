@@ -7,8 +7,15 @@
 //!   data_dir: ./data
 //!   workers: 2
 //! wal:
-//!   backend: embedded          # the only backend so far
+//!   backend: embedded          # or kafka (then the kafka section below)
 //!   truncate_corrupt: false
+//!   kafka:
+//!     brokers: 127.0.0.1:9092
+//!     topic: prism-graph-wal   # one partition; created if missing
+//!     write_timeout: 5s        # a write the broker has not taken by then fails UNAVAILABLE
+//!     dead_letter_topic: prism-graph-wal-dead   # undecodable records go here (else skipped)
+//!     properties:              # librdkafka properties, passed through
+//!       security.protocol: plaintext
 //! namespaces:
 //!   - name: default
 //!     pattern: graph
@@ -96,18 +103,56 @@ pub struct WalSection {
     /// Cut the log at damage in its middle instead of refusing to start.
     pub truncate_corrupt: bool,
     pub segment_bytes: u64,
+    /// The Kafka topic, when `backend` is kafka.
+    pub kafka: KafkaSection,
 }
 
 impl Default for WalSection {
     fn default() -> Self {
-        WalSection { backend: WalBackend::Embedded, truncate_corrupt: false, segment_bytes: 64 * 1024 * 1024 }
+        WalSection {
+            backend: WalBackend::Embedded,
+            truncate_corrupt: false,
+            segment_bytes: 64 * 1024 * 1024,
+            kafka: KafkaSection::default(),
+        }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum WalBackend {
+    /// Segment files under the data directory.
     Embedded,
+    /// A single-partition Apache Kafka topic.
+    Kafka,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// `host:port[,host:port…]`; required with the kafka backend.
+    pub brokers: String,
+    pub topic: String,
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+    pub dead_letter_topic: Option<String>,
+    /// Replication factor of the topic when this server creates it.
+    pub replication_factor: i32,
+    /// librdkafka properties for the producer and the consumer, passed as they are.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        KafkaSection {
+            brokers: String::new(),
+            topic: "prism-graph-wal".into(),
+            write_timeout: Duration::from_secs(5),
+            dead_letter_topic: None,
+            replication_factor: 1,
+            properties: Default::default(),
+        }
+    }
 }
 
 /// One namespace (RFC-055 shape). Namespaces not listed get the limits of `default`, or the
@@ -224,7 +269,7 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         let mut seen = HashMap::new();
         for (i, ns) in self.namespaces.iter().enumerate() {
             if ns.name.is_empty() {
@@ -242,6 +287,9 @@ impl Config {
             if ns.performance.subscription_heartbeat.is_zero() {
                 return Err(format!("namespaces[{i}].performance.subscription_heartbeat: must be longer than 0"));
             }
+        }
+        if self.wal.backend == WalBackend::Kafka && self.wal.kafka.brokers.is_empty() {
+            return Err("wal.kafka.brokers: required when wal.backend is kafka (or --kafka-brokers)".into());
         }
         if let Some(cluster) = &self.cluster {
             if cluster.processes == 0 || cluster.process >= cluster.processes {

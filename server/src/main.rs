@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use prism_server::config::{ClusterSection, Config};
+use prism_server::config::{ClusterSection, Config, WalBackend};
 
 // The engine allocates per vertex, edge and message; mimalloc keeps that cheap and compact.
 #[global_allocator]
@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a server (embedded write-ahead log under --data-dir).
+    /// Run a server (write-ahead log under --data-dir, or on a Kafka topic with --wal kafka).
     Serve(ServeArgs),
 }
 
@@ -50,6 +50,15 @@ struct ServeArgs {
     /// Cut the log at damage in its middle instead of refusing to start (loses what follows).
     #[arg(long)]
     wal_truncate_corrupt: bool,
+    /// Where the write-ahead log lives [default: embedded].
+    #[arg(long, value_enum)]
+    wal: Option<WalBackend>,
+    /// Kafka brokers (host:port[,host:port…]) for --wal kafka.
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    /// The log's Kafka topic [default: prism-graph-wal].
+    #[arg(long)]
+    kafka_topic: Option<String>,
 }
 
 impl ServeArgs {
@@ -74,6 +83,16 @@ impl ServeArgs {
         if self.wal_truncate_corrupt {
             config.wal.truncate_corrupt = true;
         }
+        if let Some(backend) = self.wal {
+            config.wal.backend = backend;
+        }
+        if let Some(brokers) = self.kafka_brokers {
+            config.wal.kafka.brokers = brokers;
+        }
+        if let Some(topic) = self.kafka_topic {
+            config.wal.kafka.topic = topic;
+        }
+        config.validate().map_err(|problem| anyhow::anyhow!("{problem}"))?;
         Ok(config)
     }
 }

@@ -5,11 +5,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use prism_connectors::kafka::{KafkaError, KafkaOptions, KafkaWal};
 use prism_connectors::{EmbeddedWal, WalError, WalOptions};
 use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError};
 use tonic::transport::server::TcpIncoming;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
 use crate::service::GraphApi;
 
@@ -24,6 +25,10 @@ pub enum ServeError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Wal(#[from] WalError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("the write-ahead log: {0}")]
+    Log(String),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("data directory {0} is in use by another prism-graph process")]
@@ -91,28 +96,15 @@ pub async fn serve(
     on_listening(address);
 
     // Recovery: replay the log into the engine before reporting SERVING.
-    let _lock = if engine.is_writer_process() {
+    let _log = if engine.is_writer_process() {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(io(format!("create data directory {}", data_dir.display())))?;
         let lock = lock_data_dir(&data_dir)?;
-        let options = WalOptions {
-            dir: data_dir.join("wal"),
-            segment_bytes: config.wal.segment_bytes,
-            truncate_corrupt: config.wal.truncate_corrupt,
+        let log = match config.wal.backend {
+            WalBackend::Embedded => recover_embedded(&config, &engine).await?,
+            WalBackend::Kafka => follow_kafka(&config, &engine).await?,
         };
-        let sink = engine.commit_sink();
-        let started = std::time::Instant::now();
-        let (wal, recovery) = tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
-        engine.wait_applied(recovery.last_lsn).await?;
-        tracing::info!(
-            records = recovery.records,
-            last_lsn = recovery.last_lsn,
-            torn_bytes = recovery.torn_bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "recovered the write-ahead log"
-        );
-        engine.attach_log(wal);
-        Some(lock)
+        Some((lock, log))
     } else {
         None
     };
@@ -124,6 +116,60 @@ pub async fn serve(
     engine.shutdown();
     result??;
     Ok(())
+}
+
+/// What keeps a log running while the server does (dropped when the server stops).
+enum RunningLog {
+    Embedded,
+    Kafka { _wal: Box<KafkaWal> },
+}
+
+/// Replays the embedded log into the engine, then attaches it for writes.
+async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<RunningLog, ServeError> {
+    let options = WalOptions {
+        dir: config.server.data_dir.join("wal"),
+        segment_bytes: config.wal.segment_bytes,
+        truncate_corrupt: config.wal.truncate_corrupt,
+    };
+    let sink = engine.commit_sink();
+    let started = std::time::Instant::now();
+    let (wal, recovery) = tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
+    engine.wait_applied(recovery.last_lsn).await?;
+    tracing::info!(
+        records = recovery.records,
+        last_lsn = recovery.last_lsn,
+        torn_bytes = recovery.torn_bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered the write-ahead log"
+    );
+    engine.attach_log(wal);
+    Ok(RunningLog::Embedded)
+}
+
+/// Follows the Kafka topic from its start until the records written before now are applied
+/// (waiting for the broker as long as it takes), then attaches the producer for writes.
+async fn follow_kafka(config: &Config, engine: &Arc<Engine>) -> Result<RunningLog, ServeError> {
+    let section = &config.wal.kafka;
+    let mut options = KafkaOptions::new(&section.brokers, &section.topic);
+    options.properties = section.properties.clone();
+    options.dead_letter_topic = section.dead_letter_topic.clone();
+    options.write_timeout = section.write_timeout;
+    options.replication_factor = section.replication_factor;
+    let started = std::time::Instant::now();
+    // The state is rebuilt from the topic's first record: LSN = offset + 1 on every server.
+    let wal = KafkaWal::open(&options, engine.commit_sink(), 0)?;
+    let stats = wal.follower.stats();
+    let caught_up = tokio::task::spawn_blocking(move || stats.wait_caught_up()).await?.map_err(ServeError::Log)?;
+    engine.wait_applied(caught_up).await?;
+    tracing::info!(
+        brokers = %section.brokers,
+        topic = %section.topic,
+        last_lsn = caught_up,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "caught up with the Kafka log"
+    );
+    engine.attach_log(wal.log.clone());
+    Ok(RunningLog::Kafka { _wal: Box::new(wal) })
 }
 
 /// Takes an exclusive lock on the data directory, so two servers never share one log.

@@ -1,0 +1,93 @@
+//! The producer side: each record one message, idempotent, acks=all, at most
+//! `write_timeout` in flight before its write fails.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prism_dataflows::{CommitSink, Ticket, WriteLog, WriteRecord};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use super::{client, KafkaError, KafkaOptions, Pending, PARTITION, SEQUENCE_HEADER, WRITER_HEADER};
+use crate::codec;
+
+/// Fails the write of a record the broker did not take. (A record it took comes back through
+/// the follower, which answers the write.)
+struct Delivery {
+    pending: Arc<Pending>,
+    sink: CommitSink,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sequence: Box<u64>) {
+        if let Err((error, _)) = result {
+            if let Some(ticket) = self.pending.take(*sequence) {
+                tracing::warn!(%error, "the broker did not take a record");
+                self.sink.failed(ticket, format!("the broker did not take the record: {error}"));
+            }
+        }
+    }
+}
+
+pub struct KafkaLog {
+    producer: ThreadedProducer<Delivery>,
+    topic: String,
+    writer: String,
+    next_sequence: AtomicU64,
+    pending: Arc<Pending>,
+    sink: CommitSink,
+}
+
+impl KafkaLog {
+    pub(crate) fn new(
+        options: &KafkaOptions,
+        sink: CommitSink,
+        pending: Arc<Pending>,
+        writer: String,
+    ) -> Result<KafkaLog, KafkaError> {
+        let mut config = options.client_config();
+        // Durable in the broker before acknowledged; no duplicates on retry; in order.
+        config.set("enable.idempotence", "true");
+        config.set("acks", "all");
+        config.set("linger.ms", "0");
+        config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
+        for (key, value) in &options.properties {
+            config.set(key, value);
+        }
+        let context = Delivery { pending: pending.clone(), sink: sink.clone() };
+        let producer = config.create_with_context(context).map_err(client("producer"))?;
+        Ok(KafkaLog { producer, topic: options.topic.clone(), writer, next_sequence: AtomicU64::new(1), pending, sink })
+    }
+
+    /// Waits up to `timeout` for every record handed over to reach the broker.
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout).map_err(client("flush"))
+    }
+}
+
+impl WriteLog for KafkaLog {
+    fn append(&self, record: WriteRecord, ticket: Ticket) {
+        let payload = codec::encode_record(&record);
+        let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
+        let sequence_text = sequence.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: WRITER_HEADER, value: Some(self.writer.as_bytes()) })
+            .insert(Header { key: SEQUENCE_HEADER, value: Some(sequence_text.as_bytes()) });
+        self.pending.insert(sequence, ticket);
+        let message = BaseRecord::with_opaque_to(&self.topic, Box::new(sequence))
+            .partition(PARTITION)
+            .key(record.namespace.as_str())
+            .payload(&payload)
+            .headers(headers);
+        if let Err((error, _)) = self.producer.send(message) {
+            if let Some(ticket) = self.pending.take(sequence) {
+                self.sink.failed(ticket, format!("could not hand the record to the producer: {error}"));
+            }
+        }
+    }
+}

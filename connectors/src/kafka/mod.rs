@@ -1,0 +1,139 @@
+//! Apache Kafka as the write-ahead log: one single-partition topic of wal.proto records.
+//!
+//! - [`KafkaLog`] is the engine's [`WriteLog`](prism_dataflows::WriteLog): it produces each
+//!   record as one Kafka message through the idempotent producer (acks=all), keyed by its
+//!   namespace, with headers naming this server and the write's sequence number.
+//! - [`KafkaFollower`] consumes the topic in order — this server's records and any other
+//!   producer's alike — and hands each to the [`CommitSink`] at LSN = offset + 1, with the
+//!   waiting write's ticket when the headers say this server wrote it. A write is answered
+//!   once its record comes back this way and is applied, so a reply means the broker holds it.
+//!
+//! One partition, because the LSN is the record's position in one total order; the topic is
+//! created with one partition if it does not exist, and a topic with more is refused.
+
+mod follower;
+mod log;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prism_dataflows::Ticket;
+use rdkafka::ClientConfig;
+
+pub use follower::{FollowerStats, KafkaFollower};
+pub use log::KafkaLog;
+
+/// Header naming the server that wrote a record (absent on other producers' records).
+pub const WRITER_HEADER: &str = "prism-writer";
+/// Header carrying the writer's sequence number of the record.
+pub const SEQUENCE_HEADER: &str = "prism-sequence";
+/// Headers a dead-lettered record carries: where it came from and why it was refused.
+pub const SOURCE_OFFSET_HEADER: &str = "prism-source-offset";
+pub const ERROR_HEADER: &str = "prism-error";
+
+/// The partition every record goes to.
+pub const PARTITION: i32 = 0;
+
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka properties for both producer and consumer (security, tuning), passed as
+    /// they are; they override this connector's own settings.
+    pub properties: BTreeMap<String, String>,
+    /// Where undecodable records go, with their source offset and the error; when unset they
+    /// are logged, counted and skipped.
+    pub dead_letter_topic: Option<String>,
+    /// How long a record may wait for the broker before its write fails.
+    pub write_timeout: Duration,
+    /// The replication factor a topic is created with when it does not exist.
+    pub replication_factor: i32,
+}
+
+impl KafkaOptions {
+    pub fn new(brokers: &str, topic: &str) -> Self {
+        KafkaOptions {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            properties: BTreeMap::new(),
+            dead_letter_topic: None,
+            write_timeout: Duration::from_secs(5),
+            replication_factor: 1,
+        }
+    }
+
+    /// The client settings every connection of this log starts from.
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka {what}: {source}")]
+    Client { what: String, source: rdkafka::error::KafkaError },
+    #[error("could not start the follower thread: {0}")]
+    Thread(std::io::Error),
+    #[error("topic {topic} has {partitions} partitions; the log needs exactly one (its order is the LSN order)")]
+    Partitions { topic: String, partitions: usize },
+}
+
+fn client(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
+    let what = what.into();
+    move |source| KafkaError::Client { what, source }
+}
+
+/// Writes waiting for their record to come back from the topic, by sequence number.
+#[derive(Default)]
+pub(crate) struct Pending {
+    tickets: Mutex<BTreeMap<u64, Ticket>>,
+}
+
+impl Pending {
+    fn insert(&self, sequence: u64, ticket: Ticket) {
+        if let Ok(mut tickets) = self.tickets.lock() {
+            tickets.insert(sequence, ticket);
+        }
+    }
+
+    fn take(&self, sequence: u64) -> Option<Ticket> {
+        self.tickets.lock().ok()?.remove(&sequence)
+    }
+}
+
+/// A name for this server's records that no other server (or restart) shares.
+fn writer_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+/// The log on Kafka: the producer side and the follower, sharing what writes wait for.
+pub struct KafkaWal {
+    pub log: Arc<KafkaLog>,
+    pub follower: KafkaFollower,
+}
+
+impl KafkaWal {
+    /// Connects to the broker (retrying until `give_up` passes), makes sure the topic exists
+    /// with one partition, and starts following it from `start_offset`. Records reach `sink`
+    /// from then on; [`KafkaFollower::wait_caught_up`] says when the topic's records up to
+    /// now are all delivered.
+    pub fn open(
+        options: &KafkaOptions,
+        sink: prism_dataflows::CommitSink,
+        start_offset: i64,
+    ) -> Result<KafkaWal, KafkaError> {
+        let pending = Arc::new(Pending::default());
+        let writer = writer_id();
+        let log = Arc::new(KafkaLog::new(options, sink.clone(), pending.clone(), writer.clone())?);
+        let follower = KafkaFollower::start(options, sink, pending, writer, start_offset)?;
+        Ok(KafkaWal { log, follower })
+    }
+}

@@ -1,0 +1,138 @@
+//! The log on Kafka, end to end against a real Kafka-protocol broker (tansu): writes through
+//! the topic, records from other producers, bad records, replicas following one topic,
+//! restarts, and the broker away at start and mid-run.
+
+use std::time::{Duration, Instant};
+
+use prism_connectors::codec;
+use prism_dataflows::{Namespace, WriteOp, WriteRecord};
+use prism_e2e::kafka::{kafka_args, Broker};
+use prism_e2e::*;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+const TOPIC: &str = "graph-log";
+
+fn spec(dir: &std::path::Path, name: &str, broker: &str, extra: &[String]) -> ServerSpec {
+    let mut spec = ServerSpec::new(&dir.join(name), 2);
+    spec.extra_args = kafka_args(broker, TOPIC);
+    spec.extra_args.extend(extra.iter().cloned());
+    spec
+}
+
+/// A record as another program would write it: wal.proto bytes.
+fn record(ops: Vec<WriteOp>) -> Vec<u8> {
+    codec::encode_record(&WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 7, ops })
+}
+
+fn create_vertex(id: &str) -> WriteOp {
+    WriteOp::CreateVertex { id: id.into(), label: "User".into(), properties: Default::default() }
+}
+
+fn create_edge(id: &str, from: &str, to: &str) -> WriteOp {
+    WriteOp::CreateEdge {
+        id: id.into(),
+        label: "KNOWS".into(),
+        from: from.into(),
+        to: to.into(),
+        properties: Default::default(),
+    }
+}
+
+/// GetVertex once `lsn` is applied: the vertex, or NOT_FOUND's status.
+async fn get_at(client: &mut Client, id: &str, lsn: u64) -> Result<pb::GetVertexResponse, tonic::Status> {
+    let mut get = request(pb::GetVertexRequest { id: id.into(), include_edges: true }, None);
+    get.metadata_mut().insert("x-prism-min-lsn", lsn.to_string().parse().expect("ascii"));
+    client.get_vertex(get).await.map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let mut first = spec(dir.path(), "first", &broker.address(), &[]).start().await;
+    let mut client = first.client().await;
+
+    // A write is acknowledged once the topic holds it: its LSN is its offset + 1.
+    let reply = client.create_vertex(vertex_request("alice", "User", &[("name", string("Alice"))])).await.unwrap();
+    assert_eq!(lsn_of(&reply), 1, "the first record of the topic is LSN 1");
+
+    // Records from another producer are applied in topic order, with the same rules.
+    let offset =
+        broker.produce(TOPIC, "default", &record(vec![create_vertex("bob"), create_edge("k1", "alice", "bob")])).await;
+    let bob = get_at(&mut client, "bob", offset as u64 + 1).await.unwrap();
+    assert_eq!(bob.edges.len(), 1, "bob and the edge came in one record");
+    let dangling = broker.produce(TOPIC, "default", &record(vec![create_edge("k2", "alice", "nobody")])).await;
+    let garbage = broker.produce(TOPIC, "default", b"not a wal.proto record").await;
+    let after = broker.produce(TOPIC, "default", &record(vec![create_vertex("carol")])).await;
+    assert_eq!((dangling + 1, garbage + 1), (after - 1, after));
+    get_at(&mut client, "carol", after as u64 + 1).await.expect("ingestion goes on after a bad record");
+    let alice = get_at(&mut client, "alice", after as u64 + 1).await.unwrap();
+    assert_eq!(alice.edges.len(), 1, "the edge to a missing vertex was rejected by the apply rules");
+    let log = first.log();
+    assert!(
+        log.contains("skipping a record") && log.contains(&format!("offset={garbage}")) && log.contains(TOPIC),
+        "the undecodable record is logged with its topic and offset:\n{log}"
+    );
+
+    // A replica follows the same topic to the same state, and its writes reach the first.
+    let second = spec(dir.path(), "second", &broker.address(), &[]).start().await;
+    let mut replica = second.client().await;
+    let alice_there = get_at(&mut replica, "alice", after as u64 + 1).await.unwrap();
+    assert_eq!(alice_there.vertex, alice.vertex, "the same vertex, created_at included");
+    assert_eq!(alice_there.edges, alice.edges);
+    let dave = replica.create_vertex(vertex_request("dave", "User", &[])).await.unwrap();
+    get_at(&mut client, "dave", lsn_of(&dave)).await.expect("x-prism-min-lsn waits for the replica's write");
+
+    // A restart rebuilds the state from the topic: nothing lost, nothing applied twice.
+    first.kill().await;
+    let restarted = spec(dir.path(), "first", &broker.address(), &[]).start().await;
+    let mut client = restarted.client().await;
+    let alice_again = get_at(&mut client, "alice", lsn_of(&dave)).await.unwrap();
+    assert_eq!(alice_again.vertex, alice.vertex);
+    assert_eq!(alice_again.edges, alice.edges);
+    get_at(&mut client, "dave", lsn_of(&dave)).await.unwrap();
+    let eve = client.create_vertex(vertex_request("eve", "User", &[])).await.unwrap();
+    assert_eq!(lsn_of(&eve), lsn_of(&dave) + 1, "writes go on at the end of the topic");
+}
+
+async fn health(server: &Server) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let request = HealthCheckRequest { service: "prism.graph.v1.GraphService".into() };
+    HealthClient::new(channel).check(request).await.unwrap().into_inner().status
+}
+
+#[tokio::test]
+async fn a_broker_away_at_start_keeps_the_server_not_serving_until_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = spec(dir.path(), "data", &address, &[]).spawn().await.unwrap_or_else(|log| panic!("{log}"));
+    assert_eq!(health(&server).await, ServingStatus::NotServing as i32);
+    let _broker = Broker::start_on(port).await;
+    server.wait_serving().await;
+    let mut client = server.client().await;
+    client.create_vertex(vertex_request("alice", "User", &[])).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_broker_gone_mid_run_fails_writes_in_bounded_time_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kafka.yaml");
+    std::fs::write(&config, "wal:\n  kafka:\n    write_timeout: 1s\n").unwrap();
+    let mut broker = Broker::start().await;
+    let extra = ["--config".to_string(), config.display().to_string()];
+    let server = spec(dir.path(), "data", &broker.address(), &extra).start().await;
+    let mut client = server.client().await;
+    let alice = client.create_vertex(vertex_request("alice", "User", &[])).await.unwrap();
+
+    broker.stop().await;
+    let started = Instant::now();
+    let status = client.create_vertex(vertex_request("bob", "User", &[])).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("broker"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "failed after {:?}", started.elapsed());
+    get_at(&mut client, "alice", lsn_of(&alice)).await.expect("reads answer from the last state");
+}
