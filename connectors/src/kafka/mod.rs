@@ -68,6 +68,8 @@ impl KafkaOptions {
     fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        // A broker that comes back is found within a second, not librdkafka's default 10 s.
+        config.set("reconnect.backoff.max.ms", "1000");
         for (key, value) in &self.properties {
             config.set(key, value);
         }
