@@ -5,6 +5,7 @@
 //! through `prism_dataflows::WriteLog` and `CommitSink`.
 
 pub mod codec;
+pub mod json;
 pub mod kafka;
 pub mod wal;
 

@@ -22,6 +22,62 @@ struct Cli {
 enum Command {
     /// Run a server (write-ahead log under --data-dir, or on a Kafka topic with --wal kafka).
     Serve(ServeArgs),
+    /// Write records for the log by hand: JSON in, wal.proto out.
+    #[command(subcommand)]
+    Record(RecordCommand),
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Reads one record as JSON (see connectors/src/json.rs) and writes its wal.proto bytes to
+    /// standard output, for any Kafka producer to send.
+    Encode {
+        /// The JSON file [default: standard input].
+        file: Option<PathBuf>,
+    },
+    /// Reads one record as JSON and produces it to the log's topic; prints its LSN.
+    Produce {
+        /// The JSON file [default: standard input].
+        file: Option<PathBuf>,
+        #[arg(long)]
+        kafka_brokers: String,
+        #[arg(long, default_value = "prism-graph-wal")]
+        kafka_topic: String,
+    },
+}
+
+/// One JSON record from `file` or standard input, stamped with now when it has no timestamp.
+fn read_record(file: Option<&PathBuf>) -> anyhow::Result<prism_dataflows::WriteRecord> {
+    use std::io::Read;
+    let mut text = String::new();
+    match file {
+        Some(path) => text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+        }
+    }
+    let now = prism_server::convert::now_micros();
+    Ok(prism_connectors::json::record_from_json(&text, now)?)
+}
+
+fn record(command: RecordCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    match command {
+        RecordCommand::Encode { file } => {
+            let record = read_record(file.as_ref())?;
+            std::io::stdout().write_all(&prism_connectors::codec::encode_record(&record)).context("writing")?;
+        }
+        RecordCommand::Produce { file, kafka_brokers, kafka_topic } => {
+            let record = read_record(file.as_ref())?;
+            let options = prism_connectors::kafka::KafkaOptions::new(&kafka_brokers, &kafka_topic);
+            let payload = prism_connectors::codec::encode_record(&record);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let offset =
+                runtime.block_on(prism_connectors::kafka::produce(&options, record.namespace.as_str(), &payload))?;
+            println!("lsn {}", offset + 1);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -128,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Record(command) => record(command)?,
         Command::Serve(args) => {
             let config = args.into_config()?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use prism_connectors::kafka::{self, KafkaOptions};
 use tokio::process::{Child, Command};
 
 use crate::free_port;
@@ -73,15 +72,9 @@ impl Broker {
     /// Produces `payload` to `topic`, partition 0, as a program other than prism-graph
     /// would; returns the offset it got.
     pub async fn produce(&self, topic: &str, key: &str, payload: &[u8]) -> i64 {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.address())
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .create()
-            .expect("a producer");
-        let record = FutureRecord::to(topic).partition(0).key(key).payload(payload);
-        let delivery = producer.send(record, Duration::from_secs(10)).await.expect("the broker takes the record");
-        delivery.offset
+        let mut options = KafkaOptions::new(&self.address(), topic);
+        options.write_timeout = Duration::from_secs(10);
+        kafka::produce(&options, key, payload).await.expect("the broker takes the record")
     }
 }
 

@@ -86,6 +86,23 @@ async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
     let dave = replica.create_vertex(vertex_request("dave", "User", &[])).await.unwrap();
     get_at(&mut client, "dave", lsn_of(&dave)).await.expect("x-prism-min-lsn waits for the replica's write");
 
+    // The project's own tooling: `prism-graph record encode` makes the bytes any producer
+    // (kcat, say) can send; `record produce` sends them itself and prints the LSN.
+    let json =
+        r#"{"operations": [{"type": "create_vertex", "id": "frank", "label": "User", "properties": {"age": 51}}]}"#;
+    let encoded = tool(&["record", "encode"], json).await;
+    let offset = broker.produce(TOPIC, "default", &encoded).await;
+    let frank = get_at(&mut client, "frank", offset as u64 + 1).await.expect("an encoded record is applied");
+    assert_eq!(frank.vertex.unwrap().properties["age"], int(51));
+    let json =
+        r#"{"operations": [{"type": "create_edge", "id": "k3", "label": "KNOWS", "from": "frank", "to": "dave"}]}"#;
+    let printed = String::from_utf8(
+        tool(&["record", "produce", "--kafka-brokers", &broker.address(), "--kafka-topic", TOPIC], json).await,
+    )
+    .unwrap();
+    let lsn: u64 = printed.trim().strip_prefix("lsn ").and_then(|n| n.parse().ok()).expect("lsn N");
+    assert_eq!(get_at(&mut client, "frank", lsn).await.unwrap().edges.len(), 1);
+
     // A restart rebuilds the state from the topic: nothing lost, nothing applied twice.
     first.kill().await;
     let restarted = spec(dir.path(), "first", &broker.address(), &[]).start().await;
@@ -95,7 +112,24 @@ async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
     assert_eq!(alice_again.edges, alice.edges);
     get_at(&mut client, "dave", lsn_of(&dave)).await.unwrap();
     let eve = client.create_vertex(vertex_request("eve", "User", &[])).await.unwrap();
-    assert_eq!(lsn_of(&eve), lsn_of(&dave) + 1, "writes go on at the end of the topic");
+    assert_eq!(lsn_of(&eve), lsn + 1, "writes go on at the end of the topic");
+}
+
+/// Runs `prism-graph ARGS` with `input` on standard input; its standard output.
+async fn tool(args: &[&str], input: &str) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(binary())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run prism-graph");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).await.expect("write the record");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("prism-graph's output");
+    assert!(output.status.success(), "prism-graph {args:?} failed");
+    output.stdout
 }
 
 async fn health(server: &Server) -> i32 {

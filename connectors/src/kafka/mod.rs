@@ -139,3 +139,23 @@ impl KafkaWal {
         Ok(KafkaWal { log, follower })
     }
 }
+
+/// Produces one record to the log's partition as any other program would (without this
+/// server's headers), and waits for the broker to take it; returns its offset (LSN − 1).
+pub async fn produce(options: &KafkaOptions, key: &str, payload: &[u8]) -> Result<i64, KafkaError> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let mut config = options.client_config();
+    config.set("enable.idempotence", "true");
+    config.set("acks", "all");
+    config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
+    for (key, value) in &options.properties {
+        config.set(key, value);
+    }
+    let producer: FutureProducer = config.create().map_err(client("producer"))?;
+    let record = FutureRecord::to(&options.topic).partition(PARTITION).key(key).payload(payload);
+    let delivered = producer
+        .send(record, options.write_timeout)
+        .await
+        .map_err(|(source, _)| KafkaError::Client { what: format!("produce to {}", options.topic), source })?;
+    Ok(delivered.offset)
+}
