@@ -67,3 +67,51 @@ fn writes_fail_in_bounded_time_while_the_broker_is_down_and_ingestion_resumes_af
         }
     }
 }
+
+#[test]
+fn undecodable_records_are_counted_skipped_and_dead_lettered_with_their_offset() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+
+    let cluster = MockCluster::new(1).expect("a mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).expect("the topic");
+    cluster.create_topic("dead", 1, 1).expect("the dead-letter topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("producer");
+    let good = prism_connectors::codec::encode_record(&record("ok"));
+    for payload in [&b"garbage"[..], &good] {
+        producer.send(BaseRecord::<(), [u8]>::to(TOPIC).partition(0).payload(payload)).expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("produced");
+
+    let mut options = KafkaOptions::new(&brokers, TOPIC);
+    options.dead_letter_topic = Some("dead".into());
+    let (sink, received) = CommitSink::detached();
+    let wal = KafkaWal::open(&options, sink, 0).expect("the log");
+    assert_eq!(wal.follower.stats().wait_caught_up(), Ok(2));
+    match next(&received, Duration::from_secs(10)) {
+        Committed::Record { lsn, ticket, .. } => assert_eq!((lsn, ticket), (2, None), "offset 0 skipped, LSN 1 unused"),
+        other => panic!("expected the good record, got {other:?}"),
+    }
+    assert_eq!(wal.follower.stats().skipped.load(std::sync::atomic::Ordering::Acquire), 1);
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["dead"]).expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "nothing arrived on the dead-letter topic");
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else { continue };
+        assert_eq!(message.payload(), Some(&b"garbage"[..]));
+        let headers = message.headers().expect("headers");
+        let source = headers.iter().find(|h| h.key == prism_connectors::kafka::SOURCE_OFFSET_HEADER);
+        assert_eq!(source.and_then(|h| h.value), Some(&b"0"[..]));
+        break;
+    }
+}
