@@ -77,11 +77,26 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 pub struct Spawned {
     pub child: tokio::process::Child,
     pub address: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
-/// Spawns `prism-graph serve --workers N` (the binary given, or the one next to this).
+/// Spawns `prism-graph serve --workers N` (the binary given, or the one next to this) on a
+/// fresh data directory.
 pub async fn spawn_server(binary: Option<&PathBuf>, workers: usize) -> anyhow::Result<Spawned> {
+    let data = tempfile::tempdir()?;
+    let mut spawned = spawn_server_in(binary, workers, data.path(), &[]).await?;
+    spawned._data = Some(data);
+    Ok(spawned)
+}
+
+/// Spawns `prism-graph serve --workers N --data-dir DIR EXTRA…` (its log in `DIR.log`);
+/// returns once it listens.
+pub async fn spawn_server_in(
+    binary: Option<&PathBuf>,
+    workers: usize,
+    data_dir: &std::path::Path,
+    extra: &[String],
+) -> anyhow::Result<Spawned> {
     let binary = match binary {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.parent().context("binary directory")?.join("prism-graph"),
@@ -89,12 +104,13 @@ pub async fn spawn_server(binary: Option<&PathBuf>, workers: usize) -> anyhow::R
     if !binary.exists() {
         bail!("{} not found: build it with `cargo build --release -p prism-server`", binary.display());
     }
-    let data = tempfile::tempdir()?;
     let mut child = tokio::process::Command::new(&binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", &workers.to_string(), "--data-dir"])
-        .arg(data.path())
+        .arg(data_dir)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        // Beside the data directory, for a run that goes wrong.
+        .stderr(std::fs::File::create(data_dir.with_extension("log"))?)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("spawn {}", binary.display()))?;
@@ -104,7 +120,7 @@ pub async fn spawn_server(binary: Option<&PathBuf>, workers: usize) -> anyhow::R
         if let Some(address) = line.strip_prefix("prism-graph listening on ") {
             let address = format!("http://{}", address.trim());
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return Ok(Spawned { child, address, _data: data });
+            return Ok(Spawned { child, address, _data: None });
         }
     }
     bail!("the server exited before listening")

@@ -12,17 +12,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use prism_dataflows::{CommitSink, Lsn};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use prism_dataflows::Lsn;
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::handover::{Consumed, Handover};
 use super::{
-    client, KafkaError, KafkaOptions, Pending, ERROR_HEADER, PARTITION, SEQUENCE_HEADER, SOURCE_OFFSET_HEADER,
-    WRITER_HEADER,
+    client, KafkaError, KafkaOptions, ERROR_HEADER, PARTITION, SEQUENCE_HEADER, SOURCE_OFFSET_HEADER, WRITER_HEADER,
 };
 use crate::codec;
 
@@ -87,8 +87,7 @@ pub struct KafkaFollower {
 impl KafkaFollower {
     pub(crate) fn start(
         options: &KafkaOptions,
-        sink: CommitSink,
-        pending: Arc<Pending>,
+        handover: Arc<Handover>,
         writer: String,
         start_offset: i64,
     ) -> Result<KafkaFollower, KafkaError> {
@@ -97,6 +96,11 @@ impl KafkaFollower {
         config.set("enable.auto.commit", "false");
         config.set("enable.auto.offset.store", "false");
         config.set("auto.offset.reset", "earliest");
+        // A write waits for its record to come back: fetch often rather than let the broker
+        // hold an empty fetch for librdkafka's default 500 ms (brokers that answer a fetch as
+        // soon as data arrives do not need this; it costs an idle follower ~200 fetches/s).
+        config.set("fetch.wait.max.ms", "5");
+        config.set("fetch.error.backoff.ms", "5");
         for (key, value) in &options.properties {
             config.set(key, value);
         }
@@ -122,8 +126,7 @@ impl KafkaFollower {
             consumer,
             admin,
             dead_letters,
-            sink,
-            pending,
+            handover,
             writer,
             stats: stats.clone(),
             stop: stop.clone(),
@@ -154,8 +157,7 @@ struct Follow {
     consumer: BaseConsumer,
     admin: AdminClient<DefaultClientContext>,
     dead_letters: Option<(ThreadedProducer<DefaultProducerContext>, String)>,
-    sink: CommitSink,
-    pending: Arc<Pending>,
+    handover: Arc<Handover>,
     writer: String,
     stats: Arc<FollowerStats>,
     stop: Arc<AtomicBool>,
@@ -227,20 +229,7 @@ impl Follow {
         let partitions =
             metadata.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() });
         if partitions == 0 {
-            let new = NewTopic::new(topic, 1, TopicReplication::Fixed(self.options.replication_factor));
-            let created = block_on(self.admin.create_topics([&new], &AdminOptions::new()));
-            match created {
-                Ok(results) => {
-                    for result in results {
-                        match result {
-                            Ok(_) => tracing::info!(%topic, "created the log's topic (one partition)"),
-                            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                            Err((_, code)) => return Err(Retry(format!("create topic {topic}: {code}"))),
-                        }
-                    }
-                }
-                Err(error) => return Err(Retry(format!("create topic {topic}: {error}"))),
-            }
+            block_on(super::create_topic(&self.admin, &self.options)).map_err(Retry)?;
             return Err(Retry(format!("topic {topic} was just created")));
         }
         if partitions > 1 {
@@ -253,28 +242,26 @@ impl Follow {
 
     fn deliver(&self, message: &BorrowedMessage<'_>) {
         let offset = message.offset();
-        let lsn = offset as Lsn + 1;
-        let payload = message.payload().unwrap_or_default();
-        let ticket = self.own_sequence(message).and_then(|sequence| self.pending.take(sequence));
-        match codec::decode_record(payload) {
-            Ok(record) => self.sink.committed(lsn, record, ticket),
-            Err(error) => {
-                let skipped = self.stats.skipped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(
-                    topic = %self.options.topic,
-                    partition = message.partition(),
-                    offset,
-                    %error,
-                    skipped,
-                    "skipping a record that is not a wal.proto WALRecord"
-                );
-                self.dead_letter(payload, offset, &error.to_string());
-                if let Some(ticket) = ticket {
-                    self.sink.failed(ticket, format!("the record at offset {offset} could not be decoded: {error}"));
+        if let Consumed::Decode = self.handover.consumed(offset, self.own_sequence(message)) {
+            let payload = message.payload().unwrap_or_default();
+            match codec::decode_record(payload) {
+                Ok(record) => self.handover.decoded(offset, Some(record)),
+                Err(error) => {
+                    let skipped = self.stats.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(
+                        topic = %self.options.topic,
+                        partition = message.partition(),
+                        offset,
+                        %error,
+                        skipped,
+                        "skipping a record that is not a wal.proto WALRecord"
+                    );
+                    self.dead_letter(payload, offset, &error.to_string());
+                    self.handover.decoded(offset, None);
                 }
             }
         }
-        self.stats.consumed.store(lsn, Ordering::Release);
+        self.stats.consumed.store(offset as Lsn + 1, Ordering::Release);
     }
 
     /// The sequence number of a record this server wrote.

@@ -4,19 +4,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use prism_dataflows::{CommitSink, Ticket, WriteLog, WriteRecord};
-use rdkafka::message::{Header, OwnedHeaders};
+use prism_dataflows::{Ticket, WriteLog, WriteRecord};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use super::{client, KafkaError, KafkaOptions, Pending, PARTITION, SEQUENCE_HEADER, WRITER_HEADER};
+use super::handover::Handover;
+use super::{client, KafkaError, KafkaOptions, PARTITION, SEQUENCE_HEADER, WRITER_HEADER};
 use crate::codec;
 
-/// Fails the write of a record the broker did not take. (A record it took comes back through
-/// the follower, which answers the write.)
+/// Tells the handover where the broker put each record, or fails its write.
 struct Delivery {
-    pending: Arc<Pending>,
-    sink: CommitSink,
+    handover: Arc<Handover>,
 }
 
 impl ClientContext for Delivery {}
@@ -25,10 +24,11 @@ impl ProducerContext for Delivery {
     type DeliveryOpaque = Box<u64>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sequence: Box<u64>) {
-        if let Err((error, _)) = result {
-            if let Some(ticket) = self.pending.take(*sequence) {
+        match result {
+            Ok(message) => self.handover.placed(*sequence, message.offset()),
+            Err((error, _)) => {
                 tracing::warn!(%error, "the broker did not take a record");
-                self.sink.failed(ticket, format!("the broker did not take the record: {error}"));
+                self.handover.not_taken(*sequence, format!("the broker did not take the record: {error}"));
             }
         }
     }
@@ -39,17 +39,11 @@ pub struct KafkaLog {
     topic: String,
     writer: String,
     next_sequence: AtomicU64,
-    pending: Arc<Pending>,
-    sink: CommitSink,
+    handover: Arc<Handover>,
 }
 
 impl KafkaLog {
-    pub(crate) fn new(
-        options: &KafkaOptions,
-        sink: CommitSink,
-        pending: Arc<Pending>,
-        writer: String,
-    ) -> Result<KafkaLog, KafkaError> {
+    pub(crate) fn new(options: &KafkaOptions, handover: Arc<Handover>, writer: String) -> Result<KafkaLog, KafkaError> {
         let mut config = options.client_config();
         // Durable in the broker before acknowledged; no duplicates on retry; in order.
         config.set("enable.idempotence", "true");
@@ -59,9 +53,9 @@ impl KafkaLog {
         for (key, value) in &options.properties {
             config.set(key, value);
         }
-        let context = Delivery { pending: pending.clone(), sink: sink.clone() };
+        let context = Delivery { handover: handover.clone() };
         let producer = config.create_with_context(context).map_err(client("producer"))?;
-        Ok(KafkaLog { producer, topic: options.topic.clone(), writer, next_sequence: AtomicU64::new(1), pending, sink })
+        Ok(KafkaLog { producer, topic: options.topic.clone(), writer, next_sequence: AtomicU64::new(1), handover })
     }
 
     /// Waits up to `timeout` for every record handed over to reach the broker.
@@ -78,16 +72,15 @@ impl WriteLog for KafkaLog {
         let headers = OwnedHeaders::new()
             .insert(Header { key: WRITER_HEADER, value: Some(self.writer.as_bytes()) })
             .insert(Header { key: SEQUENCE_HEADER, value: Some(sequence_text.as_bytes()) });
-        self.pending.insert(sequence, ticket);
+        let namespace = record.namespace.clone();
+        self.handover.waiting(sequence, ticket, record);
         let message = BaseRecord::with_opaque_to(&self.topic, Box::new(sequence))
             .partition(PARTITION)
-            .key(record.namespace.as_str())
+            .key(namespace.as_str())
             .payload(&payload)
             .headers(headers);
         if let Err((error, _)) = self.producer.send(message) {
-            if let Some(ticket) = self.pending.take(sequence) {
-                self.sink.failed(ticket, format!("could not hand the record to the producer: {error}"));
-            }
+            self.handover.not_taken(sequence, format!("could not hand the record to the producer: {error}"));
         }
     }
 }

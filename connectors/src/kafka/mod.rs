@@ -6,19 +6,21 @@
 //! - [`KafkaFollower`] consumes the topic in order — this server's records and any other
 //!   producer's alike — and hands each to the [`CommitSink`] at LSN = offset + 1, with the
 //!   waiting write's ticket when the headers say this server wrote it. A write is answered
-//!   once its record comes back this way and is applied, so a reply means the broker holds it.
+//!   once its record is handed over and applied, so a reply means the broker holds it; this
+//!   server's own records are handed over as soon as the broker reports their offset, in
+//!   offset order with everything else (see `handover.rs`).
 //!
 //! One partition, because the LSN is the record's position in one total order; the topic is
 //! created with one partition if it does not exist, and a topic with more is refused.
 
 mod follower;
+mod handover;
 mod log;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prism_dataflows::Ticket;
 use rdkafka::ClientConfig;
 
 pub use follower::{FollowerStats, KafkaFollower};
@@ -81,6 +83,8 @@ impl KafkaOptions {
 pub enum KafkaError {
     #[error("kafka {what}: {source}")]
     Client { what: String, source: rdkafka::error::KafkaError },
+    #[error("kafka: {0}")]
+    Topic(String),
     #[error("could not start the follower thread: {0}")]
     Thread(std::io::Error),
     #[error("topic {topic} has {partitions} partitions; the log needs exactly one (its order is the LSN order)")]
@@ -90,24 +94,6 @@ pub enum KafkaError {
 fn client(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> KafkaError {
     let what = what.into();
     move |source| KafkaError::Client { what, source }
-}
-
-/// Writes waiting for their record to come back from the topic, by sequence number.
-#[derive(Default)]
-pub(crate) struct Pending {
-    tickets: Mutex<BTreeMap<u64, Ticket>>,
-}
-
-impl Pending {
-    fn insert(&self, sequence: u64, ticket: Ticket) {
-        if let Ok(mut tickets) = self.tickets.lock() {
-            tickets.insert(sequence, ticket);
-        }
-    }
-
-    fn take(&self, sequence: u64) -> Option<Ticket> {
-        self.tickets.lock().ok()?.remove(&sequence)
-    }
 }
 
 /// A name for this server's records that no other server (or restart) shares.
@@ -132,30 +118,76 @@ impl KafkaWal {
         sink: prism_dataflows::CommitSink,
         start_offset: i64,
     ) -> Result<KafkaWal, KafkaError> {
-        let pending = Arc::new(Pending::default());
+        let handover = Arc::new(handover::Handover::new(sink, start_offset));
         let writer = writer_id();
-        let log = Arc::new(KafkaLog::new(options, sink.clone(), pending.clone(), writer.clone())?);
-        let follower = KafkaFollower::start(options, sink, pending, writer, start_offset)?;
+        let log = Arc::new(KafkaLog::new(options, handover.clone(), writer.clone())?);
+        let follower = KafkaFollower::start(options, handover, writer, start_offset)?;
         Ok(KafkaWal { log, follower })
     }
 }
 
-/// Produces one record to the log's partition as any other program would (without this
-/// server's headers), and waits for the broker to take it; returns its offset (LSN − 1).
-pub async fn produce(options: &KafkaOptions, key: &str, payload: &[u8]) -> Result<i64, KafkaError> {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let mut config = options.client_config();
-    config.set("enable.idempotence", "true");
-    config.set("acks", "all");
-    config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
-    for (key, value) in &options.properties {
-        config.set(key, value);
+/// Creates the log's topic with one partition (nothing if it exists).
+pub(crate) async fn create_topic(
+    admin: &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    options: &KafkaOptions,
+) -> Result<(), String> {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let topic = &options.topic;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(options.replication_factor));
+    let results =
+        admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| format!("create topic {topic}: {e}"))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(%topic, "created the log's topic (one partition)"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(format!("create topic {topic}: {code}")),
+        }
     }
-    let producer: FutureProducer = config.create().map_err(client("producer"))?;
-    let record = FutureRecord::to(&options.topic).partition(PARTITION).key(key).payload(payload);
-    let delivered = producer
-        .send(record, options.write_timeout)
-        .await
-        .map_err(|(source, _)| KafkaError::Client { what: format!("produce to {}", options.topic), source })?;
-    Ok(delivered.offset)
+    Ok(())
+}
+
+/// Makes sure the log's topic exists (with one partition when this creates it).
+pub async fn ensure_topic(options: &KafkaOptions) -> Result<(), KafkaError> {
+    let admin = options.client_config().create().map_err(client("admin"))?;
+    create_topic(&admin, options).await.map_err(KafkaError::Topic)
+}
+
+/// A producer of log records as any other program would write them (without this server's
+/// headers): for tools, tests and benchmarks.
+pub struct RecordProducer {
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+    timeout: Duration,
+}
+
+impl RecordProducer {
+    pub fn new(options: &KafkaOptions) -> Result<RecordProducer, KafkaError> {
+        let mut config = options.client_config();
+        config.set("enable.idempotence", "true");
+        config.set("acks", "all");
+        config.set("linger.ms", "0");
+        config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
+        for (key, value) in &options.properties {
+            config.set(key, value);
+        }
+        let producer = config.create().map_err(client("producer"))?;
+        Ok(RecordProducer { producer, topic: options.topic.clone(), timeout: options.write_timeout })
+    }
+
+    /// Sends one record to the log's partition and waits for the broker to take it; returns
+    /// its offset (LSN − 1).
+    pub async fn send(&self, key: &str, payload: &[u8]) -> Result<i64, KafkaError> {
+        let record = rdkafka::producer::FutureRecord::to(&self.topic).partition(PARTITION).key(key).payload(payload);
+        let delivered = self
+            .producer
+            .send(record, self.timeout)
+            .await
+            .map_err(|(source, _)| KafkaError::Client { what: format!("produce to {}", self.topic), source })?;
+        Ok(delivered.offset)
+    }
+}
+
+/// Produces one record with a producer of its own (see [`RecordProducer`]).
+pub async fn produce(options: &KafkaOptions, key: &str, payload: &[u8]) -> Result<i64, KafkaError> {
+    RecordProducer::new(options)?.send(key, payload).await
 }
