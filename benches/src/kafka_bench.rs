@@ -172,12 +172,13 @@ async fn ingestion(args: &Args, brokers: &str) -> anyhow::Result<()> {
     let channels = harness::connect(&server.address, 1).await?;
     harness::wait_serving(channels[0].clone()).await?;
     let kafka_seconds = started.elapsed().as_secs_f64();
-    drop(server);
+    let mut server = server;
+    server.child.kill().await?;
 
     // The same operations through the embedded log: written by one server, replayed by the next.
     let embedded = tempfile::tempdir()?;
     {
-        let server = spawn_server_in(args.binary.as_ref(), args.workers, embedded.path(), &[]).await?;
+        let mut server = spawn_server_in(args.binary.as_ref(), args.workers, embedded.path(), &[]).await?;
         let channels = harness::connect(&server.address, 1).await?;
         harness::wait_serving(channels[0].clone()).await?;
         let mut client = GraphServiceClient::new(channels[0].clone());
@@ -192,6 +193,8 @@ async fn ingestion(args: &Args, brokers: &str) -> anyhow::Result<()> {
                 .collect();
             client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await?;
         }
+        // Killed and gone (its lock released) before the next one starts on its log.
+        server.child.kill().await?;
     }
     let started = Instant::now();
     let server = spawn_server_in(args.binary.as_ref(), args.workers, embedded.path(), &[]).await?;
