@@ -384,6 +384,23 @@ mod tests {
     }
 
     #[test]
+    fn the_kafka_section_passes_librdkafka_properties_and_needs_brokers() {
+        let config = Config::from_yaml(
+            "wal:\n  backend: kafka\n  kafka:\n    brokers: b1:9092,b2:9092\n    topic: t\n    write_timeout: 2s\n    dead_letter_topic: dead\n    properties:\n      security.protocol: ssl\n",
+        )
+        .unwrap();
+        assert_eq!(config.wal.backend, WalBackend::Kafka);
+        assert_eq!(config.wal.kafka.brokers, "b1:9092,b2:9092");
+        assert_eq!(config.wal.kafka.write_timeout, Duration::from_secs(2));
+        assert_eq!(config.wal.kafka.dead_letter_topic.as_deref(), Some("dead"));
+        assert_eq!(config.wal.kafka.properties["security.protocol"], "ssl");
+        let err = Config::from_yaml("wal:\n  backend: kafka\n").unwrap_err();
+        assert!(err.contains("wal.kafka.brokers"), "{err}");
+        let err = Config::from_yaml("wal:\n  kafka:\n    brokr: x\n").unwrap_err();
+        assert!(err.contains("brokr"), "{err}");
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
