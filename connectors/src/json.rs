@@ -125,6 +125,20 @@ pub fn value(json: &Json, path: &str) -> Result<Value, JsonError> {
     })
 }
 
+/// A property value as JSON (bytes as an array of numbers; a double that is whole stays a
+/// double only if written with a fraction, so round trips keep ints and doubles apart).
+pub fn to_json(value: &Value) -> Json {
+    match value {
+        Value::String(s) => Json::String(s.clone()),
+        Value::Int(i) => Json::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(Json::Null, Json::Number),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Bytes(bytes) => Json::Array(bytes.iter().map(|b| Json::from(*b)).collect()),
+        Value::List(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Map(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

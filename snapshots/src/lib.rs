@@ -1,11 +1,20 @@
 //! Snapshot formats of prism-graph.
 //!
-//! A snapshot is RFC-055's stream of `VertexRecord`s and `EdgeRecord`s (snapshot.proto), as
-//! length-delimited protobuf (varint length + record) or JSON lines, plain or compressed.
-//! This crate will read and write them as streams (memory does not grow with the file) and
-//! turn records into the engine's write operations; the difference between a snapshot and
-//! the running graph is computed by the engine, in dataflow.
+//! A snapshot is RFC-055's stream of vertex and edge records (snapshot.proto), as
+//! length-delimited protobuf (varint length + `SnapshotRecord`) or JSON lines, plain or
+//! compressed with gzip or zstd. [`SnapshotReader`] tells them apart by their bytes, not the
+//! file name, and reads them as a stream (memory does not grow with the file);
+//! [`SnapshotWriter`] writes them. A metadata record opens a section: one namespace's graph,
+//! with the counts it must hold and, for checkpoints, the LSN it covers.
 //!
-//! Like the connectors, it knows bytes and files, not timely.
+//! Like the connectors, this crate knows bytes and files, not timely.
 
-pub use prism_proto::snapshot::{EdgeRecord, GraphSnapshot, VertexRecord};
+mod format;
+mod item;
+mod reader;
+mod writer;
+
+pub use format::{Compression, Encoding};
+pub use item::{Section, SnapshotEdge, SnapshotItem, SnapshotVertex};
+pub use reader::{SnapshotError, SnapshotReader};
+pub use writer::SnapshotWriter;

@@ -1,0 +1,41 @@
+//! What a snapshot holds, as domain values: sections, vertices and edges (no timestamps: a
+//! snapshot says what the graph is, not when each part was written).
+
+use prism_dataflows::{Lsn, Properties};
+
+/// Opens a section: the items after it, up to the next section, are one namespace's graph.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Section {
+    /// `None`: the namespace the snapshot is loaded into.
+    pub namespace: Option<String>,
+    pub snapshot_id: String,
+    pub timestamp: i64,
+    /// Expected counts (`None`: unknown), checked when the section is loaded.
+    pub vertex_count: Option<u64>,
+    pub edge_count: Option<u64>,
+    /// The log position the state covers (checkpoints).
+    pub lsn: Lsn,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotVertex {
+    pub id: String,
+    pub label: String,
+    pub properties: Properties,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SnapshotEdge {
+    pub id: String,
+    pub label: String,
+    pub from: String,
+    pub to: String,
+    pub properties: Properties,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SnapshotItem {
+    Section(Section),
+    Vertex(SnapshotVertex),
+    Edge(SnapshotEdge),
+}
