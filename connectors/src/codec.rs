@@ -56,8 +56,8 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
         WriteOp::CreateVertex { id, label, properties } => {
             (OperationType::CreateVertex, vertex(id, label, properties), false, false)
         }
-        WriteOp::UpdateVertex { id, properties, merge } => {
-            (OperationType::UpdateVertex, vertex(id, "", properties), *merge, false)
+        WriteOp::UpdateVertex { id, properties, merge, label } => {
+            (OperationType::UpdateVertex, vertex(id, label.as_deref().unwrap_or(""), properties), *merge, false)
         }
         WriteOp::DeleteVertex { id, cascade } => (OperationType::DeleteVertex, vertex(id, "", &none), false, *cascade),
         WriteOp::CreateEdge { id, label, from, to, properties } => {
@@ -99,6 +99,7 @@ fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
             properties: value::decode_properties(&v.properties)?,
             id: v.id,
             merge: op.merge,
+            label: (!v.label.is_empty()).then_some(v.label),
         }),
         (OperationType::DeleteVertex, Some(Operation::Vertex(v))) => {
             Ok(WriteOp::DeleteVertex { id: v.id, cascade: op.cascade })
@@ -255,7 +256,7 @@ mod tests {
             timestamp: 1_700_000_000_000_000,
             ops: vec![
                 WriteOp::CreateVertex { id: "a".into(), label: "User".into(), properties: properties.clone() },
-                WriteOp::UpdateVertex { id: "a".into(), properties: properties.clone(), merge: true },
+                WriteOp::UpdateVertex { id: "a".into(), properties: properties.clone(), merge: true, label: None },
                 WriteOp::DeleteVertex { id: "a".into(), cascade: true },
                 WriteOp::CreateEdge { id: "e".into(), label: "F".into(), from: "a".into(), to: "b".into(), properties },
                 WriteOp::DeleteEdge { id: "e".into() },

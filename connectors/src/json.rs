@@ -74,9 +74,12 @@ fn operation(json: &Json, path: &str) -> Result<WriteOp, JsonError> {
         "create_vertex" => {
             Ok(WriteOp::CreateVertex { id: field("id")?, label: field("label")?, properties: properties()? })
         }
-        "update_vertex" => {
-            Ok(WriteOp::UpdateVertex { id: field("id")?, properties: properties()?, merge: flag("merge") })
-        }
+        "update_vertex" => Ok(WriteOp::UpdateVertex {
+            id: field("id")?,
+            properties: properties()?,
+            merge: flag("merge"),
+            label: json.get("label").and_then(Json::as_str).map(str::to_owned),
+        }),
         "delete_vertex" => Ok(WriteOp::DeleteVertex { id: field("id")?, cascade: flag("cascade") }),
         "create_edge" => Ok(WriteOp::CreateEdge {
             id: field("id")?,
@@ -123,6 +126,31 @@ pub fn value(json: &Json, path: &str) -> Result<Value, JsonError> {
         ),
         Json::Null => return Err(error(path, "null is not a property value")),
     })
+}
+
+/// An operation as JSON, in the shape [`record_from_json`] reads.
+pub fn op_to_json(op: &WriteOp) -> Json {
+    let properties = |p: &Properties| Json::Object(p.iter().map(|(k, v)| (k.clone(), to_json(v))).collect());
+    match op {
+        WriteOp::CreateVertex { id, label, properties: p } => {
+            serde_json::json!({"type": "create_vertex", "id": id, "label": label, "properties": properties(p)})
+        }
+        WriteOp::UpdateVertex { id, properties: p, merge, label } => {
+            let mut json =
+                serde_json::json!({"type": "update_vertex", "id": id, "properties": properties(p), "merge": merge});
+            if let Some(label) = label {
+                json["label"] = Json::String(label.clone());
+            }
+            json
+        }
+        WriteOp::DeleteVertex { id, cascade } => {
+            serde_json::json!({"type": "delete_vertex", "id": id, "cascade": cascade})
+        }
+        WriteOp::CreateEdge { id, label, from, to, properties: p } => serde_json::json!({
+            "type": "create_edge", "id": id, "label": label, "from": from, "to": to, "properties": properties(p)
+        }),
+        WriteOp::DeleteEdge { id } => serde_json::json!({"type": "delete_edge", "id": id}),
+    }
 }
 
 /// A property value as JSON (bytes as an array of numbers; a double that is whole stays a

@@ -167,7 +167,7 @@ impl ApplyState {
                 self.vertices.insert(key, VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
                 Ok(OpEffect::Vertex(vertex))
             }
-            WriteOp::UpdateVertex { id, properties, merge } => {
+            WriteOp::UpdateVertex { id, properties, merge, label } => {
                 require_id("vertex id", id)?;
                 let key = VertexKey::new(ns, id);
                 let Some(entry) = self.vertices.get(&key) else {
@@ -175,6 +175,9 @@ impl ApplyState {
                 };
                 let old = entry.vertex.clone();
                 let mut updated = Vertex::clone(&old);
+                if let Some(label) = label {
+                    updated.label = label.clone();
+                }
                 if *merge {
                     updated.properties.merge(properties);
                 } else {
@@ -436,7 +439,15 @@ mod tests {
         );
         let merged = state.apply(
             2,
-            &record(false, vec![WriteOp::UpdateVertex { id: "a".into(), properties: props(&[("y", 3)]), merge: true }]),
+            &record(
+                false,
+                vec![WriteOp::UpdateVertex {
+                    id: "a".into(),
+                    properties: props(&[("y", 3)]),
+                    merge: true,
+                    label: None,
+                }],
+            ),
             &mut changes,
         );
         let Ok(OpEffect::Vertex(v)) = &merged.results[0] else { panic!("update failed: {merged:?}") };
@@ -445,7 +456,12 @@ mod tests {
             3,
             &record(
                 false,
-                vec![WriteOp::UpdateVertex { id: "a".into(), properties: props(&[("z", 4)]), merge: false }],
+                vec![WriteOp::UpdateVertex {
+                    id: "a".into(),
+                    properties: props(&[("z", 4)]),
+                    merge: false,
+                    label: None,
+                }],
             ),
             &mut changes,
         );

@@ -18,6 +18,7 @@ pub mod model;
 pub mod paths;
 pub mod query;
 pub mod reader;
+pub mod snapshot_diff;
 pub mod standing_rank;
 pub mod traverse;
 pub mod write;

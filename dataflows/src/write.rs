@@ -17,11 +17,13 @@ pub enum WriteOp {
         label: String,
         properties: Properties,
     },
-    /// `merge`: set the given keys and keep the others; otherwise replace the map.
+    /// `merge`: set the given keys and keep the others; otherwise replace the map. `label`,
+    /// when set, replaces the label (snapshot diffs; the RPC keeps it).
     UpdateVertex {
         id: String,
         properties: Properties,
         merge: bool,
+        label: Option<String>,
     },
     /// `cascade`: delete the vertex's edges too; otherwise a vertex with edges is kept.
     DeleteVertex {

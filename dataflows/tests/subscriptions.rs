@@ -130,7 +130,7 @@ async fn follows_changes(filter: Option<Filter>, top_k: usize) {
                 // A vertex flips in or out of the filtered subgraph, with its edges.
                 let id = lcg(&mut seed) % 50;
                 let properties = [("rich".to_string(), Value::Int((step / 5 % 2) as i64))].into_iter().collect();
-                vec![WriteOp::UpdateVertex { id: format!("v{id}"), properties, merge: true }]
+                vec![WriteOp::UpdateVertex { id: format!("v{id}"), properties, merge: true, label: None }]
             }
             _ => {
                 // A new vertex with an edge in, or an old one deleted with its edges.

@@ -71,6 +71,8 @@ pub struct ServerSection {
     /// How long a read waits for `x-prism-min-lsn` when the call has no deadline.
     #[serde(deserialize_with = "duration")]
     pub read_timeout: Duration,
+    /// A snapshot file loaded at start, after recovery (`--snapshot`).
+    pub snapshot: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -82,6 +84,7 @@ impl Default for ServerSection {
             read_hold: Duration::from_secs(2),
             write_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(5),
+            snapshot: None,
         }
     }
 }

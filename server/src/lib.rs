@@ -10,6 +10,8 @@ pub mod convert;
 pub mod paths;
 pub mod serve;
 pub mod service;
+pub mod snapshot_cli;
+pub mod snapshots;
 pub mod status;
 pub mod subscription;
 pub mod traversal;

@@ -29,6 +29,8 @@ pub enum ServeError {
     Kafka(#[from] KafkaError),
     #[error("the write-ahead log: {0}")]
     Log(String),
+    #[error("--snapshot {path}: {message}")]
+    Snapshot { path: String, message: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("data directory {0} is in use by another prism-graph process")]
@@ -108,6 +110,9 @@ pub async fn serve(
     } else {
         None
     };
+    if let (Some(path), true) = (&config.server.snapshot, engine.is_writer_process()) {
+        crate::snapshots::load_at_start(&engine, path, &config).await?;
+    }
     health.set_serving::<GraphServiceServer<GraphApi>>().await;
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     tracing::info!("serving");

@@ -13,7 +13,7 @@ use prism_dataflows::{
 };
 use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::{within, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
@@ -281,7 +281,7 @@ impl GraphService for GraphApi {
         let (metadata, _, message) = request.into_parts();
         require("id", &message.id)?;
         let properties = properties("properties", &message.properties)?;
-        let op = WriteOp::UpdateVertex { id: message.id, properties, merge: message.merge };
+        let op = WriteOp::UpdateVertex { id: message.id, properties, merge: message.merge, label: None };
         let (lsn, effect) = self.write_one(&metadata, op).await?;
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
@@ -557,5 +557,31 @@ impl GraphService for GraphApi {
         }
         let lsn = subscribed.first.lsn;
         Ok(with_lsn(subscription::stream(subscribed, config.subscription_heartbeat), lsn))
+    }
+
+    type ExportSnapshotStream = crate::snapshots::ChunkStream;
+
+    async fn export_snapshot(
+        &self,
+        request: Request<ExportSnapshotRequest>,
+    ) -> Result<Response<Self::ExportSnapshotStream>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let (encoding, compression) = crate::snapshots::parse_format(&message.format, &message.compression)?;
+        let timeout = deadline(&metadata)?.unwrap_or(self.config.server.read_timeout);
+        let (lsn, stream) = crate::snapshots::export(&self.engine, namespace, encoding, compression, timeout).await?;
+        Ok(with_lsn(stream, lsn))
+    }
+
+    async fn apply_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<ApplySnapshotResponse>, Status> {
+        let (metadata, _, chunks) = request.into_parts();
+        let namespace = namespace(&metadata)?;
+        let timeout = deadline(&metadata)?.unwrap_or(self.config.server.write_timeout);
+        let applied = crate::snapshots::apply(&self.engine, namespace, chunks, timeout).await?;
+        let lsn = applied.lsn;
+        Ok(with_lsn(applied, lsn))
     }
 }

@@ -39,3 +39,17 @@ pub enum SnapshotItem {
     Vertex(SnapshotVertex),
     Edge(SnapshotEdge),
 }
+
+impl SnapshotItem {
+    /// The vertex or edge as the engine's snapshot diff takes it (`None` for a section).
+    pub fn into_element(self) -> Option<prism_dataflows::snapshot_diff::Element> {
+        use prism_dataflows::snapshot_diff::Element;
+        match self {
+            SnapshotItem::Section(_) => None,
+            SnapshotItem::Vertex(v) => Some(Element::Vertex { id: v.id, label: v.label, properties: v.properties }),
+            SnapshotItem::Edge(e) => {
+                Some(Element::Edge { id: e.id, label: e.label, from: e.from, to: e.to, properties: e.properties })
+            }
+        }
+    }
+}

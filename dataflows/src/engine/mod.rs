@@ -114,7 +114,12 @@ pub(crate) enum Work {
     Request { body: RequestBody, route: u64 },
     /// An algorithm run by every worker, started by the worker that takes it.
     Algorithm { namespace: crate::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
+    /// The whole graph of a namespace as the apply stage holds it (worker 0 only).
+    Graph { namespace: crate::model::Namespace },
 }
+
+/// A namespace's graph at an LSN, sharing the engine's vertices and edges.
+pub type NamespaceGraph = (Lsn, Vec<std::sync::Arc<crate::model::Vertex>>, Vec<std::sync::Arc<crate::model::Edge>>);
 
 /// State shared by the front and this process's workers.
 pub(crate) struct Shared {
@@ -327,6 +332,22 @@ impl Engine {
     /// it changes.
     pub fn standing_page_ranks(&self) -> watch::Receiver<usize> {
         self.shared.subscriptions.standing()
+    }
+
+    /// The whole graph of `namespace` as of the latest record the apply stage has taken (its
+    /// LSN returned with it): for exports, snapshot diffs and checkpoints. Served by process 0.
+    pub async fn namespace_graph(
+        &self,
+        namespace: crate::model::Namespace,
+        timeout: Duration,
+    ) -> Result<NamespaceGraph, EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
+        }
+        match self.submit(Work::Graph { namespace }, 0, timeout).await? {
+            Reply::Graph(graph) => Ok(graph),
+            _ => Err(EngineError::Shutdown),
+        }
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.

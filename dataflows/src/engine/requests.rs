@@ -70,6 +70,8 @@ pub enum Reply {
     Ranked(Result<crate::engine::algorithms::Ranked, EngineError>),
     /// Communities, with the LSN they were computed at.
     Communities(Result<crate::engine::algorithms::Grouped, EngineError>),
+    /// A namespace's whole graph (answered on worker 0, never sent across workers).
+    Graph(crate::engine::NamespaceGraph),
 }
 
 /// What the serve operator shares with its worker's loop.

@@ -82,6 +82,15 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         for Submission { work, timeout, reply } in inbox.try_iter() {
             let (body, route) = match work {
                 Work::Request { body, route } => (body, route),
+                Work::Graph { namespace } => {
+                    // Only worker 0 holds the apply stage; a graph asked of another worker
+                    // cannot be served (the front routes it to worker 0).
+                    if let Some(writer) = writer.as_ref() {
+                        let (vertices, edges) = writer.state.namespace_graph(&namespace);
+                        let _ = reply.send(Reply::Graph((writer.last_lsn, vertices, edges)));
+                    }
+                    continue;
+                }
                 Work::Algorithm { namespace, algorithm, min_lsn } => {
                     // Only the reply lives here; the query id is unique across workers.
                     next_algorithm_query += 1;

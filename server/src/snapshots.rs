@@ -1,0 +1,344 @@
+//! ExportSnapshot and ApplySnapshot: a namespace's graph as a snapshot file's bytes, and a
+//! newer snapshot applied as its difference from the running graph in one atomic record.
+//!
+//! Both stream: the bytes pass through a bounded channel between the gRPC stream and a
+//! blocking thread that encodes or decodes them (prism-snapshots reads and writes `std::io`).
+
+use std::io::{Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prism_dataflows::snapshot_diff::{self, DiffCounts, Element};
+use prism_dataflows::{Engine, Lsn, Namespace, RecordOutcome, WriteRecord};
+use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
+use prism_snapshots::{
+    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::{Status, Streaming};
+
+use crate::convert::now_micros;
+use crate::status::{self, invalid};
+
+/// Bytes per chunk of an export.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+pub type ChunkStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<SnapshotChunk, Status>> + Send>>;
+
+/// Hands written bytes to the reply stream, a chunk at a time (waits while the client lags).
+struct ChunkWriter {
+    chunks: mpsc::Sender<Result<SnapshotChunk, Status>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let data = std::mem::take(&mut self.buffer);
+        self.chunks
+            .blocking_send(Ok(SnapshotChunk { data }))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_format(format: &str, compression: &str) -> Result<(Encoding, Compression), Status> {
+    let encoding = match format {
+        "" | "protobuf" => Encoding::Protobuf,
+        "jsonlines" => Encoding::JsonLines,
+        other => return Err(invalid("format", format!("unknown format {other:?}; valid: protobuf, jsonlines"))),
+    };
+    let compression = match compression {
+        "" | "zstd" => Compression::Zstd,
+        "gzip" => Compression::Gzip,
+        "none" => Compression::None,
+        other => return Err(invalid("compression", format!("unknown compression {other:?}; valid: zstd, gzip, none"))),
+    };
+    Ok((encoding, compression))
+}
+
+/// The namespace's graph, streamed as a snapshot.
+pub async fn export(
+    engine: &Engine,
+    namespace: Namespace,
+    encoding: Encoding,
+    compression: Compression,
+    timeout: Duration,
+) -> Result<(Lsn, ChunkStream), Status> {
+    let (lsn, mut vertices, mut edges) =
+        engine.namespace_graph(namespace, timeout).await.map_err(status::from_engine)?;
+    let (chunks, receiver) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let failed = chunks.clone();
+        let write = move || -> Result<(), prism_snapshots::SnapshotError> {
+            vertices.sort_by(|a, b| a.id.cmp(&b.id));
+            edges.sort_by(|a, b| a.id.cmp(&b.id));
+            let sink = ChunkWriter { chunks, buffer: Vec::with_capacity(CHUNK_BYTES) };
+            let mut writer = SnapshotWriter::new(sink, encoding, compression)?;
+            writer.write(&SnapshotItem::Section(Section {
+                namespace: None,
+                snapshot_id: format!("lsn-{lsn}"),
+                timestamp: now_micros(),
+                vertex_count: Some(vertices.len() as u64),
+                edge_count: Some(edges.len() as u64),
+                lsn,
+            }))?;
+            for v in &vertices {
+                let vertex =
+                    SnapshotVertex { id: v.id.clone(), label: v.label.clone(), properties: v.properties.clone() };
+                writer.write(&SnapshotItem::Vertex(vertex))?;
+            }
+            for e in &edges {
+                writer.write(&SnapshotItem::Edge(SnapshotEdge {
+                    id: e.id.clone(),
+                    label: e.label.clone(),
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    properties: e.properties.clone(),
+                }))?;
+            }
+            writer.finish()
+        };
+        if let Err(error) = write() {
+            let _ = failed.blocking_send(Err(Status::internal(format!("writing the snapshot: {error}"))));
+        }
+    });
+    Ok((lsn, Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))))
+}
+
+/// Reads the chunks of a request stream as one byte stream (on a blocking thread).
+struct ChunkReader {
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: std::io::Cursor<Vec<u8>>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let read = self.current.read(out)?;
+            if read > 0 || out.is_empty() {
+                return Ok(read);
+            }
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = std::io::Cursor::new(chunk),
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
+
+/// One section of a snapshot: the namespace it names (if any) and its elements.
+type SnapshotSection = (Option<String>, Vec<Element>);
+
+/// A snapshot's sections: each one's namespace (`None`: the one it is loaded into) and
+/// elements, with its metadata counts checked.
+fn sections_of(reader: SnapshotReader) -> Result<Vec<SnapshotSection>, Status> {
+    let mut sections: Vec<(Option<Section>, Vec<Element>)> = vec![(None, Vec::new())];
+    let mut counts = (0u64, 0u64);
+    for item in reader {
+        let item = item.map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
+        if let SnapshotItem::Section(next) = item {
+            if let Some((section, _)) = sections.last() {
+                check_counts(section, counts)?;
+            }
+            counts = (0, 0);
+            sections.push((Some(next), Vec::new()));
+            continue;
+        }
+        let Some(element) = item.into_element() else { continue };
+        match element {
+            Element::Vertex { .. } => counts.0 += 1,
+            Element::Edge { .. } => counts.1 += 1,
+        }
+        if let Some((_, elements)) = sections.last_mut() {
+            elements.push(element);
+        }
+    }
+    if let Some((section, _)) = sections.last() {
+        check_counts(section, counts)?;
+    }
+    Ok(sections
+        .into_iter()
+        .filter(|(section, elements)| section.is_some() || !elements.is_empty())
+        .map(|(section, elements)| (section.and_then(|s| s.namespace), elements))
+        .collect())
+}
+
+/// A section's metadata counts against what its records hold.
+fn check_counts(section: &Option<Section>, counts: (u64, u64)) -> Result<(), Status> {
+    let Some(section) = section else { return Ok(()) };
+    for (name, expected, found) in
+        [("vertex_count", section.vertex_count, counts.0), ("edge_count", section.edge_count, counts.1)]
+    {
+        if let Some(expected) = expected.filter(|e| *e != found) {
+            return Err(invalid(name, format!("the snapshot's metadata says {expected}, its records hold {found}")));
+        }
+    }
+    Ok(())
+}
+
+/// Applies the snapshot in `chunks` to `namespace` as one record of its difference.
+pub async fn apply(
+    engine: &Arc<Engine>,
+    namespace: Namespace,
+    mut chunks: Streaming<SnapshotChunk>,
+    timeout: Duration,
+) -> Result<ApplySnapshotResponse, Status> {
+    let (bytes, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let parse = tokio::task::spawn_blocking(move || {
+        let reader = ChunkReader { chunks: received, current: std::io::Cursor::new(Vec::new()) };
+        let reader = SnapshotReader::new(reader).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
+        // Applied to the namespace of the call, whatever its sections say.
+        Ok::<_, Status>(sections_of(reader)?.into_iter().flat_map(|(_, elements)| elements).collect::<Vec<_>>())
+    });
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let bytes = bytes.clone();
+        // The parser may have stopped at an error: then its answer says why.
+        if tokio::task::spawn_blocking(move || bytes.send(chunk.data)).await.ok().and_then(Result::ok).is_none() {
+            break;
+        }
+    }
+    drop(bytes);
+    let new = parse.await.map_err(|e| Status::internal(e.to_string()))??;
+    apply_elements(engine, namespace, new, timeout).await
+}
+
+/// Writes the difference between the namespace's graph and `new` as one atomic record.
+pub async fn apply_elements(
+    engine: &Arc<Engine>,
+    namespace: Namespace,
+    new: Vec<Element>,
+    timeout: Duration,
+) -> Result<ApplySnapshotResponse, Status> {
+    // A full snapshot holds both ends of each of its edges: checked before anything is
+    // written, so a bad file leaves not even a rejected record in the log.
+    let ids: std::collections::HashSet<&str> =
+        new.iter().filter_map(|e| if let Element::Vertex { id, .. } = e { Some(id.as_str()) } else { None }).collect();
+    for element in &new {
+        if let Element::Edge { id, from, to, .. } = element {
+            if let Some(missing) = [from, to].into_iter().find(|end| !ids.contains(end.as_str())) {
+                return Err(Status::invalid_argument(format!(
+                    "snapshot: edge {id:?} names vertex {missing:?}, which the snapshot does not hold; the graph is unchanged"
+                )));
+            }
+        }
+    }
+    drop(ids);
+    let (lsn, vertices, edges) =
+        engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
+    let differences = tokio::task::spawn_blocking(move || {
+        let old =
+            vertices.iter().map(|v| Element::of_vertex(v)).chain(edges.iter().map(|e| Element::of_edge(e))).collect();
+        snapshot_diff::diff(old, new)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
+    let counts = DiffCounts::of(&differences);
+    let ops = snapshot_diff::to_ops(differences);
+    let lsn = if ops.is_empty() {
+        lsn
+    } else {
+        let record = WriteRecord { namespace, atomic: true, timestamp: now_micros(), ops };
+        let outcome: RecordOutcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
+        if let Some(rejection) = outcome.results.iter().find_map(|r| r.as_ref().err()) {
+            return Err(status::from_rejection(rejection, "snapshot: the graph is unchanged: "));
+        }
+        outcome.lsn
+    };
+    let n = |x: u64| x as i64;
+    Ok(ApplySnapshotResponse {
+        lsn,
+        vertices_added: n(counts.vertices_added),
+        vertices_removed: n(counts.vertices_removed),
+        vertices_modified: n(counts.vertices_modified),
+        edges_added: n(counts.edges_added),
+        edges_removed: n(counts.edges_removed),
+        edges_modified: n(counts.edges_modified),
+    })
+}
+
+/// `serve --snapshot FILE`: each section of the file into its namespace (the default one when
+/// it names none). Into an empty namespace it goes in atomic batches through the log; into
+/// one that holds a graph (a restart, or a load cut short) as one record of its difference,
+/// so loading the same file again converges instead of failing.
+pub async fn load_at_start(
+    engine: &Arc<Engine>,
+    path: &std::path::Path,
+    config: &crate::config::Config,
+) -> Result<(), crate::serve::ServeError> {
+    let fail = |message: String| crate::serve::ServeError::Snapshot { path: path.display().to_string(), message };
+    let started = std::time::Instant::now();
+    let file = path.to_owned();
+    let sections = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let reader = SnapshotReader::open(&file).map_err(|e| e.to_string())?;
+        sections_of(reader).map_err(|s| s.message().to_owned())
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(fail)?;
+    for (namespace, elements) in sections {
+        let namespace = Namespace::new(namespace.as_deref().unwrap_or(""));
+        let count = elements.len();
+        let timeout = config.server.write_timeout;
+        let (_, vertices, edges) =
+            engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| fail(e.to_string()))?;
+        if vertices.is_empty() && edges.is_empty() {
+            load_in_batches(engine, &namespace, elements, config.limits(namespace.as_str()).batch_size, timeout)
+                .await
+                .map_err(|s| fail(s.message().to_owned()))?;
+        } else {
+            apply_elements(engine, namespace.clone(), elements, timeout)
+                .await
+                .map_err(|s| fail(s.message().to_owned()))?;
+        }
+        tracing::info!(namespace = %namespace, elements = count, elapsed_ms = started.elapsed().as_millis() as u64, "loaded the snapshot");
+    }
+    Ok(())
+}
+
+/// Vertices then edges, in atomic records of `batch` operations each.
+async fn load_in_batches(
+    engine: &Arc<Engine>,
+    namespace: &Namespace,
+    elements: Vec<Element>,
+    batch: usize,
+    timeout: Duration,
+) -> Result<(), Status> {
+    let (vertices, edges): (Vec<Element>, Vec<Element>) =
+        elements.into_iter().partition(|e| matches!(e, Element::Vertex { .. }));
+    for part in [vertices, edges] {
+        let differences: Vec<_> = part.into_iter().map(snapshot_diff::Difference::Added).collect();
+        for chunk in snapshot_diff::to_ops(differences).chunks(batch.max(1)) {
+            let record = WriteRecord {
+                namespace: namespace.clone(),
+                atomic: true,
+                timestamp: now_micros(),
+                ops: chunk.to_vec(),
+            };
+            let outcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
+            if let Some(rejection) = outcome.results.iter().find_map(|r| r.as_ref().err()) {
+                return Err(status::from_rejection(rejection, ""));
+            }
+        }
+    }
+    Ok(())
+}

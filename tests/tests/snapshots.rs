@@ -1,0 +1,222 @@
+//! Snapshots end to end: export, load, apply as a difference, diff, `serve --snapshot`, and
+//! bad input that leaves the graph as it was.
+
+use std::path::Path;
+
+use prism_dataflows::{Properties, Value};
+use prism_e2e::oracle;
+use prism_e2e::*;
+use prism_snapshots::{
+    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// Runs `prism-graph ARGS`; (success, stdout, stderr).
+async fn cli(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(binary()).args(args).output().await.expect("run prism-graph");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+fn items(path: &Path) -> Vec<SnapshotItem> {
+    SnapshotReader::open(path).unwrap().map(Result::unwrap).filter(|i| !matches!(i, SnapshotItem::Section(_))).collect()
+}
+
+fn write(path: &Path, items: &[SnapshotItem], encoding: Encoding, compression: Compression) {
+    let mut writer = SnapshotWriter::new(std::fs::File::create(path).unwrap(), encoding, compression).unwrap();
+    for item in items {
+        writer.write(item).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// The current LSN, as a read of vertex `id` (which must exist) answers it.
+async fn lsn(client: &mut Client, id: &str) -> u64 {
+    lsn_of(&client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await.unwrap())
+}
+
+#[tokio::test]
+async fn export_load_apply_and_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ServerSpec::new(&dir.path().join("a"), 2).start().await;
+    let mut client = a.client().await;
+    let graph = oracle::random_graph(&mut StdRng::seed_from_u64(3), 30, 60);
+    oracle::load(&mut client, &graph).await;
+
+    // Export (zstd protobuf by default), then load into a fresh server: the same graph.
+    let first = dir.path().join("first.snap");
+    let (ok, _, err) =
+        cli(&["snapshot", "export", "--server", &a.address.to_string(), "-o", first.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert_eq!(&std::fs::read(&first).unwrap()[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd by default");
+    assert_eq!(items(&first).len(), 90);
+    let b = ServerSpec::new(&dir.path().join("b"), 2).start().await;
+    let (ok, out, err) = cli(&["snapshot", "load", first.to_str().unwrap(), "--server", &b.address.to_string()]).await;
+    assert!(ok && out.contains("loaded 30 vertices and 60 edges"), "{out}{err}");
+    assert!(err.contains("/s)"), "a progress line with the rate: {err}");
+    let copy = dir.path().join("copy.snap");
+    assert!(cli(&["snapshot", "export", "--server", &b.address.to_string(), "-o", copy.to_str().unwrap()]).await.0);
+    let (ok, out, _) = cli(&["snapshot", "diff", first.to_str().unwrap(), copy.to_str().unwrap()]).await;
+    assert!(ok && out.starts_with("vertices +0 -0 ~0, edges +0 -0 ~0"), "{out}");
+
+    // A newer snapshot (JSON lines, gzip): one vertex removed with its edges, one changed,
+    // one added with an edge, one edge rewired.
+    let mut newer = items(&first);
+    let gone = "v05";
+    newer.retain(|item| match item {
+        SnapshotItem::Vertex(v) => v.id != gone,
+        SnapshotItem::Edge(e) => e.from != gone && e.to != gone,
+        SnapshotItem::Section(_) => true,
+    });
+    let removed_edges = 90 - 1 - newer.len() as i64;
+    for item in &mut newer {
+        match item {
+            SnapshotItem::Vertex(v) if v.id == "v07" => {
+                v.label = "Renamed".into();
+                v.properties = [("age".to_string(), Value::Int(99))].into_iter().collect();
+            }
+            SnapshotItem::Edge(e) if e.id == "e010" && e.from != gone && e.to != gone => e.to = "v00".into(),
+            _ => {}
+        }
+    }
+    newer.push(SnapshotItem::Vertex(SnapshotVertex {
+        id: "new".into(),
+        label: "P".into(),
+        properties: Properties::new(),
+    }));
+    newer.push(SnapshotItem::Edge(SnapshotEdge {
+        id: "enew".into(),
+        label: "A".into(),
+        from: "new".into(),
+        to: "v00".into(),
+        properties: Properties::new(),
+    }));
+    let second = dir.path().join("second.jsonl.gz");
+    write(&second, &newer, Encoding::JsonLines, Compression::Gzip);
+
+    let (ok, out, _) = cli(&[
+        "snapshot",
+        "diff",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
+        "-o",
+        dir.path().join("d.jsonl").to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let counts = format!("vertices +1 -1 ~1, edges +1 -{removed_edges} ~");
+    assert!(out.starts_with(&counts), "{out} vs {counts}");
+    let operations = std::fs::read_to_string(dir.path().join("d.jsonl")).unwrap();
+    assert!(operations.lines().any(|l| l.contains("\"delete_vertex\"") && l.contains(gone)), "{operations}");
+
+    let before = lsn(&mut client, "v00").await;
+    let (ok, out, err) =
+        cli(&["snapshot", "apply", second.to_str().unwrap(), "--server", &a.address.to_string()]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("applied at LSN {}: vertices +1 -1 ~1", before + 1)), "one record, one LSN: {out}");
+    let v07 = client.get_vertex(pb::GetVertexRequest { id: "v07".into(), include_edges: false }).await.unwrap();
+    let v07 = v07.into_inner().vertex.unwrap();
+    assert_eq!((v07.label.as_str(), &v07.properties["age"]), ("Renamed", &int(99)));
+    assert!(client.get_vertex(pb::GetVertexRequest { id: gone.into(), include_edges: false }).await.is_err());
+    let after = dir.path().join("after.snap");
+    assert!(cli(&["snapshot", "export", "--server", &a.address.to_string(), "-o", after.to_str().unwrap()]).await.0);
+    let (_, out, _) = cli(&["snapshot", "diff", second.to_str().unwrap(), after.to_str().unwrap()]).await;
+    assert!(out.starts_with("vertices +0 -0 ~0, edges +0 -0 ~0"), "the server holds the newer snapshot: {out}");
+}
+
+#[tokio::test]
+async fn bad_input_names_the_record_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerSpec::new(&dir.path().join("data"), 1).start().await;
+    let mut client = server.client().await;
+    client.create_vertex(vertex_request("keep", "P", &[])).await.unwrap();
+    let address = server.address.to_string();
+    let vertex = |id: &str| {
+        SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), properties: Properties::new() })
+    };
+    let edge = |id: &str, to: &str| {
+        SnapshotItem::Edge(SnapshotEdge {
+            id: id.into(),
+            label: "A".into(),
+            from: "a".into(),
+            to: to.into(),
+            properties: Properties::new(),
+        })
+    };
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = {
+        let mut cases = Vec::new();
+        let path = dir.path().join("t");
+        write(&path, &[vertex("a"), vertex("b"), edge("e", "b")], Encoding::Protobuf, Compression::Zstd);
+        let mut truncated = std::fs::read(&path).unwrap();
+        truncated.truncate(truncated.len() - 6);
+        cases.push(("truncated zstd", truncated, "record"));
+        write(&path, &[vertex("a")], Encoding::Protobuf, Compression::None);
+        let mut bad_varint = std::fs::read(&path).unwrap();
+        bad_varint.extend([0xff; 11]);
+        cases.push(("a bad varint", bad_varint, "record 2"));
+        cases.push((
+            "an unknown record type",
+            b"{\"type\":\"vertex\",\"id\":\"a\",\"label\":\"P\"}\n{\"type\":\"blob\"}\n".to_vec(),
+            "record 2",
+        ));
+        write(&path, &[vertex("a"), vertex("a")], Encoding::JsonLines, Compression::None);
+        cases.push(("a duplicate id", std::fs::read(&path).unwrap(), "appears"));
+        write(&path, &[vertex("a"), edge("e", "nobody")], Encoding::JsonLines, Compression::None);
+        cases.push(("an edge to a missing vertex", std::fs::read(&path).unwrap(), "nobody"));
+        let counted = [
+            SnapshotItem::Section(Section { vertex_count: Some(3), edge_count: Some(0), ..Default::default() }),
+            vertex("a"),
+        ];
+        write(&path, &counted, Encoding::Protobuf, Compression::Gzip);
+        cases.push(("counts that disagree", std::fs::read(&path).unwrap(), "vertex_count"));
+        cases
+    };
+    let before = lsn(&mut client, "keep").await;
+    for (what, bytes, mentions) in cases {
+        let path = dir.path().join("bad");
+        std::fs::write(&path, &bytes).unwrap();
+        let (ok, _, err) = cli(&["snapshot", "apply", path.to_str().unwrap(), "--server", &address]).await;
+        assert!(!ok && err.contains(mentions), "apply of {what}: {err}");
+        let (ok, _, err) =
+            cli(&["snapshot", "load", path.to_str().unwrap(), "--server", &address, "--namespace", "fresh"]).await;
+        assert!(!ok && err.contains(mentions), "load of {what}: {err}");
+        assert_eq!(lsn(&mut client, "keep").await, before, "{what} changed the graph");
+    }
+}
+
+#[tokio::test]
+async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    let mut items =
+        vec![SnapshotItem::Section(Section { vertex_count: Some(2), edge_count: Some(1), ..Default::default() })];
+    for id in ["a", "b"] {
+        items.push(SnapshotItem::Vertex(SnapshotVertex {
+            id: id.into(),
+            label: "P".into(),
+            properties: Properties::new(),
+        }));
+    }
+    items.push(SnapshotItem::Edge(SnapshotEdge {
+        id: "e".into(),
+        label: "A".into(),
+        from: "a".into(),
+        to: "b".into(),
+        properties: Properties::new(),
+    }));
+    write(&path, &items, Encoding::Protobuf, Compression::Zstd);
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = vec!["--snapshot".into(), path.display().to_string()];
+    for _ in 0..2 {
+        let mut server = spec.start().await;
+        let mut client = server.client().await;
+        let a = client.get_vertex(pb::GetVertexRequest { id: "a".into(), include_edges: true }).await.unwrap();
+        assert_eq!(a.into_inner().edges.len(), 1);
+        server.kill().await;
+    }
+}
