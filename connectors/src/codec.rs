@@ -40,6 +40,7 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
             id: id.to_owned(),
             label: label.to_owned(),
             properties: value::encode_properties(properties),
+            ..Default::default()
         })
     };
     let edge = |id: &str, label: &str, from: &str, to: &str, properties: &Properties| {
@@ -49,6 +50,7 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
             from_vertex_id: from.to_owned(),
             to_vertex_id: to.to_owned(),
             properties: value::encode_properties(properties),
+            ..Default::default()
         })
     };
     let none = Properties::new();

@@ -37,6 +37,7 @@ fn append_concurrently(wal: &Arc<EmbeddedWal>, committed: &Receiver<Committed>, 
                 (lsn, record)
             }
             Committed::Failed { error, .. } => panic!("append failed: {error}"),
+            Committed::Restore { .. } => panic!("no checkpoint here"),
         })
         .collect()
 }

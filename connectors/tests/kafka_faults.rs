@@ -64,6 +64,7 @@ fn writes_fail_in_bounded_time_while_the_broker_is_down_and_ingestion_resumes_af
                 break;
             }
             Committed::Failed { .. } => continue,
+            Committed::Restore { .. } => panic!("no checkpoint here"),
         }
     }
 }

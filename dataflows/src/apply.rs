@@ -63,6 +63,35 @@ impl ApplyState {
         self.edges.len()
     }
 
+    /// Puts back a whole graph from a checkpoint (into an empty state: no rules are checked,
+    /// the checkpoint was a valid graph), appending its updates to `changes`.
+    pub fn restore_checkpoint(&mut self, graph: crate::write::WholeGraph, changes: &mut Vec<Change>) {
+        for (key, vertex) in graph.vertices {
+            changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
+            self.vertices.insert(key, VertexEntry { vertex, edges: Vec::new() });
+        }
+        for (key, edge) in graph.edges {
+            let from = VertexKey::new(&key.namespace, &edge.from);
+            let to = VertexKey::new(&key.namespace, &edge.to);
+            let endpoints = if from == to { vec![from] } else { vec![from, to] };
+            for endpoint in endpoints {
+                if let Some(entry) = self.vertices.get_mut(&endpoint) {
+                    entry.edges.push(key.id.clone());
+                }
+            }
+            changes.push(Change::Edge(key.clone(), edge.clone(), 1));
+            self.edges.insert(key, edge);
+        }
+    }
+
+    /// Every vertex and edge of every namespace, as they are now (shared, not copied).
+    pub fn whole_graph(&self) -> crate::write::WholeGraph {
+        crate::write::WholeGraph {
+            vertices: self.vertices.iter().map(|(k, e)| (k.clone(), e.vertex.clone())).collect(),
+            edges: self.edges.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
+        }
+    }
+
     /// The vertices and edges of one namespace, as they are now (shared, not copied).
     pub fn namespace_graph(&self, namespace: &Namespace) -> (Vec<Arc<Vertex>>, Vec<Arc<Edge>>) {
         let vertices = self.vertices.iter().filter(|(k, _)| k.namespace == *namespace).map(|(_, e)| e.vertex.clone());

@@ -106,3 +106,10 @@ impl RecordOutcome {
         self.results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
 }
+
+/// Every vertex and edge of a graph, keyed: what a checkpoint holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WholeGraph {
+    pub vertices: Vec<(crate::model::VertexKey, std::sync::Arc<crate::model::Vertex>)>,
+    pub edges: Vec<(crate::model::EdgeKey, std::sync::Arc<crate::model::Edge>)>,
+}

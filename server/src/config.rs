@@ -73,6 +73,10 @@ pub struct ServerSection {
     pub read_timeout: Duration,
     /// A snapshot file loaded at start, after recovery (`--snapshot`).
     pub snapshot: Option<PathBuf>,
+    /// How often the whole graph is written as a checkpoint (recovery starts from the newest
+    /// and the embedded log before it is deleted); 0s: never.
+    #[serde(deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for ServerSection {
@@ -85,6 +89,7 @@ impl Default for ServerSection {
             write_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(5),
             snapshot: None,
+            checkpoint_interval: Duration::from_secs(300),
         }
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use prism_connectors::kafka::{KafkaError, KafkaOptions, KafkaWal};
 use prism_connectors::{EmbeddedWal, WalError, WalOptions};
-use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError};
+use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError, Lsn};
 use tonic::transport::server::TcpIncoming;
 
+use crate::checkpoints;
 use crate::config::{Config, ConfigError, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
 use crate::service::GraphApi;
@@ -113,6 +114,17 @@ pub async fn serve(
     if let (Some(path), true) = (&config.server.snapshot, engine.is_writer_process()) {
         crate::snapshots::load_at_start(&engine, path, &config).await?;
     }
+    if let Some((_, log)) = &_log {
+        if !config.server.checkpoint_interval.is_zero() {
+            let wal = match log {
+                RunningLog::Embedded(wal) => Some(wal.clone()),
+                RunningLog::Kafka { .. } => None,
+            };
+            let dir = checkpoints::dir(&config.server.data_dir);
+            let last = checkpoints::newest(&dir).map_or(0, |(lsn, _)| lsn);
+            tokio::spawn(checkpoints::run(engine.clone(), dir, config.server.checkpoint_interval, wal, last));
+        }
+    }
     health.set_serving::<GraphServiceServer<GraphApi>>().await;
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     tracing::info!("serving");
@@ -125,30 +137,53 @@ pub async fn serve(
 
 /// What keeps a log running while the server does (dropped when the server stops).
 enum RunningLog {
-    Embedded,
+    Embedded(Arc<EmbeddedWal>),
     Kafka { _wal: Box<KafkaWal> },
+}
+
+/// Hands the newest checkpoint (if any) to the engine; returns the LSN it covers.
+async fn restore_checkpoint(config: &Config, engine: &Arc<Engine>) -> Result<Lsn, ServeError> {
+    let dir = checkpoints::dir(&config.server.data_dir);
+    let Some((_, path)) = checkpoints::newest(&dir) else { return Ok(0) };
+    let started = std::time::Instant::now();
+    let read = path.clone();
+    let (lsn, graph) = tokio::task::spawn_blocking(move || checkpoints::read(&read)).await?.map_err(ServeError::Log)?;
+    let (vertices, edges) = (graph.vertices.len(), graph.edges.len());
+    engine.commit_sink().restored(lsn, graph);
+    tracing::info!(
+        path = %path.display(),
+        lsn,
+        vertices,
+        edges,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored the checkpoint"
+    );
+    Ok(lsn)
 }
 
 /// Replays the embedded log into the engine, then attaches it for writes.
 async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<RunningLog, ServeError> {
+    let checkpoint = restore_checkpoint(config, engine).await?;
     let options = WalOptions {
         dir: config.server.data_dir.join("wal"),
         segment_bytes: config.wal.segment_bytes,
         truncate_corrupt: config.wal.truncate_corrupt,
+        after: checkpoint,
     };
     let sink = engine.commit_sink();
     let started = std::time::Instant::now();
     let (wal, recovery) = tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
-    engine.wait_applied(recovery.last_lsn).await?;
+    engine.wait_applied(recovery.last_lsn.max(checkpoint)).await?;
     tracing::info!(
+        checkpoint,
         records = recovery.records,
         last_lsn = recovery.last_lsn,
         torn_bytes = recovery.torn_bytes,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered the write-ahead log"
     );
-    engine.attach_log(wal);
-    Ok(RunningLog::Embedded)
+    engine.attach_log(wal.clone());
+    Ok(RunningLog::Embedded(wal))
 }
 
 /// Follows the Kafka topic from its start until the records written before now are applied
@@ -161,11 +196,13 @@ async fn follow_kafka(config: &Config, engine: &Arc<Engine>) -> Result<RunningLo
     options.write_timeout = section.write_timeout;
     options.replication_factor = section.replication_factor;
     let started = std::time::Instant::now();
-    // The state is rebuilt from the topic's first record: LSN = offset + 1 on every server.
-    let wal = KafkaWal::open(&options, engine.commit_sink(), 0)?;
+    // From the newest checkpoint's offset (LSN = offset + 1 on every server), or the topic's
+    // first record: the consumed position is the one stored with the state it produced.
+    let checkpoint = restore_checkpoint(config, engine).await?;
+    let wal = KafkaWal::open(&options, engine.commit_sink(), checkpoint as i64)?;
     let stats = wal.follower.stats();
     let caught_up = tokio::task::spawn_blocking(move || stats.wait_caught_up()).await?.map_err(ServeError::Log)?;
-    engine.wait_applied(caught_up).await?;
+    engine.wait_applied(caught_up.max(checkpoint)).await?;
     tracing::info!(
         brokers = %section.brokers,
         topic = %section.topic,

@@ -101,8 +101,13 @@ pub async fn export(
                 lsn,
             }))?;
             for v in &vertices {
-                let vertex =
-                    SnapshotVertex { id: v.id.clone(), label: v.label.clone(), properties: v.properties.clone() };
+                let vertex = SnapshotVertex {
+                    id: v.id.clone(),
+                    label: v.label.clone(),
+                    properties: v.properties.clone(),
+                    created_at: v.created_at,
+                    updated_at: v.updated_at,
+                };
                 writer.write(&SnapshotItem::Vertex(vertex))?;
             }
             for e in &edges {
@@ -112,6 +117,7 @@ pub async fn export(
                     from: e.from.clone(),
                     to: e.to.clone(),
                     properties: e.properties.clone(),
+                    created_at: e.created_at,
                 }))?;
             }
             writer.finish()

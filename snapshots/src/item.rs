@@ -17,20 +17,24 @@ pub struct Section {
     pub lsn: Lsn,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotVertex {
     pub id: String,
     pub label: String,
     pub properties: Properties,
+    /// Unix microseconds; 0 when the snapshot does not say (checkpoints do).
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotEdge {
     pub id: String,
     pub label: String,
     pub from: String,
     pub to: String,
     pub properties: Properties,
+    pub created_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

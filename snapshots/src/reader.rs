@@ -119,7 +119,13 @@ impl SnapshotReader {
 
     fn vertex(&self, vertex: VertexRecord) -> Result<SnapshotItem, SnapshotError> {
         let properties = value::decode_properties(&vertex.properties).map_err(|e| self.error(e))?;
-        Ok(SnapshotItem::Vertex(SnapshotVertex { id: vertex.id, label: vertex.label, properties }))
+        Ok(SnapshotItem::Vertex(SnapshotVertex {
+            id: vertex.id,
+            label: vertex.label,
+            properties,
+            created_at: vertex.created_at,
+            updated_at: vertex.updated_at,
+        }))
     }
 
     fn edge(&self, edge: EdgeRecord) -> Result<SnapshotItem, SnapshotError> {
@@ -130,6 +136,7 @@ impl SnapshotReader {
             from: edge.from_vertex_id,
             to: edge.to_vertex_id,
             properties,
+            created_at: edge.created_at,
         }))
     }
 
@@ -159,6 +166,7 @@ impl SnapshotReader {
                 .ok_or_else(|| self.error(format!("{name}: must be a string")))
         };
         let count = |name: &str| json.get(name).and_then(Json::as_i64).and_then(|n| u64::try_from(n).ok());
+        let time = |name: &str| json.get(name).and_then(Json::as_i64).unwrap_or(0);
         let properties = || {
             prism_connectors::json::properties(json.get("properties"), "properties")
                 .map_err(|e| self.error(e.to_string()))
@@ -168,6 +176,8 @@ impl SnapshotReader {
                 id: text("id")?,
                 label: text("label")?,
                 properties: properties()?,
+                created_at: time("created_at"),
+                updated_at: time("updated_at"),
             })),
             "edge" => Ok(SnapshotItem::Edge(SnapshotEdge {
                 id: text("id")?,
@@ -175,6 +185,7 @@ impl SnapshotReader {
                 from: text("from")?,
                 to: text("to")?,
                 properties: properties()?,
+                created_at: time("created_at"),
             })),
             "metadata" => Ok(SnapshotItem::Section(Section {
                 namespace: json.get("namespace").and_then(Json::as_str).filter(|n| !n.is_empty()).map(str::to_owned),

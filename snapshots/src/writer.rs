@@ -90,6 +90,8 @@ fn vertex_record(vertex: &SnapshotVertex) -> VertexRecord {
         id: vertex.id.clone(),
         label: vertex.label.clone(),
         properties: value::encode_properties(&vertex.properties),
+        created_at: vertex.created_at,
+        updated_at: vertex.updated_at,
     }
 }
 
@@ -111,6 +113,7 @@ fn to_proto(item: &SnapshotItem) -> snapshot_record::Record {
             from_vertex_id: edge.from.clone(),
             to_vertex_id: edge.to.clone(),
             properties: value::encode_properties(&edge.properties),
+            created_at: edge.created_at,
         }),
     }
 }
@@ -129,12 +132,13 @@ fn to_json(item: &SnapshotItem) -> serde_json::Value {
             "edge_count": section.edge_count.map_or(-1, |n| n as i64),
             "lsn": section.lsn,
         }),
-        SnapshotItem::Vertex(v) => {
-            json!({"type": "vertex", "id": v.id, "label": v.label, "properties": properties(&v.properties)})
-        }
+        SnapshotItem::Vertex(v) => json!({
+            "type": "vertex", "id": v.id, "label": v.label, "properties": properties(&v.properties),
+            "created_at": v.created_at, "updated_at": v.updated_at,
+        }),
         SnapshotItem::Edge(e) => json!({
             "type": "edge", "id": e.id, "label": e.label, "from": e.from, "to": e.to,
-            "properties": properties(&e.properties),
+            "properties": properties(&e.properties), "created_at": e.created_at,
         }),
     }
 }

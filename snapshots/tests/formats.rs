@@ -25,14 +25,26 @@ fn items() -> Vec<SnapshotItem> {
             edge_count: Some(1),
             lsn: 17,
         }),
-        SnapshotItem::Vertex(SnapshotVertex { id: "alice".into(), label: "User".into(), properties }),
-        SnapshotItem::Vertex(SnapshotVertex { id: "bob".into(), label: "User".into(), properties: Default::default() }),
+        SnapshotItem::Vertex(SnapshotVertex {
+            id: "alice".into(),
+            label: "User".into(),
+            properties,
+            created_at: 3,
+            updated_at: 4,
+        }),
+        SnapshotItem::Vertex(SnapshotVertex {
+            id: "bob".into(),
+            label: "User".into(),
+            properties: Default::default(),
+            ..Default::default()
+        }),
         SnapshotItem::Edge(SnapshotEdge {
             id: "f1".into(),
             label: "FOLLOWS".into(),
             from: "alice".into(),
             to: "bob".into(),
             properties: Default::default(),
+            created_at: 9,
         }),
     ]
 }

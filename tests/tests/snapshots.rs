@@ -87,6 +87,7 @@ async fn export_load_apply_and_diff() {
         id: "new".into(),
         label: "P".into(),
         properties: Properties::new(),
+        ..Default::default()
     }));
     newer.push(SnapshotItem::Edge(SnapshotEdge {
         id: "enew".into(),
@@ -94,6 +95,7 @@ async fn export_load_apply_and_diff() {
         from: "new".into(),
         to: "v00".into(),
         properties: Properties::new(),
+        created_at: 0,
     }));
     let second = dir.path().join("second.jsonl.gz");
     write(&second, &newer, Encoding::JsonLines, Compression::Gzip);
@@ -136,7 +138,12 @@ async fn bad_input_names_the_record_and_changes_nothing() {
     client.create_vertex(vertex_request("keep", "P", &[])).await.unwrap();
     let address = server.address.to_string();
     let vertex = |id: &str| {
-        SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), properties: Properties::new() })
+        SnapshotItem::Vertex(SnapshotVertex {
+            id: id.into(),
+            label: "P".into(),
+            properties: Properties::new(),
+            ..Default::default()
+        })
     };
     let edge = |id: &str, to: &str| {
         SnapshotItem::Edge(SnapshotEdge {
@@ -145,6 +152,7 @@ async fn bad_input_names_the_record_and_changes_nothing() {
             from: "a".into(),
             to: to.into(),
             properties: Properties::new(),
+            ..Default::default()
         })
     };
 
@@ -200,6 +208,7 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
             id: id.into(),
             label: "P".into(),
             properties: Properties::new(),
+            ..Default::default()
         }));
     }
     items.push(SnapshotItem::Edge(SnapshotEdge {
@@ -208,6 +217,7 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
         from: "a".into(),
         to: "b".into(),
         properties: Properties::new(),
+        ..Default::default()
     }));
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
@@ -219,4 +229,68 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
         assert_eq!(a.into_inner().edges.len(), 1);
         server.kill().await;
     }
+}
+
+/// The embedded log's segment files, by their first LSN.
+fn segments(dir: &Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    firsts.sort();
+    firsts
+}
+
+#[tokio::test]
+async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("checkpoints.yaml");
+    std::fs::write(&config, "server:\n  checkpoint_interval: 200ms\nwal:\n  segment_bytes: 2048\n").unwrap();
+    let mut spec = ServerSpec::new(&data, 2);
+    spec.extra_args = vec!["--config".into(), config.display().to_string()];
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let mut last = 0;
+    for i in 0..60 {
+        let reply = client.create_vertex(vertex_request(&format!("v{i}"), "P", &[("i", int(i))])).await.unwrap();
+        last = lsn_of(&reply);
+    }
+    client.create_edge(edge_request("e", "A", "v1", "v2")).await.unwrap();
+    let before = client.get_vertex(pb::GetVertexRequest { id: "v1".into(), include_edges: true }).await.unwrap();
+    let before = before.into_inner();
+
+    // A checkpoint past the writes appears, and the segments it covers go.
+    let covered = async {
+        loop {
+            let newest = std::fs::read_dir(data.join("checkpoints"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_prefix("checkpoint-")?
+                        .strip_suffix(".snap")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .max();
+            if newest.is_some_and(|lsn| lsn > last) && segments(&data).first().is_some_and(|first| *first > 1) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), covered).await.expect("a checkpoint within 30 s");
+
+    // Recovery: the checkpoint plus the log after it; nothing lost, timestamps kept.
+    server.kill().await;
+    let server = spec.start().await;
+    let mut client = server.client().await;
+    let after = client.get_vertex(pb::GetVertexRequest { id: "v1".into(), include_edges: true }).await.unwrap();
+    assert_eq!(after.into_inner(), before);
+    assert!(server.log().contains("restored the checkpoint"), "{}", server.log());
+    let next = client.create_vertex(vertex_request("later", "P", &[])).await.unwrap();
+    assert_eq!(lsn_of(&next), last + 2, "LSNs go on after the checkpoint and the log");
 }

@@ -127,12 +127,12 @@ mod tests {
     fn handed(received: &crossbeam_channel::Receiver<Committed>) -> Vec<(Lsn, String, Option<Ticket>)> {
         received
             .try_iter()
-            .map(|c| match c {
+            .map(|c| match &c {
                 Committed::Record { lsn, record, ticket } => match &record.ops[0] {
-                    WriteOp::CreateVertex { id, .. } => (lsn, id.clone(), ticket),
+                    WriteOp::CreateVertex { id, .. } => (*lsn, id.clone(), *ticket),
                     other => panic!("{other:?}"),
                 },
-                Committed::Failed { .. } => panic!("unexpected failure"),
+                Committed::Failed { .. } | Committed::Restore { .. } => panic!("unexpected {c:?}"),
             })
             .collect()
     }

@@ -38,11 +38,13 @@ pub struct WalOptions {
     /// On damage in the middle of the log: cut the log there (losing what follows) instead of
     /// refusing to start.
     pub truncate_corrupt: bool,
+    /// Records up to this LSN are in a checkpoint already: replay starts after it.
+    pub after: Lsn,
 }
 
 impl WalOptions {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        WalOptions { dir: dir.into(), segment_bytes: 64 * 1024 * 1024, truncate_corrupt: false }
+        WalOptions { dir: dir.into(), segment_bytes: 64 * 1024 * 1024, truncate_corrupt: false, after: 0 }
     }
 }
 
@@ -77,6 +79,7 @@ pub struct Recovery {
 /// thread, and its outcome reaches the engine through the [`CommitSink`].
 pub struct EmbeddedWal {
     queue: Sender<(WriteRecord, Ticket)>,
+    dir: PathBuf,
 }
 
 impl WriteLog for EmbeddedWal {
@@ -93,12 +96,14 @@ impl EmbeddedWal {
         fs::create_dir_all(&options.dir).map_err(io_error(&options.dir))?;
         let mut segments = list_segments(&options.dir)?;
         let recovery = replay(&mut segments, options, &sink)?;
+        // A checkpoint may cover more than the log still holds (its segments deleted).
+        let next_lsn = recovery.last_lsn.max(options.after) + 1;
         let (path, file) = match segments.last() {
             Some((_, path)) => {
                 let file = OpenOptions::new().append(true).open(path).map_err(io_error(path))?;
                 (path.clone(), file)
             }
-            None => create_segment(&options.dir, recovery.last_lsn + 1)?,
+            None => create_segment(&options.dir, next_lsn)?,
         };
         let size = file.metadata().map_err(io_error(&path))?.len();
         let (queue, pending) = crossbeam_channel::unbounded();
@@ -108,7 +113,7 @@ impl EmbeddedWal {
             path,
             file,
             size,
-            next_lsn: recovery.last_lsn + 1,
+            next_lsn,
             sink,
             broken: None,
         };
@@ -116,7 +121,25 @@ impl EmbeddedWal {
             .name("wal-writer".into())
             .spawn(move || writer.run(pending))
             .map_err(io_error(&options.dir))?;
-        Ok((Arc::new(EmbeddedWal { queue }), recovery))
+        Ok((Arc::new(EmbeddedWal { queue, dir: options.dir.clone() }), recovery))
+    }
+
+    /// Deletes the segments whose records all lie at or below `lsn` (a checkpoint holds their
+    /// state); never the segment being written. Returns how many went.
+    pub fn truncate_before(&self, lsn: Lsn) -> Result<usize, WalError> {
+        let segments = list_segments(&self.dir)?;
+        let mut removed = 0;
+        for pair in segments.windows(2) {
+            let ((_, path), (next_first, _)) = (&pair[0], &pair[1]);
+            if *next_first <= lsn + 1 {
+                fs::remove_file(path).map_err(io_error(path))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_error(&self.dir))?;
+        }
+        Ok(removed)
     }
 }
 
@@ -169,8 +192,12 @@ fn replay(segments: &mut Vec<(Lsn, PathBuf)>, options: &WalOptions, sink: &Commi
                     }
                     match codec::decode_record(&payload) {
                         Ok(record) => {
-                            sink.committed(lsn, record, None);
-                            recovery.records += 1;
+                            // Records a checkpoint holds are read (the chain is checked) but
+                            // not handed over again.
+                            if lsn > options.after {
+                                sink.committed(lsn, record, None);
+                                recovery.records += 1;
+                            }
                             recovery.last_lsn = lsn;
                         }
                         Err(e) => break Some(format!("record at LSN {lsn} does not decode: {e}")),

@@ -38,8 +38,20 @@ pub trait WriteLog: Send + Sync + 'static {
 /// What a log's follower delivers through a [`CommitSink`].
 #[derive(Debug)]
 pub enum Committed {
-    Record { lsn: Lsn, record: WriteRecord, ticket: Option<Ticket> },
-    Failed { ticket: Ticket, error: String },
+    Record {
+        lsn: Lsn,
+        record: WriteRecord,
+        ticket: Option<Ticket>,
+    },
+    Failed {
+        ticket: Ticket,
+        error: String,
+    },
+    /// A checkpoint's graph: the state after the record at `lsn`.
+    Restore {
+        lsn: Lsn,
+        graph: Box<crate::write::WholeGraph>,
+    },
 }
 
 /// Where a log's follower delivers durable records, in LSN order, to the apply stage.
@@ -62,6 +74,13 @@ impl CommitSink {
     pub fn committed(&self, lsn: Lsn, record: WriteRecord, ticket: Option<Ticket>) {
         // A send fails only once the engine is shut down; nothing waits for the record then.
         let _ = self.tx.send(Committed::Record { lsn, record, ticket });
+        self.waker.wake();
+    }
+
+    /// A checkpoint's graph, the state the log up to `lsn` produced: handed over before the
+    /// records after `lsn`, into an empty engine.
+    pub fn restored(&self, lsn: Lsn, graph: crate::write::WholeGraph) {
+        let _ = self.tx.send(Committed::Restore { lsn, graph: Box::new(graph) });
         self.waker.wake();
     }
 

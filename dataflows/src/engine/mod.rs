@@ -116,6 +116,8 @@ pub(crate) enum Work {
     Algorithm { namespace: crate::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
     /// The whole graph of a namespace as the apply stage holds it (worker 0 only).
     Graph { namespace: crate::model::Namespace },
+    /// Every namespace's graph (worker 0 only): checkpoints.
+    WholeGraph,
 }
 
 /// A namespace's graph at an LSN, sharing the engine's vertices and edges.
@@ -346,6 +348,18 @@ impl Engine {
         }
         match self.submit(Work::Graph { namespace }, 0, timeout).await? {
             Reply::Graph(graph) => Ok(graph),
+            _ => Err(EngineError::Shutdown),
+        }
+    }
+
+    /// Every namespace's graph as of the latest record the apply stage has taken, with that
+    /// record's LSN: what a checkpoint writes. Served by process 0.
+    pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::write::WholeGraph), EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
+        }
+        match self.submit(Work::WholeGraph, 0, timeout).await? {
+            Reply::WholeGraph(lsn, graph) => Ok((lsn, *graph)),
             _ => Err(EngineError::Shutdown),
         }
     }

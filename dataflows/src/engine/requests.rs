@@ -72,6 +72,8 @@ pub enum Reply {
     Communities(Result<crate::engine::algorithms::Grouped, EngineError>),
     /// A namespace's whole graph (answered on worker 0, never sent across workers).
     Graph(crate::engine::NamespaceGraph),
+    /// Every namespace's graph at an LSN (worker 0 only, like `Graph`).
+    WholeGraph(Lsn, Box<crate::write::WholeGraph>),
 }
 
 /// What the serve operator shares with its worker's loop.

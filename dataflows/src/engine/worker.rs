@@ -82,6 +82,12 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         for Submission { work, timeout, reply } in inbox.try_iter() {
             let (body, route) = match work {
                 Work::Request { body, route } => (body, route),
+                Work::WholeGraph => {
+                    if let Some(writer) = writer.as_ref() {
+                        let _ = reply.send(Reply::WholeGraph(writer.last_lsn, Box::new(writer.state.whole_graph())));
+                    }
+                    continue;
+                }
                 Work::Graph { namespace } => {
                     // Only worker 0 holds the apply stage; a graph asked of another worker
                     // cannot be served (the front routes it to worker 0).
@@ -135,6 +141,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                     Committed::Record { lsn, record, ticket } => {
                         fed |= writer.apply(lsn, &record, ticket);
                     }
+                    Committed::Restore { lsn, graph } => fed |= writer.restore(lsn, *graph),
                     Committed::Failed { ticket, error } => {
                         outbox.borrow_mut().push(Response {
                             origin: ticket.origin,
@@ -271,6 +278,23 @@ impl Writer {
         if let Some(ticket) = ticket {
             self.pending.push_back((lsn, ticket, outcome));
         }
+        true
+    }
+
+    /// Puts back a checkpoint's graph at `lsn`; false if the engine is already past it.
+    fn restore(&mut self, lsn: Lsn, graph: crate::write::WholeGraph) -> bool {
+        if lsn <= self.last_lsn {
+            tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");
+            return false;
+        }
+        self.state.restore_checkpoint(graph, &mut self.changes);
+        for change in self.changes.drain(..) {
+            match change {
+                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update_at((key, vertex), lsn, diff),
+                Change::Edge(key, edge, diff) => self.inputs.edges.update_at((key, edge), lsn, diff),
+            }
+        }
+        self.last_lsn = lsn;
         true
     }
 

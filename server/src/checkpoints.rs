@@ -1,0 +1,186 @@
+//! Checkpoints: the whole graph written as a snapshot that records the LSN it covers, so that
+//! recovery is the newest checkpoint plus the log after it, and the embedded log before it
+//! can go.
+//!
+//! A checkpoint is `checkpoints/checkpoint-<lsn>.snap` under the data directory: zstd
+//! protobuf, one section a namespace (its metadata naming the namespace, the counts and the
+//! LSN), vertices and edges with their timestamps. It is written beside its final name and
+//! renamed into place after an fsync, so a crash leaves the previous checkpoint whole.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prism_connectors::EmbeddedWal;
+use prism_dataflows::write::WholeGraph;
+use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Namespace, Vertex, VertexKey};
+use prism_snapshots::{
+    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+};
+
+/// Checkpoints kept: the newest, and the one before in case the newest is found damaged.
+const KEEP: usize = 2;
+
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("checkpoints")
+}
+
+/// The checkpoints in `dir`, oldest first.
+fn list(dir: &Path) -> Vec<(Lsn, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<(Lsn, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let lsn = name.to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse().ok()?;
+            Some((lsn, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+pub fn newest(dir: &Path) -> Option<(Lsn, PathBuf)> {
+    list(dir).pop()
+}
+
+/// Reads a checkpoint back: its LSN and graph.
+pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
+    let mut graph = WholeGraph::default();
+    let mut namespace = Namespace::default();
+    let mut lsn = None;
+    let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
+    for item in reader {
+        match item.map_err(|e| format!("{}: {e}", path.display()))? {
+            SnapshotItem::Section(section) => {
+                namespace = Namespace::new(section.namespace.as_deref().unwrap_or(""));
+                lsn = Some(section.lsn);
+            }
+            SnapshotItem::Vertex(v) => {
+                let key = VertexKey::new(&namespace, &v.id);
+                let vertex = Vertex {
+                    id: v.id,
+                    label: v.label,
+                    properties: v.properties,
+                    created_at: v.created_at,
+                    updated_at: v.updated_at,
+                };
+                graph.vertices.push((key, Arc::new(vertex)));
+            }
+            SnapshotItem::Edge(e) => {
+                let key = EdgeKey::new(&namespace, &e.id);
+                let edge = Edge {
+                    id: e.id,
+                    label: e.label,
+                    from: e.from,
+                    to: e.to,
+                    properties: e.properties,
+                    created_at: e.created_at,
+                };
+                graph.edges.push((key, Arc::new(edge)));
+            }
+        }
+    }
+    let lsn = lsn.ok_or_else(|| format!("{}: no metadata record, so no LSN", path.display()))?;
+    Ok((lsn, graph))
+}
+
+/// Writes the checkpoint of `graph` at `lsn` into `dir`, then drops all but the newest few.
+pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<PathBuf, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("checkpoint at LSN {lsn}: {e}");
+    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    let path = dir.join(format!("checkpoint-{lsn:020}.snap"));
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial).map_err(|e| fail(&e))?;
+    let mut sections: BTreeMap<&Namespace, (Vec<&Vertex>, Vec<&Edge>)> = BTreeMap::new();
+    for (key, vertex) in &graph.vertices {
+        sections.entry(&key.namespace).or_default().0.push(vertex);
+    }
+    for (key, edge) in &graph.edges {
+        sections.entry(&key.namespace).or_default().1.push(edge);
+    }
+    let mut writer =
+        SnapshotWriter::new(file.try_clone().map_err(|e| fail(&e))?, Encoding::Protobuf, Compression::Zstd)
+            .map_err(|e| fail(&e))?;
+    for (namespace, (vertices, edges)) in sections {
+        writer
+            .write(&SnapshotItem::Section(Section {
+                namespace: Some(namespace.as_str().to_owned()),
+                snapshot_id: format!("checkpoint-{lsn}"),
+                timestamp: crate::convert::now_micros(),
+                vertex_count: Some(vertices.len() as u64),
+                edge_count: Some(edges.len() as u64),
+                lsn,
+            }))
+            .map_err(|e| fail(&e))?;
+        for v in vertices {
+            let item = SnapshotVertex {
+                id: v.id.clone(),
+                label: v.label.clone(),
+                properties: v.properties.clone(),
+                created_at: v.created_at,
+                updated_at: v.updated_at,
+            };
+            writer.write(&SnapshotItem::Vertex(item)).map_err(|e| fail(&e))?;
+        }
+        for e in edges {
+            let item = SnapshotEdge {
+                id: e.id.clone(),
+                label: e.label.clone(),
+                from: e.from.clone(),
+                to: e.to.clone(),
+                properties: e.properties.clone(),
+                created_at: e.created_at,
+            };
+            writer.write(&SnapshotItem::Edge(item)).map_err(|e| fail(&e))?;
+        }
+    }
+    writer.finish().map_err(|e| fail(&e))?;
+    file.sync_all().map_err(|e| fail(&e))?;
+    std::fs::rename(&partial, &path).map_err(|e| fail(&e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(&e))?;
+    let all = list(dir);
+    for (_, old) in all.iter().take(all.len().saturating_sub(KEEP)) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
+}
+
+/// Writes a checkpoint every `interval` while the graph moves, and deletes the embedded log's
+/// segments it covers. Runs until the server stops.
+pub async fn run(engine: Arc<Engine>, dir: PathBuf, interval: Duration, wal: Option<Arc<EmbeddedWal>>, mut last: Lsn) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if engine.applied_lsn() <= last {
+            continue;
+        }
+        let (lsn, graph) = match engine.whole_graph(interval.max(Duration::from_secs(10))).await {
+            Ok(taken) => taken,
+            Err(error) => {
+                tracing::warn!(%error, "could not take the graph for a checkpoint");
+                continue;
+            }
+        };
+        let started = std::time::Instant::now();
+        let into = dir.clone();
+        let written = tokio::task::spawn_blocking(move || write(&into, lsn, &graph)).await;
+        match written {
+            Ok(Ok(path)) => {
+                last = lsn;
+                let removed = wal.as_ref().map(|wal| wal.truncate_before(lsn));
+                tracing::info!(
+                    lsn,
+                    path = %path.display(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    segments_removed = ?removed.as_ref().map(|r| r.as_ref().ok()),
+                    "wrote a checkpoint"
+                );
+            }
+            Ok(Err(error)) => tracing::error!(%error, "could not write a checkpoint"),
+            Err(error) => tracing::error!(%error, "the checkpoint writer failed"),
+        }
+    }
+}
