@@ -321,7 +321,8 @@ pub async fn load_at_start(
     Ok(())
 }
 
-/// Vertices then edges, in atomic records of `batch` operations each.
+/// Vertices then edges, in atomic records of `batch` operations each, several in flight (the
+/// records of one kind do not depend on each other; all vertices are in before any edge).
 async fn load_in_batches(
     engine: &Arc<Engine>,
     namespace: &Namespace,
@@ -329,22 +330,29 @@ async fn load_in_batches(
     batch: usize,
     timeout: Duration,
 ) -> Result<(), Status> {
+    use futures::stream::{self, TryStreamExt as _};
+    const IN_FLIGHT: usize = 8;
     let (vertices, edges): (Vec<Element>, Vec<Element>) =
         elements.into_iter().partition(|e| matches!(e, Element::Vertex { .. }));
     for part in [vertices, edges] {
         let differences: Vec<_> = part.into_iter().map(snapshot_diff::Difference::Added).collect();
-        for chunk in snapshot_diff::to_ops(differences).chunks(batch.max(1)) {
-            let record = WriteRecord {
-                namespace: namespace.clone(),
-                atomic: true,
-                timestamp: now_micros(),
-                ops: chunk.to_vec(),
-            };
+        let ops = snapshot_diff::to_ops(differences);
+        let records = ops.chunks(batch.max(1)).map(|chunk| WriteRecord {
+            namespace: namespace.clone(),
+            atomic: true,
+            timestamp: now_micros(),
+            ops: chunk.to_vec(),
+        });
+        let writes = futures::StreamExt::map(stream::iter(records), |record| async move {
             let outcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
-            if let Some(rejection) = outcome.results.iter().find_map(|r| r.as_ref().err()) {
-                return Err(status::from_rejection(rejection, ""));
+            match outcome.results.iter().find_map(|r| r.as_ref().err()) {
+                Some(rejection) => Err(status::from_rejection(rejection, "")),
+                None => Ok(()),
             }
-        }
+        });
+        futures::StreamExt::buffer_unordered(writes, IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
     }
     Ok(())
 }
