@@ -23,7 +23,9 @@ use prism_dataflows::snapshot_diff::{self, DiffCounts};
 use prism_dataflows::{Properties, Value};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
-use prism_snapshots::{Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter};
+use prism_snapshots::{
+    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -45,13 +47,18 @@ fn properties(generation: i64) -> Properties {
 fn write_snapshot(path: &Path, vertices: usize, edges: &[(u32, u32)], changed: bool) -> anyhow::Result<()> {
     let mut writer = SnapshotWriter::new(std::fs::File::create(path)?, Encoding::Protobuf, Compression::Zstd)?;
     let extra = if changed { edges.len() / 400 } else { 0 };
-    let removed = |i: usize| changed && i % 400 == 0;
+    let removed = |i: usize| changed && i.is_multiple_of(400);
     let kept = edges.len() - (0..edges.len()).filter(|i| removed(*i)).count() + extra;
     let section = Section { vertex_count: Some(vertices as u64), edge_count: Some(kept as u64), ..Default::default() };
     writer.write(&SnapshotItem::Section(section))?;
     for i in 0..vertices {
-        let generation = if changed && i % 200 == 0 { 2 } else { 1 };
-        let vertex = SnapshotVertex { id: format!("v{i}"), label: "V".into(), properties: properties(generation), ..Default::default() };
+        let generation = if changed && i.is_multiple_of(200) { 2 } else { 1 };
+        let vertex = SnapshotVertex {
+            id: format!("v{i}"),
+            label: "V".into(),
+            properties: properties(generation),
+            ..Default::default()
+        };
         writer.write(&SnapshotItem::Vertex(vertex))?;
     }
     let edge = |id: String, (from, to): (u32, u32)| SnapshotEdge {

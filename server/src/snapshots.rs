@@ -350,9 +350,7 @@ async fn load_in_batches(
                 None => Ok(()),
             }
         });
-        futures::StreamExt::buffer_unordered(writes, IN_FLIGHT)
-            .try_collect::<Vec<()>>()
-            .await?;
+        futures::StreamExt::buffer_unordered(writes, IN_FLIGHT).try_collect::<Vec<()>>().await?;
     }
     Ok(())
 }

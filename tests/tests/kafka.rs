@@ -190,7 +190,15 @@ async fn a_checkpoint_keeps_the_offset_it_covers_and_recovery_resumes_there() {
             let covered = std::fs::read_dir(dir.path().join("data").join("checkpoints"))
                 .into_iter()
                 .flatten()
-                .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse::<u64>().ok())
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_prefix("checkpoint-")?
+                        .strip_suffix(".snap")?
+                        .parse::<u64>()
+                        .ok()
+                })
                 .any(|lsn| lsn >= last);
             if covered {
                 return;
