@@ -58,28 +58,9 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
                 lsn = Some(section.lsn);
             }
             SnapshotItem::Vertex(v) => {
-                let key = VertexKey::new(&namespace, &v.id);
-                let vertex = Vertex {
-                    id: v.id,
-                    label: v.label,
-                    properties: v.properties,
-                    created_at: v.created_at,
-                    updated_at: v.updated_at,
-                };
-                graph.vertices.push((key, Arc::new(vertex)));
+                graph.vertices.push((VertexKey::new(&namespace, &v.id), Arc::new(Vertex::from(v))));
             }
-            SnapshotItem::Edge(e) => {
-                let key = EdgeKey::new(&namespace, &e.id);
-                let edge = Edge {
-                    id: e.id,
-                    label: e.label,
-                    from: e.from,
-                    to: e.to,
-                    properties: e.properties,
-                    created_at: e.created_at,
-                };
-                graph.edges.push((key, Arc::new(edge)));
-            }
+            SnapshotItem::Edge(e) => graph.edges.push((EdgeKey::new(&namespace, &e.id), Arc::new(Edge::from(e)))),
         }
     }
     let lsn = lsn.ok_or_else(|| format!("{}: no metadata record, so no LSN", path.display()))?;
@@ -114,26 +95,11 @@ pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<PathBuf, String
                 lsn,
             }))
             .map_err(|e| fail(&e))?;
-        for v in vertices {
-            let item = SnapshotVertex {
-                id: v.id.clone(),
-                label: v.label.clone(),
-                properties: v.properties.clone(),
-                created_at: v.created_at,
-                updated_at: v.updated_at,
-            };
-            writer.write(&SnapshotItem::Vertex(item)).map_err(|e| fail(&e))?;
+        for vertex in vertices {
+            writer.write(&SnapshotItem::Vertex(SnapshotVertex::of(vertex))).map_err(|e| fail(&e))?;
         }
-        for e in edges {
-            let item = SnapshotEdge {
-                id: e.id.clone(),
-                label: e.label.clone(),
-                from: e.from.clone(),
-                to: e.to.clone(),
-                properties: e.properties.clone(),
-                created_at: e.created_at,
-            };
-            writer.write(&SnapshotItem::Edge(item)).map_err(|e| fail(&e))?;
+        for edge in edges {
+            writer.write(&SnapshotItem::Edge(SnapshotEdge::of(edge))).map_err(|e| fail(&e))?;
         }
     }
     writer.finish().map_err(|e| fail(&e))?;

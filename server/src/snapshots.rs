@@ -100,25 +100,11 @@ pub async fn export(
                 edge_count: Some(edges.len() as u64),
                 lsn,
             }))?;
-            for v in &vertices {
-                let vertex = SnapshotVertex {
-                    id: v.id.clone(),
-                    label: v.label.clone(),
-                    properties: v.properties.clone(),
-                    created_at: v.created_at,
-                    updated_at: v.updated_at,
-                };
-                writer.write(&SnapshotItem::Vertex(vertex))?;
+            for vertex in &vertices {
+                writer.write(&SnapshotItem::Vertex(SnapshotVertex::of(vertex)))?;
             }
-            for e in &edges {
-                writer.write(&SnapshotItem::Edge(SnapshotEdge {
-                    id: e.id.clone(),
-                    label: e.label.clone(),
-                    from: e.from.clone(),
-                    to: e.to.clone(),
-                    properties: e.properties.clone(),
-                    created_at: e.created_at,
-                }))?;
+            for edge in &edges {
+                writer.write(&SnapshotItem::Edge(SnapshotEdge::of(edge)))?;
             }
             writer.finish()
         };

@@ -44,6 +44,58 @@ pub enum SnapshotItem {
     Edge(SnapshotEdge),
 }
 
+impl SnapshotVertex {
+    /// A vertex of the engine's, timestamps kept.
+    pub fn of(vertex: &prism_dataflows::Vertex) -> SnapshotVertex {
+        SnapshotVertex {
+            id: vertex.id.clone(),
+            label: vertex.label.clone(),
+            properties: vertex.properties.clone(),
+            created_at: vertex.created_at,
+            updated_at: vertex.updated_at,
+        }
+    }
+}
+
+impl From<SnapshotVertex> for prism_dataflows::Vertex {
+    fn from(v: SnapshotVertex) -> Self {
+        prism_dataflows::Vertex {
+            id: v.id,
+            label: v.label,
+            properties: v.properties,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+impl From<SnapshotEdge> for prism_dataflows::Edge {
+    fn from(e: SnapshotEdge) -> Self {
+        prism_dataflows::Edge {
+            id: e.id,
+            label: e.label,
+            from: e.from,
+            to: e.to,
+            properties: e.properties,
+            created_at: e.created_at,
+        }
+    }
+}
+
+impl SnapshotEdge {
+    /// An edge of the engine's, its timestamp kept.
+    pub fn of(edge: &prism_dataflows::Edge) -> SnapshotEdge {
+        SnapshotEdge {
+            id: edge.id.clone(),
+            label: edge.label.clone(),
+            from: edge.from.clone(),
+            to: edge.to.clone(),
+            properties: edge.properties.clone(),
+            created_at: edge.created_at,
+        }
+    }
+}
+
 impl SnapshotItem {
     /// The vertex or edge as the engine's snapshot diff takes it (`None` for a section).
     pub fn into_element(self) -> Option<prism_dataflows::snapshot_diff::Element> {

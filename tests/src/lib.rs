@@ -265,3 +265,27 @@ pub fn generous_limits(dir: &Path) -> Vec<String> {
         .expect("write the config file");
     vec!["--config".into(), path.display().to_string()]
 }
+
+/// The LSN of the newest checkpoint under a server's data directory, if any.
+pub fn newest_checkpoint(data_dir: &Path) -> Option<u64> {
+    std::fs::read_dir(data_dir.join("checkpoints"))
+        .ok()?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse::<u64>().ok()
+        })
+        .max()
+}
+
+/// Waits (up to 30 s) until `done` holds, checking it between yields: for what a server
+/// does on its own schedule (checkpoints).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::task::yield_now().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait).await.is_err() {
+        panic!("{what}: not within 30 s");
+    }
+}

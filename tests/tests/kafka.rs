@@ -185,28 +185,8 @@ async fn a_checkpoint_keeps_the_offset_it_covers_and_recovery_resumes_there() {
     for id in ["a", "b", "c"] {
         last = lsn_of(&client.create_vertex(vertex_request(id, "User", &[])).await.unwrap());
     }
-    let checkpoint = async {
-        loop {
-            let covered = std::fs::read_dir(dir.path().join("data").join("checkpoints"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    e.ok()?
-                        .file_name()
-                        .to_str()?
-                        .strip_prefix("checkpoint-")?
-                        .strip_suffix(".snap")?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .any(|lsn| lsn >= last);
-            if covered {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), checkpoint).await.expect("a checkpoint within 30 s");
+    let data = dir.path().join("data");
+    eventually("a checkpoint covering the writes", || newest_checkpoint(&data).is_some_and(|lsn| lsn >= last)).await;
     server.kill().await;
 
     // Another producer writes while the server is down; the restart takes the checkpoint and

@@ -261,28 +261,11 @@ async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
     let before = before.into_inner();
 
     // A checkpoint past the writes appears, and the segments it covers go.
-    let covered = async {
-        loop {
-            let newest = std::fs::read_dir(data.join("checkpoints"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    e.ok()?
-                        .file_name()
-                        .to_str()?
-                        .strip_prefix("checkpoint-")?
-                        .strip_suffix(".snap")?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .max();
-            if newest.is_some_and(|lsn| lsn > last) && segments(&data).first().is_some_and(|first| *first > 1) {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), covered).await.expect("a checkpoint within 30 s");
+    eventually("a checkpoint past the writes, and the segments it covers gone", || {
+        newest_checkpoint(&data).is_some_and(|lsn| lsn > last)
+            && segments(&data).first().is_some_and(|first| *first > 1)
+    })
+    .await;
 
     // Recovery: the checkpoint plus the log after it; nothing lost, timestamps kept.
     server.kill().await;

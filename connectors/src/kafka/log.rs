@@ -44,15 +44,7 @@ pub struct KafkaLog {
 
 impl KafkaLog {
     pub(crate) fn new(options: &KafkaOptions, handover: Arc<Handover>, writer: String) -> Result<KafkaLog, KafkaError> {
-        let mut config = options.client_config();
-        // Durable in the broker before acknowledged; no duplicates on retry; in order.
-        config.set("enable.idempotence", "true");
-        config.set("acks", "all");
-        config.set("linger.ms", "0");
-        config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
-        for (key, value) in &options.properties {
-            config.set(key, value);
-        }
+        let config = options.producer_config();
         let context = Delivery { handover: handover.clone() };
         let producer = config.create_with_context(context).map_err(client("producer"))?;
         Ok(KafkaLog { producer, topic: options.topic.clone(), writer, next_sequence: AtomicU64::new(1), handover })

@@ -66,6 +66,21 @@ impl KafkaOptions {
         }
     }
 
+    /// A producer's settings: durable in the broker before acknowledged (acks=all), no
+    /// duplicates on retry and in order (idempotence), sent at once, failed after
+    /// `write_timeout`; the configured properties last, so they can override.
+    fn producer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config.set("enable.idempotence", "true");
+        config.set("acks", "all");
+        config.set("linger.ms", "0");
+        config.set("message.timeout.ms", self.write_timeout.as_millis().max(1).to_string());
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
     /// The client settings every connection of this log starts from.
     fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -162,15 +177,7 @@ pub struct RecordProducer {
 
 impl RecordProducer {
     pub fn new(options: &KafkaOptions) -> Result<RecordProducer, KafkaError> {
-        let mut config = options.client_config();
-        config.set("enable.idempotence", "true");
-        config.set("acks", "all");
-        config.set("linger.ms", "0");
-        config.set("message.timeout.ms", options.write_timeout.as_millis().max(1).to_string());
-        for (key, value) in &options.properties {
-            config.set(key, value);
-        }
-        let producer = config.create().map_err(client("producer"))?;
+        let producer = options.producer_config().create().map_err(client("producer"))?;
         Ok(RecordProducer { producer, topic: options.topic.clone(), timeout: options.write_timeout })
     }
 
