@@ -145,12 +145,28 @@ impl PartialEq for Value {
 
 impl Eq for Value {}
 
+/// Consistent with the total order: doubles hash by their bits, as `total_cmp` tells them apart.
+impl std::hash::Hash for Value {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind_rank().hash(state);
+        match self {
+            Value::String(s) => s.hash(state),
+            Value::Int(i) => i.hash(state),
+            Value::Double(d) => d.to_bits().hash(state),
+            Value::Bool(b) => b.hash(state),
+            Value::Bytes(b) => b.hash(state),
+            Value::List(items) => items.hash(state),
+            Value::Map(fields) => fields.hash(state),
+        }
+    }
+}
+
 /// A property map: keys unique and sorted, so equal maps compare equal in arrangements.
 ///
 /// A sorted vector rather than a `BTreeMap`: vertices carry a handful of properties, and a
 /// B-tree node is sized for eleven entries, which for three small properties costs several
 /// times their own size.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Properties(Vec<(String, Value)>);
 
 impl Properties {

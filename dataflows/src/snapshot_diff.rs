@@ -1,14 +1,16 @@
 //! The difference between two versions of a graph (a snapshot and the running graph, or two
 //! snapshots), computed as a differential dataflow.
 //!
-//! Both versions enter one collection keyed by element (a vertex or an edge, by id): the old
-//! version with weight −1, the new with +1. Whatever is the same in both cancels out as the
-//! collection consolidates; a `reduce` per key then sees only what changed and names it
-//! added, removed or modified. So the work and the output follow the size of the change, and
+//! Both versions enter one collection as fingerprints of their elements (a vertex or an edge,
+//! keyed by id): the old version with weight −1, the new with +1. Whatever is the same in both
+//! cancels out as the collection consolidates; what survives names the keys that changed, and
+//! only those elements are compared whole and named added, removed or modified. So the
+//! dataflow moves pairs of numbers, the rest of the work follows the size of the change, and
 //! only the difference is ever written to the log.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::Input;
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,7 @@ use crate::model::Properties;
 use crate::write::WriteOp;
 
 /// A vertex or an edge as a snapshot has it (no timestamps).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Element {
     Vertex { id: String, label: String, properties: Properties },
     Edge { id: String, label: String, from: String, to: String, properties: Properties },
@@ -82,54 +84,71 @@ impl DiffCounts {
 pub enum DiffError {
     #[error("{kind} {id:?} appears more than once in the {side} version")]
     Duplicate { kind: &'static str, id: String, side: &'static str },
+    #[error("the diff's workers: {0}")]
+    Workers(String),
+}
+
+/// A fingerprint: a fixed-key hash, the same on every worker and every run.
+fn fingerprint(value: &impl Hash) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The difference from `old` to `new`, sorted (vertices before edges, then by id). An id
 /// twice in `new` is an error (`old`, the running graph, cannot have one).
+///
+/// The dataflow works on fingerprints: each element enters as (key fingerprint, content
+/// fingerprint), old −1 and new +1, on one timely worker per core. What survives
+/// consolidation names the keys that changed (and a key twice in `new` shows as a count
+/// above one); only those elements are then looked at whole, so the work beyond hashing
+/// follows the size of the change. (A changed element whose 64-bit content fingerprint
+/// collides with its old one would be missed: odds of about 2⁻⁶⁴ per changed element.)
 pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, DiffError> {
-    let found = timely::execute_directly(move |worker| {
-        let found: Rc<RefCell<Vec<Result<Difference, DiffError>>>> = Rc::default();
-        let output = found.clone();
-        let duplicates = found.clone();
+    let prints = |elements: &[Element]| -> Vec<(u64, u64)> {
+        elements.iter().map(|e| (fingerprint(&e.key()), fingerprint(e))).collect()
+    };
+    let prints = Arc::new((prints(&old), prints(&new)));
+    let changed = Arc::new(Mutex::new(HashSet::<u64>::new()));
+    let twice = Arc::new(Mutex::new(HashSet::<u64>::new()));
+    let (changed_out, twice_out) = (changed.clone(), twice.clone());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
         let probe = Handle::new();
+        let (changed, twice) = (changed_out.clone(), twice_out.clone());
         let (mut versions_in, mut new_keys_in) = worker.dataflow::<u32, _, _>(|scope| {
-            let (versions_in, versions) = scope.new_collection::<((bool, String), Element), isize>();
-            let (new_keys_in, new_keys) = scope.new_collection::<(bool, String), isize>();
-            new_keys
-                .count()
+            let (versions_in, versions) = scope.new_collection::<(u64, u64), isize>();
+            let (new_keys_in, new_keys) = scope.new_collection::<u64, isize>();
+            versions
+                .consolidate()
                 .inner
-                .inspect(move |(((is_edge, id), count), _, _)| {
-                    if *count > 1 {
-                        let kind = if *is_edge { "edge" } else { "vertex" };
-                        duplicates.borrow_mut().push(Err(DiffError::Duplicate { kind, id: id.clone(), side: "new" }));
+                .inspect(move |((key, _), _, _)| {
+                    if let Ok(mut changed) = changed.lock() {
+                        changed.insert(*key);
                     }
                 })
                 .probe_with(&probe);
-            versions
-                .reduce(|_key, versions, output| {
-                    // Consolidated: what is the same in both versions has cancelled; the rest
-                    // is the old version (weight −1) and the new one (+1).
-                    let old = versions.iter().find(|(_, w)| *w < 0).map(|(e, _)| (*e).clone());
-                    let new = versions.iter().find(|(_, w)| *w > 0).map(|(e, _)| (*e).clone());
-                    let difference = match (old, new) {
-                        (Some(old), Some(new)) => Difference::Modified { old, new },
-                        (None, Some(new)) => Difference::Added(new),
-                        (Some(old), None) => Difference::Removed(old),
-                        (None, None) => return,
-                    };
-                    output.push((difference, 1));
-                })
+            new_keys
+                .count()
                 .inner
-                .inspect(move |((_, difference), _, _)| output.borrow_mut().push(Ok(difference.clone())))
+                .inspect(move |((key, count), _, _)| {
+                    if *count > 1 {
+                        if let Ok(mut twice) = twice.lock() {
+                            twice.insert(*key);
+                        }
+                    }
+                })
                 .probe_with(&probe);
             (versions_in, new_keys_in)
         });
-        for element in old {
-            versions_in.update((element.key(), element), -1);
+        let (old, new) = &*prints;
+        for print in old.iter().skip(index).step_by(peers) {
+            versions_in.update(*print, -1);
         }
-        for element in new {
-            new_keys_in.update(element.key(), 1);
-            versions_in.update((element.key(), element), 1);
+        for print in new.iter().skip(index).step_by(peers) {
+            new_keys_in.update(print.0, 1);
+            versions_in.update(*print, 1);
         }
         versions_in.advance_to(1);
         new_keys_in.advance_to(1);
@@ -138,10 +157,43 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
         while probe.less_than(versions_in.time()) {
             worker.step();
         }
-        drop((versions_in, new_keys_in));
-        found.take()
     });
-    let mut differences = found.into_iter().collect::<Result<Vec<_>, _>>()?;
+    drop(guards.map_err(DiffError::Workers)?.join());
+    let poisoned = || DiffError::Workers("a worker panicked".into());
+    let changed = std::mem::take(&mut *changed.lock().map_err(|_| poisoned())?);
+    let twice = std::mem::take(&mut *twice.lock().map_err(|_| poisoned())?);
+
+    // Only the elements whose key changed (or may repeat), looked at whole.
+    let mut sides: BTreeMap<(bool, String), (Option<Element>, Option<Element>)> = BTreeMap::new();
+    for element in old {
+        let key = element.key();
+        if changed.contains(&fingerprint(&key)) {
+            sides.entry(key).or_default().0 = Some(element);
+        }
+    }
+    for element in new {
+        let key = element.key();
+        let key_print = fingerprint(&key);
+        if !changed.contains(&key_print) && !twice.contains(&key_print) {
+            continue;
+        }
+        let entry = sides.entry(key.clone()).or_default();
+        if entry.1.is_some() {
+            let kind = if key.0 { "edge" } else { "vertex" };
+            return Err(DiffError::Duplicate { kind, id: key.1, side: "new" });
+        }
+        entry.1 = Some(element);
+    }
+    let mut differences: Vec<Difference> = sides
+        .into_values()
+        .filter_map(|sides| match sides {
+            (Some(old), Some(new)) if old == new => None,
+            (Some(old), Some(new)) => Some(Difference::Modified { old, new }),
+            (None, Some(new)) => Some(Difference::Added(new)),
+            (Some(old), None) => Some(Difference::Removed(old)),
+            (None, None) => None,
+        })
+        .collect();
     differences.sort();
     Ok(differences)
 }
