@@ -347,8 +347,6 @@ fn keep_standing(registry: &Registry, messages: crossbeam_channel::Receiver<ToSt
                 drop((vertices, edges));
                 let lsn = processed.max(from);
                 let last = Arc::new(state.top(lsn));
-                topic.publish(last.clone());
-                topic.processed.store(lsn, Ordering::Release);
                 tracing::info!(
                     topic = topic.id,
                     lsn,
@@ -356,7 +354,12 @@ fn keep_standing(registry: &Registry, messages: crossbeam_channel::Receiver<ToSt
                     seconds = started.elapsed().as_secs_f64(),
                     "standing PageRank built"
                 );
-                live.insert(topic.id, Live { topic, from, state, last });
+                // Counted before the first result is published: a subscriber that has its
+                // first result sees the standing PageRank counted.
+                live.insert(topic.id, Live { topic: topic.clone(), from, state, last: last.clone() });
+                registry.standing.send_replace(live.len());
+                topic.processed.store(lsn, Ordering::Release);
+                topic.publish(last);
             }
             ToStanding::Stop(id) => {
                 if live.remove(&id).is_some() {
