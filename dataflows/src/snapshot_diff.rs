@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Inspect, Probe};
 
-use crate::model::Properties;
+use crate::model::{Edge, Properties, Vertex};
 use crate::write::WriteOp;
 
 /// A vertex or an edge as a snapshot has it (no timestamps).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Element {
     Vertex { id: String, label: String, properties: Properties },
     Edge { id: String, label: String, from: String, to: String, properties: Properties },
@@ -88,27 +88,52 @@ pub enum DiffError {
     Workers(String),
 }
 
-/// A fingerprint: a fixed-key hash, the same on every worker and every run.
-fn fingerprint(value: &impl Hash) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    value.hash(&mut hasher);
+/// A fixed-key hasher: the same fingerprints on every worker and every run.
+fn hasher() -> std::hash::DefaultHasher {
+    std::hash::DefaultHasher::new()
+}
+
+/// The fingerprint of an element's key (kind and id).
+fn key_print(is_edge: bool, id: &str) -> u64 {
+    let mut hasher = hasher();
+    (is_edge, id).hash(&mut hasher);
     hasher.finish()
 }
 
-/// The difference from `old` to `new`, sorted (vertices before edges, then by id). An id
-/// twice in `new` is an error (`old`, the running graph, cannot have one).
-///
-/// The dataflow works on fingerprints: each element enters as (key fingerprint, content
-/// fingerprint), old −1 and new +1, on one timely worker per core. What survives
-/// consolidation names the keys that changed (and a key twice in `new` shows as a count
-/// above one); only those elements are then looked at whole, so the work beyond hashing
-/// follows the size of the change. (A changed element whose 64-bit content fingerprint
-/// collides with its old one would be missed: odds of about 2⁻⁶⁴ per changed element.)
-pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, DiffError> {
-    let prints = |elements: &[Element]| -> Vec<(u64, u64)> {
-        elements.iter().map(|e| (fingerprint(&e.key()), fingerprint(e))).collect()
-    };
-    let prints = Arc::new((prints(&old), prints(&new)));
+/// The fingerprint of an element's content (ends empty for a vertex). Computed from borrowed
+/// parts, so the running graph's vertices and edges need no copy to be fingerprinted.
+fn content_print(is_edge: bool, id: &str, label: &str, ends: (&str, &str), properties: &Properties) -> u64 {
+    let mut hasher = hasher();
+    (is_edge, id, label, ends, properties).hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Element {
+    fn prints(&self) -> (u64, u64) {
+        match self {
+            Element::Vertex { id, label, properties } => {
+                (key_print(false, id), content_print(false, id, label, ("", ""), properties))
+            }
+            Element::Edge { id, label, from, to, properties } => {
+                (key_print(true, id), content_print(true, id, label, (from, to), properties))
+            }
+        }
+    }
+}
+
+fn vertex_prints(v: &Vertex) -> (u64, u64) {
+    (key_print(false, &v.id), content_print(false, &v.id, &v.label, ("", ""), &v.properties))
+}
+
+fn edge_prints(e: &Edge) -> (u64, u64) {
+    (key_print(true, &e.id), content_print(true, &e.id, &e.label, (&e.from, &e.to), &e.properties))
+}
+
+/// The keys whose elements differ between the versions, and the keys given more than once in
+/// the new one: both versions enter one collection as (key, content) fingerprints, old −1,
+/// new +1, on one timely worker per core, and what survives consolidation has changed.
+fn changed_keys(old: Vec<(u64, u64)>, new: Vec<(u64, u64)>) -> Result<(HashSet<u64>, HashSet<u64>), DiffError> {
+    let prints = Arc::new((old, new));
     let changed = Arc::new(Mutex::new(HashSet::<u64>::new()));
     let twice = Arc::new(Mutex::new(HashSet::<u64>::new()));
     let (changed_out, twice_out) = (changed.clone(), twice.clone());
@@ -162,19 +187,26 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
     let poisoned = || DiffError::Workers("a worker panicked".into());
     let changed = std::mem::take(&mut *changed.lock().map_err(|_| poisoned())?);
     let twice = std::mem::take(&mut *twice.lock().map_err(|_| poisoned())?);
+    Ok((changed, twice))
+}
 
-    // Only the elements whose key changed (or may repeat), looked at whole.
+/// Names the differences among the elements whose keys changed (or may repeat): `old` holds
+/// the old version's elements of changed keys, `new` the whole new version.
+fn classify(
+    old: impl Iterator<Item = Element>,
+    new: Vec<Element>,
+    changed: &HashSet<u64>,
+    twice: &HashSet<u64>,
+) -> Result<Vec<Difference>, DiffError> {
     let mut sides: BTreeMap<(bool, String), (Option<Element>, Option<Element>)> = BTreeMap::new();
     for element in old {
         let key = element.key();
-        if changed.contains(&fingerprint(&key)) {
-            sides.entry(key).or_default().0 = Some(element);
-        }
+        sides.entry(key).or_default().0 = Some(element);
     }
     for element in new {
         let key = element.key();
-        let key_print = fingerprint(&key);
-        if !changed.contains(&key_print) && !twice.contains(&key_print) {
+        let print = key_print(key.0, &key.1);
+        if !changed.contains(&print) && !twice.contains(&print) {
             continue;
         }
         let entry = sides.entry(key.clone()).or_default();
@@ -184,7 +216,8 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
         }
         entry.1 = Some(element);
     }
-    let mut differences: Vec<Difference> = sides
+    // In key order: vertices before edges, then by id.
+    let differences: Vec<Difference> = sides
         .into_values()
         .filter_map(|sides| match sides {
             (Some(old), Some(new)) if old == new => None,
@@ -194,8 +227,39 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
             (None, None) => None,
         })
         .collect();
-    differences.sort();
     Ok(differences)
+}
+
+/// The difference from `old` to `new`, sorted (vertices before edges, then by id). An id
+/// twice in `new` is an error.
+///
+/// The dataflow works on fingerprints (see [`changed_keys`]); only the elements of keys that
+/// changed are then compared whole, so the work beyond hashing follows the size of the
+/// change. (A changed element whose 64-bit content fingerprint collides with its old one
+/// would be missed: odds of about 2⁻⁶⁴ per changed element.)
+pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, DiffError> {
+    let old_prints: Vec<(u64, u64)> = old.iter().map(Element::prints).collect();
+    let new_prints: Vec<(u64, u64)> = new.iter().map(Element::prints).collect();
+    let (changed, twice) = changed_keys(old_prints, new_prints)?;
+    let old = old.into_iter().filter(|e| changed.contains(&e.prints().0));
+    classify(old, new, &changed, &twice)
+}
+
+/// The difference from the running graph (the apply stage's vertices and edges, read in
+/// place: only those of changed keys are copied) to `new`, as [`diff`] computes it.
+pub fn diff_against(
+    vertices: &[Arc<Vertex>],
+    edges: &[Arc<Edge>],
+    new: Vec<Element>,
+) -> Result<Vec<Difference>, DiffError> {
+    let old_prints: Vec<(u64, u64)> =
+        vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e))).collect();
+    let new_prints: Vec<(u64, u64)> = new.iter().map(Element::prints).collect();
+    let (changed, twice) = changed_keys(old_prints, new_prints)?;
+    let old_vertices =
+        vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
+    let old_edges = edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
+    classify(old_vertices.chain(old_edges), new, &changed, &twice)
 }
 
 /// The write operations that turn the old version into the new one, in an order the apply
@@ -296,21 +360,48 @@ mod tests {
         assert_eq!(
             differences,
             vec![
-                Difference::Added(vertex("d", "U", 4)),
                 Difference::Modified { old: vertex("b", "U", 2), new: vertex("b", "U", 20) },
                 Difference::Removed(vertex("c", "U", 3)),
-                Difference::Added(edge("e3", "a", "d")),
+                Difference::Added(vertex("d", "U", 4)),
                 Difference::Modified { old: edge("e2", "b", "c"), new: edge("e2", "b", "a") },
+                Difference::Added(edge("e3", "a", "d")),
             ]
-            .into_iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
         );
         let counts = DiffCounts::of(&differences);
         assert_eq!((counts.vertices_added, counts.vertices_removed, counts.vertices_modified), (1, 1, 1));
         assert_eq!((counts.edges_added, counts.edges_removed, counts.edges_modified), (1, 0, 1));
         assert_eq!(diff(vec![vertex("a", "U", 1)], vec![vertex("a", "U", 1)]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_running_graph_fingerprints_like_its_elements() {
+        let vertex = |id: &str, age: i64| {
+            let properties = [("age".to_string(), Value::Int(age))].into_iter().collect();
+            Arc::new(Vertex { id: id.into(), label: "U".into(), properties, created_at: 1, updated_at: 2 })
+        };
+        let edge = Arc::new(Edge {
+            id: "e1".into(),
+            label: "E".into(),
+            from: "a".into(),
+            to: "b".into(),
+            properties: Properties::new(),
+            created_at: 3,
+        });
+        let graph = (vec![vertex("a", 1), vertex("b", 2)], vec![edge.clone()]);
+        let same = vec![vertex_element("a", 1), vertex_element("b", 2), Element::of_edge(&edge)];
+        assert_eq!(diff_against(&graph.0, &graph.1, same).unwrap(), vec![]);
+        let changed = vec![vertex_element("a", 1), vertex_element("b", 5)];
+        assert_eq!(
+            diff_against(&graph.0, &graph.1, changed).unwrap(),
+            vec![
+                Difference::Modified { old: vertex_element("b", 2), new: vertex_element("b", 5) },
+                Difference::Removed(Element::of_edge(&edge)),
+            ]
+        );
+    }
+
+    fn vertex_element(id: &str, age: i64) -> Element {
+        vertex(id, "U", age)
     }
 
     #[test]

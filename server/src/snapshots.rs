@@ -173,6 +173,24 @@ fn sections_of(reader: SnapshotReader) -> Result<Vec<SnapshotSection>, Status> {
         .collect())
 }
 
+/// Every edge of a full snapshot names vertices the snapshot holds.
+fn check_ends(elements: &[Element]) -> Result<(), Status> {
+    let ids: std::collections::HashSet<&str> = elements
+        .iter()
+        .filter_map(|e| if let Element::Vertex { id, .. } = e { Some(id.as_str()) } else { None })
+        .collect();
+    for element in elements {
+        if let Element::Edge { id, from, to, .. } = element {
+            if let Some(missing) = [from, to].into_iter().find(|end| !ids.contains(end.as_str())) {
+                return Err(Status::invalid_argument(format!(
+                    "snapshot: edge {id:?} names vertex {missing:?}, which the snapshot does not hold; the graph is unchanged"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A section's metadata counts against what its records hold.
 fn check_counts(section: &Option<Section>, counts: (u64, u64)) -> Result<(), Status> {
     let Some(section) = section else { return Ok(()) };
@@ -220,30 +238,17 @@ pub async fn apply_elements(
     new: Vec<Element>,
     timeout: Duration,
 ) -> Result<ApplySnapshotResponse, Status> {
-    // A full snapshot holds both ends of each of its edges: checked before anything is
-    // written, so a bad file leaves not even a rejected record in the log.
-    let ids: std::collections::HashSet<&str> =
-        new.iter().filter_map(|e| if let Element::Vertex { id, .. } = e { Some(id.as_str()) } else { None }).collect();
-    for element in &new {
-        if let Element::Edge { id, from, to, .. } = element {
-            if let Some(missing) = [from, to].into_iter().find(|end| !ids.contains(end.as_str())) {
-                return Err(Status::invalid_argument(format!(
-                    "snapshot: edge {id:?} names vertex {missing:?}, which the snapshot does not hold; the graph is unchanged"
-                )));
-            }
-        }
-    }
-    drop(ids);
     let (lsn, vertices, edges) =
         engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
     let differences = tokio::task::spawn_blocking(move || {
-        let old =
-            vertices.iter().map(|v| Element::of_vertex(v)).chain(edges.iter().map(|e| Element::of_edge(e))).collect();
-        snapshot_diff::diff(old, new)
+        // A full snapshot holds both ends of each of its edges: checked before anything is
+        // written, so a bad file leaves not even a rejected record in the log.
+        check_ends(&new)?;
+        snapshot_diff::diff_against(&vertices, &edges, new)
+            .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })
     .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
+    .map_err(|e| Status::internal(e.to_string()))??;
     let counts = DiffCounts::of(&differences);
     let ops = snapshot_diff::to_ops(differences);
     let lsn = if ops.is_empty() {
