@@ -47,8 +47,6 @@ pub struct FollowerStats {
     changed: Condvar,
     /// Records that could not be decoded and were skipped.
     pub skipped: AtomicU64,
-    /// The LSN of the last record handed over (or skipped).
-    pub consumed: AtomicU64,
 }
 
 impl FollowerStats {
@@ -57,10 +55,6 @@ impl FollowerStats {
             *current = progress;
         }
         self.changed.notify_all();
-    }
-
-    pub fn progress(&self) -> Progress {
-        self.progress.lock().map(|p| p.clone()).unwrap_or(Progress::Failed("poisoned".into()))
     }
 
     /// Blocks until the follower has caught up (its LSN) or failed (why).
@@ -118,7 +112,6 @@ impl KafkaFollower {
             progress: Mutex::new(Progress::CatchingUp),
             changed: Condvar::new(),
             skipped: AtomicU64::new(0),
-            consumed: AtomicU64::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let follow = Follow {
@@ -261,7 +254,6 @@ impl Follow {
                 }
             }
         }
-        self.stats.consumed.store(offset as Lsn + 1, Ordering::Release);
     }
 
     /// The sequence number of a record this server wrote.
