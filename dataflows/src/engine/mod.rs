@@ -343,10 +343,7 @@ impl Engine {
         namespace: crate::model::Namespace,
         timeout: Duration,
     ) -> Result<NamespaceGraph, EngineError> {
-        if !self.is_writer_process() {
-            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
-        }
-        match self.submit(Work::Graph { namespace }, 0, timeout).await? {
+        match self.ask_apply_stage(Work::Graph { namespace }, timeout).await? {
             Reply::Graph(graph) => Ok(graph),
             _ => Err(EngineError::Shutdown),
         }
@@ -355,13 +352,19 @@ impl Engine {
     /// Every namespace's graph as of the latest record the apply stage has taken, with that
     /// record's LSN: what a checkpoint writes. Served by process 0.
     pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::write::WholeGraph), EngineError> {
-        if !self.is_writer_process() {
-            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
-        }
-        match self.submit(Work::WholeGraph, 0, timeout).await? {
+        match self.ask_apply_stage(Work::WholeGraph, timeout).await? {
             Reply::WholeGraph(lsn, graph) => Ok((lsn, *graph)),
             _ => Err(EngineError::Shutdown),
         }
+    }
+
+    /// Hands `work` to worker 0, whose apply stage holds the whole current graph (only in
+    /// process 0 of a cluster).
+    async fn ask_apply_stage(&self, work: Work, timeout: Duration) -> Result<Reply, EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
+        }
+        self.submit(work, 0, timeout).await
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.
