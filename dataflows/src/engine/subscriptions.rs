@@ -41,6 +41,8 @@ pub enum FeedError {
 /// One parameter set's shared state between the front and worker 0.
 struct Topic {
     id: u64,
+    /// `params.key()`, under which the registry files the topic.
+    key: String,
     params: SubscriptionParams,
     updates: broadcast::Sender<Arc<RankUpdate>>,
     buffer: usize,
@@ -111,11 +113,12 @@ impl Registry {
         let key = params.key();
         let (topic, receiver) = {
             let mut topics = self.topics.lock().map_err(|_| EngineError::Shutdown)?;
-            let entry = topics.entry(key).or_insert_with(|| {
+            let entry = topics.entry(key.clone()).or_insert_with(|| {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let buffer = buffer.max(1);
                 let topic = Arc::new(Topic {
                     id,
+                    key,
                     params,
                     updates: broadcast::channel(buffer).0,
                     buffer,
@@ -137,8 +140,7 @@ impl Registry {
 
     fn leave(&self, topic: &Topic) {
         let Ok(mut topics) = self.topics.lock() else { return };
-        let key = topic.params.key();
-        let last = match topics.get_mut(&key) {
+        let last = match topics.get_mut(&topic.key) {
             Some((current, count)) if current.id == topic.id => {
                 *count -= 1;
                 *count == 0
@@ -146,7 +148,7 @@ impl Registry {
             _ => false,
         };
         if last {
-            topics.remove(&key);
+            topics.remove(&topic.key);
             self.command(Command::Stop(topic.id));
         }
     }
