@@ -109,6 +109,13 @@ fn content_print(is_edge: bool, id: &str, label: &str, ends: (&str, &str), prope
 }
 
 impl Element {
+    fn key_print(&self) -> u64 {
+        match self {
+            Element::Vertex { id, .. } => key_print(false, id),
+            Element::Edge { id, .. } => key_print(true, id),
+        }
+    }
+
     fn prints(&self) -> (u64, u64) {
         match self {
             Element::Vertex { id, label, properties } => {
@@ -204,11 +211,11 @@ fn classify(
         sides.entry(key).or_default().0 = Some(element);
     }
     for element in new {
-        let key = element.key();
-        let print = key_print(key.0, &key.1);
+        let print = element.key_print();
         if !changed.contains(&print) && !twice.contains(&print) {
             continue;
         }
+        let key = element.key();
         let entry = sides.entry(key.clone()).or_default();
         if entry.1.is_some() {
             let kind = if key.0 { "edge" } else { "vertex" };
@@ -241,7 +248,7 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
     let old_prints: Vec<(u64, u64)> = old.iter().map(Element::prints).collect();
     let new_prints: Vec<(u64, u64)> = new.iter().map(Element::prints).collect();
     let (changed, twice) = changed_keys(old_prints, new_prints)?;
-    let old = old.into_iter().filter(|e| changed.contains(&e.prints().0));
+    let old = old.into_iter().filter(|e| changed.contains(&e.key_print()));
     classify(old, new, &changed, &twice)
 }
 
