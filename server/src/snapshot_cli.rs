@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use prism_dataflows::snapshot_diff::{self, DiffCounts, Element};
 use prism_proto::graph as pb;
-use prism_snapshots::{SnapshotItem, SnapshotReader};
+use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tonic::transport::Channel;
 
 use crate::pb::graph_service_client::GraphServiceClient;
@@ -230,61 +230,12 @@ async fn send_batch(mut client: Client, namespace: Arc<String>, batch: Vec<Snaps
     Ok(count)
 }
 
-/// Reads the whole file once: its format, metadata counts, ids once each, and edges between
-/// its own vertices. Returns the counts.
+/// Reads the whole file once: its format, and what `SnapshotCheck` checks. Returns the counts.
 pub fn check(path: &Path) -> anyhow::Result<(u64, u64)> {
-    let mut vertex_ids = std::collections::HashSet::new();
-    let mut edge_ids = std::collections::HashSet::new();
-    let mut endpoints = Vec::new();
-    let mut section: Option<prism_snapshots::Section> = None;
-    let mut counts = (0u64, 0u64);
-    let close = |section: &Option<prism_snapshots::Section>, counts: (u64, u64)| -> anyhow::Result<()> {
-        if let Some(section) = section {
-            for (name, expected, found) in
-                [("vertex_count", section.vertex_count, counts.0), ("edge_count", section.edge_count, counts.1)]
-            {
-                if let Some(expected) = expected.filter(|e| *e != found) {
-                    bail!("{}: metadata {name} is {expected}, the records hold {found}", path.display());
-                }
-            }
-        }
-        Ok(())
-    };
-    let mut totals = (0u64, 0u64);
-    for (record, item) in SnapshotReader::open(path)?.enumerate() {
-        match item.with_context(|| path.display().to_string())? {
-            SnapshotItem::Section(next) => {
-                close(&section, counts)?;
-                section = Some(next);
-                counts = (0, 0);
-            }
-            SnapshotItem::Vertex(v) => {
-                counts.0 += 1;
-                totals.0 += 1;
-                if !vertex_ids.insert(v.id.clone()) {
-                    bail!("{}: record {}: vertex {:?} appears twice", path.display(), record + 1, v.id);
-                }
-            }
-            SnapshotItem::Edge(e) => {
-                counts.1 += 1;
-                totals.1 += 1;
-                if !edge_ids.insert(e.id.clone()) {
-                    bail!("{}: record {}: edge {:?} appears twice", path.display(), record + 1, e.id);
-                }
-                endpoints.push((record + 1, e.id, e.from, e.to));
-            }
-        }
+    let mut check = SnapshotCheck::new();
+    for item in SnapshotReader::open(path)? {
+        let item = item.with_context(|| path.display().to_string())?;
+        check.item(&item).with_context(|| path.display().to_string())?;
     }
-    close(&section, counts)?;
-    for (record, id, from, to) in endpoints {
-        for end in [&from, &to] {
-            if !vertex_ids.contains(end) {
-                bail!(
-                    "{}: record {record}: edge {id:?} names vertex {end:?}, which the snapshot does not hold",
-                    path.display()
-                );
-            }
-        }
-    }
-    Ok(totals)
+    check.finish().with_context(|| path.display().to_string())
 }

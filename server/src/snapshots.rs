@@ -13,7 +13,8 @@ use prism_dataflows::snapshot_diff::{self, DiffCounts, Element};
 use prism_dataflows::{Engine, Lsn, Namespace, RecordOutcome, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
-    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+    Compression, Encoding, Section, SnapshotCheck, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex,
+    SnapshotWriter,
 };
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -140,68 +141,30 @@ impl Read for ChunkReader {
 type SnapshotSection = (Option<String>, Vec<Element>);
 
 /// A snapshot's sections: each one's namespace (`None`: the one it is loaded into) and
-/// elements, with its metadata counts checked.
+/// elements, checked as they are read (`SnapshotCheck`: counts, ids once, edge ends), so
+/// that bad input is refused before anything is written.
 fn sections_of(reader: SnapshotReader) -> Result<Vec<SnapshotSection>, Status> {
-    let mut sections: Vec<(Option<Section>, Vec<Element>)> = vec![(None, Vec::new())];
-    let mut counts = (0u64, 0u64);
+    let refuse = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
+    let mut check = SnapshotCheck::new();
+    let mut sections: Vec<SnapshotSection> = vec![(None, Vec::new())];
     for item in reader {
-        let item = item.map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
-        if let SnapshotItem::Section(next) = item {
-            if let Some((section, _)) = sections.last() {
-                check_counts(section, counts)?;
-            }
-            counts = (0, 0);
-            sections.push((Some(next), Vec::new()));
-            continue;
-        }
-        let Some(element) = item.into_element() else { continue };
-        match element {
-            Element::Vertex { .. } => counts.0 += 1,
-            Element::Edge { .. } => counts.1 += 1,
-        }
-        if let Some((_, elements)) = sections.last_mut() {
-            elements.push(element);
-        }
-    }
-    if let Some((section, _)) = sections.last() {
-        check_counts(section, counts)?;
-    }
-    Ok(sections
-        .into_iter()
-        .filter(|(section, elements)| section.is_some() || !elements.is_empty())
-        .map(|(section, elements)| (section.and_then(|s| s.namespace), elements))
-        .collect())
-}
-
-/// Every edge of a full snapshot names vertices the snapshot holds.
-fn check_ends(elements: &[Element]) -> Result<(), Status> {
-    let ids: std::collections::HashSet<&str> = elements
-        .iter()
-        .filter_map(|e| if let Element::Vertex { id, .. } = e { Some(id.as_str()) } else { None })
-        .collect();
-    for element in elements {
-        if let Element::Edge { id, from, to, .. } = element {
-            if let Some(missing) = [from, to].into_iter().find(|end| !ids.contains(end.as_str())) {
-                return Err(Status::invalid_argument(format!(
-                    "snapshot: edge {id:?} names vertex {missing:?}, which the snapshot does not hold; the graph is unchanged"
-                )));
+        let item = item.map_err(|e| refuse(&e))?;
+        check.item(&item).map_err(|e| refuse(&e))?;
+        match item {
+            SnapshotItem::Section(next) => sections.push((next.namespace, Vec::new())),
+            item => {
+                if let (Some(element), Some((_, elements))) = (item.into_element(), sections.last_mut()) {
+                    elements.push(element);
+                }
             }
         }
     }
-    Ok(())
-}
-
-/// A section's metadata counts against what its records hold.
-fn check_counts(section: &Option<Section>, counts: (u64, u64)) -> Result<(), Status> {
-    let Some(section) = section else { return Ok(()) };
-    for (name, expected, found) in
-        [("vertex_count", section.vertex_count, counts.0), ("edge_count", section.edge_count, counts.1)]
-    {
-        if let Some(expected) = expected.filter(|e| *e != found) {
-            return Err(invalid(name, format!("the snapshot's metadata says {expected}, its records hold {found}")));
-        }
+    check.finish().map_err(|e| refuse(&e))?;
+    // The section before the first metadata record holds nothing when there is one.
+    if sections.len() > 1 && sections[0].1.is_empty() {
+        sections.remove(0);
     }
-    Ok(())
+    Ok(sections)
 }
 
 /// Applies the snapshot in `chunks` to `namespace` as one record of its difference.
@@ -241,9 +204,6 @@ pub async fn apply_elements(
     let (lsn, vertices, edges) =
         engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
     let differences = tokio::task::spawn_blocking(move || {
-        // A full snapshot holds both ends of each of its edges: checked before anything is
-        // written, so a bad file leaves not even a rejected record in the log.
-        check_ends(&new)?;
         snapshot_diff::diff_against(&vertices, &edges, new)
             .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })

@@ -9,11 +9,13 @@
 //!
 //! Like the connectors, this crate knows bytes and files, not timely.
 
+mod check;
 mod format;
 mod item;
 mod reader;
 mod writer;
 
+pub use check::{CheckError, SnapshotCheck};
 pub use format::{Compression, Encoding};
 pub use item::{Section, SnapshotEdge, SnapshotItem, SnapshotVertex};
 pub use reader::{SnapshotError, SnapshotReader};
