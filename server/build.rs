@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .extern_path(".prism.graph.v1", "::prism_proto::prism::graph::v1")
+        // Requests that do not decode are INVALID_ARGUMENT, not INTERNAL (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         .file_descriptor_set_path(out_dir.join("graph_descriptor.bin"))
         .compile_protos(&[proto_dir.join("graph.proto")], std::slice::from_ref(&proto_dir))?;
     println!("cargo:rerun-if-changed={}", proto_dir.join("graph.proto").display());

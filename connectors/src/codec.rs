@@ -28,6 +28,13 @@ pub fn decode_record(bytes: &[u8]) -> Result<WriteRecord, CodecError> {
     from_proto(WalRecord::decode(bytes)?)
 }
 
+/// Whether a protobuf decode failed on prost's nesting limit: then what was sent nests
+/// deeper than any value may, and the error says so by the limit's name.
+pub fn is_too_deep(error: &prost::DecodeError) -> bool {
+    // prost does not expose the error's kind; its text is stable.
+    error.to_string().contains("recursion limit reached")
+}
+
 pub fn to_proto(record: &WriteRecord) -> WalRecord {
     let operations = record.ops.iter().map(|op| op_to_proto(op, record.timestamp)).collect();
     WalRecord { operations, atomic: record.atomic, namespace: record.namespace.as_str().to_owned() }
@@ -54,6 +61,7 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
         })
     };
     let none = Properties::new();
+    let set_label = matches!(op, WriteOp::UpdateVertex { label: Some(_), .. });
     let (kind, operation, merge, cascade) = match op {
         WriteOp::CreateVertex { id, label, properties } => {
             (OperationType::CreateVertex, vertex(id, label, properties), false, false)
@@ -74,6 +82,7 @@ fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
         operation: Some(operation),
         merge,
         cascade,
+        set_label,
     }
 }
 
@@ -101,7 +110,7 @@ fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
             properties: value::decode_properties(&v.properties)?,
             id: v.id,
             merge: op.merge,
-            label: (!v.label.is_empty()).then_some(v.label),
+            label: (op.set_label || !v.label.is_empty()).then_some(v.label),
         }),
         (OperationType::DeleteVertex, Some(Operation::Vertex(v))) => {
             Ok(WriteOp::DeleteVertex { id: v.id, cascade: op.cascade })
@@ -126,12 +135,10 @@ fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
 pub mod value {
     use std::collections::HashMap;
 
+    use prism_dataflows::limits::{too_deep, MAX_VALUE_DEPTH};
     use prism_dataflows::{Properties, Value};
     use prism_proto::graph;
     use prost::Message;
-
-    /// Nesting deeper than this is refused: recursion on untrusted input must be bounded.
-    pub const MAX_DEPTH: usize = 64;
 
     /// What is wrong with a value, and where inside it (`[2].key`), built only on error.
     struct ValueError {
@@ -148,16 +155,14 @@ pub mod value {
 
     /// Converts a wire value; the error names the path of the offending value.
     pub fn from_proto(value: &graph::Value, path: &str) -> Result<Value, String> {
-        from_proto_at(value, 0).map_err(|e| format!("{path}{}: {}", e.path, e.problem))
+        from_proto_at(value, 1).map_err(|e| format!("{path}{}: {}", e.path, e.problem))
     }
 
+    /// `depth`: the level `value` is at, 1 for a property's own value.
     fn from_proto_at(value: &graph::Value, depth: usize) -> Result<Value, ValueError> {
         use graph::value::Value as Kind;
-        if depth > MAX_DEPTH {
-            return Err(ValueError {
-                path: String::new(),
-                problem: format!("values nest deeper than {MAX_DEPTH} levels"),
-            });
+        if depth > MAX_VALUE_DEPTH {
+            return Err(ValueError { path: String::new(), problem: too_deep() });
         }
         Ok(match &value.value {
             None => return Err(ValueError { path: String::new(), problem: "value has no kind set".into() }),
@@ -205,7 +210,7 @@ pub mod value {
     ) -> Result<Properties, String> {
         properties
             .iter()
-            .map(|(k, v)| match from_proto_at(v, 0) {
+            .map(|(k, v)| match from_proto_at(v, 1) {
                 Ok(value) => Ok((k.clone(), value)),
                 Err(e) => Err(format!("{field}.{k}{}: {}", e.path, e.problem)),
             })
@@ -225,9 +230,14 @@ pub mod value {
         properties
             .iter()
             .map(|(k, bytes)| {
-                let wire = graph::Value::decode(bytes.as_slice())
-                    .map_err(|e| format!("properties.{k}: not a prism.graph.v1.Value: {e}"))?;
-                let value = from_proto_at(&wire, 0).map_err(|e| format!("properties.{k}{}: {}", e.path, e.problem))?;
+                let wire = graph::Value::decode(bytes.as_slice()).map_err(|e| {
+                    if super::is_too_deep(&e) {
+                        format!("properties.{k}: {}", too_deep())
+                    } else {
+                        format!("properties.{k}: not a prism.graph.v1.Value: {e}")
+                    }
+                })?;
+                let value = from_proto_at(&wire, 1).map_err(|e| format!("properties.{k}{}: {}", e.path, e.problem))?;
                 Ok((k.clone(), value))
             })
             .collect()
@@ -283,5 +293,46 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode_record(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes decode to a record or an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = decode_record(&bytes);
+        }
+
+        /// Arbitrary bytes as a property value: a value or an error naming the property.
+        #[test]
+        fn arbitrary_value_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let properties = std::collections::HashMap::from([("p".to_string(), bytes)]);
+            if let Err(error) = value::decode_properties(&properties) {
+                proptest::prop_assert!(error.starts_with("properties.p"), "{}", error);
+            }
+        }
+    }
+
+    /// A value nested past the limit is refused by name, however deep (prost's own limit
+    /// included), and one at the limit decodes.
+    #[test]
+    fn nesting_is_refused_by_the_one_limit() {
+        use prism_dataflows::limits::MAX_VALUE_DEPTH;
+        use prism_proto::graph;
+        let nest = |levels: usize| {
+            (1..levels).fold(value::to_proto(&Value::Int(1)), |inner, _| graph::Value {
+                value: Some(graph::value::Value::MapValue(graph::MapValue {
+                    fields: [("k".to_string(), inner)].into_iter().collect(),
+                })),
+            })
+        };
+        for levels in [MAX_VALUE_DEPTH + 1, 40, 60, 200] {
+            let bytes = prost::Message::encode_to_vec(&nest(levels));
+            let properties = std::collections::HashMap::from([("p".to_string(), bytes)]);
+            let error = value::decode_properties(&properties).unwrap_err();
+            assert!(error.contains("max_value_depth"), "{levels} levels: {error}");
+        }
+        let bytes = prost::Message::encode_to_vec(&nest(MAX_VALUE_DEPTH));
+        let properties = std::collections::HashMap::from([("p".to_string(), bytes)]);
+        assert_eq!(value::decode_properties(&properties).unwrap()["p"].depth(), MAX_VALUE_DEPTH);
     }
 }

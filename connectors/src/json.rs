@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use prism_dataflows::limits::{too_deep, MAX_VALUE_DEPTH};
 use prism_dataflows::{Namespace, Properties, Value, WriteOp, WriteRecord};
 use serde_json::Value as Json;
 
@@ -31,9 +32,20 @@ fn error(path: &str, message: impl Into<String>) -> JsonError {
     JsonError { path: path.to_owned(), message: message.into() }
 }
 
+/// Parses JSON text; nesting past serde_json's own limit is named as the value limit it is.
+pub fn parse(text: &str) -> Result<Json, String> {
+    serde_json::from_str(text).map_err(|e| {
+        if e.to_string().contains("recursion limit exceeded") {
+            too_deep()
+        } else {
+            e.to_string()
+        }
+    })
+}
+
 /// Parses one record; `now` is the timestamp when the record gives none.
 pub fn record_from_json(text: &str, now: i64) -> Result<WriteRecord, JsonError> {
-    let json: Json = serde_json::from_str(text).map_err(|e| error("record", e.to_string()))?;
+    let json = parse(text).map_err(|e| error("record", e))?;
     let object = json.as_object().ok_or_else(|| error("record", "must be a JSON object"))?;
     let namespace = match object.get("namespace") {
         None => Namespace::default(),
@@ -108,6 +120,15 @@ pub fn properties(json: Option<&Json>, path: &str) -> Result<Properties, JsonErr
 
 /// A property value by its JSON type.
 pub fn value(json: &Json, path: &str) -> Result<Value, JsonError> {
+    value_at(json, path, 1)
+}
+
+/// `depth`: the level `json` is at, 1 for a property's own value.
+fn value_at(json: &Json, path: &str, depth: usize) -> Result<Value, JsonError> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(error(path, too_deep()));
+    }
+    let value = |json: &Json, path: &str| value_at(json, path, depth + 1);
     Ok(match json {
         Json::String(s) => Value::String(s.clone()),
         Json::Bool(b) => Value::Bool(*b),

@@ -44,7 +44,7 @@ fn writes_fail_in_bounded_time_while_the_broker_is_down_and_ingestion_resumes_af
     match next(&received, Duration::from_secs(10)) {
         Committed::Failed { ticket, error } => {
             assert_eq!(ticket, Ticket::unattached(2));
-            assert!(error.contains("broker"), "{error}");
+            assert!(error.to_string().contains("broker"), "{error}");
         }
         other => panic!("expected the write to fail, got {other:?}"),
     }

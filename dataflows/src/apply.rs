@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use std::sync::Arc;
 
-use crate::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
+use crate::limits::{too_deep, ElementLimits, MAX_VALUE_DEPTH};
+use crate::model::{Edge, EdgeKey, Lsn, Namespace, Properties, Vertex, VertexKey};
 use crate::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 /// A change to one of the graph's collections, produced by applying a record.
@@ -35,6 +36,7 @@ pub struct ApplyState {
     // their keys come from the log, not from an adversary choosing hash collisions per server.
     vertices: HashMap<VertexKey, VertexEntry, RandomState>,
     edges: HashMap<EdgeKey, Arc<Edge>, RandomState>,
+    limits: ElementLimits,
 }
 
 /// What an atomic record touched, as it was before, so that a rejection can restore it.
@@ -53,6 +55,11 @@ struct Undo {
 impl ApplyState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty graph whose elements are held to `limits`.
+    pub fn with_limits(limits: ElementLimits) -> Self {
+        ApplyState { limits, ..Self::default() }
     }
 
     pub fn vertex_count(&self) -> usize {
@@ -184,6 +191,7 @@ impl ApplyState {
                 if self.vertices.contains_key(&key) {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
+                check_depth(properties)?;
                 let vertex = Arc::new(Vertex {
                     id: id.clone(),
                     label: label.clone(),
@@ -191,6 +199,7 @@ impl ApplyState {
                     created_at: now,
                     updated_at: now,
                 });
+                self.check_size("vertex", id, vertex.size_bytes())?;
                 self.remember_vertex(&mut undo, &key);
                 changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
                 self.vertices.insert(key, VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
@@ -202,6 +211,7 @@ impl ApplyState {
                 let Some(entry) = self.vertices.get(&key) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
+                check_depth(properties)?;
                 let old = entry.vertex.clone();
                 let mut updated = Vertex::clone(&old);
                 if let Some(label) = label {
@@ -213,6 +223,8 @@ impl ApplyState {
                     updated.properties = properties.clone();
                 }
                 updated.updated_at = now;
+                // The element as it would be: a merge can push it past the limit.
+                self.check_size("vertex", id, updated.size_bytes())?;
                 let updated = Arc::new(updated);
                 self.remember_vertex(&mut undo, &key);
                 changes.push(Change::Vertex(key.clone(), old, -1));
@@ -264,6 +276,7 @@ impl ApplyState {
                         ));
                     }
                 }
+                check_depth(properties)?;
                 let edge = Arc::new(Edge {
                     id: id.clone(),
                     label: label.clone(),
@@ -272,6 +285,7 @@ impl ApplyState {
                     properties: properties.clone(),
                     created_at: now,
                 });
+                self.check_size("edge", id, edge.size_bytes())?;
                 self.remember_edge(&mut undo, &key);
                 changes.push(Change::Edge(key.clone(), edge.clone(), 1));
                 self.edges.insert(key, edge.clone());
@@ -316,6 +330,27 @@ impl ApplyState {
         }
         changes.push(Change::Edge(key.clone(), edge, -1));
     }
+}
+
+impl ApplyState {
+    fn check_size(&self, what: &str, id: &str, bytes: usize) -> Result<(), Rejection> {
+        let max = self.limits.max_element_bytes;
+        if bytes > max {
+            return Err(reject(
+                RejectKind::ResourceExhausted,
+                format!("{what} {id:?} would take {bytes} bytes, beyond max_element_bytes ({max})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Decoders refuse deeper values already; records built in memory are held to the same.
+fn check_depth(properties: &Properties) -> Result<(), Rejection> {
+    if properties.depth() > MAX_VALUE_DEPTH {
+        return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
+    }
+    Ok(())
 }
 
 fn reject(kind: RejectKind, message: String) -> Rejection {
@@ -447,6 +482,36 @@ mod tests {
             &mut changes,
         );
         assert!(outcome.first_rejection().is_none());
+    }
+
+    #[test]
+    fn an_element_past_the_size_limit_is_refused_even_by_a_merge() {
+        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 });
+        let mut changes = Vec::new();
+        let text = |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n)))].into_iter().collect() };
+        let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties: text(100) };
+        assert!(state.apply(1, &record(false, vec![create]), &mut changes).first_rejection().is_none());
+        let too_big = WriteOp::CreateVertex { id: "b".into(), label: "L".into(), properties: text(300) };
+        let outcome = state.apply(2, &record(false, vec![too_big]), &mut changes);
+        assert_eq!(outcome.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::ResourceExhausted));
+        let more: Properties = [("q".to_string(), Value::String("y".repeat(100)))].into_iter().collect();
+        let merge = WriteOp::UpdateVertex { id: "a".into(), properties: more, merge: true, label: None };
+        let outcome = state.apply(3, &record(false, vec![merge]), &mut changes);
+        let (_, rejection) = outcome.first_rejection().expect("the merge would pass the limit");
+        assert!(rejection.message.contains("max_element_bytes"), "{}", rejection.message);
+        assert_eq!(state.vertex_count(), 1);
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_refused() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let deep = (0..MAX_VALUE_DEPTH).fold(Value::Int(1), |inner, _| Value::List(vec![inner]));
+        let properties: Properties = [("p".to_string(), deep)].into_iter().collect();
+        let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties };
+        let outcome = state.apply(1, &record(false, vec![create]), &mut changes);
+        let (_, rejection) = outcome.first_rejection().expect("too deep");
+        assert!(rejection.message.contains("max_value_depth"), "{}", rejection.message);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod engine;
 pub mod filter;
 pub mod incremental;
+pub mod limits;
 pub mod louvain;
 pub mod model;
 pub mod paths;
@@ -24,6 +25,7 @@ pub mod traverse;
 pub mod write;
 
 pub use engine::{ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, Ticket, WriteLog};
+pub use limits::{ElementLimits, MAX_VALUE_DEPTH};
 pub use model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
 pub use query::{Answer, Direction, Query, VertexWithEdges};
 pub use write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};

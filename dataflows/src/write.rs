@@ -42,6 +42,46 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// About its size in a log record (its strings and properties, with overheads that cover
+    /// the encoding's): what [`batches`] splits by.
+    pub fn size_bytes(&self) -> usize {
+        const OVERHEAD: usize = 32;
+        OVERHEAD
+            + match self {
+                WriteOp::CreateVertex { id, label, properties } => id.len() + label.len() + properties.size_bytes(),
+                WriteOp::UpdateVertex { id, properties, label, .. } => {
+                    id.len() + label.as_ref().map_or(0, String::len) + properties.size_bytes()
+                }
+                WriteOp::DeleteVertex { id, .. } | WriteOp::DeleteEdge { id } => id.len(),
+                WriteOp::CreateEdge { id, label, from, to, properties } => {
+                    id.len() + label.len() + from.len() + to.len() + properties.size_bytes()
+                }
+            }
+    }
+}
+
+/// Splits `ops` into runs of at most `max_ops` operations and at most about `max_bytes`
+/// (a single larger operation goes alone): records a log takes.
+pub fn batches(ops: Vec<WriteOp>, max_ops: usize, max_bytes: usize) -> Vec<Vec<WriteOp>> {
+    let mut batches = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for op in ops {
+        let size = op.size_bytes();
+        if !current.is_empty() && (current.len() >= max_ops.max(1) || bytes + size > max_bytes) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(op);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
 /// A log record: operations applied in order at one LSN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WriteRecord {
@@ -62,6 +102,8 @@ pub enum RejectKind {
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    /// A limit (`max_element_bytes`) the operation would pass.
+    ResourceExhausted,
 }
 
 /// An operation the rules of the graph rejected.

@@ -45,6 +45,22 @@ pub fn newest(dir: &Path) -> Option<(Lsn, PathBuf)> {
     list(dir).pop()
 }
 
+/// The newest checkpoint that reads back whole, trying older ones when a newer one is
+/// damaged (each failure logged); `None` when there is none, or none readable.
+pub fn newest_readable(dir: &Path) -> Option<(Lsn, WholeGraph, PathBuf)> {
+    for (named, path) in list(dir).into_iter().rev() {
+        match read(&path) {
+            Ok((lsn, graph)) => return Some((lsn, graph, path)),
+            Err(error) => tracing::error!(
+                %error,
+                lsn = named,
+                "a checkpoint is unreadable; falling back to the one before it (the log after that one is kept)"
+            ),
+        }
+    }
+    None
+}
+
 /// Reads a checkpoint back: its LSN and graph.
 pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     let mut graph = WholeGraph::default();
@@ -63,23 +79,51 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
             SnapshotItem::Edge(e) => graph.edges.push((EdgeKey::new(&namespace, &e.id), Arc::new(Edge::from(e)))),
         }
     }
+    // Every checkpoint opens with a section, even of an empty graph: without one it was cut
+    // short or is not a checkpoint.
     let lsn = lsn.ok_or_else(|| format!("{}: no metadata record, so no LSN", path.display()))?;
     Ok((lsn, graph))
 }
 
+/// What a checkpoint write leaves: its path, and the LSN of the oldest checkpoint kept (the
+/// log after it must stay, for recovery to fall back to it if the newest is found damaged).
+pub struct Written {
+    pub path: PathBuf,
+    pub oldest_kept: Lsn,
+}
+
 /// Writes the checkpoint of `graph` at `lsn` into `dir`, then drops all but the newest few.
-pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<PathBuf, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("checkpoint at LSN {lsn}: {e}");
-    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+/// On failure nothing is renamed into place and the partial file is removed.
+pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<Written, String> {
     let path = dir.join(format!("checkpoint-{lsn:020}.snap"));
     let partial = path.with_extension("partial");
-    let file = std::fs::File::create(&partial).map_err(|e| fail(&e))?;
-    let mut sections: BTreeMap<&Namespace, (Vec<&Vertex>, Vec<&Edge>)> = BTreeMap::new();
+    let written = write_into(dir, &partial, &path, lsn, graph);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written?;
+    let all = list(dir);
+    let drop = all.len().saturating_sub(KEEP);
+    for (_, old) in &all[..drop] {
+        let _ = std::fs::remove_file(old);
+    }
+    // With one checkpoint only, the whole log stays: it is the fallback.
+    let oldest_kept = if all.len() - drop >= 2 { all[drop].0 } else { 0 };
+    Ok(Written { path, oldest_kept })
+}
+
+fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("checkpoint at LSN {lsn}: {e}");
+    std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+    let file = std::fs::File::create(partial).map_err(|e| fail(&e))?;
+    let mut sections: BTreeMap<Namespace, (Vec<&Vertex>, Vec<&Edge>)> = BTreeMap::new();
+    // An empty graph still gets a section: it is what carries the LSN.
+    sections.insert(Namespace::default(), Default::default());
     for (key, vertex) in &graph.vertices {
-        sections.entry(&key.namespace).or_default().0.push(vertex);
+        sections.entry(key.namespace.clone()).or_default().0.push(vertex);
     }
     for (key, edge) in &graph.edges {
-        sections.entry(&key.namespace).or_default().1.push(edge);
+        sections.entry(key.namespace.clone()).or_default().1.push(edge);
     }
     let mut writer =
         SnapshotWriter::new(file.try_clone().map_err(|e| fail(&e))?, Encoding::Protobuf, Compression::Zstd)
@@ -104,13 +148,8 @@ pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<PathBuf, String
     }
     writer.finish().map_err(|e| fail(&e))?;
     file.sync_all().map_err(|e| fail(&e))?;
-    std::fs::rename(&partial, &path).map_err(|e| fail(&e))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(&e))?;
-    let all = list(dir);
-    for (_, old) in all.iter().take(all.len().saturating_sub(KEEP)) {
-        let _ = std::fs::remove_file(old);
-    }
-    Ok(path)
+    std::fs::rename(partial, path).map_err(|e| fail(&e))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(&e))
 }
 
 /// Writes a checkpoint every `interval` while the graph moves, and deletes the embedded log's
@@ -134,9 +173,11 @@ pub async fn run(engine: Arc<Engine>, dir: PathBuf, interval: Duration, wal: Opt
         let into = dir.clone();
         let written = tokio::task::spawn_blocking(move || write(&into, lsn, &graph)).await;
         match written {
-            Ok(Ok(path)) => {
+            Ok(Ok(Written { path, oldest_kept })) => {
                 last = lsn;
-                let removed = wal.as_ref().map(|wal| wal.truncate_before(lsn));
+                // Only what the oldest kept checkpoint covers goes: should the newest be found
+                // damaged at the next start, recovery falls back to that one and its log.
+                let removed = wal.as_ref().map(|wal| wal.truncate_before(oldest_kept));
                 tracing::info!(
                     lsn,
                     path = %path.display(),

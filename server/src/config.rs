@@ -33,7 +33,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use prism_dataflows::ElementLimits;
 use serde::{Deserialize, Deserializer};
+
+/// The largest `server.max_element_bytes`: half a snapshot record, well within a gRPC reply.
+const MAX_ELEMENT_BYTES: usize = 32 << 20;
+
+/// The largest `wal.max_record_bytes`: a log frame's limit, less its header.
+const MAX_RECORD_BYTES: usize = (256 << 20) - 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,6 +84,10 @@ pub struct ServerSection {
     /// and the embedded log before it is deleted); 0s: never.
     #[serde(deserialize_with = "duration")]
     pub checkpoint_interval: Duration,
+    /// The largest vertex or edge (its strings and properties; see prism_dataflows::limits):
+    /// a write that would make one larger, a merge included, is RESOURCE_EXHAUSTED. Every
+    /// server following one log must agree on it.
+    pub max_element_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -90,6 +101,7 @@ impl Default for ServerSection {
             read_timeout: Duration::from_secs(5),
             snapshot: None,
             checkpoint_interval: Duration::from_secs(300),
+            max_element_bytes: ElementLimits::default().max_element_bytes,
         }
     }
 }
@@ -111,6 +123,10 @@ pub struct WalSection {
     /// Cut the log at damage in its middle instead of refusing to start.
     pub truncate_corrupt: bool,
     pub segment_bytes: u64,
+    /// The largest record (one write, encoded) the log takes; a larger write is
+    /// RESOURCE_EXHAUSTED and nothing is written. On Kafka the producer's
+    /// `message.max.bytes` (librdkafka's default: 1,000,000) bounds it too.
+    pub max_record_bytes: usize,
     /// The Kafka topic, when `backend` is kafka.
     pub kafka: KafkaSection,
 }
@@ -121,6 +137,7 @@ impl Default for WalSection {
             backend: WalBackend::Embedded,
             truncate_corrupt: false,
             segment_bytes: 64 * 1024 * 1024,
+            max_record_bytes: prism_connectors::wal::DEFAULT_MAX_RECORD_BYTES,
             kafka: KafkaSection::default(),
         }
     }
@@ -296,6 +313,20 @@ impl Config {
                 return Err(format!("namespaces[{i}].performance.subscription_heartbeat: must be longer than 0"));
             }
         }
+        let element = self.server.max_element_bytes;
+        if !(1024..=MAX_ELEMENT_BYTES).contains(&element) {
+            return Err(format!(
+                "server.max_element_bytes: {element} is outside 1024..={MAX_ELEMENT_BYTES} (an element must fit \
+                 a snapshot record and a gRPC reply)"
+            ));
+        }
+        let record = self.wal.max_record_bytes;
+        if !(element..=MAX_RECORD_BYTES).contains(&record) {
+            return Err(format!(
+                "wal.max_record_bytes: {record} is outside {element}..={MAX_RECORD_BYTES} (at least \
+                 server.max_element_bytes, at most what a log frame holds)"
+            ));
+        }
         if self.wal.backend == WalBackend::Kafka && self.wal.kafka.brokers.is_empty() {
             return Err("wal.kafka.brokers: required when wal.backend is kafka (or --kafka-brokers)".into());
         }
@@ -308,6 +339,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The options of the Kafka log, as the config sets them.
+    pub fn kafka_options(&self) -> prism_connectors::kafka::KafkaOptions {
+        let section = &self.wal.kafka;
+        let mut options = prism_connectors::kafka::KafkaOptions::new(&section.brokers, &section.topic);
+        options.properties = section.properties.clone();
+        options.dead_letter_topic = section.dead_letter_topic.clone();
+        options.write_timeout = section.write_timeout;
+        options.replication_factor = section.replication_factor;
+        options.max_record_bytes = self.wal.max_record_bytes;
+        options
+    }
+
+    /// The largest record the configured log takes (see `wal.max_record_bytes`).
+    pub fn record_limit(&self) -> usize {
+        match self.wal.backend {
+            WalBackend::Embedded => self.wal.max_record_bytes,
+            WalBackend::Kafka => self.kafka_options().record_limit(),
+        }
     }
 
     /// The limits of a namespace.

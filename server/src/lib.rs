@@ -6,6 +6,7 @@
 //! configuration.
 
 pub mod checkpoints;
+pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod paths;

@@ -124,17 +124,29 @@ fn read_record(file: Option<&PathBuf>) -> anyhow::Result<prism_dataflows::WriteR
     Ok(prism_connectors::json::record_from_json(&text, now)?)
 }
 
+/// A record's wal.proto bytes, refused when beyond `limit` (a server would refuse to log it).
+fn encode_within(record: &prism_dataflows::WriteRecord, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let payload = prism_connectors::codec::encode_record(record);
+    anyhow::ensure!(
+        payload.len() <= limit,
+        "the record takes {} bytes encoded, beyond max_record_bytes ({limit}); split it",
+        payload.len()
+    );
+    Ok(payload)
+}
+
 fn record(command: RecordCommand) -> anyhow::Result<()> {
     use std::io::Write;
     match command {
         RecordCommand::Encode { file } => {
             let record = read_record(file.as_ref())?;
-            std::io::stdout().write_all(&prism_connectors::codec::encode_record(&record)).context("writing")?;
+            let payload = encode_within(&record, prism_connectors::wal::DEFAULT_MAX_RECORD_BYTES)?;
+            std::io::stdout().write_all(&payload).context("writing")?;
         }
         RecordCommand::Produce { file, kafka_brokers, kafka_topic } => {
             let record = read_record(file.as_ref())?;
             let options = prism_connectors::kafka::KafkaOptions::new(&kafka_brokers, &kafka_topic);
-            let payload = prism_connectors::codec::encode_record(&record);
+            let payload = encode_within(&record, options.record_limit())?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let offset =
                 runtime.block_on(prism_connectors::kafka::produce(&options, record.namespace.as_str(), &payload))?;
@@ -247,12 +259,26 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// A panic anywhere ends the process, loudly. A timely worker or a log thread that died
+/// would leave every request that needs it waiting forever; a supervisor restarts a process
+/// that exits, not one that hangs half alive.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), "panic: {info}; the process stops");
+        report(info);
+        std::process::abort();
+    }));
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    exit_on_panic();
     let cli = Cli::parse();
     match cli.command {
         Command::Record(command) => record(command)?,

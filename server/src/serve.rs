@@ -3,11 +3,13 @@
 use std::fs::File;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use prism_connectors::kafka::{KafkaError, KafkaOptions, KafkaWal};
+use prism_connectors::kafka::{KafkaError, KafkaWal};
 use prism_connectors::{EmbeddedWal, WalError, WalOptions};
-use prism_dataflows::{ClusterConfig, Engine, EngineConfig, EngineError, Lsn};
+use prism_dataflows::{ClusterConfig, ElementLimits, Engine, EngineConfig, EngineError, Lsn};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
 use crate::checkpoints;
@@ -65,7 +67,8 @@ pub async fn serve(
         n => n,
     };
     let cluster = config.cluster_addresses()?.map(|(process, addresses)| ClusterConfig { process, addresses });
-    let engine_config = EngineConfig { workers, cluster, read_hold: config.server.read_hold };
+    let limits = ElementLimits { max_element_bytes: config.server.max_element_bytes };
+    let engine_config = EngineConfig { workers, cluster, read_hold: config.server.read_hold, limits };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // The empty name is the whole server, what grpc_health_probe asks by default.
@@ -80,16 +83,34 @@ pub async fn serve(
     tracing::info!(workers, cluster = ?engine_config.cluster, "starting the engine");
     let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::start(engine_config)).await??);
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Io { what: "reflection".into(), source: std::io::Error::other(e) })?;
+    // Both versions: grpcurl and Postman speak v1, grpc_cli and Python's grpcio-reflection v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_error = |e| ServeError::Io { what: "reflection".into(), source: std::io::Error::other(e) };
+    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+    // Until recovery has finished, the state is partial: data calls answer UNAVAILABLE rather
+    // than a NOT_FOUND for a vertex the log still holds.
+    let recovered = Arc::new(AtomicBool::new(false));
+    let gate = recovered.clone();
     let api = GraphServiceServer::new(GraphApi::new(engine.clone(), config.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let api = InterceptedService::new(api, move |request: tonic::Request<()>| {
+        if gate.load(Ordering::Acquire) {
+            Ok(request)
+        } else {
+            Err(tonic::Status::unavailable(
+                "the server is recovering (replaying its log); health reports NOT_SERVING until it is done",
+            ))
+        }
+    });
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(api)
         // Without TCP_NODELAY, a reply written in several segments waits on the client's
         // delayed ACK: 40 ms stalls on any answer larger than one segment.
@@ -114,6 +135,15 @@ pub async fn serve(
     if let (Some(path), true) = (&config.server.snapshot, engine.is_writer_process()) {
         crate::snapshots::load_at_start(&engine, path, &config).await?;
     }
+    if engine.is_writer_process() {
+        engine.mark_recovered();
+    } else {
+        // Another process's state comes from process 0's log: serve once it has applied
+        // what process 0 had when its recovery ended.
+        let lsn = engine.wait_recovered().await?;
+        engine.wait_applied(lsn).await?;
+    }
+    recovered.store(true, Ordering::Release);
     if let Some((_, log)) = &_log {
         if !config.server.checkpoint_interval.is_zero() {
             let wal = match log {
@@ -141,13 +171,14 @@ enum RunningLog {
     Kafka { _wal: Box<KafkaWal> },
 }
 
-/// Hands the newest checkpoint (if any) to the engine; returns the LSN it covers.
+/// Hands the newest readable checkpoint (if any) to the engine; returns the LSN it covers.
 async fn restore_checkpoint(config: &Config, engine: &Arc<Engine>) -> Result<Lsn, ServeError> {
     let dir = checkpoints::dir(&config.server.data_dir);
-    let Some((_, path)) = checkpoints::newest(&dir) else { return Ok(0) };
     let started = std::time::Instant::now();
-    let read = path.clone();
-    let (lsn, graph) = tokio::task::spawn_blocking(move || checkpoints::read(&read)).await?.map_err(ServeError::Log)?;
+    let Some((lsn, graph, path)) = tokio::task::spawn_blocking(move || checkpoints::newest_readable(&dir)).await?
+    else {
+        return Ok(0);
+    };
     let (vertices, edges) = (graph.vertices.len(), graph.edges.len());
     engine.commit_sink().restored(lsn, graph);
     tracing::info!(
@@ -169,6 +200,7 @@ async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<Runni
         segment_bytes: config.wal.segment_bytes,
         truncate_corrupt: config.wal.truncate_corrupt,
         after: checkpoint,
+        max_record_bytes: config.wal.max_record_bytes,
     };
     let sink = engine.commit_sink();
     let started = std::time::Instant::now();
@@ -190,11 +222,7 @@ async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<Runni
 /// (waiting for the broker as long as it takes), then attaches the producer for writes.
 async fn follow_kafka(config: &Config, engine: &Arc<Engine>) -> Result<RunningLog, ServeError> {
     let section = &config.wal.kafka;
-    let mut options = KafkaOptions::new(&section.brokers, &section.topic);
-    options.properties = section.properties.clone();
-    options.dead_letter_topic = section.dead_letter_topic.clone();
-    options.write_timeout = section.write_timeout;
-    options.replication_factor = section.replication_factor;
+    let options = config.kafka_options();
     let started = std::time::Instant::now();
     // From the newest checkpoint's offset (LSN = offset + 1 on every server), or the topic's
     // first record: the consumed position is the one stored with the state it produced.

@@ -18,6 +18,8 @@ type Client = GraphServiceClient<Channel>;
 
 /// Items in one batch RPC of a load.
 const LOAD_BATCH: usize = 1000;
+/// About the most bytes of elements in one batch RPC (well within a request and a record).
+const LOAD_BATCH_BYTES: usize = 16 << 20;
 /// Batches in flight during a load.
 const LOAD_IN_FLIGHT: usize = 8;
 
@@ -144,15 +146,22 @@ pub async fn load(server: &str, namespace: &str, file: &Path) -> anyhow::Result<
         let path = file.to_owned();
         let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut batch = Vec::with_capacity(LOAD_BATCH);
+            let mut bytes = 0;
             for item in SnapshotReader::open(&path)? {
                 let item = item?;
-                let wanted =
-                    matches!((&item, pass_edges), (SnapshotItem::Vertex(_), false) | (SnapshotItem::Edge(_), true));
-                if wanted {
-                    batch.push(item);
-                    if batch.len() == LOAD_BATCH && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
-                        return Ok(());
-                    }
+                let size = match (&item, pass_edges) {
+                    (SnapshotItem::Vertex(v), false) => v.id.len() + v.label.len() + v.properties.size_bytes(),
+                    (SnapshotItem::Edge(e), true) => e.id.len() + e.label.len() + e.properties.size_bytes(),
+                    _ => continue,
+                };
+                batch.push(item);
+                bytes += size;
+                let full = batch.len() == LOAD_BATCH || bytes >= LOAD_BATCH_BYTES;
+                if full && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    return Ok(());
+                }
+                if batch.is_empty() {
+                    bytes = 0;
                 }
             }
             if !batch.is_empty() {

@@ -259,7 +259,10 @@ pub async fn load_at_start(
         let (_, vertices, edges) =
             engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| fail(e.to_string()))?;
         if vertices.is_empty() && edges.is_empty() {
-            load_in_batches(engine, &namespace, elements, config.limits(namespace.as_str()).batch_size, timeout)
+            let batch = config.limits(namespace.as_str()).batch_size;
+            // Records well within the log's limit, whatever the elements weigh.
+            let batch_bytes = config.record_limit() / 2;
+            load_in_batches(engine, &namespace, elements, (batch, batch_bytes), timeout)
                 .await
                 .map_err(|s| fail(s.message().to_owned()))?;
         } else {
@@ -272,13 +275,14 @@ pub async fn load_at_start(
     Ok(())
 }
 
-/// Vertices then edges, in atomic records of `batch` operations each, several in flight (the
+/// Vertices then edges, in atomic records of at most `batch` operations and about
+/// `batch_bytes` each, several in flight (the
 /// records of one kind do not depend on each other; all vertices are in before any edge).
 async fn load_in_batches(
     engine: &Arc<Engine>,
     namespace: &Namespace,
     elements: Vec<Element>,
-    batch: usize,
+    (batch, batch_bytes): (usize, usize),
     timeout: Duration,
 ) -> Result<(), Status> {
     use futures::stream::{self, TryStreamExt as _};
@@ -288,11 +292,11 @@ async fn load_in_batches(
     for part in [vertices, edges] {
         let differences: Vec<_> = part.into_iter().map(snapshot_diff::Difference::Added).collect();
         let ops = snapshot_diff::to_ops(differences);
-        let records = ops.chunks(batch.max(1)).map(|chunk| WriteRecord {
+        let records = prism_dataflows::write::batches(ops, batch, batch_bytes).into_iter().map(|ops| WriteRecord {
             namespace: namespace.clone(),
             atomic: true,
             timestamp: now_micros(),
-            ops: chunk.to_vec(),
+            ops,
         });
         let writes = futures::StreamExt::map(stream::iter(records), |record| async move {
             let outcome = engine.write(record, timeout).await.map_err(status::from_engine)?;

@@ -15,6 +15,7 @@ pub fn code_of(kind: &RejectKind) -> Code {
         RejectKind::AlreadyExists => Code::AlreadyExists,
         RejectKind::FailedPrecondition => Code::FailedPrecondition,
         RejectKind::InvalidArgument => Code::InvalidArgument,
+        RejectKind::ResourceExhausted => Code::ResourceExhausted,
     }
 }
 
@@ -34,6 +35,7 @@ pub fn from_engine(error: EngineError) -> Status {
     let message = error.to_string();
     match error {
         EngineError::NoLog | EngineError::Log(_) | EngineError::Shutdown => Status::unavailable(message),
+        EngineError::TooLarge(_) => Status::resource_exhausted(message),
         EngineError::LsnNotApplied { .. } => Status::deadline_exceeded(format!("x-prism-min-lsn: {message}")),
         EngineError::Timeout(_) => Status::deadline_exceeded(message),
         // The state the query started on was compacted away under it: retrying succeeds.

@@ -153,7 +153,7 @@ impl SnapshotReader {
                 continue;
             }
             self.record += 1;
-            let json: Json = serde_json::from_str(&self.line).map_err(|e| self.error(format!("not JSON: {e}")))?;
+            let json = prism_connectors::json::parse(&self.line).map_err(|e| self.error(format!("not JSON: {e}")))?;
             return self.json_item(&json).map(Some);
         }
     }

@@ -14,6 +14,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+pub mod arbitrary;
 pub mod kafka;
 pub mod oracle;
 
@@ -37,6 +38,16 @@ pub fn binary() -> PathBuf {
     binary
 }
 
+/// Runs `prism-graph ARGS`; (success, stdout, stderr).
+pub async fn cli(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(binary()).args(args).output().await.expect("run prism-graph");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
 /// A free loopback port (bound once and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
@@ -48,6 +59,8 @@ pub struct ServerSpec {
     pub data_dir: PathBuf,
     pub workers: usize,
     pub extra_args: Vec<String>,
+    /// Environment variables for the server process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `prism-graph serve` process.
@@ -59,7 +72,7 @@ pub struct Server {
 
 impl ServerSpec {
     pub fn new(data_dir: &Path, workers: usize) -> Self {
-        ServerSpec { data_dir: data_dir.to_owned(), workers, extra_args: Vec::new() }
+        ServerSpec { data_dir: data_dir.to_owned(), workers, extra_args: Vec::new(), env: Vec::new() }
     }
 
     fn command(&self, log_path: &Path) -> Command {
@@ -73,6 +86,7 @@ impl ServerSpec {
             .arg("--workers")
             .arg(self.workers.to_string())
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log_path).expect("server log file"))
@@ -277,12 +291,14 @@ pub fn newest_checkpoint(data_dir: &Path) -> Option<u64> {
         .max()
 }
 
-/// Waits (up to 30 s) until `done` holds, checking it between yields: for what a server
-/// does on its own schedule (checkpoints).
+/// Waits (up to 30 s) until `done` holds, checking it every 10 ms: for what a server does on
+/// its own schedule (checkpoints). The pause only spaces the checks, so that they do not
+/// take the server's cores; nothing assumes it is long enough.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let wait = async {
+        let mut checks = tokio::time::interval(Duration::from_millis(10));
         while !done() {
-            tokio::task::yield_now().await;
+            checks.tick().await;
         }
     };
     if tokio::time::timeout(Duration::from_secs(30), wait).await.is_err() {

@@ -47,6 +47,11 @@ impl Handover {
         }
     }
 
+    /// A record refused before it was sent (`message` names the limit): its write fails.
+    pub fn too_large(&self, ticket: Ticket, message: String) {
+        self.sink.too_large(ticket, message);
+    }
+
     /// The broker did not take a record: its write fails.
     pub fn not_taken(&self, sequence: u64, error: String) {
         let taken = self.state.lock().ok().and_then(|mut state| state.waiting.remove(&sequence));

@@ -36,6 +36,9 @@ impl ProducerContext for Delivery {
 
 pub struct KafkaLog {
     producer: ThreadedProducer<Delivery>,
+    /// The largest payload sent: the smaller of the configured limit and what the producer's
+    /// `message.max.bytes` lets through with the key and headers.
+    max_record_bytes: usize,
     topic: String,
     writer: String,
     next_sequence: AtomicU64,
@@ -47,7 +50,14 @@ impl KafkaLog {
         let config = options.producer_config();
         let context = Delivery { handover: handover.clone() };
         let producer = config.create_with_context(context).map_err(client("producer"))?;
-        Ok(KafkaLog { producer, topic: options.topic.clone(), writer, next_sequence: AtomicU64::new(1), handover })
+        Ok(KafkaLog {
+            producer,
+            max_record_bytes: options.record_limit(),
+            topic: options.topic.clone(),
+            writer,
+            next_sequence: AtomicU64::new(1),
+            handover,
+        })
     }
 
     /// Waits up to `timeout` for every record handed over to reach the broker.
@@ -59,6 +69,16 @@ impl KafkaLog {
 impl WriteLog for KafkaLog {
     fn append(&self, record: WriteRecord, ticket: Ticket) {
         let payload = codec::encode_record(&record);
+        if payload.len() > self.max_record_bytes {
+            let message = format!(
+                "the record takes {} bytes encoded, beyond max_record_bytes ({}: wal.max_record_bytes, or the \
+                 producer's message.max.bytes less room for the key and headers); split the write",
+                payload.len(),
+                self.max_record_bytes
+            );
+            self.handover.too_large(ticket, message);
+            return;
+        }
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
         let sequence_text = sequence.to_string();
         let headers = OwnedHeaders::new()

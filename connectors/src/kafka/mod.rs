@@ -52,7 +52,15 @@ pub struct KafkaOptions {
     pub write_timeout: Duration,
     /// The replication factor a topic is created with when it does not exist.
     pub replication_factor: i32,
+    /// The largest encoded record this server produces (see [`KafkaOptions::record_limit`]).
+    pub max_record_bytes: usize,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Room in a message for the key (a namespace) and this server's headers.
+const MESSAGE_OVERHEAD_BYTES: usize = 1024;
 
 impl KafkaOptions {
     pub fn new(brokers: &str, topic: &str) -> Self {
@@ -63,7 +71,20 @@ impl KafkaOptions {
             dead_letter_topic: None,
             write_timeout: Duration::from_secs(5),
             replication_factor: 1,
+            max_record_bytes: crate::wal::DEFAULT_MAX_RECORD_BYTES,
         }
+    }
+
+    /// The largest payload a record may have: `max_record_bytes`, and what the producer's
+    /// `message.max.bytes` leaves once the key and headers are in (a larger message would be
+    /// refused by the producer after the write was accepted here).
+    pub fn record_limit(&self) -> usize {
+        let message_max = self
+            .properties
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+        self.max_record_bytes.min(message_max.saturating_sub(MESSAGE_OVERHEAD_BYTES))
     }
 
     /// A producer's settings: durable in the broker before acknowledged (acks=all), no

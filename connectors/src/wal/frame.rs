@@ -155,4 +155,43 @@ mod tests {
             assert!(matches!(next, Next::Corrupt { .. }), "flip at {at}: {next:?}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever bytes a segment holds, reading it ends in a frame, an end, a cut or
+        /// damage: never a panic, never an allocation beyond what the frame limit allows.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut reader = FrameReader::new(bytes.as_slice());
+            while let Ok(Next::Frame { .. }) = reader.next() {}
+            proptest::prop_assert!(reader.offset <= bytes.len() as u64);
+        }
+
+        /// Frames read back as written, and a cut anywhere in the last one is a torn tail.
+        #[test]
+        fn frames_round_trip_and_cuts_are_torn_tails(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 1..8),
+            cut in proptest::num::usize::ANY,
+        ) {
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let bytes = frames(&refs);
+            let mut reader = FrameReader::new(bytes.as_slice());
+            for (i, payload) in payloads.iter().enumerate() {
+                proptest::prop_assert_eq!(
+                    reader.next().unwrap(),
+                    Next::Frame { lsn: i as u64 + 1, payload: payload.clone() }
+                );
+            }
+            proptest::prop_assert_eq!(reader.next().unwrap(), Next::End);
+            let last = bytes.len() - HEADER_BYTES - payloads[payloads.len() - 1].len();
+            let cut_at = last + 1 + cut % (bytes.len() - last - 1).max(1);
+            if cut_at < bytes.len() {
+                let mut reader = FrameReader::new(&bytes[..cut_at]);
+                for _ in 0..payloads.len() - 1 {
+                    let whole = matches!(reader.next().unwrap(), Next::Frame { .. });
+                    proptest::prop_assert!(whole, "a frame before the cut one did not read");
+                }
+                proptest::prop_assert_eq!(reader.next().unwrap(), Next::Truncated);
+            }
+        }
+    }
 }

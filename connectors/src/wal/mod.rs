@@ -40,11 +40,22 @@ pub struct WalOptions {
     pub truncate_corrupt: bool,
     /// Records up to this LSN are in a checkpoint already: replay starts after it.
     pub after: Lsn,
+    /// The largest encoded record appended; a larger one fails its write (nothing written).
+    pub max_record_bytes: usize,
 }
+
+/// The default `max_record_bytes`: what one gRPC request may carry.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 20;
 
 impl WalOptions {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        WalOptions { dir: dir.into(), segment_bytes: 64 * 1024 * 1024, truncate_corrupt: false, after: 0 }
+        WalOptions {
+            dir: dir.into(),
+            segment_bytes: 64 * 1024 * 1024,
+            truncate_corrupt: false,
+            after: 0,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
     }
 }
 
@@ -57,6 +68,12 @@ pub enum WalError {
          start with --wal-truncate-corrupt to cut the log there (records from that point are lost)"
     )]
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error(
+        "write-ahead log {path} starts at LSN {first}, but the state before it is in no readable checkpoint \
+         (recovery has the state up to LSN {after}); restore the checkpoint that covers LSN {before}",
+        before = first - 1
+    )]
+    Gap { path: PathBuf, first: Lsn, after: Lsn },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -116,6 +133,7 @@ impl EmbeddedWal {
             next_lsn,
             sink,
             broken: None,
+            max_record_bytes: options.max_record_bytes.min(frame::MAX_PAYLOAD_BYTES as usize),
         };
         thread::Builder::new()
             .name("wal-writer".into())
@@ -187,6 +205,11 @@ fn replay(segments: &mut Vec<(Lsn, PathBuf)>, options: &WalOptions, sink: &Commi
             match reader.next().map_err(io_error(path))? {
                 Next::End => break None,
                 Next::Frame { lsn, payload } => {
+                    // Segments a checkpoint covered are deleted; what is left must continue
+                    // the state recovery starts from, or records would be silently missing.
+                    if recovery.last_lsn == 0 && lsn > options.after + 1 {
+                        return Err(WalError::Gap { path: path.clone(), first: lsn, after: options.after });
+                    }
                     if recovery.last_lsn != 0 && lsn != recovery.last_lsn + 1 {
                         break Some(format!("LSN {lsn} follows LSN {}", recovery.last_lsn));
                     }
@@ -274,6 +297,7 @@ struct Writer {
     /// Set after a failed write or fsync: what is on disk is unknown from there on, so every
     /// later append fails rather than risk acknowledging a record that is not durable.
     broken: Option<String>,
+    max_record_bytes: usize,
 }
 
 /// Most records one group commit takes, so that one batch's latency stays bounded.
@@ -298,8 +322,25 @@ impl Writer {
             return;
         }
         buffer.clear();
-        for (offset, (record, _)) in group.iter().enumerate() {
-            frame::encode(self.next_lsn + offset as u64, &codec::encode_record(record), buffer);
+        let mut taken = Vec::with_capacity(group.len());
+        for (record, ticket) in group.drain(..) {
+            let payload = codec::encode_record(&record);
+            // A record recovery could not read back (a frame beyond its limit) is never written.
+            if payload.len() > self.max_record_bytes {
+                let message = format!(
+                    "the record takes {} bytes encoded, beyond max_record_bytes ({}); split the write",
+                    payload.len(),
+                    self.max_record_bytes
+                );
+                self.sink.too_large(ticket, message);
+                continue;
+            }
+            frame::encode(self.next_lsn + taken.len() as u64, &payload, buffer);
+            taken.push((record, ticket));
+        }
+        *group = taken;
+        if group.is_empty() {
+            return;
         }
         let written = self.file.write_all(buffer).and_then(|_| self.file.sync_data());
         if let Err(e) = written {

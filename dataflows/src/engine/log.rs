@@ -43,9 +43,10 @@ pub enum Committed {
         record: WriteRecord,
         ticket: Option<Ticket>,
     },
+    /// A record that was not made durable: its write fails with `error`.
     Failed {
         ticket: Ticket,
-        error: String,
+        error: crate::engine::EngineError,
     },
     /// A checkpoint's graph: the state after the record at `lsn`.
     Restore {
@@ -86,7 +87,13 @@ impl CommitSink {
 
     /// A record that could not be made durable: its write fails with `error`.
     pub fn failed(&self, ticket: Ticket, error: String) {
-        let _ = self.tx.send(Committed::Failed { ticket, error });
+        let _ = self.tx.send(Committed::Failed { ticket, error: crate::engine::EngineError::Log(error) });
+        self.waker.wake();
+    }
+
+    /// A record the log refused for its size (`message` names the limit): nothing was written.
+    pub fn too_large(&self, ticket: Ticket, message: String) {
+        let _ = self.tx.send(Committed::Failed { ticket, error: crate::engine::EngineError::TooLarge(message) });
         self.waker.wake();
     }
 }

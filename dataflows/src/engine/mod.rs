@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub cluster: Option<ClusterConfig>,
     /// How long a read LSN stays readable after it is applied (see the read hold).
     pub read_hold: Duration,
+    /// What the apply stage holds every element to.
+    pub limits: crate::limits::ElementLimits,
 }
 
 /// Timely cluster settings: this process's index and every process's `host:port`.
@@ -74,7 +76,7 @@ pub struct ClusterConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { workers: 1, cluster: None, read_hold: Duration::from_secs(2) }
+        EngineConfig { workers: 1, cluster: None, read_hold: Duration::from_secs(2), limits: Default::default() }
     }
 }
 
@@ -85,6 +87,9 @@ pub enum EngineError {
     NoLog,
     #[error("the write-ahead log failed: {0}")]
     Log(String),
+    /// A record beyond a size limit of the log (the message names it); nothing was written.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("LSN {wanted} is not applied yet (applied: {applied})")]
     LsnNotApplied { wanted: Lsn, applied: Lsn },
     #[error("LSN {lsn} is no longer readable (compacted up to {since}); the query ran longer than the read hold")]
@@ -132,9 +137,12 @@ pub(crate) struct Shared {
     pub wakers: Vec<Waker>,
     pub committed_rx: Receiver<log::Committed>,
     pub log: Arc<OnceLock<Arc<dyn WriteLog>>>,
+    /// Set on the writer process once recovery has finished: the LSN applied then.
+    pub recovered: Arc<OnceLock<Lsn>>,
     pub applied: watch::Sender<Lsn>,
     pub shutdown: AtomicBool,
     pub read_hold: Duration,
+    pub limits: crate::limits::ElementLimits,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
     /// PageRank subscriptions (served by worker 0).
@@ -195,9 +203,11 @@ impl Engine {
             wakers: wakers.clone(),
             committed_rx,
             log: Arc::new(OnceLock::new()),
+            recovered: Arc::new(OnceLock::new()),
             applied: watch::Sender::new(0),
             shutdown: AtomicBool::new(false),
             read_hold: config.read_hold,
+            limits: config.limits,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone())),
         });
@@ -230,6 +240,27 @@ impl Engine {
     /// first of a cluster, which forward writes to it), writes answer [`EngineError::NoLog`].
     pub fn attach_log(&self, log: Arc<dyn WriteLog>) {
         let _ = self.shared.log.set(log);
+    }
+
+    /// Marks recovery finished on the writer process (checkpoint restored, log replayed,
+    /// start-up snapshot loaded): other processes wait for it before they serve.
+    pub fn mark_recovered(&self) {
+        let _ = self.shared.recovered.set(self.applied_lsn());
+    }
+
+    /// Waits until the writer process has recovered; returns the LSN it had applied then,
+    /// which this process must apply before its state is whole.
+    pub async fn wait_recovered(&self) -> Result<Lsn, EngineError> {
+        // Asked again at every expiry, so that no single request outlives a long recovery.
+        const ASK_EVERY: Duration = Duration::from_secs(10);
+        loop {
+            let work = Work::Request { body: RequestBody::AwaitRecovery, route: 0 };
+            match self.submit(work, 0, ASK_EVERY).await {
+                Ok(Reply::Recovered(lsn)) => return Ok(lsn),
+                Ok(_) | Err(EngineError::Timeout(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Whether this process holds worker 0, the one that applies records and owns the log.
@@ -428,6 +459,13 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Fault injection, for the tests of what a panic does to the process:
+/// `PRISM_FAULT_PANIC=worker-N` makes worker N panic when it takes its first request, and
+/// `PRISM_FAULT_PANIC=subscriptions` the subscription thread when it starts a standing PageRank.
+pub(crate) fn fault_injected(place: &str) -> bool {
+    std::env::var("PRISM_FAULT_PANIC").is_ok_and(|value| value == place)
 }
 
 /// The worker a route hash lands on: timely's exchange rule (a mask when the number of

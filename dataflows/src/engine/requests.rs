@@ -52,6 +52,9 @@ pub(crate) enum RequestBody {
         query: Query,
     },
     Write(WriteRecord),
+    /// Answered by worker 0 once the writer process has recovered (other processes wait
+    /// for it before they serve).
+    AwaitRecovery,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -74,6 +77,8 @@ pub enum Reply {
     Graph(crate::engine::NamespaceGraph),
     /// Every namespace's graph at an LSN (worker 0 only, like `Graph`).
     WholeGraph(Lsn, Box<crate::write::WholeGraph>),
+    /// The writer process has recovered, with this LSN applied.
+    Recovered(Lsn),
 }
 
 /// What the serve operator shares with its worker's loop.
@@ -87,6 +92,8 @@ pub(crate) struct ServeState {
     pub log: Option<Arc<OnceLock<Arc<dyn WriteLog>>>>,
     /// The traces' compaction frontier: reads at older LSNs are refused.
     pub since: Rc<Cell<Lsn>>,
+    /// Set once the writer process has recovered (read on worker 0).
+    pub recovered: Arc<OnceLock<Lsn>>,
 }
 
 pub(crate) struct RequestDataflow {
@@ -174,7 +181,7 @@ impl Server {
     fn accept(&mut self, request: Request, ready: &mut Vec<Response>) {
         let Request { origin, id, body, .. } = request;
         match body {
-            RequestBody::Read { .. } => {
+            RequestBody::Read { .. } | RequestBody::AwaitRecovery => {
                 let expires = Instant::now() + Duration::from_micros(request.timeout_micros);
                 self.waiting.push((Request { body, ..request }, expires));
             }
@@ -194,7 +201,17 @@ impl Server {
         let since = self.state.since.get();
         let now = Instant::now();
         let mut indexes = self.state.indexes.borrow_mut();
+        let recovered = self.state.recovered.get().copied();
         self.waiting.retain(|(request, expires)| {
+            if let RequestBody::AwaitRecovery = &request.body {
+                let reply = match recovered {
+                    Some(lsn) => Reply::Recovered(lsn),
+                    None if now >= *expires => Reply::Read(Err(EngineError::Timeout(Duration::ZERO))),
+                    None => return true,
+                };
+                ready.push(Response { origin: request.origin, id: request.id, reply });
+                return false;
+            }
             let RequestBody::Read { min_lsn, at, query } = &request.body else { return false };
             let wanted = at.map_or(*min_lsn, |at| at.max(*min_lsn));
             let reply = if wanted <= applied {

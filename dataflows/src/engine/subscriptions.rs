@@ -343,6 +343,9 @@ fn keep_standing(registry: &Registry, messages: crossbeam_channel::Receiver<ToSt
     for message in messages {
         match message {
             ToStanding::Start { topic, from, vertices, edges } => {
+                if crate::engine::fault_injected("subscriptions") {
+                    panic!("the subscription thread: PRISM_FAULT_PANIC asked for a panic on a new topic");
+                }
                 // Changes after `from` wait in the channel meanwhile.
                 let started = std::time::Instant::now();
                 let state = StandingPageRank::build(topic.params.clone(), &vertices, &edges);

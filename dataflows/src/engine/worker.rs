@@ -46,6 +46,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         outbox: outbox.clone(),
         log,
         since: since.clone(),
+        recovered: shared.recovered.clone(),
     };
     let mut request_flow = requests::build(worker, serve_state);
     let mut algorithm_flow = algorithms::build(worker, indexes.clone());
@@ -57,7 +58,13 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         let mut inputs = inputs;
         inputs.advance_to(1);
         inputs.flush();
-        Some(Writer { inputs, state: ApplyState::new(), last_lsn: 0, pending: VecDeque::new(), changes: Vec::new() })
+        Some(Writer {
+            inputs,
+            state: ApplyState::with_limits(shared.limits),
+            last_lsn: 0,
+            pending: VecDeque::new(),
+            changes: Vec::new(),
+        })
     } else {
         drop(inputs);
         None
@@ -74,12 +81,16 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut hold = ReadHold::new(shared.read_hold);
     let mut last_serve_poke = Instant::now();
     let mut last_algorithm_advance = 0u64;
+    let panic_on_request = crate::engine::fault_injected(&format!("worker-{index}"));
 
     while !shared.shutdown.load(Ordering::Acquire) {
         // Requests from the front.
         let mut injected = false;
         let mut local = false;
         for Submission { work, timeout, reply } in inbox.try_iter() {
+            if panic_on_request {
+                panic!("worker {index}: PRISM_FAULT_PANIC asked for a panic on the first request");
+            }
             let (body, route) = match work {
                 Work::Request { body, route } => (body, route),
                 Work::WholeGraph => {
@@ -146,7 +157,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                         outbox.borrow_mut().push(Response {
                             origin: ticket.origin,
                             id: ticket.request,
-                            reply: Reply::Write(Err(EngineError::Log(error))),
+                            reply: Reply::Write(Err(error)),
                         });
                         request_flow.serve.activate();
                     }
