@@ -44,3 +44,25 @@ async fn reflection_lists_and_describes_the_graph_service_and_health_reports_ser
         assert_eq!(status.status, ServingStatus::Serving as i32, "service {service:?}");
     }
 }
+
+/// grpc_cli and Python's grpcio-reflection speak the older v1alpha protocol.
+#[tokio::test]
+async fn reflection_answers_v1alpha_clients_too() {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerSpec::new(&dir.path().join("data"), 1).start().await;
+    let channel = Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let mut reflection = AlphaClient::new(channel);
+    let request = AlphaReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let answer = replies.message().await.unwrap().and_then(|r| r.message_response);
+    let Some(AlphaResponse::ListServicesResponse(list)) = answer else { panic!("expected a service list: {answer:?}") };
+    assert!(list.service.iter().any(|s| s.name == "prism.graph.v1.GraphService"), "{list:?}");
+}
