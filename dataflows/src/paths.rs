@@ -3,9 +3,12 @@
 //!
 //! Like traversals, they proceed level by level through the request dataflow at one LSN,
 //! within the query's deadline, with the number of partial paths, expanded edges and results
-//! bounded by [`PathLimits`].
+//! bounded by [`PathLimits`]. A shortest path costs O(edges) whatever its length, so only
+//! time and expanded edges bound it (and the caller's `max_hops`, if given); all paths and
+//! cycles, whose number grows exponentially with their length, keep a cap on hops too.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::engine::Engine;
@@ -17,7 +20,7 @@ use crate::traverse::Path;
 /// The bounds a path query runs under.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PathLimits {
-    /// Most hops a path (or cycle) may have.
+    /// Most hops an AllPaths path or a cycle may have (not a shortest path).
     pub max_hops: u32,
     /// Most vertices (shortest path) or partial paths (all paths, cycles) in one level.
     pub max_frontier: usize,
@@ -32,6 +35,7 @@ pub struct PathLimits {
 pub struct ShortestPath {
     pub start: String,
     pub end: String,
+    /// Most edges the path may have; unbounded when absent.
     pub max_hops: Option<u32>,
     /// A numeric edge property to minimise the sum of; fewest hops when absent.
     pub weight_property: Option<String>,
@@ -54,15 +58,15 @@ pub async fn shortest_path(
     limits: &PathLimits,
     min_lsn: Lsn,
 ) -> Result<FoundPaths, QueryError> {
-    let max_hops = hop_cap("max_hops", query.max_hops, limits)?;
     let mut search = Search::new(engine, namespace, limits);
     let lsn = search.endpoints(&query.start, Some(&query.end), min_lsn).await?;
     let path = if query.start == query.end {
         Some(Path { vertices: vec![query.start.clone()], edges: Vec::new(), weight: 0.0 })
     } else {
-        match &query.weight_property {
-            None => search.fewest_hops(query, max_hops, lsn).await?,
-            Some(property) => search.least_weight(query, property, max_hops, lsn).await?,
+        match (&query.weight_property, query.max_hops) {
+            (None, max_hops) => search.fewest_hops(query, max_hops, lsn).await?,
+            (Some(property), Some(max_hops)) => search.least_weight(query, property, max_hops, lsn).await?,
+            (Some(property), None) => search.dijkstra(query, property, lsn).await?,
         }
     };
     Ok(FoundPaths { lsn, paths: path.into_iter().collect() })
@@ -199,12 +203,18 @@ impl<'a> Search<'a> {
     }
 
     /// Bidirectional breadth-first search: each round grows the smaller side by one level.
-    async fn fewest_hops(&mut self, query: &ShortestPath, max_hops: u32, lsn: Lsn) -> Result<Option<Path>, QueryError> {
+    async fn fewest_hops(
+        &mut self,
+        query: &ShortestPath,
+        max_hops: Option<u32>,
+        lsn: Lsn,
+    ) -> Result<Option<Path>, QueryError> {
         let mut sides: [Parents; 2] =
             [HashMap::from([(query.start.clone(), (0, None))]), HashMap::from([(query.end.clone(), (0, None))])];
         let mut frontiers = [vec![query.start.clone()], vec![query.end.clone()]];
         let mut depths = [0u32, 0u32];
-        while depths[0] + depths[1] < max_hops && !frontiers[0].is_empty() && !frontiers[1].is_empty() {
+        let within = |depths: &[u32; 2]| max_hops.is_none_or(|max| depths[0] + depths[1] < max);
+        while within(&depths) && !frontiers[0].is_empty() && !frontiers[1].is_empty() {
             let side = if frontiers[0].len() <= frontiers[1].len() { 0 } else { 1 };
             let direction = if side == 0 { Direction::Out } else { Direction::In };
             let edges = self.hop(frontiers[side].iter(), direction, &query.labels, lsn).await?;
@@ -278,6 +288,70 @@ impl<'a> Search<'a> {
         Ok(Some(path))
     }
 
+    /// Least total weight with no bound on hops: Dijkstra, reading the out-edges of the
+    /// nearest unsettled vertices in batches, one round trip each, and settling as far as
+    /// the edges read allow. Exact: a vertex is settled only from the top of the queue.
+    async fn dijkstra(&mut self, query: &ShortestPath, property: &str, lsn: Lsn) -> Result<Option<Path>, QueryError> {
+        /// Vertices whose out-edges one round trip reads.
+        const BATCH: usize = 128;
+        let mut distance: HashMap<String, f64> = HashMap::from([(query.start.clone(), 0.0)]);
+        let mut parent: HashMap<String, (String, String)> = HashMap::new();
+        let mut settled: HashSet<String> = HashSet::new();
+        let mut queue: BinaryHeap<Reverse<(Weight, String)>> =
+            BinaryHeap::from([Reverse((Weight(0.0), query.start.clone()))]);
+        // Out-edges read so far: vertex -> (target, edge, weight).
+        let mut out: HashMap<String, Vec<(String, String, f64)>> = HashMap::new();
+        loop {
+            while let Some(Reverse((Weight(d), vertex))) = queue.peek() {
+                if settled.contains(vertex) || distance.get(vertex).is_some_and(|best| best < d) {
+                    queue.pop();
+                    continue;
+                }
+                if *vertex == query.end {
+                    return Ok(Some(walk_back(&parent, &query.start, &query.end, *d)));
+                }
+                let Some(edges) = out.get(vertex) else { break };
+                let (d, vertex) = (*d, vertex.clone());
+                queue.pop();
+                for (to, edge, weight) in edges {
+                    let candidate = d + weight;
+                    if !settled.contains(to) && distance.get(to).is_none_or(|best| candidate < *best) {
+                        distance.insert(to.clone(), candidate);
+                        parent.insert(to.clone(), (vertex.clone(), edge.clone()));
+                        queue.push(Reverse((Weight(candidate), to.clone())));
+                    }
+                }
+                settled.insert(vertex);
+            }
+            if queue.is_empty() {
+                return Ok(None);
+            }
+            // The nearest vertices whose edges are not read yet, in one read.
+            let mut taken = Vec::new();
+            let mut wanted = Vec::new();
+            while let Some(Reverse((weight, vertex))) = queue.pop() {
+                if !settled.contains(&vertex) && !out.contains_key(&vertex) && !wanted.contains(&vertex) {
+                    wanted.push(vertex.clone());
+                }
+                taken.push(Reverse((weight, vertex)));
+                if wanted.len() == BATCH {
+                    break;
+                }
+            }
+            queue.extend(taken);
+            self.check_frontier(wanted.len())?;
+            for vertex in &wanted {
+                out.insert(vertex.clone(), Vec::new());
+            }
+            for (source, edge, _) in self.hop(wanted.iter(), Direction::Out, &query.labels, lsn).await? {
+                let weight = edge_weight(&edge, property)?;
+                if let Some(edges) = out.get_mut(&source) {
+                    edges.push((edge.to.clone(), edge.id.clone(), weight));
+                }
+            }
+        }
+    }
+
     /// Simple paths from `start` that reach `end` after `min_length..=max_length` edges,
     /// shortest first, at most `wanted` (a cycle when `start == end`).
     #[allow(clippy::too_many_arguments)]
@@ -332,6 +406,39 @@ impl<'a> Search<'a> {
         found.truncate(wanted);
         Ok(found)
     }
+}
+
+/// An edge weight ordered for the queue (weights are never NaN: `edge_weight` refuses them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Weight(f64);
+
+impl Eq for Weight {}
+
+impl PartialOrd for Weight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Weight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The path from `start` to `end` that `parent` (vertex -> (previous, edge)) records.
+fn walk_back(parent: &HashMap<String, (String, String)>, start: &str, end: &str, weight: f64) -> Path {
+    let mut path = Path { vertices: vec![end.to_owned()], edges: Vec::new(), weight };
+    let mut at = end;
+    while at != start {
+        let Some((previous, edge)) = parent.get(at) else { break };
+        path.edges.push(edge.clone());
+        path.vertices.push(previous.clone());
+        at = previous;
+    }
+    path.vertices.reverse();
+    path.edges.reverse();
+    path
 }
 
 /// The path through `meet` from the forward side's root to the backward side's root.

@@ -248,8 +248,8 @@ pub struct Limits {
     pub max_iterations: u32,
     /// Most edges GetVertex returns with include_edges.
     pub max_vertex_edges: usize,
-    /// Most hops of a ShortestPath or AllPaths path (DetectCycles is capped by
-    /// max_traversal_depth).
+    /// Most hops of an AllPaths path (DetectCycles is capped by max_traversal_depth). A
+    /// ShortestPath has no cap but the caller's max_hops: time and max_expanded_edges bound it.
     pub max_path_hops: u32,
     /// Results a PageRank subscriber may fall behind by before it is cut off
     /// (RESOURCE_EXHAUSTED); shared by the subscribers of one parameter set.

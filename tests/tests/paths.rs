@@ -112,3 +112,51 @@ async fn fraud_rings_paths_and_their_errors() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("start_vertex_id"), "{status:?}");
 }
+
+#[tokio::test]
+async fn shortest_paths_have_no_hop_cap_but_the_callers() {
+    const LENGTH: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = generous_limits(dir.path());
+    let server = spec.start().await;
+    let mut client = server.client().await;
+    // A chain c0 -> c1 -> ... -> c39 of weight 1 a link, and a direct c0 -> c39 of weight 100.
+    let vertices = (0..LENGTH).map(|i| vertex_request(&format!("c{i}"), "Stop", &[])).collect();
+    client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await.unwrap();
+    let mut edges: Vec<pb::CreateEdgeRequest> = (1..LENGTH)
+        .map(|i| {
+            let mut edge = edge_request(&format!("l{i}"), "NEXT", &format!("c{}", i - 1), &format!("c{i}"));
+            edge.properties.insert("w".into(), int(1));
+            edge
+        })
+        .collect();
+    let mut jump = edge_request("jump", "JUMP", "c0", &format!("c{}", LENGTH - 1));
+    jump.properties.insert("w".into(), int(100));
+    edges.push(jump);
+    client.batch_create_edges(pb::BatchCreateEdgesRequest { edges, atomic: true }).await.unwrap();
+
+    let along_the_chain = pb::ShortestPathRequest {
+        start_vertex_id: "c0".into(),
+        end_vertex_id: format!("c{}", LENGTH - 1),
+        edge_labels: vec!["NEXT".into()],
+        ..Default::default()
+    };
+    let reply = client.shortest_path(along_the_chain.clone()).await.unwrap().into_inner();
+    assert_eq!(reply.path.unwrap().edge_ids.len(), LENGTH - 1, "39 hops, past the old cap of 16");
+    let bounded = pb::ShortestPathRequest { max_hops: Some(20), ..along_the_chain.clone() };
+    let reply = client.shortest_path(bounded).await.unwrap().into_inner();
+    assert!(reply.path.unwrap_or_default().vertex_ids.is_empty(), "no path within the caller's 20 hops");
+
+    let cheapest = pb::ShortestPathRequest {
+        weight_property: Some("w".into()),
+        edge_labels: Vec::new(),
+        ..along_the_chain.clone()
+    };
+    let reply = client.shortest_path(cheapest.clone()).await.unwrap().into_inner();
+    assert_eq!(reply.total_weight, (LENGTH - 1) as f64);
+    assert_eq!(reply.path.unwrap().edge_ids.len(), LENGTH - 1);
+    let within = pb::ShortestPathRequest { max_hops: Some(20), ..cheapest };
+    let reply = client.shortest_path(within).await.unwrap().into_inner();
+    assert_eq!(reply.total_weight, 100.0, "within 20 hops only the direct edge");
+}
