@@ -58,6 +58,22 @@ impl IncrementalPageRank {
         damping: f64,
         tolerance: f64,
     ) -> Self {
+        let mut state = Self::unsettled(vertices, edges, damping, tolerance);
+        state.settle();
+        state.changed.clear();
+        state.marked.iter_mut().for_each(|m| *m = false);
+        state
+    }
+
+    /// As [`IncrementalPageRank::new`], with the power iterations done and the pushes they
+    /// leave still to run ([`IncrementalPageRank::settle_within`]); the vertices whose
+    /// estimate those pushes change are reported as changed.
+    pub fn unsettled(
+        vertices: impl IntoIterator<Item = u32>,
+        edges: impl IntoIterator<Item = (u32, u32)>,
+        damping: f64,
+        tolerance: f64,
+    ) -> Self {
         let mut state = IncrementalPageRank {
             damping,
             tolerance,
@@ -86,7 +102,7 @@ impl IncrementalPageRank {
     }
 
     /// A power iteration's estimate of `x` (until it moves less than ε), then the exact
-    /// residuals it leaves, pushed away.
+    /// residuals it leaves, queued for pushes.
     fn start(&mut self) {
         let n = self.present.len();
         let base = 1.0 - self.damping;
@@ -131,9 +147,6 @@ impl IncrementalPageRank {
             }
         }
         self.resum();
-        self.settle();
-        self.changed.clear();
-        self.marked.iter_mut().for_each(|m| *m = false);
     }
 
     fn grow_to(&mut self, vertex: u32) {
@@ -260,8 +273,17 @@ impl IncrementalPageRank {
     /// Pushes until every residual is within the tolerance; returns the edges visited by the
     /// pushes (the work the last changes cost, comparable to a power iteration's edge visits).
     pub fn settle(&mut self) -> u64 {
+        self.settle_within(u64::MAX).0
+    }
+
+    /// Pushes until every residual is within the tolerance or about `budget` edges have been
+    /// visited, whichever comes first; returns the edges visited and whether it is settled.
+    /// The pushes left over stay queued: the invariant holds between calls, so changes may
+    /// be applied before the pushes of earlier ones are done.
+    pub fn settle_within(&mut self, budget: u64) -> (u64, bool) {
         let mut visits = 0;
-        while let Some(vertex) = self.pending.pop_front() {
+        while visits < budget {
+            let Some(vertex) = self.pending.pop_front() else { break };
             let v = vertex as usize;
             self.queued[v] = false;
             let amount = self.residual[v];
@@ -281,7 +303,7 @@ impl IncrementalPageRank {
             }
             self.out[v] = targets;
         }
-        visits
+        (visits, self.pending.is_empty())
     }
 
     /// A vertex's normalised score (scores sum to 1), if it is present.

@@ -155,14 +155,25 @@ pub struct StandingPageRank {
     ranking: BTreeSet<(Reverse<Score>, Arc<str>)>,
     ranked: Vec<f64>,
     changed: Vec<u32>,
-    /// Edge visits of the last [`StandingPageRank::apply`]'s pushes.
+    /// Edge visits of the pushes since the last changes were applied.
     last_work: u64,
+    /// Whether the ranking has been filled (once the start's pushes are done).
+    ranked_all: bool,
 }
 
 impl StandingPageRank {
     /// The standing PageRank of the namespace's `vertices` and `edges` (those of other
-    /// namespaces must already be left out).
+    /// namespaces must already be left out), settled and ranked.
     pub fn build(params: SubscriptionParams, vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
+        let mut standing = Self::start(params, vertices, edges);
+        standing.settle(u64::MAX);
+        standing
+    }
+
+    /// As [`StandingPageRank::build`], with the pushes that follow the start's power
+    /// iterations still to run: [`StandingPageRank::settle`] runs them, a budget at a time,
+    /// and fills the ranking once they are done.
+    pub fn start(params: SubscriptionParams, vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
         let mut slots: HashMap<Arc<str>, u32, RandomState> = HashMap::default();
         let mut ids = Vec::with_capacity(vertices.len());
         let mut member = Vec::with_capacity(vertices.len());
@@ -187,8 +198,8 @@ impl StandingPageRank {
         }
         let members = (0..ids.len() as u32).filter(|&v| member[v as usize]);
         let tolerance = IncrementalPageRank::tolerance_for(params.error_bound, params.damping);
-        let ranks = IncrementalPageRank::new(members, member_edges, params.damping, tolerance);
-        let mut standing = StandingPageRank {
+        let ranks = IncrementalPageRank::unsettled(members, member_edges, params.damping, tolerance);
+        StandingPageRank {
             params,
             ranks,
             slots,
@@ -200,18 +211,15 @@ impl StandingPageRank {
             ranked: Vec::new(),
             changed: Vec::new(),
             last_work: 0,
-        };
-        for vertex in 0..standing.ids.len() as u32 {
-            standing.rerank(vertex);
+            ranked_all: false,
         }
-        standing
     }
 
     pub fn params(&self) -> &SubscriptionParams {
         &self.params
     }
 
-    /// Edges visited by the pushes of the last [`StandingPageRank::apply`].
+    /// Edges visited by the pushes since the last changes were applied.
     pub fn last_work(&self) -> u64 {
         self.last_work
     }
@@ -243,9 +251,19 @@ impl StandingPageRank {
     /// Applies one LSN's changes (all of them, in any order) and settles. Returns whether
     /// anything in this namespace changed.
     pub fn apply(&mut self, changes: &[Change]) -> bool {
+        let changed = self.apply_changes(changes);
+        self.settle(u64::MAX);
+        changed
+    }
+
+    /// Applies one LSN's changes (all of them, in any order) to the graph and the push
+    /// invariant, leaving the pushes to [`StandingPageRank::settle`]. Returns whether anything
+    /// in this namespace changed. The changes of several LSNs may be applied before settling:
+    /// the result is then that of the last.
+    pub fn apply_changes(&mut self, changes: &[Change]) -> bool {
+        self.last_work = 0;
         let (vertices, edges) = net_changes(&self.params.namespace, changes);
         if vertices.is_empty() && edges.is_empty() {
-            self.last_work = 0;
             return false;
         }
 
@@ -277,11 +295,29 @@ impl StandingPageRank {
                 self.edge_changed(edge, true);
             }
         }
-        self.last_work = self.ranks.settle();
+        true
+    }
+
+    /// Runs pushes for about `budget` edge visits at most; once none are left, brings the
+    /// ranking up to date and returns true. Until then the ranking is that of the last
+    /// settled state.
+    pub fn settle(&mut self, budget: u64) -> bool {
+        let (visits, settled) = self.ranks.settle_within(budget);
+        self.last_work += visits;
+        if !settled {
+            return false;
+        }
         let mut changed = std::mem::take(&mut self.changed);
         self.ranks.take_changed(&mut changed);
-        for &vertex in &changed {
-            self.rerank(vertex);
+        if self.ranked_all {
+            for &vertex in &changed {
+                self.rerank(vertex);
+            }
+        } else {
+            for vertex in 0..self.ids.len() as u32 {
+                self.rerank(vertex);
+            }
+            self.ranked_all = true;
         }
         changed.clear();
         self.changed = changed;

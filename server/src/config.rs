@@ -88,6 +88,9 @@ pub struct ServerSection {
     /// a write that would make one larger, a merge included, is RESOURCE_EXHAUSTED. Every
     /// server following one log must agree on it.
     pub max_element_bytes: usize,
+    /// Most standing PageRanks at once (distinct SubscribePageRank parameter sets; any number
+    /// of subscribers share one): a new one past it is RESOURCE_EXHAUSTED.
+    pub max_standing_page_ranks: usize,
 }
 
 impl Default for ServerSection {
@@ -102,6 +105,7 @@ impl Default for ServerSection {
             snapshot: None,
             checkpoint_interval: Duration::from_secs(300),
             max_element_bytes: ElementLimits::default().max_element_bytes,
+            max_standing_page_ranks: 16,
         }
     }
 }

@@ -68,7 +68,13 @@ pub async fn serve(
     };
     let cluster = config.cluster_addresses()?.map(|(process, addresses)| ClusterConfig { process, addresses });
     let limits = ElementLimits { max_element_bytes: config.server.max_element_bytes };
-    let engine_config = EngineConfig { workers, cluster, read_hold: config.server.read_hold, limits };
+    let engine_config = EngineConfig {
+        workers,
+        cluster,
+        read_hold: config.server.read_hold,
+        limits,
+        max_standing_page_ranks: config.server.max_standing_page_ranks,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     // The empty name is the whole server, what grpc_health_probe asks by default.

@@ -431,6 +431,12 @@ impl GraphService for GraphApi {
         if message.limit < 0 {
             return Err(invalid("limit", "must not be negative"));
         }
+        if message.limit as usize > config.max_results {
+            return Err(Status::resource_exhausted(format!(
+                "limit: {} exceeds max_results ({})",
+                message.limit, config.max_results
+            )));
+        }
         let filter = message
             .vertex_filter
             .map(|f| traversal::filter_from_proto("vertex_filter", f.labels, &f.property_filters))

@@ -35,7 +35,7 @@ pub fn from_engine(error: EngineError) -> Status {
     let message = error.to_string();
     match error {
         EngineError::NoLog | EngineError::Log(_) | EngineError::Shutdown => Status::unavailable(message),
-        EngineError::TooLarge(_) => Status::resource_exhausted(message),
+        EngineError::Limit(_) => Status::resource_exhausted(message),
         EngineError::LsnNotApplied { .. } => Status::deadline_exceeded(format!("x-prism-min-lsn: {message}")),
         EngineError::Timeout(_) => Status::deadline_exceeded(message),
         // The state the query started on was compacted away under it: retrying succeeds.

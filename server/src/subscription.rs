@@ -20,6 +20,13 @@ use crate::traversal;
 /// The relative error bound of each score when the request leaves `tolerance` at 0.
 pub const DEFAULT_TOLERANCE: f64 = 1e-4;
 
+/// The highest damping a subscription may ask for. A push moves rank until every residual
+/// is within the tolerance times 1 − damping: near 1 the work per change grows without bound.
+pub const MAX_DAMPING: f64 = 0.99;
+
+/// The tightest relative error bound a subscription may ask for, for the same reason.
+pub const MIN_TOLERANCE: f64 = 1e-6;
+
 /// Validates a request, naming the field at fault.
 pub fn params_from_proto(
     namespace: Namespace,
@@ -27,13 +34,12 @@ pub fn params_from_proto(
     limits: &Limits,
 ) -> Result<SubscriptionParams, Status> {
     let damping = if message.damping_factor == 0.0 { 0.85 } else { message.damping_factor };
-    // Below 1: at 1 the residual bound says nothing (an error of ε/(1-d)).
-    if !(damping > 0.0 && damping < 1.0) {
-        return Err(invalid("damping_factor", "must be in (0, 1) (0 means the default 0.85)"));
+    if !(damping > 0.0 && damping <= MAX_DAMPING) {
+        return Err(invalid("damping_factor", format!("must be in (0, {MAX_DAMPING}] (0 means the default 0.85)")));
     }
     let error_bound = if message.tolerance == 0.0 { DEFAULT_TOLERANCE } else { message.tolerance };
-    if !(error_bound > 0.0 && error_bound <= 0.5) {
-        return Err(invalid("tolerance", "must be in (0, 0.5] (0 means the default 1e-4)"));
+    if !(MIN_TOLERANCE..=0.5).contains(&error_bound) {
+        return Err(invalid("tolerance", format!("must be in [{MIN_TOLERANCE:e}, 0.5] (0 means the default 1e-4)")));
     }
     if message.top_k < 0 {
         return Err(invalid("top_k", "must not be negative"));
@@ -72,6 +78,7 @@ fn feed_status(error: FeedError) -> Status {
             "subscription_buffer: this subscriber fell more than {buffer} results behind and was cut off; read \
              faster or subscribe again"
         )),
+        FeedError::Behind(reason) => Status::resource_exhausted(reason),
         FeedError::Closed(reason) => Status::unavailable(format!("the PageRank subscription ended: {reason}")),
     }
 }

@@ -110,6 +110,11 @@ async fn against_the_reference(client: &mut Client, seed: u64) {
         .await
         .unwrap_err();
     assert!(status.message().contains("damping_factor"), "{status:?}");
+    // A limit past max_results is refused like 0 on a graph larger than it.
+    let status =
+        client.page_rank(pb::PageRankRequest { iterations: 1, limit: 10_001, ..Default::default() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(status.message().contains("max_results"), "{status:?}");
 }
 
 #[tokio::test]
@@ -131,4 +136,23 @@ async fn pagerank_matches_the_reference_on_a_two_process_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let servers = start_cluster(dir.path(), 2).await;
     against_the_reference(&mut servers[1].client().await, 3).await;
+}
+
+#[tokio::test]
+async fn a_run_past_its_callers_deadline_stops_on_every_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerSpec::new(&dir.path().join("data"), 2).start().await;
+    let mut client = server.client().await;
+    let graph = oracle::random_graph(&mut StdRng::seed_from_u64(4), 2000, 10_000);
+    oracle::load(&mut client, &graph).await;
+
+    // A thousand iterations take far longer than the call may.
+    let mut long = request(pb::PageRankRequest { iterations: 1000, ..Default::default() }, None);
+    long.set_timeout(std::time::Duration::from_millis(300));
+    assert_eq!(client.page_rank(long).await.unwrap_err().code(), Code::DeadlineExceeded);
+    eventually("the run stopped", || server.log().contains("an algorithm run stopped")).await;
+
+    // The loop is free for the next run.
+    let quick = client.page_rank(pb::PageRankRequest { iterations: 2, limit: 3, ..Default::default() }).await.unwrap();
+    assert_eq!(quick.into_inner().scores.len(), 3);
 }

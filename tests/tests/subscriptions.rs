@@ -230,7 +230,17 @@ async fn bad_parameters_name_the_field() {
             "damping_factor",
         ),
         (
+            pb::SubscribePageRankRequest { damping_factor: 0.995, ..subscribe_request(0, None) },
+            Code::InvalidArgument,
+            "damping_factor",
+        ),
+        (
             pb::SubscribePageRankRequest { tolerance: -1.0, ..subscribe_request(0, None) },
+            Code::InvalidArgument,
+            "tolerance",
+        ),
+        (
+            pb::SubscribePageRankRequest { tolerance: 1e-7, ..subscribe_request(0, None) },
             Code::InvalidArgument,
             "tolerance",
         ),
@@ -248,4 +258,105 @@ async fn bad_parameters_name_the_field() {
     let status = refused(client.subscribe_page_rank(subscribe_request(0, None)).await);
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert!(status.message().contains("top_k"), "{status:?}");
+}
+
+/// A server with `server:` settings of its own.
+async fn server_configured(dir: &Path, server: &str) -> Server {
+    let path = dir.join("server.yaml");
+    std::fs::write(&path, format!("server:\n{server}")).expect("write the config file");
+    let mut spec = ServerSpec::new(&dir.join("data"), 2);
+    spec.extra_args = vec!["--config".into(), path.display().to_string()];
+    spec.start().await
+}
+
+#[tokio::test]
+async fn an_expensive_subscription_delays_no_other_and_stops_with_its_subscriber() {
+    const VERTICES: usize = 10_000;
+    const EDGES: usize = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_configured(dir.path(), "  workers: 2\n").await;
+    let mut client = server.client().await;
+    for chunk in (0..VERTICES).collect::<Vec<_>>().chunks(5000) {
+        let vertices = chunk.iter().map(|i| vertex_request(&format!("v{i}"), "P", &[])).collect();
+        client.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await.unwrap();
+    }
+    // No dangling vertex: a ring, and random edges besides.
+    let mut rng = StdRng::seed_from_u64(11);
+    let pairs: Vec<(usize, usize)> = (0..EDGES)
+        .map(|i| {
+            if i < VERTICES {
+                (i, (i + 1) % VERTICES)
+            } else {
+                (rng.random_range(0..VERTICES), rng.random_range(0..VERTICES))
+            }
+        })
+        .collect();
+    for (c, chunk) in pairs.chunks(5000).enumerate() {
+        let edges = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (from, to))| edge_request(&format!("e{c}-{i}"), "A", &format!("v{from}"), &format!("v{to}")))
+            .collect();
+        client.batch_create_edges(pb::BatchCreateEdgesRequest { edges, atomic: true }).await.unwrap();
+    }
+
+    // The most expensive parameters allowed: its pushes take about ten times the work of the
+    // other's start, so with the thread's time shared the other is served long before.
+    let expensive =
+        pb::SubscribePageRankRequest { damping_factor: 0.99, tolerance: 1e-6, ..subscribe_request(10, None) };
+    let mut expensive_client = server.client().await;
+    let expensive = tokio::spawn(async move { expensive_client.subscribe_page_rank(expensive).await });
+
+    // Another subscription beside it gets its first result and its changes.
+    let mut normal = client.subscribe_page_rank(subscribe_request(5, None)).await.unwrap().into_inner();
+    assert_eq!(next(&mut normal).await.scores.len(), 5);
+    let lsn = lsn_of(&client.create_edge(edge_request("hot", "A", "v1", "v2")).await.unwrap());
+    assert_eq!(result_at(&mut normal, lsn).await.lsn, lsn);
+    assert!(
+        !expensive.is_finished(),
+        "the expensive subscription settled before the other was served: its pushes were not sliced"
+    );
+
+    // Its subscriber goes: its work stops.
+    expensive.abort();
+    let _ = expensive.await;
+    eventually("the expensive standing PageRank dropped", || {
+        server.log().matches("standing PageRank dropped").count() >= 1
+    })
+    .await;
+    let lsn = lsn_of(&client.create_edge(edge_request("hot2", "A", "v3", "v4")).await.unwrap());
+    assert_eq!(result_at(&mut normal, lsn).await.lsn, lsn);
+}
+
+#[tokio::test]
+async fn standing_page_ranks_are_capped_and_subscribers_of_one_share_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_configured(dir.path(), "  max_standing_page_ranks: 2\n").await;
+    let mut client = server.client().await;
+    client.create_vertex(vertex_request("a", "P", &[])).await.unwrap();
+    let first = client.subscribe_page_rank(subscribe_request(1, None)).await.unwrap().into_inner();
+    let second = client.subscribe_page_rank(subscribe_request(2, None)).await.unwrap().into_inner();
+    let status = refused(client.subscribe_page_rank(subscribe_request(3, None)).await);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("max_standing_page_ranks"), "{status:?}");
+    // The parameters of a running one join it.
+    let mut joined = client.subscribe_page_rank(subscribe_request(1, None)).await.unwrap().into_inner();
+    assert_eq!(next(&mut joined).await.scores.len(), 1);
+
+    // Once one ends (its only subscriber gone), a new parameter set fits.
+    drop(second);
+    let mut retries = tokio::time::interval(std::time::Duration::from_millis(20));
+    let third = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            retries.tick().await;
+            match client.subscribe_page_rank(subscribe_request(3, None)).await {
+                Ok(stream) => break stream.into_inner(),
+                Err(status) if status.code() == Code::ResourceExhausted => continue,
+                Err(status) => panic!("{status:?}"),
+            }
+        }
+    })
+    .await
+    .expect("room for a new standing PageRank once one ended");
+    drop((first, third));
 }

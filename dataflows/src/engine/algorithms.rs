@@ -163,6 +163,8 @@ pub(crate) enum Body {
     Compacted {
         since: Lsn,
     },
+    /// The caller is gone (its deadline passed, or it cancelled): every worker stops the run.
+    Cancel,
 }
 
 pub(crate) struct AlgorithmDataflow {
@@ -332,6 +334,21 @@ impl Run {
         outbox: &mut Vec<Message>,
         replies: &AlgorithmReplies,
     ) -> bool {
+        if bodies.iter().any(|body| matches!(body, Body::Cancel)) {
+            return true;
+        }
+        if self.stage != Stage::Read && self.origin == me && self.caller_gone(replies) {
+            // Sent now, the cancel reaches every worker at the next phase, which all of them
+            // run at the same time: they all stop there.
+            for target in (0..peers).filter(|&target| target != me) {
+                self.send(outbox, target, Body::Cancel);
+            }
+            tracing::info!(
+                query = self.query,
+                "an algorithm run stopped: its caller's deadline passed or it cancelled"
+            );
+            return true;
+        }
         if self.stage == Stage::Collect && self.failed_collecting(&bodies, replies) {
             return true;
         }
@@ -492,6 +509,12 @@ impl Run {
                 true
             }
         }
+    }
+
+    /// At the origin: whether nobody waits for the answer any more (the front gave up at the
+    /// call's deadline, or the call was cancelled, and dropped its end of the reply).
+    fn caller_gone(&self, replies: &AlgorithmReplies) -> bool {
+        replies.borrow().get(&self.query).is_none_or(|reply| reply.is_closed())
     }
 
     /// At the origin: if any worker read a compacted shard, answers with the error and

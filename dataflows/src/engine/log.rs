@@ -93,7 +93,7 @@ impl CommitSink {
 
     /// A record the log refused for its size (`message` names the limit): nothing was written.
     pub fn too_large(&self, ticket: Ticket, message: String) {
-        let _ = self.tx.send(Committed::Failed { ticket, error: crate::engine::EngineError::TooLarge(message) });
+        let _ = self.tx.send(Committed::Failed { ticket, error: crate::engine::EngineError::Limit(message) });
         self.waker.wake();
     }
 }

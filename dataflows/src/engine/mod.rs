@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub read_hold: Duration,
     /// What the apply stage holds every element to.
     pub limits: crate::limits::ElementLimits,
+    /// Most standing PageRanks (distinct subscription parameter sets) at once.
+    pub max_standing_page_ranks: usize,
 }
 
 /// Timely cluster settings: this process's index and every process's `host:port`.
@@ -76,7 +78,13 @@ pub struct ClusterConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { workers: 1, cluster: None, read_hold: Duration::from_secs(2), limits: Default::default() }
+        EngineConfig {
+            workers: 1,
+            cluster: None,
+            read_hold: Duration::from_secs(2),
+            limits: Default::default(),
+            max_standing_page_ranks: 16,
+        }
     }
 }
 
@@ -87,9 +95,10 @@ pub enum EngineError {
     NoLog,
     #[error("the write-ahead log failed: {0}")]
     Log(String),
-    /// A record beyond a size limit of the log (the message names it); nothing was written.
+    /// A limit the request would pass (the message names it): a record beyond the log's size
+    /// limit (nothing was written), a standing PageRank beyond the cap.
     #[error("{0}")]
-    TooLarge(String),
+    Limit(String),
     #[error("LSN {wanted} is not applied yet (applied: {applied})")]
     LsnNotApplied { wanted: Lsn, applied: Lsn },
     #[error("LSN {lsn} is no longer readable (compacted up to {since}); the query ran longer than the read hold")]
@@ -209,7 +218,7 @@ impl Engine {
             read_hold: config.read_hold,
             limits: config.limits,
             started: started_tx,
-            subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone())),
+            subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
         let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };

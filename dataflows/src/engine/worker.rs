@@ -34,7 +34,8 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let probe = ProbeHandle::new();
     // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
     let is_writer = index == 0;
-    let hub = is_writer.then(|| Rc::new(RefCell::new(Hub::new(shared.subscriptions.clone()))));
+    let hub =
+        if is_writer { Hub::new(shared.subscriptions.clone()).map(|hub| Rc::new(RefCell::new(hub))) } else { None };
     let (inputs, indexes) = graph::build(worker, &probe, hub.clone());
     let indexes = Rc::new(RefCell::new(indexes));
     let outbox = Rc::new(RefCell::new(Vec::new()));
@@ -171,7 +172,11 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
 
         // Algorithm runs start once their LSN is applied: every worker gets the start.
         algorithms_waiting.retain(|(query, namespace, algorithm, min_lsn, expires)| {
-            if *min_lsn <= applied {
+            let gone = algorithm_flow.replies.borrow().get(query).is_none_or(|reply| reply.is_closed());
+            if gone {
+                algorithm_flow.replies.borrow_mut().remove(query);
+                false
+            } else if *min_lsn <= applied {
                 for target in 0..shared.peers {
                     let start = algorithms::Body::Start {
                         origin: index,

@@ -1,0 +1,100 @@
+//! Worker 0's side of the subscriptions: starts a topic from the apply stage's graph and
+//! hands every completed LSN's changes to the subscription thread.
+//!
+//! The inbox of that thread is bounded and never waited on: worker 0 applies the log, and a
+//! write must not wait for subscribers. Should the thread fall that far behind (it takes its
+//! inbox between slices of bounded work, so only a thread stuck for seconds does), every
+//! topic is cut off: their subscribers are told, and subscribing again starts afresh.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::registry::{FeedError, Registry};
+use super::thread::{self, ToStanding};
+use crate::apply::{ApplyState, Change};
+use crate::model::Lsn;
+
+/// Messages the subscription thread's inbox holds: each completed LSN is one.
+pub(crate) const INBOX: usize = 65_536;
+
+pub(crate) struct Hub {
+    registry: Arc<Registry>,
+    to_standing: Sender<ToStanding>,
+    processed: Lsn,
+}
+
+impl Hub {
+    /// Starts the subscription thread; `None` if this registry's thread was started already.
+    pub fn new(registry: Arc<Registry>) -> Option<Self> {
+        let (to_standing, inbox) = registry.open_inbox()?;
+        let thread_registry = registry.clone();
+        let spawned = std::thread::Builder::new()
+            .name("prism-subscriptions".into())
+            .spawn(move || thread::run(&thread_registry, inbox));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "could not start the subscription thread; subscriptions will fail");
+        }
+        Some(Hub { registry, to_standing, processed: 0 })
+    }
+
+    /// Whether no standing PageRank wants changes (then the operator drops them unseen: a new
+    /// one starts from the apply stage's graph, which already holds them).
+    pub fn is_idle(&self) -> bool {
+        self.registry.is_idle()
+    }
+
+    /// Starts the topics subscribers asked for, from the apply stage's graph at `lsn` (its
+    /// vertices and edges shared, not copied).
+    pub fn take_commands(&mut self, graph: &ApplyState, lsn: Lsn) {
+        for topic in self.registry.take_starts() {
+            if topic.is_stopped() {
+                continue;
+            }
+            let (vertices, edges) = graph.namespace_graph(&topic.params.namespace);
+            let start = ToStanding::Start { topic: topic.clone(), from: lsn, vertices, edges };
+            match self.to_standing.try_send(start) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.overflowed(),
+                Err(TrySendError::Disconnected(_)) => self.registry.retire(
+                    &topic,
+                    FeedError::Closed("the subscription thread is not running (see the server log)".into()),
+                ),
+            }
+        }
+    }
+
+    /// One completed LSN's changes, in LSN order.
+    pub fn completed(&mut self, lsn: Lsn, changes: Vec<Change>) {
+        self.send(ToStanding::Changes(lsn, Arc::new(changes)));
+    }
+
+    /// Every LSN up to `lsn` is complete: heartbeats may claim it.
+    pub fn processed_through(&mut self, lsn: Lsn) {
+        if lsn > self.processed && !self.is_idle() {
+            self.processed = lsn;
+            self.send(ToStanding::Processed(lsn));
+        }
+    }
+
+    fn send(&mut self, message: ToStanding) {
+        if let Err(TrySendError::Full(_)) = self.to_standing.try_send(message) {
+            self.overflowed();
+        }
+    }
+
+    /// The thread missed changes: no standing PageRank is correct any more.
+    fn overflowed(&self) {
+        tracing::warn!(inbox = INBOX, "the subscription thread fell behind the log; cutting off every subscription");
+        self.registry.retire_all(FeedError::Behind(format!(
+            "the standing PageRanks fell more than {INBOX} LSNs behind the log and were stopped; subscribe again"
+        )));
+    }
+}
+
+impl Drop for Hub {
+    /// Worker 0 stops: so does the subscription thread, once both ends of its inbox are gone.
+    fn drop(&mut self) {
+        self.registry.close_inbox();
+    }
+}
