@@ -94,7 +94,13 @@ async fn main() -> anyhow::Result<()> {
 
 async fn write_latency(args: &Args, brokers: &str) -> anyhow::Result<()> {
     // The bare produce: the same bytes a CreateVertex record has, to a topic of its own.
-    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops: vec![vertex(0)] };
+    let record = WriteRecord {
+        namespace: Namespace::default(),
+        atomic: true,
+        timestamp: 1,
+        ops: vec![vertex(0)],
+        request_id: None,
+    };
     let payload = codec::encode_record(&record);
     let options = KafkaOptions::new(brokers, "bare");
     kafka::ensure_topic(&options).await?;
@@ -150,6 +156,7 @@ async fn ingestion(args: &Args, brokers: &str) -> anyhow::Result<()> {
             atomic: true,
             timestamp: 1,
             ops: ids.map(vertex).collect(),
+            request_id: None,
         });
         let producer = producer.clone();
         in_flight.spawn(async move { producer.send("default", &payload).await });

@@ -37,7 +37,12 @@ pub fn is_too_deep(error: &prost::DecodeError) -> bool {
 
 pub fn to_proto(record: &WriteRecord) -> WalRecord {
     let operations = record.ops.iter().map(|op| op_to_proto(op, record.timestamp)).collect();
-    WalRecord { operations, atomic: record.atomic, namespace: record.namespace.as_str().to_owned() }
+    WalRecord {
+        operations,
+        atomic: record.atomic,
+        namespace: record.namespace.as_str().to_owned(),
+        request_id: record.request_id.clone().unwrap_or_default(),
+    }
 }
 
 fn op_to_proto(op: &WriteOp, timestamp: i64) -> WalOperation {
@@ -96,7 +101,13 @@ pub fn from_proto(record: WalRecord) -> Result<WriteRecord, CodecError> {
         .enumerate()
         .map(|(index, op)| op_from_proto(op).map_err(|message| CodecError::Operation { index, message }))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WriteRecord { namespace: Namespace::new(&record.namespace), atomic: record.atomic, timestamp, ops })
+    Ok(WriteRecord {
+        namespace: Namespace::new(&record.namespace),
+        atomic: record.atomic,
+        timestamp,
+        ops,
+        request_id: (!record.request_id.is_empty()).then_some(record.request_id),
+    })
 }
 
 fn op_from_proto(op: WalOperation) -> Result<WriteOp, String> {
@@ -273,6 +284,7 @@ mod tests {
                 WriteOp::CreateEdge { id: "e".into(), label: "F".into(), from: "a".into(), to: "b".into(), properties },
                 WriteOp::DeleteEdge { id: "e".into() },
             ],
+            request_id: Some("retry-1".into()),
         };
         assert_eq!(decode_record(&encode_record(&record)).unwrap(), record);
     }
@@ -284,6 +296,7 @@ mod tests {
             atomic: false,
             timestamp: 1,
             ops: vec![WriteOp::DeleteEdge { id: "e".into() }, WriteOp::DeleteEdge { id: "f".into() }],
+            request_id: None,
         });
         wire.operations[1].r#type = wal_operation::OperationType::CreateVertex as i32;
         let err = from_proto(wire).unwrap_err().to_string();

@@ -13,7 +13,8 @@
 //!
 //! Property values map by JSON type: strings, integers (int), other numbers (double),
 //! booleans, arrays (list) and objects (map); `null` is refused. `namespace` defaults to
-//! "default", `atomic` to true, `timestamp` (Unix microseconds) to now.
+//! "default", `atomic` to true, `timestamp` (Unix microseconds) to now; `request_id`, if
+//! given, makes the record safe to send again (see wal.proto).
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,11 @@ pub fn record_from_json(text: &str, now: i64) -> Result<WriteRecord, JsonError> 
         None => now,
         Some(t) => t.as_i64().ok_or_else(|| error("timestamp", "must be an integer (Unix microseconds)"))?,
     };
+    let request_id = match object.get("request_id") {
+        None => None,
+        Some(Json::String(id)) => (!id.is_empty()).then(|| id.clone()),
+        Some(_) => return Err(error("request_id", "must be a string")),
+    };
     let operations = object
         .get("operations")
         .and_then(Json::as_array)
@@ -70,7 +76,7 @@ pub fn record_from_json(text: &str, now: i64) -> Result<WriteRecord, JsonError> 
         .enumerate()
         .map(|(i, op)| operation(op, &format!("operations[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WriteRecord { namespace, atomic, timestamp, ops })
+    Ok(WriteRecord { namespace, atomic, timestamp, ops, request_id })
 }
 
 fn operation(json: &Json, path: &str) -> Result<WriteOp, JsonError> {

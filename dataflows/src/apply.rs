@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::limits::{too_deep, ElementLimits, MAX_VALUE_DEPTH};
 use crate::model::{Edge, EdgeKey, Lsn, Namespace, Properties, Vertex, VertexKey};
+use crate::request_ids::{Remembered, RequestIdLimits, RequestIds};
 use crate::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 /// A change to one of the graph's collections, produced by applying a record.
@@ -37,6 +38,7 @@ pub struct ApplyState {
     vertices: HashMap<VertexKey, VertexEntry, RandomState>,
     edges: HashMap<EdgeKey, Arc<Edge>, RandomState>,
     limits: ElementLimits,
+    request_ids: RequestIds,
 }
 
 /// What an atomic record touched, as it was before, so that a rejection can restore it.
@@ -57,9 +59,10 @@ impl ApplyState {
         Self::default()
     }
 
-    /// An empty graph whose elements are held to `limits`.
-    pub fn with_limits(limits: ElementLimits) -> Self {
-        ApplyState { limits, ..Self::default() }
+    /// An empty graph whose elements are held to `limits`, remembering request ids within
+    /// `request_ids`.
+    pub fn with_limits(limits: ElementLimits, request_ids: RequestIdLimits) -> Self {
+        ApplyState { limits, request_ids: RequestIds::new(request_ids), ..Self::default() }
     }
 
     pub fn vertex_count(&self) -> usize {
@@ -89,6 +92,10 @@ impl ApplyState {
             changes.push(Change::Edge(key.clone(), edge.clone(), 1));
             self.edges.insert(key, edge);
         }
+        for remembered in graph.request_ids {
+            let Remembered { namespace, request_id, timestamp, outcome } = remembered;
+            self.request_ids.remember(&namespace, &request_id, timestamp, outcome);
+        }
     }
 
     /// Every vertex and edge of every namespace, as they are now (shared, not copied).
@@ -96,6 +103,7 @@ impl ApplyState {
         crate::write::WholeGraph {
             vertices: self.vertices.iter().map(|(k, e)| (k.clone(), e.vertex.clone())).collect(),
             edges: self.edges.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
+            request_ids: self.request_ids.remembered(),
         }
     }
 
@@ -107,7 +115,21 @@ impl ApplyState {
     }
 
     /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
+    /// A record whose request id was applied before changes nothing and returns the first
+    /// outcome (its LSN that of the first).
     pub fn apply(&mut self, lsn: Lsn, record: &WriteRecord, changes: &mut Vec<Change>) -> RecordOutcome {
+        let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) else {
+            return self.apply_ops(lsn, record, changes);
+        };
+        if let Some(first) = self.request_ids.first(&record.namespace, request_id) {
+            return first.clone();
+        }
+        let outcome = self.apply_ops(lsn, record, changes);
+        self.request_ids.remember(&record.namespace, request_id, record.timestamp, outcome.clone());
+        outcome
+    }
+
+    fn apply_ops(&mut self, lsn: Lsn, record: &WriteRecord, changes: &mut Vec<Change>) -> RecordOutcome {
         let start = changes.len();
         let mut undo = if record.atomic { Some(Undo::default()) } else { None };
         let mut results = Vec::with_capacity(record.ops.len());
@@ -371,7 +393,7 @@ mod tests {
     use crate::model::Value;
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
-        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops }
+        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None }
     }
 
     fn vertex(id: &str) -> WriteOp {
@@ -486,7 +508,7 @@ mod tests {
 
     #[test]
     fn an_element_past_the_size_limit_is_refused_even_by_a_merge() {
-        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 });
+        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 }, Default::default());
         let mut changes = Vec::new();
         let text = |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n)))].into_iter().collect() };
         let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties: text(100) };
@@ -500,6 +522,25 @@ mod tests {
         let (_, rejection) = outcome.first_rejection().expect("the merge would pass the limit");
         assert!(rejection.message.contains("max_element_bytes"), "{}", rejection.message);
         assert_eq!(state.vertex_count(), 1);
+    }
+
+    #[test]
+    fn a_retried_request_id_returns_the_first_outcome_and_changes_nothing() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let with_id = |ops| WriteRecord { request_id: Some("r1".into()), ..record(true, ops) };
+        let first = state.apply(1, &with_id(vec![vertex("a")]), &mut changes);
+        assert!(first.first_rejection().is_none());
+        let retried = state.apply(2, &with_id(vec![vertex("a")]), &mut changes);
+        assert_eq!(retried, first, "the first outcome, LSN 1 included");
+        assert_eq!(changes.len(), 1, "the retry changed nothing");
+        // Without the id, the same write is a second one (and breaks a rule).
+        let again = state.apply(3, &record(true, vec![vertex("a")]), &mut changes);
+        assert_eq!(again.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::AlreadyExists));
+        // The ids travel with the graph (checkpoints).
+        let mut restored = ApplyState::new();
+        restored.restore_checkpoint(state.whole_graph(), &mut Vec::new());
+        assert_eq!(restored.apply(4, &with_id(vec![vertex("a")]), &mut Vec::new()), first);
     }
 
     #[test]

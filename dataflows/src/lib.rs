@@ -19,6 +19,7 @@ pub mod model;
 pub mod paths;
 pub mod query;
 pub mod reader;
+pub mod request_ids;
 pub mod snapshot_diff;
 pub mod standing_rank;
 pub mod traverse;

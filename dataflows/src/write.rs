@@ -92,6 +92,9 @@ pub struct WriteRecord {
     /// that replaying the log reproduces them.
     pub timestamp: Micros,
     pub ops: Vec<WriteOp>,
+    /// Set by a client that may retry the write: a record whose id was applied before (in
+    /// this namespace, within the retry window) changes nothing and gets the first outcome.
+    pub request_id: Option<String>,
 }
 
 /// Why an operation was rejected. The kinds map one to one onto gRPC status codes at the
@@ -112,6 +115,31 @@ pub enum RejectKind {
 pub struct Rejection {
     pub kind: RejectKind,
     pub message: String,
+}
+
+impl RejectKind {
+    /// Its name, as checkpoints spell it (the gRPC status it maps to).
+    pub fn name(&self) -> &'static str {
+        match self {
+            RejectKind::NotFound => "NOT_FOUND",
+            RejectKind::AlreadyExists => "ALREADY_EXISTS",
+            RejectKind::FailedPrecondition => "FAILED_PRECONDITION",
+            RejectKind::InvalidArgument => "INVALID_ARGUMENT",
+            RejectKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<RejectKind> {
+        [
+            RejectKind::NotFound,
+            RejectKind::AlreadyExists,
+            RejectKind::FailedPrecondition,
+            RejectKind::InvalidArgument,
+            RejectKind::ResourceExhausted,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
 }
 
 impl Rejection {
@@ -149,9 +177,12 @@ impl RecordOutcome {
     }
 }
 
-/// Every vertex and edge of a graph, keyed: what a checkpoint holds.
+/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
+/// checkpoint holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WholeGraph {
     pub vertices: Vec<(crate::model::VertexKey, std::sync::Arc<crate::model::Vertex>)>,
     pub edges: Vec<(crate::model::EdgeKey, std::sync::Arc<crate::model::Edge>)>,
+    /// Oldest first.
+    pub request_ids: Vec<crate::request_ids::Remembered>,
 }

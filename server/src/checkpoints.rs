@@ -4,8 +4,9 @@
 //!
 //! A checkpoint is `checkpoints/checkpoint-<lsn>.snap` under the data directory: zstd
 //! protobuf, one section a namespace (its metadata naming the namespace, the counts and the
-//! LSN), vertices and edges with their timestamps. It is written beside its final name and
-//! renamed into place after an fsync, so a crash leaves the previous checkpoint whole.
+//! LSN), vertices and edges with their timestamps, and the request ids still remembered for
+//! retries. It is written beside its final name and renamed into place after an fsync, so a
+//! crash leaves the previous checkpoint whole.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::EmbeddedWal;
+use prism_dataflows::request_ids::Remembered;
 use prism_dataflows::write::WholeGraph;
+use prism_dataflows::RecordOutcome;
 use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Namespace, Vertex, VertexKey};
 use prism_snapshots::{
-    Compression, Encoding, Section, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex, SnapshotWriter,
+    Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,
 };
+
+/// One namespace's part of a checkpoint.
+type Section<'a> = (Vec<&'a Vertex>, Vec<&'a Edge>, Vec<&'a Remembered>);
 
 /// Checkpoints kept: the newest, and the one before in case the newest is found damaged.
 const KEEP: usize = 2;
@@ -77,8 +83,17 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
                 graph.vertices.push((VertexKey::new(&namespace, &v.id), Arc::new(Vertex::from(v))));
             }
             SnapshotItem::Edge(e) => graph.edges.push((EdgeKey::new(&namespace, &e.id), Arc::new(Edge::from(e)))),
+            SnapshotItem::Request(r) => graph.request_ids.push(Remembered {
+                namespace: namespace.clone(),
+                request_id: r.request_id,
+                timestamp: r.timestamp,
+                outcome: RecordOutcome { lsn: r.lsn, results: r.results },
+            }),
         }
     }
+    // Remembered in log order (which is LSN order), whatever their sections' order: the order
+    // decides which are forgotten first, alike on every server.
+    graph.request_ids.sort_by_key(|r| r.outcome.lsn);
     // Every checkpoint opens with a section, even of an empty graph: without one it was cut
     // short or is not a checkpoint.
     let lsn = lsn.ok_or_else(|| format!("{}: no metadata record, so no LSN", path.display()))?;
@@ -116,7 +131,7 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
     let fail = |e: &dyn std::fmt::Display| format!("checkpoint at LSN {lsn}: {e}");
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let file = std::fs::File::create(partial).map_err(|e| fail(&e))?;
-    let mut sections: BTreeMap<Namespace, (Vec<&Vertex>, Vec<&Edge>)> = BTreeMap::new();
+    let mut sections: BTreeMap<Namespace, Section<'_>> = BTreeMap::new();
     // An empty graph still gets a section: it is what carries the LSN.
     sections.insert(Namespace::default(), Default::default());
     for (key, vertex) in &graph.vertices {
@@ -125,12 +140,15 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
     for (key, edge) in &graph.edges {
         sections.entry(key.namespace.clone()).or_default().1.push(edge);
     }
+    for remembered in &graph.request_ids {
+        sections.entry(remembered.namespace.clone()).or_default().2.push(remembered);
+    }
     let mut writer =
         SnapshotWriter::new(file.try_clone().map_err(|e| fail(&e))?, Encoding::Protobuf, Compression::Zstd)
             .map_err(|e| fail(&e))?;
-    for (namespace, (vertices, edges)) in sections {
+    for (namespace, (vertices, edges, request_ids)) in sections {
         writer
-            .write(&SnapshotItem::Section(Section {
+            .write(&SnapshotItem::Section(prism_snapshots::Section {
                 namespace: Some(namespace.as_str().to_owned()),
                 snapshot_id: format!("checkpoint-{lsn}"),
                 timestamp: crate::convert::now_micros(),
@@ -144,6 +162,15 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
         }
         for edge in edges {
             writer.write(&SnapshotItem::Edge(SnapshotEdge::of(edge))).map_err(|e| fail(&e))?;
+        }
+        for remembered in request_ids {
+            let request = SnapshotRequest {
+                request_id: remembered.request_id.clone(),
+                lsn: remembered.outcome.lsn,
+                timestamp: remembered.timestamp,
+                results: remembered.outcome.results.clone(),
+            };
+            writer.write(&SnapshotItem::Request(request)).map_err(|e| fail(&e))?;
         }
     }
     writer.finish().map_err(|e| fail(&e))?;

@@ -33,6 +33,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use prism_dataflows::request_ids::RequestIdLimits;
 use prism_dataflows::ElementLimits;
 use serde::{Deserialize, Deserializer};
 
@@ -91,6 +92,12 @@ pub struct ServerSection {
     /// Most standing PageRanks at once (distinct SubscribePageRank parameter sets; any number
     /// of subscribers share one): a new one past it is RESOURCE_EXHAUSTED.
     pub max_standing_page_ranks: usize,
+    /// How long (in record time) a write's x-prism-request-id is remembered, so that a retry
+    /// answers with the first outcome; and how many ids at most (oldest forgotten first).
+    /// Every server following one log must agree on both.
+    #[serde(deserialize_with = "duration")]
+    pub request_id_window: Duration,
+    pub request_id_capacity: usize,
 }
 
 impl Default for ServerSection {
@@ -106,6 +113,8 @@ impl Default for ServerSection {
             checkpoint_interval: Duration::from_secs(300),
             max_element_bytes: ElementLimits::default().max_element_bytes,
             max_standing_page_ranks: 16,
+            request_id_window: Duration::from_secs(600),
+            request_id_capacity: RequestIdLimits::default().capacity,
         }
     }
 }
@@ -343,6 +352,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// What the apply stage remembers of request ids.
+    pub fn request_ids(&self) -> RequestIdLimits {
+        let window = i64::try_from(self.server.request_id_window.as_micros()).unwrap_or(i64::MAX);
+        RequestIdLimits { window, capacity: self.server.request_id_capacity }
     }
 
     /// The options of the Kafka log, as the config sets them.

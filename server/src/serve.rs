@@ -74,6 +74,7 @@ pub async fn serve(
         read_hold: config.server.read_hold,
         limits,
         max_standing_page_ranks: config.server.max_standing_page_ranks,
+        request_ids: config.request_ids(),
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();

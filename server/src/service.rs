@@ -26,6 +26,12 @@ use crate::traversal;
 pub const NAMESPACE_HEADER: &str = "x-prism-namespace";
 pub const LSN_HEADER: &str = "x-prism-lsn";
 pub const MIN_LSN_HEADER: &str = "x-prism-min-lsn";
+/// Makes a write safe to retry: a write whose request id was applied before answers with the
+/// first outcome instead of applying again.
+pub const REQUEST_ID_HEADER: &str = "x-prism-request-id";
+
+/// Longest request id accepted.
+const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// Label propagation's iterations when the request does not say.
 const DEFAULT_LABEL_ITERATIONS: u32 = 10;
@@ -47,7 +53,8 @@ impl GraphApi {
     async fn write(&self, metadata: &MetadataMap, atomic: bool, ops: Vec<WriteOp>) -> Result<RecordOutcome, Status> {
         let namespace = namespace(metadata)?;
         let timeout = deadline(metadata)?.unwrap_or(self.config.server.write_timeout);
-        let record = WriteRecord { namespace, atomic, timestamp: now_micros(), ops };
+        let request_id = request_id(metadata)?;
+        let record = WriteRecord { namespace, atomic, timestamp: now_micros(), ops, request_id };
         self.engine.write(record, timeout).await.map_err(status::from_engine)
     }
 
@@ -85,6 +92,17 @@ fn namespace(metadata: &MetadataMap) -> Result<Namespace, Status> {
         return Err(invalid(NAMESPACE_HEADER, format!("longer than {MAX_NAMESPACE_BYTES} bytes")));
     }
     Ok(Namespace::new(name))
+}
+
+fn request_id(metadata: &MetadataMap) -> Result<Option<String>, Status> {
+    let Some(value) = metadata.get(REQUEST_ID_HEADER) else {
+        return Ok(None);
+    };
+    let id = value.to_str().map_err(|_| invalid(REQUEST_ID_HEADER, "must be printable ASCII"))?;
+    if id.is_empty() || id.len() > MAX_REQUEST_ID_BYTES {
+        return Err(invalid(REQUEST_ID_HEADER, format!("must be 1 to {MAX_REQUEST_ID_BYTES} bytes")));
+    }
+    Ok(Some(id.to_owned()))
 }
 
 fn min_lsn(metadata: &MetadataMap) -> Result<Lsn, Status> {

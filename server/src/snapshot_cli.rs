@@ -220,7 +220,7 @@ async fn send_batch(mut client: Client, namespace: Arc<String>, batch: Vec<Snaps
                 to_vertex_id: e.to,
                 properties: prism_connectors::codec::value::properties_to_proto(&e.properties),
             }),
-            SnapshotItem::Section(_) => {}
+            SnapshotItem::Section(_) | SnapshotItem::Request(_) => {}
         }
     }
     if !vertices.is_empty() {

@@ -214,7 +214,7 @@ pub async fn apply_elements(
     let lsn = if ops.is_empty() {
         lsn
     } else {
-        let record = WriteRecord { namespace, atomic: true, timestamp: now_micros(), ops };
+        let record = WriteRecord { namespace, atomic: true, timestamp: now_micros(), ops, request_id: None };
         let outcome: RecordOutcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
         if let Some(rejection) = outcome.results.iter().find_map(|r| r.as_ref().err()) {
             return Err(status::from_rejection(rejection, "snapshot: the graph is unchanged: "));
@@ -297,6 +297,7 @@ async fn load_in_batches(
             atomic: true,
             timestamp: now_micros(),
             ops,
+            request_id: None,
         });
         let writes = futures::StreamExt::map(stream::iter(records), |record| async move {
             let outcome = engine.write(record, timeout).await.map_err(status::from_engine)?;

@@ -56,6 +56,7 @@ impl SnapshotCheck {
                 }
                 self.ends.push((record, e.id.clone(), e.from.clone(), e.to.clone()));
             }
+            SnapshotItem::Request(_) => {}
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! What a snapshot holds, as domain values: sections, vertices and edges (no timestamps: a
 //! snapshot says what the graph is, not when each part was written).
 
-use prism_dataflows::{Lsn, Properties};
+use prism_dataflows::{Lsn, OpEffect, Properties, Rejection};
 
 /// Opens a section: the items after it, up to the next section, are one namespace's graph.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37,11 +37,24 @@ pub struct SnapshotEdge {
     pub created_at: i64,
 }
 
+/// A write that carried a request id, as a checkpoint keeps it for retries (see
+/// `prism_dataflows::request_ids`); its namespace is its section's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotRequest {
+    pub request_id: String,
+    /// Where the write was applied.
+    pub lsn: Lsn,
+    /// Its record's timestamp.
+    pub timestamp: i64,
+    pub results: Vec<Result<OpEffect, Rejection>>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum SnapshotItem {
     Section(Section),
     Vertex(SnapshotVertex),
     Edge(SnapshotEdge),
+    Request(SnapshotRequest),
 }
 
 impl SnapshotVertex {
@@ -101,7 +114,7 @@ impl SnapshotItem {
     pub fn into_element(self) -> Option<prism_dataflows::snapshot_diff::Element> {
         use prism_dataflows::snapshot_diff::Element;
         match self {
-            SnapshotItem::Section(_) => None,
+            SnapshotItem::Section(_) | SnapshotItem::Request(_) => None,
             SnapshotItem::Vertex(v) => Some(Element::Vertex { id: v.id, label: v.label, properties: v.properties }),
             SnapshotItem::Edge(e) => {
                 Some(Element::Edge { id: e.id, label: e.label, from: e.from, to: e.to, properties: e.properties })

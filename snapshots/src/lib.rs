@@ -13,10 +13,11 @@ mod check;
 mod format;
 mod item;
 mod reader;
+mod records;
 mod writer;
 
 pub use check::{CheckError, SnapshotCheck};
 pub use format::{Compression, Encoding};
-pub use item::{Section, SnapshotEdge, SnapshotItem, SnapshotVertex};
+pub use item::{Section, SnapshotEdge, SnapshotItem, SnapshotRequest, SnapshotVertex};
 pub use reader::{SnapshotError, SnapshotReader};
 pub use writer::SnapshotWriter;

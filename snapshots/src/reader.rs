@@ -5,13 +5,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use prism_connectors::codec::value;
-use prism_proto::snapshot::{snapshot_record, EdgeRecord, SnapshotMetadata, SnapshotRecord, VertexRecord};
+use prism_proto::snapshot::SnapshotRecord;
 use prost::Message;
-use serde_json::Value as Json;
 
 use crate::format::{Compression, Encoding};
-use crate::item::{Section, SnapshotEdge, SnapshotItem, SnapshotVertex};
+use crate::item::SnapshotItem;
+use crate::records;
 
 /// Largest record accepted: a length beyond it is damage, not a record.
 const MAX_RECORD_BYTES: u64 = 64 << 20;
@@ -89,12 +88,7 @@ impl SnapshotReader {
         self.offset += length;
         let record =
             SnapshotRecord::decode(bytes.as_slice()).map_err(|e| self.error(format!("not a SnapshotRecord: {e}")))?;
-        match record.record {
-            Some(snapshot_record::Record::Metadata(metadata)) => Ok(Some(SnapshotItem::Section(section(metadata)))),
-            Some(snapshot_record::Record::Vertex(vertex)) => self.vertex(vertex).map(Some),
-            Some(snapshot_record::Record::Edge(edge)) => self.edge(edge).map(Some),
-            None => Err(self.error("unknown record type (neither metadata, vertex nor edge)")),
-        }
+        records::item_from_proto(record).map(Some).map_err(|e| self.error(e))
     }
 
     /// A varint length; `None` at a clean end of the stream.
@@ -117,29 +111,6 @@ impl SnapshotReader {
         Err(self.error("bad length varint (longer than 10 bytes)"))
     }
 
-    fn vertex(&self, vertex: VertexRecord) -> Result<SnapshotItem, SnapshotError> {
-        let properties = value::decode_properties(&vertex.properties).map_err(|e| self.error(e))?;
-        Ok(SnapshotItem::Vertex(SnapshotVertex {
-            id: vertex.id,
-            label: vertex.label,
-            properties,
-            created_at: vertex.created_at,
-            updated_at: vertex.updated_at,
-        }))
-    }
-
-    fn edge(&self, edge: EdgeRecord) -> Result<SnapshotItem, SnapshotError> {
-        let properties = value::decode_properties(&edge.properties).map_err(|e| self.error(e))?;
-        Ok(SnapshotItem::Edge(SnapshotEdge {
-            id: edge.id,
-            label: edge.label,
-            from: edge.from_vertex_id,
-            to: edge.to_vertex_id,
-            properties,
-            created_at: edge.created_at,
-        }))
-    }
-
     fn next_json(&mut self) -> Result<Option<SnapshotItem>, SnapshotError> {
         loop {
             self.line.clear();
@@ -154,60 +125,8 @@ impl SnapshotReader {
             }
             self.record += 1;
             let json = prism_connectors::json::parse(&self.line).map_err(|e| self.error(format!("not JSON: {e}")))?;
-            return self.json_item(&json).map(Some);
+            return records::item_from_json(&json).map(Some).map_err(|e| self.error(e));
         }
-    }
-
-    fn json_item(&self, json: &Json) -> Result<SnapshotItem, SnapshotError> {
-        let text = |name: &str| -> Result<String, SnapshotError> {
-            json.get(name)
-                .and_then(Json::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| self.error(format!("{name}: must be a string")))
-        };
-        let count = |name: &str| json.get(name).and_then(Json::as_i64).and_then(|n| u64::try_from(n).ok());
-        let time = |name: &str| json.get(name).and_then(Json::as_i64).unwrap_or(0);
-        let properties = || {
-            prism_connectors::json::properties(json.get("properties"), "properties")
-                .map_err(|e| self.error(e.to_string()))
-        };
-        match text("type")?.as_str() {
-            "vertex" => Ok(SnapshotItem::Vertex(SnapshotVertex {
-                id: text("id")?,
-                label: text("label")?,
-                properties: properties()?,
-                created_at: time("created_at"),
-                updated_at: time("updated_at"),
-            })),
-            "edge" => Ok(SnapshotItem::Edge(SnapshotEdge {
-                id: text("id")?,
-                label: text("label")?,
-                from: text("from")?,
-                to: text("to")?,
-                properties: properties()?,
-                created_at: time("created_at"),
-            })),
-            "metadata" => Ok(SnapshotItem::Section(Section {
-                namespace: json.get("namespace").and_then(Json::as_str).filter(|n| !n.is_empty()).map(str::to_owned),
-                snapshot_id: json.get("snapshot_id").and_then(Json::as_str).unwrap_or_default().to_owned(),
-                timestamp: json.get("timestamp").and_then(Json::as_i64).unwrap_or(0),
-                vertex_count: count("vertex_count"),
-                edge_count: count("edge_count"),
-                lsn: json.get("lsn").and_then(Json::as_u64).unwrap_or(0),
-            })),
-            other => Err(self.error(format!("unknown record type {other:?} (valid: metadata, vertex, edge)"))),
-        }
-    }
-}
-
-fn section(metadata: SnapshotMetadata) -> Section {
-    Section {
-        namespace: (!metadata.namespace.is_empty()).then_some(metadata.namespace),
-        snapshot_id: metadata.snapshot_id,
-        timestamp: metadata.timestamp,
-        vertex_count: u64::try_from(metadata.vertex_count).ok(),
-        edge_count: u64::try_from(metadata.edge_count).ok(),
-        lsn: metadata.lsn,
     }
 }
 

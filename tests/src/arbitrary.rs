@@ -2,8 +2,12 @@
 //! round-trip (log records, JSON records, snapshot items).
 
 use prism_dataflows::limits::MAX_VALUE_DEPTH;
-use prism_dataflows::{Namespace, Properties, Value, WriteOp, WriteRecord};
-use prism_snapshots::{Section, SnapshotEdge, SnapshotItem, SnapshotVertex};
+use std::sync::Arc;
+
+use prism_dataflows::{
+    Edge, Namespace, OpEffect, Properties, RejectKind, Rejection, Value, Vertex, WriteOp, WriteRecord,
+};
+use prism_snapshots::{Section, SnapshotEdge, SnapshotItem, SnapshotRequest, SnapshotVertex};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
@@ -72,12 +76,14 @@ pub fn write_op(kinds: Values) -> impl Strategy<Value = WriteOp> {
 
 /// A record of at least one operation (a record's timestamp travels with its operations).
 pub fn write_record(kinds: Values) -> impl Strategy<Value = WriteRecord> {
-    ("[a-z]{1,6}", any::<bool>(), any::<i64>(), vec(write_op(kinds), 1..5)).prop_map(
-        |(namespace, atomic, timestamp, ops)| WriteRecord {
+    let request_id = proptest::option::of("[a-z0-9-]{1,12}");
+    ("[a-z]{1,6}", any::<bool>(), any::<i64>(), vec(write_op(kinds), 1..5), request_id).prop_map(
+        |(namespace, atomic, timestamp, ops, request_id)| WriteRecord {
             namespace: Namespace::new(&namespace),
             atomic,
             timestamp,
             ops,
+            request_id,
         },
     )
 }
@@ -106,5 +112,39 @@ pub fn snapshot_items(kinds: Values) -> impl Strategy<Value = Vec<SnapshotItem>>
             SnapshotItem::Edge(SnapshotEdge { id, label, from, to, properties, created_at })
         },
     );
-    vec(prop_oneof![section, vertex, edge], 0..12)
+    let (vertex, edge) = (vertex.boxed(), edge.boxed());
+    vec(prop_oneof![section, vertex.clone(), edge.clone(), request(vertex, edge)], 0..12)
+}
+
+/// A remembered write's record: what each of its operations did.
+fn request(
+    vertex: BoxedStrategy<SnapshotItem>,
+    edge: BoxedStrategy<SnapshotItem>,
+) -> impl Strategy<Value = SnapshotItem> {
+    let kinds = [
+        RejectKind::NotFound,
+        RejectKind::AlreadyExists,
+        RejectKind::FailedPrecondition,
+        RejectKind::InvalidArgument,
+        RejectKind::ResourceExhausted,
+    ];
+    let result = prop_oneof![
+        vertex.prop_map(|item| match item {
+            SnapshotItem::Vertex(v) => Ok(OpEffect::Vertex(Arc::new(Vertex::from(v)))),
+            _ => Ok(OpEffect::EdgeDeleted),
+        }),
+        any::<u64>().prop_map(|edges_deleted| Ok(OpEffect::VertexDeleted { edges_deleted })),
+        edge.prop_map(|item| match item {
+            SnapshotItem::Edge(e) => Ok(OpEffect::Edge(Arc::new(Edge::from(e)))),
+            _ => Ok(OpEffect::EdgeDeleted),
+        }),
+        Just(Ok(OpEffect::EdgeDeleted)),
+        (proptest::sample::select(kinds.to_vec()), text())
+            .prop_map(|(kind, message)| Err(Rejection::new(kind, message))),
+    ];
+    ("[a-z0-9-]{1,12}", any::<u64>(), any::<i64>(), vec(result, 0..4)).prop_map(
+        |(request_id, lsn, timestamp, results)| {
+            SnapshotItem::Request(SnapshotRequest { request_id, lsn, timestamp, results })
+        },
+    )
 }

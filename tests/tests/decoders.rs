@@ -17,13 +17,16 @@ use proptest::prelude::*;
 
 /// A record as `prism-graph record` reads it.
 fn record_to_json(record: &WriteRecord) -> String {
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "namespace": record.namespace.as_str(),
         "atomic": record.atomic,
         "timestamp": record.timestamp,
         "operations": record.ops.iter().map(op_to_json).collect::<Vec<_>>(),
-    })
-    .to_string()
+    });
+    if let Some(id) = &record.request_id {
+        json["request_id"] = serde_json::Value::String(id.clone());
+    }
+    json.to_string()
 }
 
 fn read_snapshot(bytes: Vec<u8>) -> Result<Vec<prism_snapshots::SnapshotItem>, String> {

@@ -24,7 +24,13 @@ fn spec(dir: &std::path::Path, name: &str, broker: &str, extra: &[String]) -> Se
 
 /// A record as another program would write it: wal.proto bytes.
 fn record(ops: Vec<WriteOp>) -> Vec<u8> {
-    codec::encode_record(&WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 7, ops })
+    codec::encode_record(&WriteRecord {
+        namespace: Namespace::default(),
+        atomic: true,
+        timestamp: 7,
+        ops,
+        request_id: None,
+    })
 }
 
 fn create_vertex(id: &str) -> WriteOp {

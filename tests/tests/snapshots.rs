@@ -60,7 +60,7 @@ async fn export_load_apply_and_diff() {
     newer.retain(|item| match item {
         SnapshotItem::Vertex(v) => v.id != gone,
         SnapshotItem::Edge(e) => e.from != gone && e.to != gone,
-        SnapshotItem::Section(_) => true,
+        SnapshotItem::Section(_) | SnapshotItem::Request(_) => true,
     });
     let removed_edges = 90 - 1 - newer.len() as i64;
     for item in &mut newer {

@@ -67,6 +67,8 @@ pub struct EngineConfig {
     pub limits: crate::limits::ElementLimits,
     /// Most standing PageRanks (distinct subscription parameter sets) at once.
     pub max_standing_page_ranks: usize,
+    /// How long and how many request ids the apply stage remembers.
+    pub request_ids: crate::request_ids::RequestIdLimits,
 }
 
 /// Timely cluster settings: this process's index and every process's `host:port`.
@@ -84,6 +86,7 @@ impl Default for EngineConfig {
             read_hold: Duration::from_secs(2),
             limits: Default::default(),
             max_standing_page_ranks: 16,
+            request_ids: Default::default(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub(crate) struct Shared {
     pub shutdown: AtomicBool,
     pub read_hold: Duration,
     pub limits: crate::limits::ElementLimits,
+    pub request_ids: crate::request_ids::RequestIdLimits,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
     /// PageRank subscriptions (served by worker 0).
@@ -217,6 +221,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             read_hold: config.read_hold,
             limits: config.limits,
+            request_ids: config.request_ids,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
         });

@@ -61,7 +61,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         inputs.flush();
         Some(Writer {
             inputs,
-            state: ApplyState::with_limits(shared.limits),
+            state: ApplyState::with_limits(shared.limits, shared.request_ids),
             last_lsn: 0,
             pending: VecDeque::new(),
             changes: Vec::new(),
