@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use prism_connectors::codec;
-use prism_dataflows::{Namespace, WriteOp, WriteRecord};
+use prism_dataflows::{Namespace, Value, WriteOp, WriteRecord};
 use prism_e2e::kafka::{kafka_args, Broker};
 use prism_e2e::*;
 use tonic::Code;
@@ -83,9 +83,23 @@ async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
         "the undecodable record is logged with its topic and offset:\n{log}"
     );
 
+    // A record nesting a value past max_value_depth does not decode, here as on any replica:
+    // it is skipped like garbage, by name (the writer's own writes never get that far).
+    let deep_value =
+        (1..60).fold(Value::Int(1), |inner, _| Value::Map([("k".to_string(), inner)].into_iter().collect()));
+    let properties = [("p".to_string(), deep_value)].into_iter().collect();
+    let deep_vertex = WriteOp::CreateVertex { id: "deep".into(), label: "User".into(), properties };
+    let deep = broker.produce(TOPIC, "default", &record(vec![deep_vertex])).await;
+    let next = broker.produce(TOPIC, "default", &record(vec![create_vertex("grace")])).await;
+    get_at(&mut client, "grace", next as u64 + 1).await.expect("ingestion goes on after a record nested too deep");
+    assert_eq!(get_at(&mut client, "deep", next as u64 + 1).await.unwrap_err().code(), Code::NotFound);
+    let log = first.log();
+    assert!(log.contains("max_value_depth") && log.contains(&format!("offset={deep}")), "{log}");
+
     // A replica follows the same topic to the same state, and its writes reach the first.
     let second = spec(dir.path(), "second", &broker.address(), &[]).start().await;
     let mut replica = second.client().await;
+    assert_eq!(get_at(&mut replica, "deep", next as u64 + 1).await.unwrap_err().code(), Code::NotFound);
     let alice_there = get_at(&mut replica, "alice", after as u64 + 1).await.unwrap();
     assert_eq!(alice_there.vertex, alice.vertex, "the same vertex, created_at included");
     assert_eq!(alice_there.edges, alice.edges);
