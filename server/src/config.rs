@@ -6,9 +6,15 @@
 //!   listen: 127.0.0.1:50090
 //!   data_dir: ./data
 //!   workers: 2
+//!   checkpoint_interval: 5m
+//!   max_element_bytes: 1048576       # largest vertex or edge
+//!   max_standing_page_ranks: 16      # distinct SubscribePageRank parameter sets at once
+//!   request_id_window: 10m           # x-prism-request-id remembered this long (record time)
+//!   request_id_capacity: 100000      # ... and at most this many
 //! wal:
 //!   backend: embedded          # or kafka (then the kafka section below)
 //!   truncate_corrupt: false
+//!   max_record_bytes: 67108864 # largest log record (one write, encoded)
 //!   kafka:
 //!     brokers: 127.0.0.1:9092
 //!     topic: prism-graph-wal   # one partition; created if missing
@@ -476,6 +482,23 @@ mod tests {
         assert!(err.contains("wal.kafka.brokers"), "{err}");
         let err = Config::from_yaml("wal:\n  kafka:\n    brokr: x\n").unwrap_err();
         assert!(err.contains("brokr"), "{err}");
+    }
+
+    #[test]
+    fn size_limits_are_checked_against_each_other_and_what_the_formats_hold() {
+        let config =
+            Config::from_yaml("server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 131072\n").unwrap();
+        assert_eq!((config.server.max_element_bytes, config.record_limit()), (65536, 131072));
+        let err = Config::from_yaml("server:\n  max_element_bytes: 1073741824\n").unwrap_err();
+        assert!(err.contains("server.max_element_bytes"), "{err}");
+        let err =
+            Config::from_yaml("server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 1024\n").unwrap_err();
+        assert!(err.contains("wal.max_record_bytes"), "{err}");
+        // On Kafka the producer's message.max.bytes bounds a record too.
+        let kafka = Config::from_yaml("wal:\n  backend: kafka\n  kafka:\n    brokers: b:9092\n").unwrap();
+        assert!(kafka.record_limit() < 1_000_000);
+        let request_ids = Config::from_yaml("server:\n  request_id_window: 2m\n").unwrap().request_ids();
+        assert_eq!(request_ids.window, 120_000_000);
     }
 
     #[test]

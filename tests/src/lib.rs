@@ -271,6 +271,17 @@ impl Server {
     }
 }
 
+/// Flags for a config file of `yaml`, written under `dir`.
+pub fn config_args(dir: &Path, yaml: &str) -> Vec<String> {
+    let path = dir.join(format!("config-{}.yaml", unique()));
+    std::fs::write(&path, yaml).expect("write the config file");
+    vec!["--config".into(), path.display().to_string()]
+}
+
+/// The config of a server that checkpoints every 200 ms into a log of 2 KiB segments: the
+/// tests of checkpoints see several, and the segments they cover go.
+pub const FREQUENT_CHECKPOINTS: &str = "server:\n  checkpoint_interval: 200ms\nwal:\n  segment_bytes: 2048\n";
+
 /// Flags for a config file that gives queries 10 s instead of the 100 ms default: tests that
 /// check answers must not fail because a loaded machine is slow.
 pub fn generous_limits(dir: &Path) -> Vec<String> {
@@ -289,6 +300,20 @@ pub fn newest_checkpoint(data_dir: &Path) -> Option<u64> {
             name.to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse::<u64>().ok()
         })
         .max()
+}
+
+/// The first LSNs of the embedded log's segment files under a server's data directory, in
+/// order.
+pub fn segment_starts(data_dir: &Path) -> Vec<u64> {
+    let mut starts: Vec<u64> = std::fs::read_dir(data_dir.join("wal"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    starts.sort();
+    starts
 }
 
 /// Waits (up to 30 s) until `done` holds, checking it every 10 ms: for what a server does on

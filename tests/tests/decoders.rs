@@ -29,6 +29,17 @@ fn record_to_json(record: &WriteRecord) -> String {
     json.to_string()
 }
 
+fn write_snapshot(items: &[prism_snapshots::SnapshotItem], encoding: Encoding, compression: Compression) -> Vec<u8> {
+    let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writer = SnapshotWriter::new(SharedBuffer(bytes.clone()), encoding, compression).unwrap();
+    for item in items {
+        writer.write(item).unwrap();
+    }
+    writer.finish().unwrap();
+    let written = bytes.lock().unwrap().clone();
+    written
+}
+
 fn read_snapshot(bytes: Vec<u8>) -> Result<Vec<prism_snapshots::SnapshotItem>, String> {
     let reader = SnapshotReader::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
     reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
@@ -66,25 +77,12 @@ proptest! {
     ) {
         let encoding = [Encoding::Protobuf, Encoding::JsonLines][format % 2];
         let compression = [Compression::None, Compression::Gzip, Compression::Zstd][format / 2];
-        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut writer = SnapshotWriter::new(SharedBuffer(bytes.clone()), encoding, compression).unwrap();
-        for item in &items {
-            writer.write(item).unwrap();
-        }
-        writer.finish().unwrap();
-        let written = bytes.lock().unwrap().clone();
-        prop_assert_eq!(read_snapshot(written).unwrap(), items);
+        prop_assert_eq!(read_snapshot(write_snapshot(&items, encoding, compression)).unwrap(), items);
     }
 
     #[test]
     fn protobuf_snapshots_keep_every_value_kind(items in arbitrary::snapshot_items(Values::All)) {
-        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut writer = SnapshotWriter::new(SharedBuffer(bytes.clone()), Encoding::Protobuf, Compression::None).unwrap();
-        for item in &items {
-            writer.write(item).unwrap();
-        }
-        writer.finish().unwrap();
-        let written = bytes.lock().unwrap().clone();
+        let written = write_snapshot(&items, Encoding::Protobuf, Compression::None);
         prop_assert_eq!(read_snapshot(written).unwrap(), items);
     }
 
@@ -104,13 +102,7 @@ proptest! {
     ) {
         let encoding = [Encoding::Protobuf, Encoding::JsonLines][format % 2];
         let compression = [Compression::None, Compression::Gzip, Compression::Zstd][format / 2];
-        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut writer = SnapshotWriter::new(SharedBuffer(bytes.clone()), encoding, compression).unwrap();
-        for item in &items {
-            writer.write(item).unwrap();
-        }
-        writer.finish().unwrap();
-        let mut damaged = bytes.lock().unwrap().clone();
+        let mut damaged = write_snapshot(&items, encoding, compression);
         if !damaged.is_empty() {
             let at = at % damaged.len();
             damaged[at] ^= byte | 1;

@@ -2,8 +2,6 @@
 //! the one limit and elements or records past the configured sizes, before anything is
 //! written; what is accepted survives kill -9, a checkpoint and a restart.
 
-use std::path::Path;
-
 use prism_dataflows::limits::MAX_VALUE_DEPTH;
 use prism_e2e::*;
 use prism_snapshots::{Compression, Encoding, SnapshotItem, SnapshotVertex, SnapshotWriter};
@@ -27,12 +25,6 @@ fn engine_nested(levels: usize) -> prism_dataflows::Value {
     })
 }
 
-fn config(dir: &Path, yaml: &str) -> Vec<String> {
-    let path = dir.join("limits.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    vec!["--config".into(), path.display().to_string()]
-}
-
 async fn get(client: &mut Client, id: &str) -> Result<pb::Vertex, tonic::Status> {
     let reply = client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await?;
     Ok(reply.into_inner().vertex.expect("a vertex"))
@@ -47,7 +39,7 @@ async fn lsn(client: &mut Client) -> u64 {
 async fn values_nested_past_the_limit_are_refused_at_every_entrance_and_what_is_accepted_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
+    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("anchor", "A", &[])).await.unwrap();
@@ -105,7 +97,8 @@ async fn values_nested_past_the_limit_are_refused_at_every_entrance_and_what_is_
 async fn an_element_or_record_past_its_size_limit_is_refused_and_a_merge_cannot_grow_one_past_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config(dir.path(), "server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 262144\n");
+    spec.extra_args =
+        config_args(dir.path(), "server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 262144\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("anchor", "A", &[])).await.unwrap();

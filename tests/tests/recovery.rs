@@ -7,12 +7,6 @@ use std::time::Duration;
 use prism_e2e::*;
 use tonic::Code;
 
-fn checkpoint_config(dir: &Path, extra: &str) -> Vec<String> {
-    let path = dir.join("checkpoints.yaml");
-    std::fs::write(&path, format!("server:\n  checkpoint_interval: 200ms\n{extra}")).unwrap();
-    vec!["--config".into(), path.display().to_string()]
-}
-
 async fn exists(client: &mut Client, id: &str) -> bool {
     match client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await {
         Ok(_) => true,
@@ -25,7 +19,7 @@ async fn exists(client: &mut Client, id: &str) -> bool {
 async fn a_checkpoint_of_an_empty_graph_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = checkpoint_config(dir.path(), "");
+    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("a", "A", &[])).await.unwrap();
@@ -55,21 +49,12 @@ async fn write_then_checkpoint(client: &mut Client, data: &Path, ids: std::ops::
     newest_checkpoint(data).unwrap()
 }
 
-fn segment_starts(data: &Path) -> Vec<u64> {
-    let mut starts: Vec<u64> = std::fs::read_dir(data.join("wal"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    starts.sort();
-    starts
-}
-
 #[tokio::test]
 async fn recovery_falls_back_to_the_previous_checkpoint_when_the_newest_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = checkpoint_config(dir.path(), "wal:\n  segment_bytes: 2048\n");
+    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
     let mut server = spec.start().await;
     let mut client = server.client().await;
     let first = write_then_checkpoint(&mut client, &data, 0..40).await;
@@ -102,9 +87,7 @@ async fn data_calls_answer_unavailable_until_recovery_has_finished() {
     const BATCH: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    let path = dir.path().join("no-checkpoints.yaml");
-    std::fs::write(&path, "server:\n  checkpoint_interval: 0s\n").unwrap();
-    spec.extra_args = vec!["--config".into(), path.display().to_string()];
+    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 0s\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     for b in 0..BATCHES {

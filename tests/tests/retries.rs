@@ -2,8 +2,6 @@
 //! applies nothing: before a restart, after kill -9 (the ids are in the log), and after the
 //! log's records are gone behind a checkpoint (the ids are in it).
 
-use std::path::Path;
-
 use prism_e2e::*;
 use tonic::Code;
 
@@ -60,23 +58,12 @@ async fn a_retried_write_gets_its_first_outcome_after_kill_9() {
     assert!(client.get_vertex(pb::GetVertexRequest { id: "b".into(), include_edges: false }).await.is_ok());
 }
 
-fn segment_starts(data: &Path) -> Vec<u64> {
-    let mut starts: Vec<u64> = std::fs::read_dir(data.join("wal"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    starts.sort();
-    starts
-}
-
 #[tokio::test]
 async fn request_ids_outlive_the_log_in_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("checkpoints.yaml");
-    std::fs::write(&config, "server:\n  checkpoint_interval: 200ms\nwal:\n  segment_bytes: 2048\n").unwrap();
     let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = vec!["--config".into(), config.display().to_string()];
+    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
     let mut server = spec.start().await;
     let mut client = server.client().await;
 

@@ -221,24 +221,12 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
     }
 }
 
-/// The embedded log's segment files, by their first LSN.
-fn segments(dir: &Path) -> Vec<u64> {
-    let mut firsts: Vec<u64> = std::fs::read_dir(dir.join("wal"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok())
-        .collect();
-    firsts.sort();
-    firsts
-}
-
 #[tokio::test]
 async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = dir.path().join("checkpoints.yaml");
-    std::fs::write(&config, "server:\n  checkpoint_interval: 200ms\nwal:\n  segment_bytes: 2048\n").unwrap();
     let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = vec!["--config".into(), config.display().to_string()];
+    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
     let mut server = spec.start().await;
     let mut client = server.client().await;
     let mut last = 0;
@@ -256,10 +244,10 @@ async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
     let first = newest_checkpoint(&data).unwrap();
     last = lsn_of(&client.create_vertex(vertex_request("after", "P", &[])).await.unwrap());
     eventually("a second checkpoint, and the segments the first covers gone", || {
-        newest_checkpoint(&data).is_some_and(|lsn| lsn >= last) && segments(&data).first().is_some_and(|s| *s > 1)
+        newest_checkpoint(&data).is_some_and(|lsn| lsn >= last) && segment_starts(&data).first().is_some_and(|s| *s > 1)
     })
     .await;
-    assert!(segments(&data)[0] <= first + 1, "the log after the first checkpoint stays");
+    assert!(segment_starts(&data)[0] <= first + 1, "the log after the first checkpoint stays");
 
     // Recovery: the checkpoint plus the log after it; nothing lost, timestamps kept.
     server.kill().await;
