@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use std::sync::Arc;
 
-use crate::limits::{too_deep, ElementLimits, MAX_VALUE_DEPTH};
-use crate::model::{Edge, EdgeKey, Lsn, Namespace, Properties, Vertex, VertexKey};
+use crate::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
+use crate::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
 use crate::request_ids::{Remembered, RequestIdLimits, RequestIds};
 use crate::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
@@ -213,7 +213,6 @@ impl ApplyState {
                 if self.vertices.contains_key(&key) {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
-                check_depth(properties)?;
                 let vertex = Arc::new(Vertex {
                     id: id.clone(),
                     label: label.clone(),
@@ -221,7 +220,7 @@ impl ApplyState {
                     created_at: now,
                     updated_at: now,
                 });
-                self.check_size("vertex", id, vertex.size_bytes())?;
+                self.check_element("vertex", id, vertex.measure())?;
                 self.remember_vertex(&mut undo, &key);
                 changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
                 self.vertices.insert(key, VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
@@ -233,7 +232,6 @@ impl ApplyState {
                 let Some(entry) = self.vertices.get(&key) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                check_depth(properties)?;
                 let old = entry.vertex.clone();
                 let mut updated = Vertex::clone(&old);
                 if let Some(label) = label {
@@ -246,7 +244,7 @@ impl ApplyState {
                 }
                 updated.updated_at = now;
                 // The element as it would be: a merge can push it past the limit.
-                self.check_size("vertex", id, updated.size_bytes())?;
+                self.check_element("vertex", id, updated.measure())?;
                 let updated = Arc::new(updated);
                 self.remember_vertex(&mut undo, &key);
                 changes.push(Change::Vertex(key.clone(), old, -1));
@@ -298,7 +296,6 @@ impl ApplyState {
                         ));
                     }
                 }
-                check_depth(properties)?;
                 let edge = Arc::new(Edge {
                     id: id.clone(),
                     label: label.clone(),
@@ -307,7 +304,7 @@ impl ApplyState {
                     properties: properties.clone(),
                     created_at: now,
                 });
-                self.check_size("edge", id, edge.size_bytes())?;
+                self.check_element("edge", id, edge.measure())?;
                 self.remember_edge(&mut undo, &key);
                 changes.push(Change::Edge(key.clone(), edge.clone(), 1));
                 self.edges.insert(key, edge.clone());
@@ -355,24 +352,22 @@ impl ApplyState {
 }
 
 impl ApplyState {
-    fn check_size(&self, what: &str, id: &str, bytes: usize) -> Result<(), Rejection> {
+    /// The element a write would leave, held to the limits in one walk of its values: the
+    /// size is the config's; the depth the decoders' already, and records built in memory
+    /// are held to it too, or the log would take a record replay could not decode.
+    fn check_element(&self, what: &str, id: &str, measure: Measure) -> Result<(), Rejection> {
+        if measure.depth > MAX_VALUE_DEPTH {
+            return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
+        }
         let max = self.limits.max_element_bytes;
-        if bytes > max {
+        if measure.bytes > max {
             return Err(reject(
                 RejectKind::ResourceExhausted,
-                format!("{what} {id:?} would take {bytes} bytes, beyond max_element_bytes ({max})"),
+                format!("{what} {id:?} would take {} bytes, beyond max_element_bytes ({max})", measure.bytes),
             ));
         }
         Ok(())
     }
-}
-
-/// Decoders refuse deeper values already; records built in memory are held to the same.
-fn check_depth(properties: &Properties) -> Result<(), Rejection> {
-    if properties.depth() > MAX_VALUE_DEPTH {
-        return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
-    }
-    Ok(())
 }
 
 fn reject(kind: RejectKind, message: String) -> Rejection {
@@ -390,7 +385,7 @@ fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Value;
+    use crate::model::{Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
         WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None }

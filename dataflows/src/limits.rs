@@ -42,57 +42,78 @@ impl Default for ElementLimits {
     }
 }
 
-impl Value {
-    /// Levels of nesting: 1 for a scalar, one more for each list or map around it.
-    pub fn depth(&self) -> usize {
-        match self {
-            Value::List(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
-            Value::Map(fields) => 1 + fields.values().map(Value::depth).max().unwrap_or(0),
-            _ => 1,
-        }
+/// What the limits look at in a value, a property map or an element, taken in one walk:
+/// its size in bytes (with a fixed overhead per value and key) and how deep its values nest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measure {
+    pub bytes: usize,
+    /// Levels: 1 for a scalar, one more for each list or map around it; 0 for no value.
+    pub depth: usize,
+}
+
+impl Measure {
+    /// `self` and `other` side by side: their bytes add up, the deeper one counts.
+    fn beside(self, other: Measure) -> Measure {
+        Measure { bytes: self.bytes + other.bytes, depth: self.depth.max(other.depth) }
     }
 
-    /// Its data in bytes, with a fixed overhead per value and key.
-    pub fn size_bytes(&self) -> usize {
-        OVERHEAD_BYTES
-            + match self {
-                Value::String(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                Value::Int(_) | Value::Double(_) => 8,
-                Value::Bool(_) => 1,
-                Value::List(items) => items.iter().map(Value::size_bytes).sum(),
-                Value::Map(fields) => fields.iter().map(|(k, v)| OVERHEAD_BYTES + k.len() + v.size_bytes()).sum(),
-            }
+    /// Strings and overheads that add bytes but no depth.
+    fn plus(self, bytes: usize) -> Measure {
+        Measure { bytes: self.bytes + bytes, ..self }
     }
 }
 
-impl Properties {
-    /// The deepest value's depth (0 when empty).
+impl Value {
+    pub fn measure(&self) -> Measure {
+        let scalar = |bytes: usize| Measure { bytes: OVERHEAD_BYTES + bytes, depth: 1 };
+        let nested = |inner: Measure| Measure { bytes: OVERHEAD_BYTES + inner.bytes, depth: 1 + inner.depth };
+        match self {
+            Value::String(s) => scalar(s.len()),
+            Value::Bytes(b) => scalar(b.len()),
+            Value::Int(_) | Value::Double(_) => scalar(8),
+            Value::Bool(_) => scalar(1),
+            Value::List(items) => nested(items.iter().map(Value::measure).fold(Measure::default(), Measure::beside)),
+            Value::Map(fields) => nested(measure_fields(fields.iter())),
+        }
+    }
+
+    /// Levels of nesting: 1 for a scalar, one more for each list or map around it.
     pub fn depth(&self) -> usize {
-        self.iter().map(|(_, v)| v.depth()).max().unwrap_or(0)
+        self.measure().depth
     }
 
     pub fn size_bytes(&self) -> usize {
-        self.iter().map(|(k, v)| OVERHEAD_BYTES + k.len() + v.size_bytes()).sum()
+        self.measure().bytes
+    }
+}
+
+/// Keyed values: each key's bytes and overhead, and its value's measure.
+fn measure_fields<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>) -> Measure {
+    fields.map(|(k, v)| v.measure().plus(OVERHEAD_BYTES + k.len())).fold(Measure::default(), Measure::beside)
+}
+
+impl Properties {
+    pub fn measure(&self) -> Measure {
+        measure_fields(self.iter())
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.measure().bytes
     }
 }
 
 impl Vertex {
-    /// What the element limit counts: its strings and properties, with overheads.
-    pub fn size_bytes(&self) -> usize {
-        OVERHEAD_BYTES + self.id.len() + self.label.len() + self.properties.size_bytes()
+    /// What the element limits look at: its strings and properties, with overheads.
+    pub fn measure(&self) -> Measure {
+        self.properties.measure().plus(OVERHEAD_BYTES + self.id.len() + self.label.len())
     }
 }
 
 impl Edge {
-    /// What the element limit counts: its strings and properties, with overheads.
-    pub fn size_bytes(&self) -> usize {
-        OVERHEAD_BYTES
-            + self.id.len()
-            + self.label.len()
-            + self.from.len()
-            + self.to.len()
-            + self.properties.size_bytes()
+    /// What the element limits look at: its strings and properties, with overheads.
+    pub fn measure(&self) -> Measure {
+        let strings = self.id.len() + self.label.len() + self.from.len() + self.to.len();
+        self.properties.measure().plus(OVERHEAD_BYTES + strings)
     }
 }
 
