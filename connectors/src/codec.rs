@@ -23,6 +23,24 @@ pub fn encode_record(record: &WriteRecord) -> Vec<u8> {
     to_proto(record).encode_to_vec()
 }
 
+/// A record refused for its encoded size: nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+#[error("the record takes {bytes} bytes encoded, beyond max_record_bytes ({limit}); split the write")]
+pub struct TooLarge {
+    pub bytes: usize,
+    pub limit: usize,
+}
+
+/// Encodes a record as wal.proto bytes, refusing it past `limit` bytes: what every log checks
+/// before it writes, so that nothing recovery could not read back is ever acknowledged.
+pub fn encode_within(record: &WriteRecord, limit: usize) -> Result<Vec<u8>, TooLarge> {
+    let payload = encode_record(record);
+    if payload.len() > limit {
+        return Err(TooLarge { bytes: payload.len(), limit });
+    }
+    Ok(payload)
+}
+
 /// Decodes wal.proto bytes.
 pub fn decode_record(bytes: &[u8]) -> Result<WriteRecord, CodecError> {
     from_proto(WalRecord::decode(bytes)?)

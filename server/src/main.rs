@@ -124,18 +124,8 @@ fn read_record(file: Option<&PathBuf>) -> anyhow::Result<prism_dataflows::WriteR
     Ok(prism_connectors::json::record_from_json(&text, now)?)
 }
 
-/// A record's wal.proto bytes, refused when beyond `limit` (a server would refuse to log it).
-fn encode_within(record: &prism_dataflows::WriteRecord, limit: usize) -> anyhow::Result<Vec<u8>> {
-    let payload = prism_connectors::codec::encode_record(record);
-    anyhow::ensure!(
-        payload.len() <= limit,
-        "the record takes {} bytes encoded, beyond max_record_bytes ({limit}); split it",
-        payload.len()
-    );
-    Ok(payload)
-}
-
 fn record(command: RecordCommand) -> anyhow::Result<()> {
+    use prism_connectors::codec::encode_within;
     use std::io::Write;
     match command {
         RecordCommand::Encode { file } => {

@@ -68,17 +68,14 @@ impl KafkaLog {
 
 impl WriteLog for KafkaLog {
     fn append(&self, record: WriteRecord, ticket: Ticket) {
-        let payload = codec::encode_record(&record);
-        if payload.len() > self.max_record_bytes {
-            let message = format!(
-                "the record takes {} bytes encoded, beyond max_record_bytes ({}: wal.max_record_bytes, or the \
-                 producer's message.max.bytes less room for the key and headers); split the write",
-                payload.len(),
-                self.max_record_bytes
-            );
-            self.handover.too_large(ticket, message);
-            return;
-        }
+        // A larger message would be dropped by the producer after the write was accepted here.
+        let payload = match codec::encode_within(&record, self.max_record_bytes) {
+            Ok(payload) => payload,
+            Err(too_large) => {
+                let message = format!("{too_large} (on Kafka, the producer's message.max.bytes bounds it too)");
+                return self.handover.too_large(ticket, message);
+            }
+        };
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
         let sequence_text = sequence.to_string();
         let headers = OwnedHeaders::new()

@@ -322,23 +322,19 @@ impl Writer {
             return;
         }
         buffer.clear();
-        let mut taken = Vec::with_capacity(group.len());
-        for (record, ticket) in group.drain(..) {
-            let payload = codec::encode_record(&record);
-            // A record recovery could not read back (a frame beyond its limit) is never written.
-            if payload.len() > self.max_record_bytes {
-                let message = format!(
-                    "the record takes {} bytes encoded, beyond max_record_bytes ({}); split the write",
-                    payload.len(),
-                    self.max_record_bytes
-                );
-                self.sink.too_large(ticket, message);
-                continue;
+        // A record recovery could not read back (a frame beyond its limit) is never written.
+        let mut framed = 0;
+        group.retain(|(record, ticket)| match codec::encode_within(record, self.max_record_bytes) {
+            Ok(payload) => {
+                frame::encode(self.next_lsn + framed, &payload, buffer);
+                framed += 1;
+                true
             }
-            frame::encode(self.next_lsn + taken.len() as u64, &payload, buffer);
-            taken.push((record, ticket));
-        }
-        *group = taken;
+            Err(too_large) => {
+                self.sink.too_large(*ticket, too_large.to_string());
+                false
+            }
+        });
         if group.is_empty() {
             return;
         }
