@@ -131,17 +131,18 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
     let fail = |e: &dyn std::fmt::Display| format!("checkpoint at LSN {lsn}: {e}");
     std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
     let file = std::fs::File::create(partial).map_err(|e| fail(&e))?;
-    let mut sections: BTreeMap<Namespace, Section<'_>> = BTreeMap::new();
+    let default = Namespace::default();
+    let mut sections: BTreeMap<&Namespace, Section<'_>> = BTreeMap::new();
     // An empty graph still gets a section: it is what carries the LSN.
-    sections.insert(Namespace::default(), Default::default());
+    sections.insert(&default, Default::default());
     for (key, vertex) in &graph.vertices {
-        sections.entry(key.namespace.clone()).or_default().0.push(vertex);
+        sections.entry(&key.namespace).or_default().0.push(vertex);
     }
     for (key, edge) in &graph.edges {
-        sections.entry(key.namespace.clone()).or_default().1.push(edge);
+        sections.entry(&key.namespace).or_default().1.push(edge);
     }
     for remembered in &graph.request_ids {
-        sections.entry(remembered.namespace.clone()).or_default().2.push(remembered);
+        sections.entry(&remembered.namespace).or_default().2.push(remembered);
     }
     let mut writer =
         SnapshotWriter::new(file.try_clone().map_err(|e| fail(&e))?, Encoding::Protobuf, Compression::Zstd)

@@ -241,7 +241,7 @@ impl GraphApi {
                 Ok(effect) => effects.push(effect),
                 Err(rejection) => batch.errors.push(ItemError {
                     index: batch.indexes[i] as i32,
-                    code: status::code_name(status::code_of(&rejection.kind)).into(),
+                    code: rejection.kind.name().into(),
                     message: rejection.message,
                 }),
             }

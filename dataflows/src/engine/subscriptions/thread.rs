@@ -54,8 +54,6 @@ struct Live {
     /// The LSN whose changes the state holds; its pushes run while `settled` is false.
     applied: Lsn,
     settled: bool,
-    /// Every LSN up to this one was handed over: claimable once nothing waits.
-    complete: Lsn,
 }
 
 impl Live {
@@ -78,8 +76,8 @@ impl Live {
         self.waiting_changes <= MAX_WAITING_CHANGES
     }
 
-    /// One turn (see the module's doc).
-    fn turn(&mut self) {
+    /// One turn (see the module's doc); every LSN up to `complete` was handed over.
+    fn turn(&mut self, complete: Lsn) {
         if self.settled {
             let mut changed = false;
             while let Some((lsn, changes)) = self.waiting.pop_front() {
@@ -98,15 +96,16 @@ impl Live {
                 self.topic.publish(update);
             }
         }
-        self.claim();
+        self.claim(complete);
     }
 
-    /// Tells heartbeats how far the published result holds.
-    fn claim(&self) {
+    /// Tells heartbeats how far the published result holds: with nothing waiting, up to
+    /// `complete`, every LSN handed over.
+    fn claim(&self, complete: Lsn) {
         if self.last.is_none() || !self.settled {
             return;
         }
-        let through = if self.waiting.is_empty() { self.applied.max(self.complete) } else { self.applied };
+        let through = if self.waiting.is_empty() { self.applied.max(complete) } else { self.applied };
         self.topic.processed.fetch_max(through.max(self.from), Ordering::AcqRel);
     }
 }
@@ -155,7 +154,6 @@ pub(crate) fn run(registry: &Registry, inbox: Receiver<ToStanding>) {
                         waiting_changes: 0,
                         applied: from,
                         settled: false,
-                        complete: complete.max(from),
                     });
                 }
                 ToStanding::Changes(lsn, changes) => {
@@ -174,9 +172,8 @@ pub(crate) fn run(registry: &Registry, inbox: Receiver<ToStanding>) {
                 ToStanding::Wake => {}
                 ToStanding::Processed(lsn) => {
                     complete = complete.max(lsn);
-                    for entry in &mut live {
-                        entry.complete = entry.complete.max(lsn);
-                        entry.claim();
+                    for entry in &live {
+                        entry.claim(complete);
                     }
                 }
             }
@@ -192,7 +189,7 @@ pub(crate) fn run(registry: &Registry, inbox: Receiver<ToStanding>) {
         // One turn, for the next topic with work.
         let turn = (0..live.len()).map(|k| (next_turn + k) % live.len()).find(|&i| live[i].has_work());
         if let Some(i) = turn {
-            live[i].turn();
+            live[i].turn(complete);
             next_turn = i + 1;
         }
     }
