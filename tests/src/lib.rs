@@ -75,6 +75,11 @@ impl ServerSpec {
         ServerSpec { data_dir: data_dir.to_owned(), workers, extra_args: Vec::new(), env: Vec::new() }
     }
 
+    /// Two workers on `dir/data`, with a config file of `yaml`.
+    pub fn configured(dir: &Path, yaml: &str) -> Self {
+        ServerSpec { extra_args: config_args(dir, yaml), ..ServerSpec::new(&dir.join("data"), 2) }
+    }
+
     fn command(&self, log_path: &Path) -> Command {
         let mut command = Command::new(binary());
         command

@@ -38,8 +38,7 @@ async fn lsn(client: &mut Client) -> u64 {
 #[tokio::test]
 async fn values_nested_past_the_limit_are_refused_at_every_entrance_and_what_is_accepted_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
+    let spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("anchor", "A", &[])).await.unwrap();
@@ -96,9 +95,8 @@ async fn values_nested_past_the_limit_are_refused_at_every_entrance_and_what_is_
 #[tokio::test]
 async fn an_element_or_record_past_its_size_limit_is_refused_and_a_merge_cannot_grow_one_past_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args =
-        config_args(dir.path(), "server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 262144\n");
+    let spec =
+        ServerSpec::configured(dir.path(), "server:\n  max_element_bytes: 65536\nwal:\n  max_record_bytes: 262144\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("anchor", "A", &[])).await.unwrap();

@@ -18,8 +18,7 @@ async fn exists(client: &mut Client, id: &str) -> bool {
 #[tokio::test]
 async fn a_checkpoint_of_an_empty_graph_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
+    let spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 200ms\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     client.create_vertex(vertex_request("a", "A", &[])).await.unwrap();
@@ -52,9 +51,8 @@ async fn write_then_checkpoint(client: &mut Client, data: &Path, ids: std::ops::
 #[tokio::test]
 async fn recovery_falls_back_to_the_previous_checkpoint_when_the_newest_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
+    let spec = ServerSpec::configured(dir.path(), FREQUENT_CHECKPOINTS);
+    let data = spec.data_dir.clone();
     let mut server = spec.start().await;
     let mut client = server.client().await;
     let first = write_then_checkpoint(&mut client, &data, 0..40).await;
@@ -86,8 +84,7 @@ async fn data_calls_answer_unavailable_until_recovery_has_finished() {
     const BATCHES: usize = 100;
     const BATCH: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
-    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 0s\n");
+    let spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 0s\n");
     let mut server = spec.start().await;
     let mut client = server.client().await;
     for b in 0..BATCHES {

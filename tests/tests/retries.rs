@@ -61,9 +61,8 @@ async fn a_retried_write_gets_its_first_outcome_after_kill_9() {
 #[tokio::test]
 async fn request_ids_outlive_the_log_in_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
+    let spec = ServerSpec::configured(dir.path(), FREQUENT_CHECKPOINTS);
+    let data = spec.data_dir.clone();
     let mut server = spec.start().await;
     let mut client = server.client().await;
 

@@ -224,9 +224,8 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
 #[tokio::test]
 async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut spec = ServerSpec::new(&data, 2);
-    spec.extra_args = config_args(dir.path(), FREQUENT_CHECKPOINTS);
+    let spec = ServerSpec::configured(dir.path(), FREQUENT_CHECKPOINTS);
+    let data = spec.data_dir.clone();
     let mut server = spec.start().await;
     let mut client = server.client().await;
     let mut last = 0;

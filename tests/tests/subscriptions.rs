@@ -16,12 +16,9 @@ const CONVERGED: u32 = 200;
 
 /// A server whose default namespace has these `performance` settings.
 async fn server_with(dir: &Path, performance: &str) -> Server {
-    let path = dir.join("subscriptions.yaml");
-    let yaml = format!("namespaces:\n  - name: default\n    performance:\n{performance}");
-    std::fs::write(&path, yaml).expect("write the config file");
-    let mut spec = ServerSpec::new(&dir.join("data"), 2);
-    spec.extra_args = vec!["--config".into(), path.display().to_string()];
-    spec.start().await
+    ServerSpec::configured(dir, &format!("namespaces:\n  - name: default\n    performance:\n{performance}"))
+        .start()
+        .await
 }
 
 fn subscribe_request(top_k: i32, filter: Option<pb::VertexFilter>) -> pb::SubscribePageRankRequest {
@@ -262,11 +259,7 @@ async fn bad_parameters_name_the_field() {
 
 /// A server with `server:` settings of its own.
 async fn server_configured(dir: &Path, server: &str) -> Server {
-    let path = dir.join("server.yaml");
-    std::fs::write(&path, format!("server:\n{server}")).expect("write the config file");
-    let mut spec = ServerSpec::new(&dir.join("data"), 2);
-    spec.extra_args = vec!["--config".into(), path.display().to_string()];
-    spec.start().await
+    ServerSpec::configured(dir, &format!("server:\n{server}")).start().await
 }
 
 #[tokio::test]
