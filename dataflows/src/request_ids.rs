@@ -47,9 +47,10 @@ pub struct Remembered {
 #[derive(Default)]
 pub(crate) struct RequestIds {
     limits: RequestIdLimits,
-    outcomes: HashMap<(Namespace, String), RecordOutcome, RandomState>,
+    /// By namespace, then id: a retry is looked up by borrowed strings, with no key built.
+    outcomes: HashMap<Namespace, HashMap<String, RecordOutcome, RandomState>, RandomState>,
     /// Keys with their record's timestamp, in log order.
-    order: VecDeque<(Micros, (Namespace, String))>,
+    order: VecDeque<(Micros, Namespace, String)>,
 }
 
 impl RequestIds {
@@ -59,23 +60,25 @@ impl RequestIds {
 
     /// The first outcome of `request_id` in `namespace`, if it is remembered.
     pub fn first(&self, namespace: &Namespace, request_id: &str) -> Option<&RecordOutcome> {
-        // A borrowed key would need a second map shape; ids are short, the clone is cheap.
-        self.outcomes.get(&(namespace.clone(), request_id.to_owned()))
+        self.outcomes.get(namespace)?.get(request_id)
     }
 
     /// Remembers the outcome of a record that carried `request_id`, and forgets what is past
     /// the window or the capacity.
     pub fn remember(&mut self, namespace: &Namespace, request_id: &str, timestamp: Micros, outcome: RecordOutcome) {
-        let key = (namespace.clone(), request_id.to_owned());
-        self.order.push_back((timestamp, key.clone()));
-        self.outcomes.insert(key, outcome);
+        self.order.push_back((timestamp, namespace.clone(), request_id.to_owned()));
+        self.outcomes.entry(namespace.clone()).or_default().insert(request_id.to_owned(), outcome);
         let expired = timestamp.saturating_sub(self.limits.window);
-        while let Some((timestamp, _)) = self.order.front() {
+        while let Some((timestamp, _, _)) = self.order.front() {
             if *timestamp >= expired && self.order.len() <= self.limits.capacity {
                 break;
             }
-            if let Some((_, key)) = self.order.pop_front() {
-                self.outcomes.remove(&key);
+            let Some((_, namespace, request_id)) = self.order.pop_front() else { break };
+            if let Some(ids) = self.outcomes.get_mut(&namespace) {
+                ids.remove(&request_id);
+                if ids.is_empty() {
+                    self.outcomes.remove(&namespace);
+                }
             }
         }
     }
@@ -84,9 +87,14 @@ impl RequestIds {
     pub fn remembered(&self) -> Vec<Remembered> {
         self.order
             .iter()
-            .filter_map(|(timestamp, key)| {
-                let outcome = self.outcomes.get(key)?.clone();
-                Some(Remembered { namespace: key.0.clone(), request_id: key.1.clone(), timestamp: *timestamp, outcome })
+            .filter_map(|(timestamp, namespace, request_id)| {
+                let outcome = self.first(namespace, request_id)?.clone();
+                Some(Remembered {
+                    namespace: namespace.clone(),
+                    request_id: request_id.clone(),
+                    timestamp: *timestamp,
+                    outcome,
+                })
             })
             .collect()
     }
