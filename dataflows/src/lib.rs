@@ -2,31 +2,47 @@
 //!
 //! The graph lives in differential dataflow collections (`vertices`, `edges`), arranged four
 //! ways (vertex by key, edge by key, out- and in-adjacency) and sharded over timely workers.
-//! Ordered write records come in (decoded from the log by the connectors), pass the
-//! [`apply`] stage, and become differential updates at the record's LSN. Queries travel to
-//! the workers owning their keys and read the arrangements there ([`query`]).
+//! Ordered write records come in (decoded from the log by the connectors), pass the apply
+//! stage, and become differential updates at the record's LSN. Queries travel to the workers
+//! owning their keys and read the arrangements there.
 //!
-//! This crate knows no gRPC, no Kafka and no files: see [`engine::WriteLog`] for the one
-//! seam through which a log plugs in.
+//! The crate is split by concern:
+//! - `state`: the domain types, write records, the limits and the apply rules;
+//! - `read`: cursor reads on a worker's shard, and traversals and paths built on them;
+//! - `algorithms`: one file per graph algorithm, knowing nothing of timely;
+//! - `engine`: the timely workers, the dataflows, and the [`Engine`] handle.
+//!
+//! This crate knows no gRPC, no Kafka and no files: a log plugs in through [`WriteLog`] and
+//! [`CommitSink`]. Everything a caller uses is re-exported here; no trace type leaves it.
 
-pub mod apply;
-pub mod engine;
-pub mod filter;
-pub mod incremental;
-pub mod limits;
-pub mod louvain;
-pub mod model;
-pub mod paths;
-pub mod query;
-pub mod reader;
-pub mod request_ids;
-pub mod snapshot_diff;
-pub mod standing_rank;
-pub mod traverse;
-pub mod write;
+mod algorithms;
+mod engine;
+mod read;
+mod state;
 
-pub use engine::{ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, Ticket, WriteLog};
-pub use limits::{ElementLimits, MAX_VALUE_DEPTH};
-pub use model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
-pub use query::{Answer, Direction, Query, VertexWithEdges};
-pub use write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+// The engine, and the seam through which a log plugs in.
+pub use engine::{
+    ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, FeedError, PageRankFeed, Subscribed,
+    Ticket, WriteLog,
+};
+
+// The graph's types and the records that change it.
+pub use state::apply::{Change, WholeGraph};
+pub use state::limits::{self, ElementLimits, MAX_VALUE_DEPTH};
+pub use state::model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
+pub use state::request_ids::{Remembered, RequestIdLimits};
+pub use state::snapshot_diff;
+pub use state::write::{batches, OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+
+// Reads: one key, and the multi-step queries.
+pub use read::filter::{Filter, Operator, Predicate};
+pub use read::paths::{
+    all_paths, detect_cycles, shortest_path, AllPaths, Cycles, FoundPaths, PathLimits, ShortestPath,
+};
+pub use read::query::{Answer, Direction, Query, VertexWithEdges};
+pub use read::reader::QueryError;
+pub use read::traverse::{traverse, Step, Traversal, TraversalLimits, Traversed};
+
+// Algorithms: one-shot, and the standing PageRank a subscription follows.
+pub use algorithms::standing_page_rank::{RankUpdate, StandingPageRank, SubscriptionParams};
+pub use algorithms::{Community, CommunityAlgorithm, CommunityParams, Grouped, PageRankParams, Ranked};

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{load, load_complete, start_engine};
-use prism_dataflows::paths::{all_paths, shortest_path, AllPaths, PathLimits, ShortestPath};
-use prism_dataflows::reader::QueryError;
 use prism_dataflows::Namespace;
+use prism_dataflows::QueryError;
+use prism_dataflows::{all_paths, shortest_path, AllPaths, PathLimits, ShortestPath};
 
 fn limits() -> PathLimits {
     PathLimits {

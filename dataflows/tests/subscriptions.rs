@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_engine, TIMEOUT};
-use prism_dataflows::engine::algorithms::PageRankParams;
-use prism_dataflows::engine::subscriptions::{PageRankFeed, Subscribed};
-use prism_dataflows::filter::{Filter, Operator, Predicate};
-use prism_dataflows::standing_rank::{RankUpdate, SubscriptionParams};
+use prism_dataflows::PageRankParams;
 use prism_dataflows::{Engine, Lsn, Namespace, Value, WriteOp, WriteRecord};
+use prism_dataflows::{Filter, Operator, Predicate};
+use prism_dataflows::{PageRankFeed, Subscribed};
+use prism_dataflows::{RankUpdate, SubscriptionParams};
 
 const BOUND: f64 = 1e-4;
 

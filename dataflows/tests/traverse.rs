@@ -5,8 +5,8 @@
 mod common;
 
 use common::{load_complete, start_engine, TIMEOUT};
-use prism_dataflows::reader::QueryError;
-use prism_dataflows::traverse::{traverse, Step, Traversal, TraversalLimits};
+use prism_dataflows::QueryError;
+use prism_dataflows::{traverse, Step, Traversal, TraversalLimits};
 use prism_dataflows::{Direction, Namespace};
 
 fn limits() -> TraversalLimits {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::EmbeddedWal;
-use prism_dataflows::request_ids::Remembered;
-use prism_dataflows::write::WholeGraph;
 use prism_dataflows::RecordOutcome;
+use prism_dataflows::Remembered;
+use prism_dataflows::WholeGraph;
 use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Namespace, Vertex, VertexKey};
 use prism_snapshots::{
     Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,

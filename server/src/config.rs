@@ -39,8 +39,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use prism_dataflows::request_ids::RequestIdLimits;
 use prism_dataflows::ElementLimits;
+use prism_dataflows::RequestIdLimits;
 use serde::{Deserialize, Deserializer};
 
 /// The largest `server.max_element_bytes`: half a snapshot record, well within a gRPC reply.

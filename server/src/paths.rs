@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prism_dataflows::paths::{AllPaths, Cycles, FoundPaths, PathLimits, ShortestPath};
+use prism_dataflows::{AllPaths, Cycles, FoundPaths, PathLimits, ShortestPath};
 use prism_proto::graph;
 use tonic::Status;
 

@@ -140,7 +140,9 @@ pub async fn serve(
         None
     };
     if let (Some(path), true) = (&config.server.snapshot, engine.is_writer_process()) {
-        crate::snapshots::load_at_start(&engine, path, &config).await?;
+        crate::snapshots::load_at_start(&engine, path, &config)
+            .await
+            .map_err(|message| ServeError::Snapshot { path: path.display().to_string(), message })?;
     }
     if engine.is_writer_process() {
         engine.mark_recovered();

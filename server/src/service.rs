@@ -1,16 +1,15 @@
 //! The GraphService: validates each call, turns writes into one log record, reads from the
 //! engine, and maps every outcome to a reply or a status.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prism_connectors::codec::value;
-use prism_dataflows::engine::algorithms::{CommunityAlgorithm, CommunityParams, PageRankParams};
 use prism_dataflows::{
     Answer, EdgeKey, Engine, EngineError, Lsn, Namespace, OpEffect, Properties, Query, RecordOutcome, VertexKey,
     WriteOp, WriteRecord,
 };
+use prism_dataflows::{CommunityAlgorithm, CommunityParams, PageRankParams};
 use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -251,8 +250,6 @@ impl GraphApi {
     }
 }
 
-pub type PageRankStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl GraphService for GraphApi {
     async fn create_vertex(
@@ -389,10 +386,9 @@ impl GraphService for GraphApi {
         let config = self.config.limits(namespace.as_str());
         let with_counts = message.rank_by == traverse_request::RankBy::PathCount as i32;
         let (traversal, limits) = traversal::from_proto(message, &config, deadline(&metadata)?)?;
-        let result =
-            prism_dataflows::traverse::traverse(&self.engine, &namespace, &traversal, &limits, min_lsn(&metadata)?)
-                .await
-                .map_err(status::from_query)?;
+        let result = prism_dataflows::traverse(&self.engine, &namespace, &traversal, &limits, min_lsn(&metadata)?)
+            .await
+            .map_err(status::from_query)?;
         let lsn = result.lsn;
         Ok(with_lsn(traversal::to_proto(result, with_counts), lsn))
     }
@@ -406,10 +402,9 @@ impl GraphService for GraphApi {
         let config = self.config.limits(namespace.as_str());
         let query = paths::shortest_from_proto(message)?;
         let limits = paths::limits(&config, config.max_path_hops, deadline(&metadata)?);
-        let found =
-            prism_dataflows::paths::shortest_path(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
-                .await
-                .map_err(status::from_query)?;
+        let found = prism_dataflows::shortest_path(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+            .await
+            .map_err(status::from_query)?;
         let lsn = found.lsn;
         let path = paths::to_proto(found).into_iter().next();
         let total_weight = path.as_ref().map_or(0.0, |p| p.weight);
@@ -422,7 +417,7 @@ impl GraphService for GraphApi {
         let config = self.config.limits(namespace.as_str());
         let query = paths::all_from_proto(message)?;
         let limits = paths::limits(&config, config.max_path_hops, deadline(&metadata)?);
-        let found = prism_dataflows::paths::all_paths(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+        let found = prism_dataflows::all_paths(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
             .await
             .map_err(status::from_query)?;
         let lsn = found.lsn;
@@ -536,15 +531,14 @@ impl GraphService for GraphApi {
         let config = self.config.limits(namespace.as_str());
         let query = paths::cycles_from_proto(message)?;
         let limits = paths::limits(&config, config.max_traversal_depth, deadline(&metadata)?);
-        let found =
-            prism_dataflows::paths::detect_cycles(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
-                .await
-                .map_err(status::from_query)?;
+        let found = prism_dataflows::detect_cycles(&self.engine, &namespace, &query, &limits, min_lsn(&metadata)?)
+            .await
+            .map_err(status::from_query)?;
         let lsn = found.lsn;
         Ok(with_lsn(DetectCyclesResponse { cycles: paths::to_proto(found) }, lsn))
     }
 
-    type SubscribePageRankStream = PageRankStream;
+    type SubscribePageRankStream = subscription::PageRankStream;
 
     async fn subscribe_page_rank(
         &self,

@@ -241,8 +241,7 @@ pub async fn load_at_start(
     engine: &Arc<Engine>,
     path: &std::path::Path,
     config: &crate::config::Config,
-) -> Result<(), crate::serve::ServeError> {
-    let fail = |message: String| crate::serve::ServeError::Snapshot { path: path.display().to_string(), message };
+) -> Result<(), String> {
     let started = std::time::Instant::now();
     let file = path.to_owned();
     let sections = tokio::task::spawn_blocking(move || -> Result<_, String> {
@@ -250,25 +249,22 @@ pub async fn load_at_start(
         sections_of(reader).map_err(|s| s.message().to_owned())
     })
     .await
-    .map_err(|e| fail(e.to_string()))?
-    .map_err(fail)?;
+    .map_err(|e| e.to_string())??;
     for (namespace, elements) in sections {
         let namespace = Namespace::new(namespace.as_deref().unwrap_or(""));
         let count = elements.len();
         let timeout = config.server.write_timeout;
         let (_, vertices, edges) =
-            engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| fail(e.to_string()))?;
+            engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| e.to_string())?;
         if vertices.is_empty() && edges.is_empty() {
             let batch = config.limits(namespace.as_str()).batch_size;
             // Records well within the log's limit, whatever the elements weigh.
             let batch_bytes = config.record_limit() / 2;
             load_in_batches(engine, &namespace, elements, (batch, batch_bytes), timeout)
                 .await
-                .map_err(|s| fail(s.message().to_owned()))?;
+                .map_err(|s| s.message().to_owned())?;
         } else {
-            apply_elements(engine, namespace.clone(), elements, timeout)
-                .await
-                .map_err(|s| fail(s.message().to_owned()))?;
+            apply_elements(engine, namespace.clone(), elements, timeout).await.map_err(|s| s.message().to_owned())?;
         }
         tracing::info!(namespace = %namespace, elements = count, elapsed_ms = started.elapsed().as_millis() as u64, "loaded the snapshot");
     }
@@ -292,7 +288,7 @@ async fn load_in_batches(
     for part in [vertices, edges] {
         let differences: Vec<_> = part.into_iter().map(snapshot_diff::Difference::Added).collect();
         let ops = snapshot_diff::to_ops(differences);
-        let records = prism_dataflows::write::batches(ops, batch, batch_bytes).into_iter().map(|ops| WriteRecord {
+        let records = prism_dataflows::batches(ops, batch, batch_bytes).into_iter().map(|ops| WriteRecord {
             namespace: namespace.clone(),
             atomic: true,
             timestamp: now_micros(),

@@ -1,7 +1,7 @@
 //! gRPC status codes for everything that can go wrong, with messages that name the field
 //! or the limit.
 
-use prism_dataflows::reader::QueryError;
+use prism_dataflows::QueryError;
 use prism_dataflows::{EngineError, RejectKind, Rejection};
 use tonic::{Code, Status};
 

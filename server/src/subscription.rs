@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_dataflows::engine::subscriptions::{FeedError, PageRankFeed, Subscribed};
-use prism_dataflows::standing_rank::{RankUpdate, SubscriptionParams};
+use prism_dataflows::{FeedError, PageRankFeed, Subscribed};
 use prism_dataflows::{Lsn, Namespace};
+use prism_dataflows::{RankUpdate, SubscriptionParams};
 use prism_proto::graph::{PageRankUpdate, SubscribePageRankRequest, VertexScore};
 use tonic::Status;
 
@@ -89,9 +89,11 @@ enum Next {
     Done,
 }
 
+pub type PageRankStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<PageRankUpdate, Status>> + Send>>;
+
 /// The reply stream: the first result, then each change, or a heartbeat after `every` without
 /// one; a feed error ends it with its status.
-pub fn stream(subscribed: Subscribed, every: Duration) -> crate::service::PageRankStream {
+pub fn stream(subscribed: Subscribed, every: Duration) -> PageRankStream {
     let start = Next::First(subscribed.first, subscribed.feed);
     Box::pin(futures::stream::unfold(start, move |state| async move {
         let mut feed = match state {

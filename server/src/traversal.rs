@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use prism_connectors::codec::value;
-use prism_dataflows::filter::{Filter, Operator, Predicate};
-use prism_dataflows::traverse::{Step, Traversal, TraversalLimits, Traversed};
 use prism_dataflows::{Direction, Value};
+use prism_dataflows::{Filter, Operator, Predicate};
+use prism_dataflows::{Step, Traversal, TraversalLimits, Traversed};
 use prism_proto::graph::{self, traversal_step, traverse_request, value_predicate};
 use tonic::Status;
 

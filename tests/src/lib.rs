@@ -298,13 +298,23 @@ pub fn generous_limits(dir: &Path) -> Vec<String> {
 
 /// The LSN of the newest checkpoint under a server's data directory, if any.
 pub fn newest_checkpoint(data_dir: &Path) -> Option<u64> {
-    std::fs::read_dir(data_dir.join("checkpoints"))
-        .ok()?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name();
-            name.to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse::<u64>().ok()
+    checkpoints(data_dir).last().copied()
+}
+
+/// The LSNs of the checkpoints kept under a server's data directory, oldest first.
+pub fn checkpoints(data_dir: &Path) -> Vec<u64> {
+    let mut lsns: Vec<u64> = std::fs::read_dir(data_dir.join("checkpoints"))
+        .map(|entries| {
+            entries
+                .filter_map(|entry| {
+                    let name = entry.ok()?.file_name();
+                    name.to_str()?.strip_prefix("checkpoint-")?.strip_suffix(".snap")?.parse::<u64>().ok()
+                })
+                .collect()
         })
-        .max()
+        .unwrap_or_default();
+    lsns.sort();
+    lsns
 }
 
 /// The first LSNs of the embedded log's segment files under a server's data directory, in

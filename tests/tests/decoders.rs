@@ -9,7 +9,7 @@ use std::io::Cursor;
 use prism_connectors::codec::{decode_record, encode_record};
 use prism_connectors::json::{op_to_json, record_from_json};
 use prism_connectors::{EmbeddedWal, WalOptions};
-use prism_dataflows::engine::Committed;
+use prism_dataflows::Committed;
 use prism_dataflows::{CommitSink, Ticket, WriteLog, WriteRecord};
 use prism_e2e::arbitrary::{self, Values};
 use prism_snapshots::{Compression, Encoding, SnapshotReader, SnapshotWriter};

@@ -16,10 +16,10 @@ use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
-use crate::apply::Change;
 use crate::engine::subscriptions::Hub;
-use crate::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
-use crate::query::Indexes;
+use crate::read::query::Indexes;
+use crate::state::apply::Change;
+use crate::state::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 pub(crate) struct GraphInputs {
     pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::model::Lsn;
+use crate::state::model::Lsn;
 
 pub(crate) struct ReadHold {
     hold: Duration,

@@ -9,8 +9,8 @@ use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::wake::Waker;
-use crate::model::Lsn;
-use crate::write::WriteRecord;
+use crate::state::model::Lsn;
+use crate::state::write::WriteRecord;
 
 /// Identifies the write waiting for a record: the worker that holds its reply, and the
 /// request's number there.
@@ -51,7 +51,7 @@ pub enum Committed {
     /// A checkpoint's graph: the state after the record at `lsn`.
     Restore {
         lsn: Lsn,
-        graph: Box<crate::write::WholeGraph>,
+        graph: Box<crate::state::apply::WholeGraph>,
     },
 }
 
@@ -80,7 +80,7 @@ impl CommitSink {
 
     /// A checkpoint's graph, the state the log up to `lsn` produced: handed over before the
     /// records after `lsn`, into an empty engine.
-    pub fn restored(&self, lsn: Lsn, graph: crate::write::WholeGraph) {
+    pub fn restored(&self, lsn: Lsn, graph: crate::state::apply::WholeGraph) {
         let _ = self.tx.send(Committed::Restore { lsn, graph: Box::new(graph) });
         self.waker.wake();
     }

@@ -6,12 +6,13 @@
 //! [`requests`]) to the worker that must serve them. A write is answered once its record is
 //! durable (the attached [`WriteLog`]) and applied on every worker.
 
-pub mod algorithms;
+mod algorithm_runs;
 mod graph;
 mod hold;
 mod log;
+mod reply;
 mod requests;
-pub mod subscriptions;
+mod subscriptions;
 mod wake;
 mod worker;
 
@@ -20,16 +21,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 pub use log::{CommitSink, Committed, Ticket, WriteLog};
-pub use requests::Reply;
+pub(crate) use reply::Reply;
+pub use reply::{EngineError, NamespaceGraph};
+pub use subscriptions::{FeedError, PageRankFeed, Subscribed};
 pub use wake::Waker;
 
-use crate::model::Lsn;
-use crate::query::{Answer, Query};
-use crate::write::{RecordOutcome, WriteRecord};
+use crate::algorithms;
+use crate::read::query::{Answer, Query};
+use crate::state::model::Lsn;
+use crate::state::write::{RecordOutcome, WriteRecord};
 use requests::RequestBody;
 
 /// Records of merge work an arrangement does per scheduling while it merges on its own.
@@ -64,11 +67,11 @@ pub struct EngineConfig {
     /// How long a read LSN stays readable after it is applied (see the read hold).
     pub read_hold: Duration,
     /// What the apply stage holds every element to.
-    pub limits: crate::limits::ElementLimits,
+    pub limits: crate::state::limits::ElementLimits,
     /// Most standing PageRanks (distinct subscription parameter sets) at once.
     pub max_standing_page_ranks: usize,
     /// How long and how many request ids the apply stage remembers.
-    pub request_ids: crate::request_ids::RequestIdLimits,
+    pub request_ids: crate::state::request_ids::RequestIdLimits,
 }
 
 /// Timely cluster settings: this process's index and every process's `host:port`.
@@ -91,33 +94,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Why the engine could not serve a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum EngineError {
-    #[error("this server has no write-ahead log attached (still recovering, or not the writer)")]
-    NoLog,
-    #[error("the write-ahead log failed: {0}")]
-    Log(String),
-    /// A limit the request would pass (the message names it): a record beyond the log's size
-    /// limit (nothing was written), a standing PageRank beyond the cap.
-    #[error("{0}")]
-    Limit(String),
-    #[error("LSN {wanted} is not applied yet (applied: {applied})")]
-    LsnNotApplied { wanted: Lsn, applied: Lsn },
-    #[error("LSN {lsn} is no longer readable (compacted up to {since}); the query ran longer than the read hold")]
-    Compacted { lsn: Lsn, since: Lsn },
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the engine is shutting down")]
-    Shutdown,
-    #[error("could not start the workers: {0}")]
-    Start(String),
-    #[error("{0}")]
-    Subscription(String),
-    #[error("{0}")]
-    NotHere(String),
-}
-
 /// A request on its way from the front to a worker's inbox.
 pub(crate) struct Submission {
     pub work: Work,
@@ -130,15 +106,12 @@ pub(crate) enum Work {
     /// A read or write, routed through the request dataflow by `route`.
     Request { body: RequestBody, route: u64 },
     /// An algorithm run by every worker, started by the worker that takes it.
-    Algorithm { namespace: crate::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
+    Algorithm { namespace: crate::state::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
     /// The whole graph of a namespace as the apply stage holds it (worker 0 only).
-    Graph { namespace: crate::model::Namespace },
+    Graph { namespace: crate::state::model::Namespace },
     /// Every namespace's graph (worker 0 only): checkpoints.
     WholeGraph,
 }
-
-/// A namespace's graph at an LSN, sharing the engine's vertices and edges.
-pub type NamespaceGraph = (Lsn, Vec<std::sync::Arc<crate::model::Vertex>>, Vec<std::sync::Arc<crate::model::Edge>>);
 
 /// State shared by the front and this process's workers.
 pub(crate) struct Shared {
@@ -154,8 +127,8 @@ pub(crate) struct Shared {
     pub applied: watch::Sender<Lsn>,
     pub shutdown: AtomicBool,
     pub read_hold: Duration,
-    pub limits: crate::limits::ElementLimits,
-    pub request_ids: crate::request_ids::RequestIdLimits,
+    pub limits: crate::state::limits::ElementLimits,
+    pub request_ids: crate::state::request_ids::RequestIdLimits,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
     /// PageRank subscriptions (served by worker 0).
@@ -319,7 +292,7 @@ impl Engine {
     /// every worker on its shard at one LSN (the applied one, once `min_lsn` is applied).
     pub async fn page_rank(
         &self,
-        namespace: crate::model::Namespace,
+        namespace: crate::state::model::Namespace,
         params: algorithms::PageRankParams,
         min_lsn: Lsn,
         timeout: Duration,
@@ -334,7 +307,7 @@ impl Engine {
     /// every worker on its shard at one LSN, like [`Engine::page_rank`].
     pub async fn communities(
         &self,
-        namespace: crate::model::Namespace,
+        namespace: crate::state::model::Namespace,
         params: algorithms::CommunityParams,
         min_lsn: Lsn,
         timeout: Duration,
@@ -347,7 +320,7 @@ impl Engine {
 
     async fn run_algorithm(
         &self,
-        namespace: crate::model::Namespace,
+        namespace: crate::state::model::Namespace,
         algorithm: algorithms::Algorithm,
         min_lsn: Lsn,
         timeout: Duration,
@@ -363,7 +336,7 @@ impl Engine {
     /// than `buffer` results behind is cut off.
     pub async fn subscribe_page_rank(
         &self,
-        params: crate::standing_rank::SubscriptionParams,
+        params: crate::algorithms::standing_page_rank::SubscriptionParams,
         buffer: usize,
         timeout: Duration,
     ) -> Result<subscriptions::Subscribed, EngineError> {
@@ -385,7 +358,7 @@ impl Engine {
     /// LSN returned with it): for exports, snapshot diffs and checkpoints. Served by process 0.
     pub async fn namespace_graph(
         &self,
-        namespace: crate::model::Namespace,
+        namespace: crate::state::model::Namespace,
         timeout: Duration,
     ) -> Result<NamespaceGraph, EngineError> {
         match self.ask_apply_stage(Work::Graph { namespace }, timeout).await? {
@@ -396,7 +369,7 @@ impl Engine {
 
     /// Every namespace's graph as of the latest record the apply stage has taken, with that
     /// record's LSN: what a checkpoint writes. Served by process 0.
-    pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::write::WholeGraph), EngineError> {
+    pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::state::apply::WholeGraph), EngineError> {
         match self.ask_apply_stage(Work::WholeGraph, timeout).await? {
             Reply::WholeGraph(lsn, graph) => Ok((lsn, *graph)),
             _ => Err(EngineError::Shutdown),
@@ -449,7 +422,7 @@ impl Engine {
     }
 
     /// The worker owning a vertex key (and its adjacency): batch reads group keys by it.
-    pub fn owner_of_key(&self, key: &crate::model::VertexKey) -> usize {
+    pub fn owner_of_key(&self, key: &crate::state::model::VertexKey) -> usize {
         use differential_dataflow::hashable::Hashable;
         owner_of(key.hashed(), self.shared.peers)
     }

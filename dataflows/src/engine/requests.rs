@@ -27,10 +27,10 @@ use timely::worker::Worker;
 use tokio::sync::oneshot;
 
 use crate::engine::log::{Ticket, WriteLog};
-use crate::engine::EngineError;
-use crate::model::Lsn;
-use crate::query::{Answer, Indexes, Query};
-use crate::write::{RecordOutcome, WriteRecord};
+use crate::engine::reply::{EngineError, Reply};
+use crate::read::query::{Indexes, Query};
+use crate::state::model::Lsn;
+use crate::state::write::WriteRecord;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Request {
@@ -62,23 +62,6 @@ pub(crate) struct Response {
     pub origin: usize,
     pub id: u64,
     pub reply: Reply,
-}
-
-/// What a request gets back.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Reply {
-    Read(Result<(Lsn, Answer), EngineError>),
-    Write(Result<RecordOutcome, EngineError>),
-    /// PageRank scores, highest first, with the LSN they were computed at.
-    Ranked(Result<crate::engine::algorithms::Ranked, EngineError>),
-    /// Communities, with the LSN they were computed at.
-    Communities(Result<crate::engine::algorithms::Grouped, EngineError>),
-    /// A namespace's whole graph (answered on worker 0, never sent across workers).
-    Graph(crate::engine::NamespaceGraph),
-    /// Every namespace's graph at an LSN (worker 0 only, like `Graph`).
-    WholeGraph(Lsn, Box<crate::write::WholeGraph>),
-    /// The writer process has recovered, with this LSN applied.
-    Recovered(Lsn),
 }
 
 /// What the serve operator shares with its worker's loop.

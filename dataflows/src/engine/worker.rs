@@ -13,17 +13,19 @@ use timely::dataflow::ProbeHandle;
 use timely::progress::Antichain;
 use timely::worker::Worker;
 
-use crate::apply::{ApplyState, Change};
-use crate::engine::algorithms::{self, Algorithm};
+use crate::algorithms::Algorithm;
+use crate::engine::algorithm_runs;
 use crate::engine::graph::{self, GraphInputs};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
-use crate::engine::requests::{self, Reply, Request, Response, ServeState};
+use crate::engine::reply::Reply;
+use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
 use crate::engine::{owner_of, EngineError, Shared, Submission, Work};
-use crate::model::{Lsn, Namespace};
-use crate::query::Indexes;
-use crate::write::RecordOutcome;
+use crate::read::query::Indexes;
+use crate::state::apply::{ApplyState, Change};
+use crate::state::model::{Lsn, Namespace};
+use crate::state::write::RecordOutcome;
 
 /// How long an idle worker parks before it looks at deadlines and compaction again.
 const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -50,7 +52,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         recovered: shared.recovered.clone(),
     };
     let mut request_flow = requests::build(worker, serve_state);
-    let mut algorithm_flow = algorithms::build(worker, indexes.clone());
+    let mut algorithm_flow = algorithm_runs::build(worker, indexes.clone());
     // Algorithm runs waiting for their `min_lsn`: (query, namespace, algorithm, min_lsn, give up at).
     let mut algorithms_waiting: Vec<(u64, Namespace, Algorithm, Lsn, Instant)> = Vec::new();
     let mut next_algorithm_query = 0u64;
@@ -178,13 +180,13 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                 false
             } else if *min_lsn <= applied {
                 for target in 0..shared.peers {
-                    let start = algorithms::Body::Start {
+                    let start = algorithm_runs::Body::Start {
                         origin: index,
                         lsn: applied,
                         namespace: namespace.clone(),
                         algorithm: algorithm.clone(),
                     };
-                    algorithm_flow.input.send(algorithms::Message { target, query: *query, body: start });
+                    algorithm_flow.input.send(algorithm_runs::Message { target, query: *query, body: start });
                 }
                 false
             } else if Instant::now() >= *expires {
@@ -276,7 +278,7 @@ struct Writer {
 
 impl Writer {
     /// Applies one record; false if it was already applied (a replayed duplicate).
-    fn apply(&mut self, lsn: Lsn, record: &crate::write::WriteRecord, ticket: Option<Ticket>) -> bool {
+    fn apply(&mut self, lsn: Lsn, record: &crate::state::write::WriteRecord, ticket: Option<Ticket>) -> bool {
         if lsn <= self.last_lsn {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
             return false;
@@ -298,7 +300,7 @@ impl Writer {
     }
 
     /// Puts back a checkpoint's graph at `lsn`; false if the engine is already past it.
-    fn restore(&mut self, lsn: Lsn, graph: crate::write::WholeGraph) -> bool {
+    fn restore(&mut self, lsn: Lsn, graph: crate::state::apply::WholeGraph) -> bool {
         if lsn <= self.last_lsn {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");
             return false;

@@ -10,13 +10,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use super::registry::{FeedError, Registry};
-use super::thread::{self, ToStanding};
-use crate::apply::{ApplyState, Change};
-use crate::model::Lsn;
-
-/// Messages the subscription thread's inbox holds: each completed LSN is one.
-pub(crate) const INBOX: usize = 65_536;
+use super::registry::{FeedError, Registry, ToStanding, INBOX};
+use super::thread;
+use crate::state::apply::{ApplyState, Change};
+use crate::state::model::Lsn;
 
 pub(crate) struct Hub {
     registry: Arc<Registry>,

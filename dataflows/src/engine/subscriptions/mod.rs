@@ -18,7 +18,7 @@
 //! subscribers have heard of it), and run in one loop with no rounds of progress messages
 //! between workers.
 //!
-//! [`StandingPageRank`]: crate::standing_rank::StandingPageRank
+//! [`StandingPageRank`]: crate::algorithms::standing_page_rank::StandingPageRank
 
 mod hub;
 mod registry;

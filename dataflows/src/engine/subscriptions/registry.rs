@@ -14,12 +14,26 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::{broadcast, watch};
 
-use super::thread::ToStanding;
-
+use crate::algorithms::standing_page_rank::{RankUpdate, SubscriptionParams};
 use crate::engine::wake::Waker;
 use crate::engine::EngineError;
-use crate::model::Lsn;
-use crate::standing_rank::{RankUpdate, SubscriptionParams};
+use crate::state::apply::Change;
+use crate::state::model::{Edge, Lsn, Vertex};
+
+/// Messages the subscription thread's inbox holds: each completed LSN is one.
+pub(crate) const INBOX: usize = 65_536;
+
+/// What worker 0 tells the subscription thread, in order.
+pub(crate) enum ToStanding {
+    /// Build the topic's standing PageRank from the graph at `from`.
+    Start { topic: Arc<Topic>, from: Lsn, vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>> },
+    /// One completed LSN's changes.
+    Changes(Lsn, Arc<Vec<Change>>),
+    /// Every LSN up to this one is complete.
+    Processed(Lsn),
+    /// A topic stopped: look at the topics again.
+    Wake,
+}
 
 /// Why a feed ended.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +114,7 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub fn new(waker: Waker, max_topics: usize) -> Self {
-        let (to_standing, inbox) = crossbeam_channel::bounded(super::hub::INBOX);
+        let (to_standing, inbox) = crossbeam_channel::bounded(INBOX);
         Registry {
             to_standing: Mutex::new(Some(to_standing)),
             inbox: Mutex::new(Some(inbox)),

@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use super::registry::{FeedError, Registry, Topic};
-use crate::apply::Change;
-use crate::model::{Edge, Lsn, Vertex};
-use crate::standing_rank::{RankUpdate, StandingPageRank};
+use super::registry::{FeedError, Registry, ToStanding, Topic, INBOX};
+use crate::algorithms::standing_page_rank::{RankUpdate, StandingPageRank};
+use crate::state::apply::Change;
+use crate::state::model::Lsn;
 
 /// Edge visits one topic's pushes may take before the next topic's turn (about a
 /// millisecond of work).
@@ -27,18 +27,6 @@ pub(crate) const SLICE_VISITS: u64 = 50_000;
 /// Changes a topic may have queued before it is cut off (RESOURCE_EXHAUSTED for its
 /// subscribers): what bounds the thread's memory when a topic cannot keep up.
 pub(crate) const MAX_WAITING_CHANGES: usize = 1_000_000;
-
-/// What worker 0 tells the subscription thread, in order.
-pub(crate) enum ToStanding {
-    /// Build the topic's standing PageRank from the graph at `from`.
-    Start { topic: Arc<Topic>, from: Lsn, vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>> },
-    /// One completed LSN's changes.
-    Changes(Lsn, Arc<Vec<Change>>),
-    /// Every LSN up to this one is complete.
-    Processed(Lsn),
-    /// A topic stopped: look at the topics again.
-    Wake,
-}
 
 /// One topic on the thread.
 struct Live {
@@ -129,7 +117,7 @@ pub(crate) fn run(registry: &Registry, inbox: Receiver<ToStanding>) {
                 Err(_) => return,
             }
         };
-        let arrived = first.into_iter().chain(inbox.try_iter().take(super::hub::INBOX));
+        let arrived = first.into_iter().chain(inbox.try_iter().take(INBOX));
         for message in arrived {
             match message {
                 ToStanding::Start { topic, from, vertices, edges } => {

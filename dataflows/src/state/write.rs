@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Edge, Lsn, Micros, Namespace, Properties, Vertex};
+use crate::state::model::{Edge, Lsn, Micros, Namespace, Properties, Vertex};
 
 /// One write operation (RFC-055's `WALOperation`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -175,14 +175,4 @@ impl RecordOutcome {
     pub fn first_rejection(&self) -> Option<(usize, &Rejection)> {
         self.results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
-}
-
-/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
-/// checkpoint holds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct WholeGraph {
-    pub vertices: Vec<(crate::model::VertexKey, std::sync::Arc<crate::model::Vertex>)>,
-    pub edges: Vec<(crate::model::EdgeKey, std::sync::Arc<crate::model::Edge>)>,
-    /// Oldest first.
-    pub request_ids: Vec<crate::request_ids::Remembered>,
 }

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Edge, Properties, Value, Vertex};
+use crate::state::model::{Edge, Properties, Value, Vertex};
 
 /// How deep property values may nest: a scalar is one level, a list of scalars two.
 ///

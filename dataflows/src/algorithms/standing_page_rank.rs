@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::apply::Change;
-use crate::filter::Filter;
-use crate::incremental::IncrementalPageRank;
-use crate::model::{Edge, Lsn, Namespace, Vertex};
+use crate::algorithms::incremental_page_rank::IncrementalPageRank;
+use crate::read::filter::Filter;
+use crate::state::apply::Change;
+use crate::state::model::{Edge, Lsn, Namespace, Vertex};
 
 /// What a subscriber asks for; subscribers asking the same share one standing PageRank.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,17 @@
 //! networkx. Louvain alternates two phases until nothing moves: every vertex in turn joins
 //! the neighbouring community that raises `Q` most (repeated until no vertex moves), then each
 //! community becomes one vertex of a smaller graph.
+//!
+//! The engine runs it on the worker that took the request, over the members and out-edges
+//! every worker hands in ([`gathered`]): moves are greedy and each depends on the last, so
+//! the gathered graph (a few bytes per edge) is the simple, exact choice.
+
+use super::{Community, Grouped};
+use crate::state::model::Lsn;
+
+/// One worker's part handed in for Louvain: its member ids (a member's index is its
+/// position) and out-edges as (member index, target owner, target index at the owner).
+pub(crate) type Part = (Vec<String>, Vec<(u32, u32, u32)>);
 
 /// An undirected graph of `n` vertices `0..n` at one level of the algorithm.
 struct Level {
@@ -167,6 +178,40 @@ pub fn modularity(edges: &[(u32, u32, f64)], community: &[u32]) -> (f64, Vec<f64
     }
     let parts: Vec<f64> = inside.iter().zip(&degrees).map(|(l, d)| l / m - (d / (2.0 * m)).powi(2)).collect();
     (parts.iter().sum(), parts)
+}
+
+/// Louvain over every worker's part (`parts[worker]`), numbered by worker then member index;
+/// communities named by their smallest member and sorted by it.
+pub(crate) fn gathered(lsn: Lsn, parts: Vec<Part>) -> Grouped {
+    let mut offsets = vec![0u32; parts.len() + 1];
+    for (worker, (ids, _)) in parts.iter().enumerate() {
+        offsets[worker + 1] = offsets[worker] + ids.len() as u32;
+    }
+    let mut names = Vec::with_capacity(offsets.last().copied().unwrap_or(0) as usize);
+    let mut edges = Vec::new();
+    for (worker, (ids, part)) in parts.into_iter().enumerate() {
+        names.extend(ids);
+        edges.extend(
+            part.into_iter().map(|(i, owner, index)| (offsets[worker] + i, offsets[owner as usize] + index, 1.0)),
+        );
+    }
+    let community = louvain(names.len(), &edges);
+    let (modularity, parts) = modularity(&edges, &community);
+    let mut members: Vec<Vec<String>> = vec![Vec::new(); parts.len().max(1)];
+    for (name, c) in names.into_iter().zip(&community) {
+        members[*c as usize].push(name);
+    }
+    let mut communities: Vec<Community> = members
+        .into_iter()
+        .zip(parts.into_iter().chain(std::iter::repeat(0.0)))
+        .filter(|(members, _)| !members.is_empty())
+        .map(|(mut members, modularity)| {
+            members.sort();
+            Community { id: members[0].clone(), members, modularity }
+        })
+        .collect();
+    communities.sort_by(|a, b| a.id.cmp(&b.id));
+    Grouped { lsn, communities, modularity }
 }
 
 #[cfg(test)]

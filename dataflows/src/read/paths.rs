@@ -12,10 +12,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::model::{Edge, Lsn, Namespace, Value};
-use crate::query::Direction;
-use crate::reader::{limit, Move, QueryError, Reader};
-use crate::traverse::Path;
+use crate::read::query::Direction;
+use crate::read::reader::{limit, Move, QueryError, Reader};
+use crate::read::traverse::Path;
+use crate::state::model::{Edge, Lsn, Namespace, Value};
 
 /// The bounds a path query runs under.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,8 +13,8 @@ use differential_dataflow::trace::TraceReader;
 use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
-use crate::filter::Filter;
-use crate::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::read::filter::Filter;
+use crate::state::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
-use crate::filter::Filter;
-use crate::model::{Edge, Lsn, Namespace, Vertex};
-use crate::query::Direction;
-use crate::reader::{limit, Move, QueryError, Reader};
+use crate::read::filter::Filter;
+use crate::read::query::Direction;
+use crate::read::reader::{limit, Move, QueryError, Reader};
+use crate::state::model::{Edge, Lsn, Namespace, Vertex};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Inspect, Probe};
 
-use crate::model::{Edge, Properties, Vertex};
-use crate::write::WriteOp;
+use crate::state::model::{Edge, Properties, Vertex};
+use crate::state::write::WriteOp;
 
 /// A vertex or an edge as a snapshot has it (no timestamps).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -311,11 +311,11 @@ fn create(element: Element) -> WriteOp {
 }
 
 impl Element {
-    pub fn of_vertex(vertex: &crate::model::Vertex) -> Element {
+    pub fn of_vertex(vertex: &crate::state::model::Vertex) -> Element {
         Element::Vertex { id: vertex.id.clone(), label: vertex.label.clone(), properties: vertex.properties.clone() }
     }
 
-    pub fn of_edge(edge: &crate::model::Edge) -> Element {
+    pub fn of_edge(edge: &crate::state::model::Edge) -> Element {
         Element::Edge {
             id: edge.id.clone(),
             label: edge.label.clone(),
@@ -329,7 +329,7 @@ impl Element {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Value;
+    use crate::state::model::Value;
 
     fn vertex(id: &str, label: &str, age: i64) -> Element {
         let properties = [("age".to_string(), Value::Int(age))].into_iter().collect();

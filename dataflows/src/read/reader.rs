@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError};
-use crate::filter::Filter;
-use crate::model::{Edge, Lsn, Namespace, Vertex, VertexKey};
-use crate::query::{Answer, Direction, Query};
+use crate::read::filter::Filter;
+use crate::read::query::{Answer, Direction, Query};
+use crate::state::model::{Edge, Lsn, Namespace, Vertex, VertexKey};
 
 /// Why a multi-step query failed.
 #[derive(Debug, thiserror::Error)]

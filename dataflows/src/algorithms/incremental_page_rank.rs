@@ -50,6 +50,7 @@ pub struct IncrementalPageRank {
 }
 
 impl IncrementalPageRank {
+    #[cfg(test)]
     /// The graph of `vertices` and `edges` (each `(from, to)` a separate edge; both ends must
     /// be among `vertices`), settled.
     pub fn new(
@@ -270,6 +271,7 @@ impl IncrementalPageRank {
         }
     }
 
+    #[cfg(test)]
     /// Pushes until every residual is within the tolerance; returns the edges visited by the
     /// pushes (the work the last changes cost, comparable to a power iteration's edge visits).
     pub fn settle(&mut self) -> u64 {
@@ -316,6 +318,7 @@ impl IncrementalPageRank {
         self.estimate.get(vertex as usize).copied().unwrap_or(0.0)
     }
 
+    #[cfg(test)]
     /// Every present vertex's normalised score.
     pub fn scores(&self) -> Vec<(u32, f64)> {
         (0..self.present.len() as u32).filter_map(|v| self.score(v).map(|s| (v, s))).collect()

@@ -16,8 +16,8 @@ use std::collections::{HashMap, VecDeque};
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Micros, Namespace};
-use crate::write::RecordOutcome;
+use crate::state::model::{Micros, Namespace};
+use crate::state::write::RecordOutcome;
 
 /// How long and how many request ids are remembered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

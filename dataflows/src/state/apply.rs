@@ -9,18 +9,29 @@
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
-use crate::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
-use crate::request_ids::{Remembered, RequestIdLimits, RequestIds};
-use crate::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
+use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
+use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
+use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 /// A change to one of the graph's collections, produced by applying a record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     Vertex(VertexKey, Arc<Vertex>, isize),
     Edge(EdgeKey, Arc<Edge>, isize),
+}
+
+/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
+/// checkpoint holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WholeGraph {
+    pub vertices: Vec<(VertexKey, Arc<Vertex>)>,
+    pub edges: Vec<(EdgeKey, Arc<Edge>)>,
+    /// Oldest first.
+    pub request_ids: Vec<Remembered>,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +66,7 @@ struct Undo {
 }
 
 impl ApplyState {
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
     }
@@ -65,17 +77,19 @@ impl ApplyState {
         ApplyState { limits, request_ids: RequestIds::new(request_ids), ..Self::default() }
     }
 
+    #[cfg(test)]
     pub fn vertex_count(&self) -> usize {
         self.vertices.len()
     }
 
+    #[cfg(test)]
     pub fn edge_count(&self) -> usize {
         self.edges.len()
     }
 
     /// Puts back a whole graph from a checkpoint (into an empty state: no rules are checked,
     /// the checkpoint was a valid graph), appending its updates to `changes`.
-    pub fn restore_checkpoint(&mut self, graph: crate::write::WholeGraph, changes: &mut Vec<Change>) {
+    pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
         for (key, vertex) in graph.vertices {
             changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
             self.vertices.insert(key, VertexEntry { vertex, edges: Vec::new() });
@@ -99,8 +113,8 @@ impl ApplyState {
     }
 
     /// Every vertex and edge of every namespace, as they are now (shared, not copied).
-    pub fn whole_graph(&self) -> crate::write::WholeGraph {
-        crate::write::WholeGraph {
+    pub fn whole_graph(&self) -> WholeGraph {
+        WholeGraph {
             vertices: self.vertices.iter().map(|(k, e)| (k.clone(), e.vertex.clone())).collect(),
             edges: self.edges.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
             request_ids: self.request_ids.remembered(),
@@ -385,7 +399,7 @@ fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Properties, Value};
+    use crate::state::model::{Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
         WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None }
