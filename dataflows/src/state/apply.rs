@@ -2,16 +2,21 @@
 //! differential updates (retract the old version, insert the new one).
 //!
 //! It runs on one worker, in log order, so that every server following a log decides every
-//! record alike. It keeps the current version of each vertex and edge (the same `Arc` the
-//! arrangements hold, so nothing is stored twice in a process) and, per vertex, the ids of its
-//! edges, which is what the rules need: existence, endpoints, and edges for `cascade`.
+//! record alike. It keeps only what the rules need, per namespace: each vertex and edge
+//! numbered densely ([`crate::state::ids`]) with its string id indexed once, each edge's
+//! endpoints, and the incidence of edges on vertices as one ordered set of (vertex, edge)
+//! pairs, so that a vertex's edges are a range (a cascade delete is linear in the degree,
+//! however many edges its neighbours have). Vertices and edges are the `Arc`s the
+//! arrangements hold, so nothing is stored twice in a process: they are what a change
+//! retracts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
+use crate::state::ids::{DenseId, Keyed, Numbered, Slab};
 use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
 use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
@@ -34,35 +39,53 @@ pub struct WholeGraph {
     pub request_ids: Vec<Remembered>,
 }
 
-#[derive(Clone, Debug)]
-struct VertexEntry {
-    vertex: Arc<Vertex>,
-    /// Ids of the edges out of and into this vertex (a self-loop once).
-    edges: Vec<String>,
+struct VertexSlot(Arc<Vertex>);
+
+impl Keyed for VertexSlot {
+    fn key(&self) -> &str {
+        &self.0.id
+    }
+}
+
+#[derive(Clone)]
+struct EdgeSlot {
+    edge: Arc<Edge>,
+    from: DenseId,
+    to: DenseId,
+}
+
+impl Keyed for EdgeSlot {
+    fn key(&self) -> &str {
+        &self.edge.id
+    }
+}
+
+/// One namespace's graph as the rules need it.
+#[derive(Default)]
+struct NamespaceState {
+    vertices: Slab<VertexSlot>,
+    edges: Slab<EdgeSlot>,
+    /// (vertex, edge) for each endpoint of each edge (a self-loop once).
+    incidence: BTreeSet<(DenseId, DenseId)>,
+}
+
+/// One step an atomic record took, kept so that a rejection can take it back.
+enum Step {
+    VertexCreated(Numbered),
+    VertexUpdated(DenseId, Arc<Vertex>),
+    VertexDeleted(DenseId, VertexSlot),
+    EdgeCreated(Numbered),
+    EdgeDeleted(DenseId, EdgeSlot),
 }
 
 /// The current graph as the apply stage needs it.
 #[derive(Default)]
 pub struct ApplyState {
-    // foldhash rather than SipHash: these maps are on the write path of every record, and
-    // their keys come from the log, not from an adversary choosing hash collisions per server.
-    vertices: HashMap<VertexKey, VertexEntry, RandomState>,
-    edges: HashMap<EdgeKey, Arc<Edge>, RandomState>,
+    // foldhash rather than SipHash: this map is on the write path of every record, and
+    // its keys come from the log, not from an adversary choosing hash collisions per server.
+    namespaces: HashMap<Namespace, NamespaceState, RandomState>,
     limits: ElementLimits,
     request_ids: RequestIds,
-}
-
-/// What an atomic record touched, as it was before, so that a rejection can restore it.
-///
-/// Vertex bodies and edges are remembered as they were; a vertex's list of edges is not
-/// copied (a hub's list is long, and a batch of edges touches the hub in every batch) but
-/// restored by undoing each addition and removal made to it.
-#[derive(Default)]
-struct Undo {
-    vertices: HashMap<VertexKey, Option<Arc<Vertex>>>,
-    edges: HashMap<EdgeKey, Option<Arc<Edge>>>,
-    /// (vertex, edge id, whether it was added) in the order made.
-    incidence: Vec<(VertexKey, String, bool)>,
 }
 
 impl ApplyState {
@@ -79,32 +102,43 @@ impl ApplyState {
 
     #[cfg(test)]
     pub fn vertex_count(&self) -> usize {
-        self.vertices.len()
+        self.namespaces.values().map(|state| state.vertices.len()).sum()
     }
 
     #[cfg(test)]
     pub fn edge_count(&self) -> usize {
-        self.edges.len()
+        self.namespaces.values().map(|state| state.edges.len()).sum()
+    }
+
+    /// The dense id of a vertex of the default namespace.
+    #[cfg(test)]
+    fn dense_vertex(&self, id: &str) -> Option<DenseId> {
+        self.namespaces.get(&Namespace::default())?.vertices.find(id)
     }
 
     /// Puts back a whole graph from a checkpoint (into an empty state: no rules are checked,
     /// the checkpoint was a valid graph), appending its updates to `changes`.
     pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
         for (key, vertex) in graph.vertices {
-            changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
-            self.vertices.insert(key, VertexEntry { vertex, edges: Vec::new() });
+            let state = self.namespaces.entry(key.namespace.clone()).or_default();
+            if state.vertices.find(&vertex.id).is_none() {
+                changes.push(Change::Vertex(key, vertex.clone(), 1));
+                state.vertices.insert(VertexSlot(vertex));
+            }
         }
         for (key, edge) in graph.edges {
-            let from = VertexKey::new(&key.namespace, &edge.from);
-            let to = VertexKey::new(&key.namespace, &edge.to);
-            let endpoints = if from == to { vec![from] } else { vec![from, to] };
-            for endpoint in endpoints {
-                if let Some(entry) = self.vertices.get_mut(&endpoint) {
-                    entry.edges.push(key.id.clone());
-                }
+            let state = self.namespaces.entry(key.namespace.clone()).or_default();
+            let (Some(from), Some(to)) = (state.vertices.find(&edge.from), state.vertices.find(&edge.to)) else {
+                tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
+                continue;
+            };
+            if state.edges.find(&edge.id).is_some() {
+                continue;
             }
-            changes.push(Change::Edge(key.clone(), edge.clone(), 1));
-            self.edges.insert(key, edge);
+            changes.push(Change::Edge(key, edge.clone(), 1));
+            let id = state.edges.insert(EdgeSlot { edge, from, to }).id();
+            state.incidence.insert((from, id));
+            state.incidence.insert((to, id));
         }
         for remembered in graph.request_ids {
             let Remembered { namespace, request_id, timestamp, outcome } = remembered;
@@ -114,18 +148,24 @@ impl ApplyState {
 
     /// Every vertex and edge of every namespace, as they are now (shared, not copied).
     pub fn whole_graph(&self) -> WholeGraph {
-        WholeGraph {
-            vertices: self.vertices.iter().map(|(k, e)| (k.clone(), e.vertex.clone())).collect(),
-            edges: self.edges.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
-            request_ids: self.request_ids.remembered(),
+        let mut whole = WholeGraph { request_ids: self.request_ids.remembered(), ..WholeGraph::default() };
+        for (namespace, state) in &self.namespaces {
+            whole
+                .vertices
+                .extend(state.vertices.iter().map(|(_, slot)| (VertexKey::new(namespace, &slot.0.id), slot.0.clone())));
+            whole.edges.extend(
+                state.edges.iter().map(|(_, slot)| (EdgeKey::new(namespace, &slot.edge.id), slot.edge.clone())),
+            );
         }
+        whole
     }
 
     /// The vertices and edges of one namespace, as they are now (shared, not copied).
     pub fn namespace_graph(&self, namespace: &Namespace) -> (Vec<Arc<Vertex>>, Vec<Arc<Edge>>) {
-        let vertices = self.vertices.iter().filter(|(k, _)| k.namespace == *namespace).map(|(_, e)| e.vertex.clone());
-        let edges = self.edges.iter().filter(|(k, _)| k.namespace == *namespace).map(|(_, e)| e.clone());
-        (vertices.collect(), edges.collect())
+        let Some(state) = self.namespaces.get(namespace) else { return Default::default() };
+        let vertices = state.vertices.iter().map(|(_, slot)| slot.0.clone()).collect();
+        let edges = state.edges.iter().map(|(_, slot)| slot.edge.clone()).collect();
+        (vertices, edges)
     }
 
     /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
@@ -145,69 +185,58 @@ impl ApplyState {
 
     fn apply_ops(&mut self, lsn: Lsn, record: &WriteRecord, changes: &mut Vec<Change>) -> RecordOutcome {
         let start = changes.len();
-        let mut undo = if record.atomic { Some(Undo::default()) } else { None };
+        let mut steps = Vec::new();
+        let mut undo = record.atomic.then_some(&mut steps);
+        let limits = self.limits;
+        let ns = &record.namespace;
+        let state = self.namespaces.entry(ns.clone()).or_default();
         let mut results = Vec::with_capacity(record.ops.len());
         for op in &record.ops {
-            let result = self.apply_op(&record.namespace, record.timestamp, op, changes, undo.as_mut());
+            let result = state.apply_op(ns, record.timestamp, op, &limits, changes, &mut undo);
             let rejected = result.is_err();
             results.push(result);
-            if rejected {
-                if let Some(undo) = undo.take() {
-                    self.restore(undo);
-                    changes.truncate(start);
-                    break;
-                }
+            if rejected && record.atomic {
+                state.undo(steps);
+                changes.truncate(start);
+                break;
             }
         }
         RecordOutcome { lsn, results }
     }
+}
 
-    fn restore(&mut self, undo: Undo) {
-        // Bodies first, so that a deleted vertex exists again to take back its edge ids.
-        for (key, before) in &undo.vertices {
-            if let Some(vertex) = before {
-                match self.vertices.get_mut(key) {
-                    Some(entry) => entry.vertex = vertex.clone(),
-                    None => {
-                        self.vertices.insert(key.clone(), VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
+impl NamespaceState {
+    /// Takes back an atomic record's steps, last first: every number and index as before.
+    fn undo(&mut self, steps: Vec<Step>) {
+        for step in steps.into_iter().rev() {
+            match step {
+                Step::VertexCreated(numbered) => {
+                    self.vertices.uninsert(numbered);
+                }
+                Step::VertexUpdated(id, before) => {
+                    if let Some(slot) = self.vertices.get_mut(id) {
+                        slot.0 = before;
                     }
+                }
+                Step::VertexDeleted(id, slot) => self.vertices.unremove(id, slot),
+                Step::EdgeCreated(numbered) => {
+                    if let Some(slot) = self.edges.uninsert(numbered) {
+                        self.incidence.remove(&(slot.from, numbered.id()));
+                        self.incidence.remove(&(slot.to, numbered.id()));
+                    }
+                }
+                Step::EdgeDeleted(id, slot) => {
+                    self.incidence.insert((slot.from, id));
+                    self.incidence.insert((slot.to, id));
+                    self.edges.unremove(id, slot);
                 }
             }
         }
-        for (key, edge_id, added) in undo.incidence.into_iter().rev() {
-            if let Some(entry) = self.vertices.get_mut(&key) {
-                if added {
-                    if let Some(pos) = entry.edges.iter().position(|e| *e == edge_id) {
-                        entry.edges.swap_remove(pos);
-                    }
-                } else {
-                    entry.edges.push(edge_id);
-                }
-            }
-        }
-        for (key, before) in undo.vertices {
-            if before.is_none() {
-                self.vertices.remove(&key);
-            }
-        }
-        for (key, before) in undo.edges {
-            match before {
-                Some(edge) => self.edges.insert(key, edge),
-                None => self.edges.remove(&key),
-            };
-        }
     }
 
-    fn remember_vertex(&self, undo: &mut Option<&mut Undo>, key: &VertexKey) {
-        if let Some(undo) = undo {
-            undo.vertices.entry(key.clone()).or_insert_with(|| self.vertices.get(key).map(|e| e.vertex.clone()));
-        }
-    }
-
-    fn remember_edge(&self, undo: &mut Option<&mut Undo>, key: &EdgeKey) {
-        if let Some(undo) = undo {
-            undo.edges.entry(key.clone()).or_insert_with(|| self.edges.get(key).cloned());
-        }
+    /// The edges at vertex `id`, in and out.
+    fn edges_at(&self, id: DenseId) -> impl Iterator<Item = DenseId> + '_ {
+        self.incidence.range((id, 0)..=(id, DenseId::MAX)).map(|&(_, edge)| edge)
     }
 
     /// Checks one operation, and only if it passes, changes the state: an operation is
@@ -217,14 +246,19 @@ impl ApplyState {
         ns: &Namespace,
         now: i64,
         op: &WriteOp,
+        limits: &ElementLimits,
         changes: &mut Vec<Change>,
-        mut undo: Option<&mut Undo>,
+        undo: &mut Option<&mut Vec<Step>>,
     ) -> Result<OpEffect, Rejection> {
+        let mut record = |step: Step| {
+            if let Some(undo) = undo.as_mut() {
+                undo.push(step);
+            }
+        };
         match op {
             WriteOp::CreateVertex { id, label, properties } => {
                 require_id("vertex id", id)?;
-                let key = VertexKey::new(ns, id);
-                if self.vertices.contains_key(&key) {
+                if self.vertices.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
                 let vertex = Arc::new(Vertex {
@@ -234,20 +268,20 @@ impl ApplyState {
                     created_at: now,
                     updated_at: now,
                 });
-                self.check_element("vertex", id, vertex.measure())?;
-                self.remember_vertex(&mut undo, &key);
-                changes.push(Change::Vertex(key.clone(), vertex.clone(), 1));
-                self.vertices.insert(key, VertexEntry { vertex: vertex.clone(), edges: Vec::new() });
+                check_element(limits, "vertex", id, vertex.measure())?;
+                changes.push(Change::Vertex(VertexKey::new(ns, id), vertex.clone(), 1));
+                record(Step::VertexCreated(self.vertices.insert(VertexSlot(vertex.clone()))));
                 Ok(OpEffect::Vertex(vertex))
             }
             WriteOp::UpdateVertex { id, properties, merge, label } => {
                 require_id("vertex id", id)?;
-                let key = VertexKey::new(ns, id);
-                let Some(entry) = self.vertices.get(&key) else {
+                let Some(dense) = self.vertices.find(id) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                let old = entry.vertex.clone();
-                let mut updated = Vertex::clone(&old);
+                let Some(slot) = self.vertices.get_mut(dense) else {
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
+                };
+                let mut updated = Vertex::clone(&slot.0);
                 if let Some(label) = label {
                     updated.label = label.clone();
                 }
@@ -258,58 +292,51 @@ impl ApplyState {
                 }
                 updated.updated_at = now;
                 // The element as it would be: a merge can push it past the limit.
-                self.check_element("vertex", id, updated.measure())?;
+                check_element(limits, "vertex", id, updated.measure())?;
                 let updated = Arc::new(updated);
-                self.remember_vertex(&mut undo, &key);
-                changes.push(Change::Vertex(key.clone(), old, -1));
-                changes.push(Change::Vertex(key.clone(), updated.clone(), 1));
-                if let Some(entry) = self.vertices.get_mut(&key) {
-                    entry.vertex = updated.clone();
-                }
+                let old = std::mem::replace(&mut slot.0, updated.clone());
+                let key = VertexKey::new(ns, id);
+                changes.push(Change::Vertex(key.clone(), old.clone(), -1));
+                changes.push(Change::Vertex(key, updated.clone(), 1));
+                record(Step::VertexUpdated(dense, old));
                 Ok(OpEffect::Vertex(updated))
             }
             WriteOp::DeleteVertex { id, cascade } => {
                 require_id("vertex id", id)?;
-                let key = VertexKey::new(ns, id);
-                let Some(entry) = self.vertices.get(&key) else {
+                let Some(dense) = self.vertices.find(id) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                if !entry.edges.is_empty() && !cascade {
+                let edges: Vec<DenseId> = self.edges_at(dense).collect();
+                if !edges.is_empty() && !cascade {
                     return Err(reject(
                         RejectKind::FailedPrecondition,
-                        format!("vertex {id:?} has {} edges; delete them first or set cascade", entry.edges.len()),
+                        format!("vertex {id:?} has {} edges; delete them first or set cascade", edges.len()),
                     ));
                 }
-                let edge_ids = entry.edges.clone();
-                for edge_id in &edge_ids {
-                    self.remove_edge(&EdgeKey::new(ns, edge_id), changes, &mut undo);
+                for &edge in &edges {
+                    if let Some(step) = self.remove_edge(ns, edge, changes) {
+                        record(step);
+                    }
                 }
-                self.remember_vertex(&mut undo, &key);
-                if let Some(entry) = self.vertices.remove(&key) {
-                    changes.push(Change::Vertex(key, entry.vertex, -1));
+                if let Some(slot) = self.vertices.remove(dense) {
+                    changes.push(Change::Vertex(VertexKey::new(ns, id), slot.0.clone(), -1));
+                    record(Step::VertexDeleted(dense, slot));
                 }
-                Ok(OpEffect::VertexDeleted { edges_deleted: edge_ids.len() as u64 })
+                Ok(OpEffect::VertexDeleted { edges_deleted: edges.len() as u64 })
             }
             WriteOp::CreateEdge { id, label, from, to, properties } => {
                 require_id("edge id", id)?;
                 require_id("from_vertex_id", from)?;
                 require_id("to_vertex_id", to)?;
-                let key = EdgeKey::new(ns, id);
-                if self.edges.contains_key(&key) {
+                if self.edges.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("edge {id:?} already exists")));
                 }
-                let from_key = VertexKey::new(ns, from);
-                let to_key = VertexKey::new(ns, to);
-                for (field, endpoint, endpoint_key) in
-                    [("from_vertex_id", from, &from_key), ("to_vertex_id", to, &to_key)]
-                {
-                    if !self.vertices.contains_key(endpoint_key) {
-                        return Err(reject(
-                            RejectKind::FailedPrecondition,
-                            format!("{field}: vertex {endpoint:?} does not exist"),
-                        ));
-                    }
-                }
+                let endpoint = |field: &str, endpoint: &String| {
+                    self.vertices.find(endpoint).ok_or_else(|| {
+                        reject(RejectKind::FailedPrecondition, format!("{field}: vertex {endpoint:?} does not exist"))
+                    })
+                };
+                let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
                 let edge = Arc::new(Edge {
                     id: id.clone(),
                     label: label.clone(),
@@ -318,70 +345,52 @@ impl ApplyState {
                     properties: properties.clone(),
                     created_at: now,
                 });
-                self.check_element("edge", id, edge.measure())?;
-                self.remember_edge(&mut undo, &key);
-                changes.push(Change::Edge(key.clone(), edge.clone(), 1));
-                self.edges.insert(key, edge.clone());
-                let endpoints = if from == to { vec![from_key] } else { vec![from_key, to_key] };
-                for endpoint in endpoints {
-                    if let Some(entry) = self.vertices.get_mut(&endpoint) {
-                        entry.edges.push(id.clone());
-                        if let Some(undo) = undo.as_mut() {
-                            undo.incidence.push((endpoint, id.clone(), true));
-                        }
-                    }
-                }
+                check_element(limits, "edge", id, edge.measure())?;
+                changes.push(Change::Edge(EdgeKey::new(ns, id), edge.clone(), 1));
+                let numbered = self.edges.insert(EdgeSlot { edge: edge.clone(), from: from_id, to: to_id });
+                self.incidence.insert((from_id, numbered.id()));
+                self.incidence.insert((to_id, numbered.id()));
+                record(Step::EdgeCreated(numbered));
                 Ok(OpEffect::Edge(edge))
             }
             WriteOp::DeleteEdge { id } => {
                 require_id("edge id", id)?;
-                let key = EdgeKey::new(ns, id);
-                if !self.edges.contains_key(&key) {
+                let Some(dense) = self.edges.find(id) else {
                     return Err(reject(RejectKind::NotFound, format!("edge {id:?} not found")));
+                };
+                if let Some(step) = self.remove_edge(ns, dense, changes) {
+                    record(step);
                 }
-                self.remove_edge(&key, changes, &mut undo);
                 Ok(OpEffect::EdgeDeleted)
             }
         }
     }
 
-    fn remove_edge(&mut self, key: &EdgeKey, changes: &mut Vec<Change>, undo: &mut Option<&mut Undo>) {
-        self.remember_edge(undo, key);
-        let Some(edge) = self.edges.remove(key) else {
-            return;
-        };
-        for endpoint in [&edge.from, &edge.to] {
-            let vkey = VertexKey::new(&key.namespace, endpoint);
-            if let Some(entry) = self.vertices.get_mut(&vkey) {
-                if let Some(pos) = entry.edges.iter().position(|e| *e == key.id) {
-                    entry.edges.swap_remove(pos);
-                    if let Some(undo) = undo.as_mut() {
-                        undo.incidence.push((vkey, key.id.clone(), false));
-                    }
-                }
-            }
-        }
-        changes.push(Change::Edge(key.clone(), edge, -1));
+    /// Removes edge `id` and its incidence; the step that takes it back.
+    fn remove_edge(&mut self, ns: &Namespace, id: DenseId, changes: &mut Vec<Change>) -> Option<Step> {
+        let slot = self.edges.remove(id)?;
+        self.incidence.remove(&(slot.from, id));
+        self.incidence.remove(&(slot.to, id));
+        changes.push(Change::Edge(EdgeKey::new(ns, &slot.edge.id), slot.edge.clone(), -1));
+        Some(Step::EdgeDeleted(id, slot))
     }
 }
 
-impl ApplyState {
-    /// The element a write would leave, held to the limits in one walk of its values: the
-    /// size is the config's; the depth the decoders' already, and records built in memory
-    /// are held to it too, or the log would take a record replay could not decode.
-    fn check_element(&self, what: &str, id: &str, measure: Measure) -> Result<(), Rejection> {
-        if measure.depth > MAX_VALUE_DEPTH {
-            return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
-        }
-        let max = self.limits.max_element_bytes;
-        if measure.bytes > max {
-            return Err(reject(
-                RejectKind::ResourceExhausted,
-                format!("{what} {id:?} would take {} bytes, beyond max_element_bytes ({max})", measure.bytes),
-            ));
-        }
-        Ok(())
+/// The element a write would leave, held to the limits in one walk of its values: the
+/// size is the config's; the depth the decoders' already, and records built in memory
+/// are held to it too, or the log would take a record replay could not decode.
+fn check_element(limits: &ElementLimits, what: &str, id: &str, measure: Measure) -> Result<(), Rejection> {
+    if measure.depth > MAX_VALUE_DEPTH {
+        return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
     }
+    let max = limits.max_element_bytes;
+    if measure.bytes > max {
+        return Err(reject(
+            RejectKind::ResourceExhausted,
+            format!("{what} {id:?} would take {} bytes, beyond max_element_bytes ({max})", measure.bytes),
+        ));
+    }
+    Ok(())
 }
 
 fn reject(kind: RejectKind, message: String) -> Rejection {
@@ -476,6 +485,55 @@ mod tests {
         let outcome =
             state.apply(4, &record(false, vec![WriteOp::DeleteVertex { id: "a".into(), cascade: true }]), &mut changes);
         assert_eq!(outcome.results[0], Ok(OpEffect::VertexDeleted { edges_deleted: 2 }));
+    }
+
+    #[test]
+    fn a_rejected_atomic_record_leaves_the_numbering_as_it_was() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        state.apply(1, &record(true, vec![vertex("a"), vertex("b"), vertex("c")]), &mut changes);
+        state.apply(2, &record(true, vec![WriteOp::DeleteVertex { id: "b".into(), cascade: false }]), &mut changes);
+        let fails = record(
+            true,
+            vec![
+                vertex("x"),
+                edge("e", "a", "c"),
+                WriteOp::DeleteVertex { id: "c".into(), cascade: true },
+                vertex("y"),
+                vertex("a"),
+            ],
+        );
+        assert!(state.apply(3, &fails, &mut changes).first_rejection().is_some());
+        assert_eq!(state.dense_vertex("c"), Some(2));
+        // As if the rejected record had never been: b's number is the one free.
+        state.apply(4, &record(true, vec![vertex("z"), vertex("w")]), &mut changes);
+        assert_eq!((state.dense_vertex("z"), state.dense_vertex("w")), (Some(1), Some(3)));
+    }
+
+    #[test]
+    fn cascade_deletes_only_the_vertex_own_edges() {
+        let mut state = ApplyState::new();
+        let mut changes = Vec::new();
+        let mut ops = vec![vertex("hub")];
+        for i in 0..100 {
+            ops.push(vertex(&format!("v{i}")));
+            ops.push(edge(&format!("e{i}"), &format!("v{i}"), "hub"));
+        }
+        ops.push(edge("loop", "v0", "v0"));
+        state.apply(1, &record(true, ops), &mut changes);
+        let outcome = state.apply(
+            2,
+            &record(false, vec![WriteOp::DeleteVertex { id: "v0".into(), cascade: true }]),
+            &mut changes,
+        );
+        assert_eq!(outcome.results[0], Ok(OpEffect::VertexDeleted { edges_deleted: 2 }));
+        let outcome = state.apply(
+            3,
+            &record(false, vec![WriteOp::DeleteVertex { id: "hub".into(), cascade: false }]),
+            &mut changes,
+        );
+        let (_, rejection) = outcome.first_rejection().expect("the hub still has edges");
+        assert!(rejection.message.contains("has 99 edges"), "{}", rejection.message);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Nothing here knows timely's runtime except `snapshot_diff`, which runs its own.
 
 pub mod apply;
+pub mod ids;
 pub mod limits;
 pub mod model;
 pub mod request_ids;

@@ -1,0 +1,185 @@
+//! Dense ids: every vertex and edge of a namespace numbered `0..n` when it is created, and
+//! the index from its string id (RFC-055's, what the API speaks) to that number.
+//!
+//! Numbers come from the log alone: a new element takes the most recently freed number, or
+//! the next one past the end. Every server that applies the same records in the same order,
+//! undoing a rejected atomic record's steps in reverse, numbers alike.
+//!
+//! The index stores only numbers: the string lives in the element the [`Slab`] holds, and
+//! the table hashes it through the slab. So a string id is kept once, in the element.
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+/// An element's number within its namespace.
+pub type DenseId = u32;
+
+/// Anything numbered by string id.
+pub trait Keyed {
+    fn key(&self) -> &str;
+}
+
+/// Elements by dense id, with the free numbers reused last-freed first.
+pub struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<DenseId>,
+    /// String id → dense id, hashing the string the slot holds.
+    index: HashTable<DenseId>,
+    hasher: FixedState,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { slots: Vec::new(), free: Vec::new(), index: HashTable::new(), hasher: FixedState::default() }
+    }
+}
+
+/// How an element was numbered, so that undoing it restores the free list exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numbered {
+    /// A number past the end.
+    Fresh(DenseId),
+    /// The most recently freed number.
+    Reused(DenseId),
+}
+
+impl Numbered {
+    pub fn id(self) -> DenseId {
+        match self {
+            Numbered::Fresh(id) | Numbered::Reused(id) => id,
+        }
+    }
+}
+
+impl<T: Keyed> Slab<T> {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The dense id of the element with string id `key`.
+    pub fn find(&self, key: &str) -> Option<DenseId> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        self.index.find(hash, |&id| slots[id as usize].as_ref().is_some_and(|slot| slot.key() == key)).copied()
+    }
+
+    pub fn get_mut(&mut self, id: DenseId) -> Option<&mut T> {
+        self.slots.get_mut(id as usize)?.as_mut()
+    }
+
+    /// Numbers `element`, whose string id must be new here.
+    pub fn insert(&mut self, element: T) -> Numbered {
+        let hash = self.hasher.hash_one(element.key());
+        let numbered = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(element);
+                Numbered::Reused(id)
+            }
+            None => {
+                self.slots.push(Some(element));
+                Numbered::Fresh((self.slots.len() - 1) as DenseId)
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, numbered.id(), |&id| rehash(slots, hasher, id));
+        numbered
+    }
+
+    /// Removes the element numbered `id`, freeing the number.
+    pub fn remove(&mut self, id: DenseId) -> Option<T> {
+        let element = self.slots.get_mut(id as usize)?.take()?;
+        self.unindex(element.key(), id);
+        self.free.push(id);
+        Some(element)
+    }
+
+    /// Undoes `insert`: the element goes and the number returns to where it came from.
+    pub fn uninsert(&mut self, numbered: Numbered) -> Option<T> {
+        let id = numbered.id();
+        let element = self.slots.get_mut(id as usize)?.take()?;
+        self.unindex(element.key(), id);
+        match numbered {
+            Numbered::Fresh(_) => {
+                self.slots.pop();
+            }
+            Numbered::Reused(_) => self.free.push(id),
+        }
+        Some(element)
+    }
+
+    /// Undoes `remove`: the element is back under its number, which was the last freed.
+    pub fn unremove(&mut self, id: DenseId, element: T) {
+        debug_assert_eq!(self.free.last(), Some(&id));
+        self.free.pop();
+        let hash = self.hasher.hash_one(element.key());
+        self.slots[id as usize] = Some(element);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, id, |&id| rehash(slots, hasher, id));
+    }
+
+    /// Every element with its dense id.
+    pub fn iter(&self) -> impl Iterator<Item = (DenseId, &T)> {
+        self.slots.iter().enumerate().filter_map(|(id, slot)| Some((id as DenseId, slot.as_ref()?)))
+    }
+
+    fn unindex(&mut self, key: &str, id: DenseId) {
+        let hash = self.hasher.hash_one(key);
+        if let Ok(entry) = self.index.find_entry(hash, |&candidate| candidate == id) {
+            entry.remove();
+        }
+    }
+}
+
+fn rehash<T: Keyed>(slots: &[Option<T>], hasher: &FixedState, id: DenseId) -> u64 {
+    slots[id as usize].as_ref().map_or(0, |slot| hasher.hash_one(slot.key()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(String);
+
+    impl Keyed for Named {
+        fn key(&self) -> &str {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn numbers_are_dense_reused_last_freed_first_and_undone_exactly() {
+        let mut slab = Slab::default();
+        let ids: Vec<Numbered> = ["a", "b", "c"].iter().map(|k| slab.insert(Named(k.to_string()))).collect();
+        assert_eq!(ids, vec![Numbered::Fresh(0), Numbered::Fresh(1), Numbered::Fresh(2)]);
+        assert_eq!(slab.find("b"), Some(1));
+        slab.remove(0);
+        slab.remove(2);
+        assert_eq!((slab.find("a"), slab.len()), (None, 1));
+        let d = slab.insert(Named("d".into()));
+        assert_eq!(d, Numbered::Reused(2), "the last freed first");
+        slab.uninsert(d);
+        slab.unremove(2, Named("c".into()));
+        assert_eq!(slab.insert(Named("e".into())), Numbered::Reused(0), "the free list as it was");
+        assert_eq!((slab.find("c"), slab.find("e"), slab.find("d")), (Some(2), Some(0), None));
+        let f = slab.insert(Named("f".into()));
+        assert_eq!(f, Numbered::Fresh(3));
+        slab.uninsert(f);
+        assert_eq!(slab.insert(Named("g".into())), Numbered::Fresh(3), "a fresh number given back");
+    }
+
+    #[test]
+    fn the_index_survives_growth() {
+        let mut slab = Slab::default();
+        for i in 0..10_000 {
+            slab.insert(Named(format!("v{i}")));
+        }
+        for i in (0..10_000).step_by(3) {
+            slab.remove(slab.find(&format!("v{i}")).unwrap());
+        }
+        for i in 0..10_000 {
+            assert_eq!(slab.find(&format!("v{i}")).is_some(), i % 3 != 0, "v{i}");
+        }
+    }
+}
