@@ -65,6 +65,10 @@ impl<T: Keyed> Slab<T> {
         self.index.find(hash, |&id| slots[id as usize].as_ref().is_some_and(|slot| slot.key() == key)).copied()
     }
 
+    pub fn get(&self, id: DenseId) -> Option<&T> {
+        self.slots.get(id as usize)?.as_ref()
+    }
+
     pub fn get_mut(&mut self, id: DenseId) -> Option<&mut T> {
         self.slots.get_mut(id as usize)?.as_mut()
     }
