@@ -31,7 +31,7 @@ impl Compression {
 impl Encoding {
     /// By the first decompressed bytes: JSON lines start with `{` and then `"` or `}` (after
     /// any whitespace). A protobuf stream may start with 0x7b too (a record of 123 bytes), but
-    /// then a field tag follows (0x0a, 0x12 or 0x1a), never a quote or a brace.
+    /// then a field tag follows (0x0a, 0x12, 0x1a or 0x2a), never a quote or a brace.
     pub fn detect(head: &[u8]) -> Encoding {
         let mut bytes = head.iter().filter(|b| !b.is_ascii_whitespace());
         match (bytes.next(), bytes.next()) {

@@ -19,7 +19,9 @@ pub(crate) fn item_from_proto(record: SnapshotRecord) -> Result<SnapshotItem, St
         Some(snapshot_record::Record::Metadata(metadata)) => Ok(SnapshotItem::Section(section(metadata))),
         Some(snapshot_record::Record::Vertex(vertex)) => Ok(SnapshotItem::Vertex(vertex_from_proto(vertex)?)),
         Some(snapshot_record::Record::Edge(edge)) => Ok(SnapshotItem::Edge(edge_from_proto(edge)?)),
-        Some(snapshot_record::Record::Request(request)) => Ok(SnapshotItem::Request(request_from_proto(request)?)),
+        Some(snapshot_record::Record::Request(request) | snapshot_record::Record::RequestField4(request)) => {
+            Ok(SnapshotItem::Request(request_from_proto(request)?))
+        }
         None => Err("unknown record type (neither metadata, vertex, edge nor request)".into()),
     }
 }

@@ -3,8 +3,8 @@
 
 use prism_dataflows::Value;
 use prism_snapshots::{
-    Compression, Encoding, Section, SnapshotEdge, SnapshotError, SnapshotItem, SnapshotReader, SnapshotVertex,
-    SnapshotWriter,
+    Compression, Encoding, Section, SnapshotEdge, SnapshotError, SnapshotItem, SnapshotReader, SnapshotRequest,
+    SnapshotVertex, SnapshotWriter,
 };
 
 fn items() -> Vec<SnapshotItem> {
@@ -73,6 +73,40 @@ fn every_format_round_trips_and_is_told_by_its_bytes() {
             let (reader, read_back) = read(write(&items(), encoding, compression));
             assert_eq!(read_back.unwrap(), items(), "{encoding:?} {compression:?}");
             assert_eq!((reader.encoding(), reader.compression()), (encoding, compression));
+        }
+    }
+}
+
+/// A protobuf stream opens with its first record's length: 123 is `{`, which JSON lines open
+/// with too. Whatever record follows, its tag byte is never the quote JSON would go on with.
+#[test]
+fn a_protobuf_stream_opening_with_a_123_byte_record_is_protobuf() {
+    for first in 0..3 {
+        let mut pad = 0;
+        loop {
+            let item = match first {
+                0 => SnapshotItem::Request(SnapshotRequest {
+                    request_id: "r".repeat(pad),
+                    lsn: 1,
+                    timestamp: 2,
+                    results: Vec::new(),
+                }),
+                1 => SnapshotItem::Vertex(SnapshotVertex {
+                    id: "v".repeat(pad),
+                    label: "L".into(),
+                    ..Default::default()
+                }),
+                _ => SnapshotItem::Section(Section { snapshot_id: "s".repeat(pad), ..Default::default() }),
+            };
+            let bytes = write(std::slice::from_ref(&item), Encoding::Protobuf, Compression::None);
+            if bytes[0] == b'{' {
+                let (reader, read_back) = read(bytes);
+                assert_eq!(reader.encoding(), Encoding::Protobuf, "record {first}");
+                assert_eq!(read_back.unwrap(), vec![item]);
+                break;
+            }
+            assert!(bytes[0] < b'{', "record {first}: no padding gives a 123-byte record");
+            pad += 1;
         }
     }
 }
