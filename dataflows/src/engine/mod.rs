@@ -72,7 +72,15 @@ pub struct EngineConfig {
     pub max_standing_page_ranks: usize,
     /// How long and how many request ids the apply stage remembers.
     pub request_ids: crate::state::request_ids::RequestIdLimits,
+    /// Gives the memory freed on the calling thread back to the system. Every worker calls
+    /// it about every [`RELEASE_MEMORY_EVERY`]: arrangement merges free whole batches, and
+    /// an allocator keeping them for its thread shows as resident memory the graph does not
+    /// use. The allocator is the binary's choice, and so is this.
+    pub release_memory: Option<fn()>,
 }
+
+/// How often each worker calls [`EngineConfig::release_memory`].
+pub const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
 
 /// Timely cluster settings: this process's index and every process's `host:port`.
 #[derive(Clone, Debug)]
@@ -90,6 +98,7 @@ impl Default for EngineConfig {
             limits: Default::default(),
             max_standing_page_ranks: 16,
             request_ids: Default::default(),
+            release_memory: None,
         }
     }
 }
@@ -127,6 +136,7 @@ pub(crate) struct Shared {
     pub applied: watch::Sender<Lsn>,
     pub shutdown: AtomicBool,
     pub read_hold: Duration,
+    pub release_memory: Option<fn()>,
     pub limits: crate::state::limits::ElementLimits,
     pub request_ids: crate::state::request_ids::RequestIdLimits,
     /// Each worker reports here once it runs.
@@ -193,6 +203,7 @@ impl Engine {
             applied: watch::Sender::new(0),
             shutdown: AtomicBool::new(false),
             read_hold: config.read_hold,
+            release_memory: config.release_memory,
             limits: config.limits,
             request_ids: config.request_ids,
             started: started_tx,

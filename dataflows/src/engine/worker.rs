@@ -21,7 +21,7 @@ use crate::engine::log::{Committed, Ticket};
 use crate::engine::reply::Reply;
 use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
-use crate::engine::{owner_of, EngineError, Shared, Submission, Work};
+use crate::engine::{owner_of, EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
 use crate::read::query::Indexes;
 use crate::state::apply::{ApplyState, Change};
 use crate::state::model::{Lsn, Namespace};
@@ -84,6 +84,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut hold = ReadHold::new(shared.read_hold);
     let mut last_serve_poke = Instant::now();
     let mut last_algorithm_advance = 0u64;
+    let mut last_release = Instant::now();
     let panic_on_request = crate::engine::fault_injected(&format!("worker-{index}"));
 
     while !shared.shutdown.load(Ordering::Acquire) {
@@ -229,6 +230,10 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         if let Some(since_lsn) = hold.observe(Instant::now(), applied) {
             compact(&mut indexes.borrow_mut(), since_lsn);
             since.set(since_lsn);
+        }
+        if let Some(release) = shared.release_memory.filter(|_| last_release.elapsed() >= RELEASE_MEMORY_EVERY) {
+            release();
+            last_release = Instant::now();
         }
     }
 
