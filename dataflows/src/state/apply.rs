@@ -64,6 +64,13 @@ struct EdgeSlot {
 }
 
 impl EdgeSlot {
+    /// Its endpoints with its places in their lists, a self-loop's once. No allocation:
+    /// this runs for every edge added, removed or undone.
+    fn places(&self) -> impl DoubleEndedIterator<Item = (DenseId, u32)> {
+        let ends = if self.from == self.to { 1 } else { 2 };
+        [(self.from, self.at_from), (self.to, self.at_to)].into_iter().take(ends)
+    }
+
     /// Its place in `vertex`'s list, set (an edge moved there).
     fn place_at(&mut self, vertex: DenseId, place: u32) {
         if self.from == vertex {
@@ -242,7 +249,7 @@ impl NamespaceState {
                 Step::EdgeCreated(numbered) => {
                     // The last edge added to both lists: it is last in each.
                     if let Some(slot) = self.edges.uninsert(numbered) {
-                        for endpoint in endpoints(&slot) {
+                        for (endpoint, _) in slot.places() {
                             if let Some(vertex) = self.vertices.get_mut(endpoint) {
                                 vertex.edges.pop();
                             }
@@ -250,7 +257,7 @@ impl NamespaceState {
                     }
                 }
                 Step::EdgeDeleted(id, slot) => {
-                    for (endpoint, place) in places(&slot) {
+                    for (endpoint, place) in slot.places() {
                         self.put_back(endpoint, place, id);
                     }
                     self.edges.unremove(id, slot);
@@ -269,8 +276,10 @@ impl NamespaceState {
         let place = |vertices: &Slab<VertexSlot>, v: DenseId| vertices.get(v).map_or(0, |s| s.edges.len() as u32);
         let at_from = place(&self.vertices, from);
         let at_to = if from == to { at_from } else { place(&self.vertices, to) };
-        let numbered = self.edges.insert(EdgeSlot { edge, from, to, at_from, at_to });
-        for endpoint in if from == to { vec![from] } else { vec![from, to] } {
+        let slot = EdgeSlot { edge, from, to, at_from, at_to };
+        let places = [(from, at_from), (to, at_to)];
+        let numbered = self.edges.insert(slot);
+        for &(endpoint, _) in &places[..if from == to { 1 } else { 2 }] {
             if let Some(vertex) = self.vertices.get_mut(endpoint) {
                 vertex.edges.push(numbered.id());
             }
@@ -435,7 +444,7 @@ impl NamespaceState {
     fn remove_edge(&mut self, ns: &Namespace, id: DenseId, changes: &mut Vec<Change>) -> Option<Step> {
         let slot = self.edges.remove(id)?;
         // In reverse of `put_back`'s order in the undo, so that each list is restored exactly.
-        for (endpoint, place) in places(&slot).into_iter().rev() {
+        for (endpoint, place) in slot.places().rev() {
             self.take_out(endpoint, place);
         }
         changes.push(Change::Edge(EdgeKey::new(ns, &slot.edge.id), slot.edge.clone(), -1));
@@ -458,24 +467,6 @@ fn check_element(limits: &ElementLimits, what: &str, id: &str, measure: Measure)
         ));
     }
     Ok(())
-}
-
-/// An edge's endpoints, a self-loop's once.
-fn endpoints(slot: &EdgeSlot) -> Vec<DenseId> {
-    if slot.from == slot.to {
-        vec![slot.from]
-    } else {
-        vec![slot.from, slot.to]
-    }
-}
-
-/// An edge's endpoints with its places in their lists, a self-loop's once.
-fn places(slot: &EdgeSlot) -> Vec<(DenseId, u32)> {
-    if slot.from == slot.to {
-        vec![(slot.from, slot.at_from)]
-    } else {
-        vec![(slot.from, slot.at_from), (slot.to, slot.at_to)]
-    }
 }
 
 fn reject(kind: RejectKind, message: String) -> Rejection {
