@@ -88,8 +88,10 @@ fn memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Batches in a trace that hold anything.
-fn batches<Tr: TraceReader>(trace: &mut Tr) -> usize {
+/// Lets `trace` compact and merge up to `frontier`; the batches it holds that are not empty.
+fn compacted<Tr: TraceReader>(trace: &mut Tr, frontier: &Antichain<Tr::Time>) -> usize {
+    trace.set_logical_compaction(frontier.borrow());
+    trace.set_physical_compaction(frontier.borrow());
     let mut count = 0;
     trace.map_spans(|span| count += usize::from(span.inner.is_some()));
     count
@@ -171,24 +173,12 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
         }
         let frontier = Antichain::from_elem(1u64);
         loop {
-            string_traces.0.set_logical_compaction(frontier.borrow());
-            string_traces.1.set_logical_compaction(frontier.borrow());
-            string_traces.2.set_logical_compaction(frontier.borrow());
-            int_traces.0.set_logical_compaction(frontier.borrow());
-            int_traces.1.set_logical_compaction(frontier.borrow());
-            int_traces.2.set_logical_compaction(frontier.borrow());
-            string_traces.0.set_physical_compaction(frontier.borrow());
-            string_traces.1.set_physical_compaction(frontier.borrow());
-            string_traces.2.set_physical_compaction(frontier.borrow());
-            int_traces.0.set_physical_compaction(frontier.borrow());
-            int_traces.1.set_physical_compaction(frontier.borrow());
-            int_traces.2.set_physical_compaction(frontier.borrow());
-            let held = batches(&mut string_traces.0)
-                + batches(&mut string_traces.1)
-                + batches(&mut string_traces.2)
-                + batches(&mut int_traces.0)
-                + batches(&mut int_traces.1)
-                + batches(&mut int_traces.2);
+            let held = compacted(&mut string_traces.0, &frontier)
+                + compacted(&mut string_traces.1, &frontier)
+                + compacted(&mut string_traces.2, &frontier)
+                + compacted(&mut int_traces.0, &frontier)
+                + compacted(&mut int_traces.1, &frontier)
+                + compacted(&mut int_traces.2, &frontier);
             if held <= if with_index { 3 } else { 2 } {
                 break;
             }
