@@ -23,9 +23,7 @@ struct Ids {
 
 impl Ids {
     fn get(&self, index: u32) -> &str {
-        let index = index as usize;
-        let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        &self.text[start..self.ends[index]]
+        id_at(&self.text, &self.ends, index)
     }
 
     fn contains(&self, id: &str) -> bool {
@@ -42,11 +40,7 @@ impl Ids {
         self.ends.push(self.text.len());
         let index = (self.ends.len() - 1) as u32;
         let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, index, |&i| {
-            let i = i as usize;
-            let start = if i == 0 { 0 } else { ends[i - 1] };
-            hasher.hash_one(&text[start..ends[i]])
-        });
+        self.table.insert_unique(hash, index, |&i| hasher.hash_one(id_at(text, ends, i)));
         true
     }
 
@@ -55,6 +49,13 @@ impl Ids {
         self.ends.clear();
         self.table.clear();
     }
+}
+
+/// The id numbered `index` (apart from `Ids` so that rehashing can borrow its fields).
+fn id_at<'a>(text: &'a str, ends: &[usize], index: u32) -> &'a str {
+    let index = index as usize;
+    let start = if index == 0 { 0 } else { ends[index - 1] };
+    &text[start..ends[index]]
 }
 
 /// An edge's ends, checked when its section closes: (record, edge id, from, to) as indexes
