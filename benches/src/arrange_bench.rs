@@ -26,7 +26,7 @@ use differential_dataflow::input::Input;
 use differential_dataflow::trace::{ExertionLogic, TraceReader};
 use prism_benches::harness;
 use prism_benches::rmat::rmat;
-use prism_dataflows::{Edge, EdgeKey, Namespace, VertexKey};
+use prism_dataflows::{Edge, EdgeKey, Namespace, VertexKey, VertexNumber};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 use timely::progress::Antichain;
@@ -151,6 +151,8 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
                 ints.update((from, to, n as u32, id), 1);
             } else {
                 let edge = Edge {
+                    from_number: VertexNumber(u64::from(from)),
+                    to_number: VertexNumber(u64::from(to)),
                     id: id.clone(),
                     label: "L".to_string(),
                     from: format!("v{from}"),

@@ -22,7 +22,7 @@ use prism_benches::cost_baseline;
 use prism_benches::harness::{self, spawn_server};
 use prism_benches::rmat::rmat;
 use prism_dataflows::Change;
-use prism_dataflows::{Edge, EdgeKey, Namespace, Vertex};
+use prism_dataflows::{Edge, EdgeKey, Namespace, Vertex, VertexNumber};
 use prism_dataflows::{StandingPageRank, SubscriptionParams};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
@@ -171,6 +171,7 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     let namespace = Namespace::default();
     let vertex = |i: u32| {
         Arc::new(Vertex {
+            number: VertexNumber(u64::from(i)),
             id: format!("v{i}"),
             label: "V".into(),
             properties: Default::default(),
@@ -180,6 +181,8 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     };
     let edge = |i: usize, (from, to): (u32, u32)| {
         Arc::new(Edge {
+            from_number: VertexNumber(u64::from(from)),
+            to_number: VertexNumber(u64::from(to)),
             id: format!("e{i}"),
             label: "L".into(),
             from: format!("v{from}"),

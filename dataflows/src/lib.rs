@@ -29,7 +29,7 @@ pub use engine::{
 // The graph's types and the records that change it.
 pub use state::apply::{Change, WholeGraph};
 pub use state::limits::{self, ElementLimits, MAX_VALUE_DEPTH};
-pub use state::model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey};
+pub use state::model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey, VertexNumber};
 pub use state::request_ids::{Remembered, RequestIdLimits};
 pub use state::snapshot_diff;
 pub use state::write::{batches, OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};

@@ -73,6 +73,8 @@ impl SnapshotVertex {
 impl From<SnapshotVertex> for prism_dataflows::Vertex {
     fn from(v: SnapshotVertex) -> Self {
         prism_dataflows::Vertex {
+            // The apply stage numbers it when it restores or writes it.
+            number: prism_dataflows::VertexNumber::UNASSIGNED,
             id: v.id,
             label: v.label,
             properties: v.properties,
@@ -85,6 +87,8 @@ impl From<SnapshotVertex> for prism_dataflows::Vertex {
 impl From<SnapshotEdge> for prism_dataflows::Edge {
     fn from(e: SnapshotEdge) -> Self {
         prism_dataflows::Edge {
+            from_number: prism_dataflows::VertexNumber::UNASSIGNED,
+            to_number: prism_dataflows::VertexNumber::UNASSIGNED,
             id: e.id,
             label: e.label,
             from: e.from,

@@ -141,15 +141,18 @@ async fn pagerank_matches_the_reference_on_a_two_process_cluster() {
 #[tokio::test]
 async fn a_run_past_its_callers_deadline_stops_on_every_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerSpec::new(&dir.path().join("data"), 2).start().await;
+    let config = "namespaces:\n  - name: default\n    performance:\n      max_iterations: 10000000\n";
+    let server = ServerSpec::configured(dir.path(), config).start().await;
     let mut client = server.client().await;
     let graph = oracle::random_graph(&mut StdRng::seed_from_u64(4), 2000, 10_000);
     oracle::load(&mut client, &graph).await;
 
-    // A thousand iterations take far longer than the call may (on 10k edges, a 300 ms
-    // deadline once proved too long: the run finished first; 30 µs a phase is not possible).
-    let mut long = request(pb::PageRankRequest { iterations: 1000, ..Default::default() }, None);
-    long.set_timeout(std::time::Duration::from_millis(30));
+    // Ten million iterations take far longer than the call's second. (A short deadline
+    // will not do: the server answers 10% early, so that the caller sees its
+    // DEADLINE_EXCEEDED rather than the transport's cancellation, and on a loaded machine
+    // a few milliseconds are not enough.)
+    let mut long = request(pb::PageRankRequest { iterations: 10_000_000, ..Default::default() }, None);
+    long.set_timeout(std::time::Duration::from_secs(1));
     assert_eq!(client.page_rank(long).await.unwrap_err().code(), Code::DeadlineExceeded);
     eventually("the run stopped", || server.log().contains("an algorithm run stopped")).await;
 

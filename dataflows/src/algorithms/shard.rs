@@ -2,86 +2,101 @@
 //! densely, and each member's neighbours as (owning worker, index there), so that rounds
 //! exchange arrays of numbers rather than ids.
 //!
-//! The numbering is made per run in three steps: each worker reads its members and their
-//! neighbours' ids ([`Unresolved`]), asks each neighbour's owner for that neighbour's index
-//! ([`Unresolved::questions`], answered by [`Unresolved::indexes_of`] there), and resolves
-//! ([`Unresolved::resolve`]); a neighbour its owner does not know is not a member (it failed
-//! the filter), so its edge is not in the induced subgraph.
+//! Vertex numbers already name each neighbour's owner and its index there
+//! ([`VertexNumber`]); what a worker cannot know alone is which of another worker's
+//! numbers are members (a filter, or a number not in use at the run's LSN). So each worker
+//! sends every other its membership, a bit per index ([`Unresolved::membership`]), and a
+//! member's position is the count of members before it: a few bytes per vertex, once per
+//! run, instead of asking for every neighbour by id.
 
-use std::collections::HashMap;
+use crate::state::model::VertexNumber;
 
-/// Answers for an id that is not a member.
-const NOT_A_MEMBER: u32 = u32::MAX;
-
-/// Members and their neighbours' ids, before the owners have numbered them.
+/// Members and their neighbours' numbers, before every worker's membership is known.
 #[derive(Default)]
 pub(crate) struct Unresolved {
-    /// Member ids, sorted: a member's index is its position.
+    /// Member ids, in number order: a member's position is its index here.
     ids: Vec<String>,
-    /// Per member, its neighbours' ids and owning workers.
-    neighbours: Vec<Vec<(String, usize)>>,
-    /// What this worker asked each owner, in the order asked.
-    asked: HashMap<usize, Vec<String>>,
+    /// A bit per index on this worker: set for members.
+    membership: Vec<u64>,
+    /// Per member, its neighbours' numbers.
+    neighbours: Vec<Vec<VertexNumber>>,
+    workers: usize,
 }
 
 impl Unresolved {
-    /// `ids` must be sorted, and `neighbours` given per member in the same order.
-    pub fn new(ids: Vec<String>, neighbours: Vec<Vec<(String, usize)>>) -> Self {
-        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]));
-        Unresolved { ids, neighbours, asked: HashMap::new() }
-    }
-
-    pub fn members(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Each owner's neighbour ids to number, each asked once; remembered for `resolve`.
-    pub fn questions(&mut self) -> Vec<(usize, Vec<String>)> {
-        let mut asks: HashMap<usize, Vec<String>> = HashMap::new();
-        for targets in &self.neighbours {
-            for (id, owner) in targets {
-                asks.entry(*owner).or_default().push(id.clone());
+    /// `members` (numbers owned here, with their ids) must be in number order, and
+    /// `neighbours` given per member in the same order.
+    pub fn new(workers: usize, members: Vec<(VertexNumber, String)>, neighbours: Vec<Vec<VertexNumber>>) -> Self {
+        debug_assert!(members.windows(2).all(|w| w[0].0 < w[1].0));
+        let workers = workers.max(1);
+        let mut membership = Vec::new();
+        let mut ids = Vec::with_capacity(members.len());
+        for (number, id) in members {
+            let index = number.index(workers) as usize;
+            if membership.len() <= index / 64 {
+                membership.resize(index / 64 + 1, 0);
             }
+            membership[index / 64] |= 1 << (index % 64);
+            ids.push(id);
         }
-        asks.into_iter()
-            .map(|(owner, mut ids)| {
-                ids.sort();
-                ids.dedup();
-                self.asked.insert(owner, ids.clone());
-                (owner, ids)
-            })
-            .collect()
+        Unresolved { ids, membership, neighbours, workers }
     }
 
-    /// The local index of each of `ids` (another worker's question), in order.
-    pub fn indexes_of(&self, ids: &[String]) -> Vec<u32> {
-        ids.iter().map(|id| self.ids.binary_search(id).map_or(NOT_A_MEMBER, |i| i as u32)).collect()
+    /// Which indexes on this worker are members, a bit each, for every other worker.
+    pub fn membership(&self) -> Vec<u64> {
+        self.membership.clone()
     }
 
-    /// The shard, given each owner's answer (`answers[owner]`, in the order asked) and the
-    /// members on every worker.
-    pub fn resolve(self, answers: HashMap<usize, Vec<u32>>, counts: Vec<u64>) -> Shard {
-        let mut asked = self.asked;
-        let at_owner: HashMap<usize, HashMap<String, u32>> = answers
-            .into_iter()
-            .map(|(owner, indexes)| {
-                (owner, asked.remove(&owner).unwrap_or_default().into_iter().zip(indexes).collect())
-            })
-            .collect();
+    /// The shard, given every worker's membership (`memberships[worker]`): neighbours that
+    /// are not members are dropped (their edges are not in the induced subgraph).
+    pub fn resolve(self, memberships: Vec<Vec<u64>>) -> Shard {
+        let positions: Vec<Positions> = memberships.into_iter().map(Positions::new).collect();
+        let workers = self.workers;
         let neighbours = self
             .neighbours
             .iter()
             .map(|targets| {
                 targets
                     .iter()
-                    .filter_map(|(id, owner)| {
-                        let index = *at_owner.get(owner)?.get(id)?;
-                        (index != NOT_A_MEMBER).then_some((*owner, index))
+                    .filter_map(|number| {
+                        let owner = number.owner(workers);
+                        Some((owner, positions.get(owner)?.of(number.index(workers))?))
                     })
                     .collect()
             })
             .collect();
+        let counts = positions.iter().map(|p| p.count).collect();
         Shard { ids: self.ids, neighbours, counts }
+    }
+}
+
+/// A worker's membership, with the members before each word counted: a member's position
+/// in two lookups.
+struct Positions {
+    words: Vec<u64>,
+    before: Vec<u32>,
+    count: u64,
+}
+
+impl Positions {
+    fn new(words: Vec<u64>) -> Self {
+        let mut before = Vec::with_capacity(words.len());
+        let mut count = 0u64;
+        for word in &words {
+            before.push(count as u32);
+            count += u64::from(word.count_ones());
+        }
+        Positions { words, before, count }
+    }
+
+    /// The position of index `index` among the members, if it is one.
+    fn of(&self, index: u64) -> Option<u32> {
+        let (word, bit) = ((index / 64) as usize, index % 64);
+        let bits = *self.words.get(word)?;
+        if bits & (1 << bit) == 0 {
+            return None;
+        }
+        Some(self.before[word] + (bits & ((1u64 << bit) - 1)).count_ones())
     }
 }
 
@@ -113,19 +128,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn neighbours_resolve_to_their_owners_indexes_and_non_members_drop() {
-        // Worker 0 holds a, c; worker 1 holds b. a → b, a → x (x failed the filter), c → a.
-        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut zero =
-            Unresolved::new(ids(&["a", "c"]), vec![vec![("b".into(), 1), ("x".into(), 1)], vec![("a".into(), 0)]]);
-        let one = Unresolved::new(ids(&["b"]), vec![vec![]]);
-        let mut answers = HashMap::new();
-        for (owner, asked) in zero.questions() {
-            let answer = if owner == 0 { zero.indexes_of(&asked) } else { one.indexes_of(&asked) };
-            answers.insert(owner, answer);
-        }
-        let shard = zero.resolve(answers, vec![2, 1]);
+    fn neighbours_resolve_to_their_owners_positions_and_non_members_drop() {
+        // Two workers. Worker 0 holds a (index 0) and c (index 2); index 1 (x) failed the
+        // filter. Worker 1 holds b (index 0). a → b, a → x, c → a.
+        let (a, x, c, b) = (
+            VertexNumber::new(0, 0, 2),
+            VertexNumber::new(1, 0, 2),
+            VertexNumber::new(2, 0, 2),
+            VertexNumber::new(0, 1, 2),
+        );
+        let zero = Unresolved::new(2, vec![(a, "a".into()), (c, "c".into())], vec![vec![b, x], vec![a]]);
+        let one = Unresolved::new(2, vec![(b, "b".into())], vec![vec![]]);
+        let memberships = vec![zero.membership(), one.membership()];
+        let shard = zero.resolve(memberships);
         assert_eq!(shard.neighbours, vec![vec![(1, 0)], vec![(0, 0)]]);
-        assert_eq!(shard.total(), 3);
+        assert_eq!(shard.counts, vec![2, 1]);
+        assert_eq!(shard.ids, vec!["a", "c"]);
+    }
+
+    #[test]
+    fn positions_count_members_across_words() {
+        let numbers: Vec<VertexNumber> = [3u64, 64, 65, 200].iter().map(|&i| VertexNumber::new(i, 0, 1)).collect();
+        let members = numbers.iter().map(|n| (*n, n.0.to_string())).collect();
+        let unresolved = Unresolved::new(1, members, vec![numbers.clone(); 4]);
+        let membership = unresolved.membership();
+        let shard = unresolved.resolve(vec![membership]);
+        assert_eq!(shard.neighbours[0], vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+        assert_eq!(shard.total(), 4);
     }
 }

@@ -6,10 +6,9 @@
 //! every worker's messages for `t` have arrived (the input frontier has passed `t`), and
 //! what it sends arrives at `t + 1`. The phases of a query started at time `T`:
 //!
-//! - `T`: read the local members (vertices passing the filter) and their neighbours; tell
-//!   every worker the local count; ask each neighbour's owner for its index there.
-//! - `T + 1`: answer those questions (no index: not a member).
-//! - `T + 2`: resolve the neighbours into a [`Shard`]; then one phase per round of the
+//! - `T`: read the local members (vertices passing the filter) and their neighbours'
+//!   numbers; tell every worker which of the local numbers are members.
+//! - `T + 1`: resolve the neighbours into a [`Shard`]; then one phase per round of the
 //!   algorithm (`page_rank.rs`, `label_rounds.rs`), or, for Louvain, hand the shard to the
 //!   worker that took the request, which runs it whole (`louvain.rs`).
 //! - last: the worker that took the request collects the parts and answers.
@@ -21,7 +20,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use differential_dataflow::hashable::Hashable;
 use differential_dataflow::trace::TraceReader;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -35,10 +33,9 @@ use tokio::sync::oneshot;
 use crate::algorithms::louvain::{self, Part};
 use crate::algorithms::page_rank::{self, PageRank, Shares};
 use crate::algorithms::{Algorithm, Community, CommunityAlgorithm, Grouped, LabelRounds, Round, Shard, Unresolved};
-use crate::engine::owner_of;
 use crate::engine::reply::{EngineError, Reply};
 use crate::read::query::{lookup_many, scan, Indexes};
-use crate::state::model::{Lsn, Namespace, VertexKey};
+use crate::state::model::{AdjacencyKey, Lsn, Namespace};
 
 pub(crate) type AlgorithmReplies = Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>;
 
@@ -57,20 +54,10 @@ pub(crate) enum Body {
         namespace: Namespace,
         algorithm: Algorithm,
     },
-    /// A worker's number of members.
-    Count {
+    /// Which of a worker's vertex numbers are members: a bit per index.
+    Members {
         from: usize,
-        count: u64,
-    },
-    /// What are the local indexes of these neighbour ids? Answer to `from`.
-    Probe {
-        from: usize,
-        ids: Vec<String>,
-    },
-    /// The answer to a probe: each id's index at the owner, in the order asked.
-    Indexes {
-        from: usize,
-        indexes: Vec<u32>,
+        membership: Vec<u64>,
     },
     /// One PageRank round's shares for the receiver's members, by their index.
     Shares(Vec<f64>),
@@ -189,7 +176,6 @@ struct Run {
 enum Phase {
     Read,
     Members(Unresolved),
-    Resolve(Unresolved, Vec<u64>),
     PageRank(Shard, PageRank),
     Labels(Shard, LabelRounds),
     /// At the origin only: the parts the workers hand in.
@@ -256,39 +242,20 @@ impl Run {
         match std::mem::replace(&mut self.phase, Phase::Read) {
             Phase::Read => {
                 self.start(bodies, indexes);
-                let mut unresolved = self.read_shard(indexes, peers);
-                let count = unresolved.members() as u64;
-                self.broadcast(outbox, peers, || Body::Count { from: me, count });
-                for (owner, ids) in unresolved.questions() {
-                    self.send(outbox, owner, Body::Probe { from: me, ids });
-                }
+                let unresolved = self.read_shard(indexes, peers);
+                let membership = unresolved.membership();
+                self.broadcast(outbox, peers, || Body::Members { from: me, membership: membership.clone() });
                 self.phase = Phase::Members(unresolved);
                 false
             }
             Phase::Members(unresolved) => {
-                let mut counts = vec![0; peers];
+                let mut memberships = vec![Vec::new(); peers];
                 for body in bodies {
-                    match body {
-                        Body::Count { from, count } => counts[from] = count,
-                        Body::Probe { from, ids } => {
-                            let indexes = unresolved.indexes_of(&ids);
-                            self.send(outbox, from, Body::Indexes { from: me, indexes });
-                        }
-                        _ => {}
+                    if let Body::Members { from, membership } = body {
+                        memberships[from] = membership;
                     }
                 }
-                self.phase = Phase::Resolve(unresolved, counts);
-                false
-            }
-            Phase::Resolve(unresolved, counts) => {
-                let answers = bodies
-                    .into_iter()
-                    .filter_map(|body| match body {
-                        Body::Indexes { from, indexes } => Some((from, indexes)),
-                        _ => None,
-                    })
-                    .collect();
-                let shard = unresolved.resolve(answers, counts);
+                let shard = unresolved.resolve(memberships);
                 match self.algorithm.clone() {
                     Some(Algorithm::PageRank(params)) => {
                         let rank = PageRank::new(&params, &shard);
@@ -493,25 +460,20 @@ impl Run {
         let Some(algorithm) = &self.algorithm else { return Unresolved::default() };
         let namespace = &self.namespace;
         let filter = algorithm.filter();
-        let mut ids = Vec::new();
+        let mut members = Vec::new();
         scan(&mut indexes.vertices, self.lsn, |key, vertex| {
             if key.namespace == *namespace && filter.is_none_or(|f| f.matches_vertex(vertex)) {
-                ids.push(key.id.clone());
+                members.push((vertex.number, key.id.clone()));
             }
         });
-        ids.sort();
-        let keys: Vec<VertexKey> = ids.iter().map(|id| VertexKey::new(namespace, id)).collect();
-        let mut neighbours = vec![Vec::new(); ids.len()];
-        lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, edge| {
-            let target = VertexKey::new(namespace, &edge.to);
-            neighbours[i].push((edge.to.clone(), owner_of(target.hashed(), peers)));
-        });
+        members.sort_unstable_by_key(|(number, _)| *number);
+        let keys: Vec<AdjacencyKey> =
+            members.iter().map(|(number, _)| AdjacencyKey { number: *number, namespace: namespace.clone() }).collect();
+        let mut neighbours = vec![Vec::new(); members.len()];
+        lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, edge| neighbours[i].push(edge.to_number));
         if algorithm.undirected() {
-            lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, edge| {
-                let source = VertexKey::new(namespace, &edge.from);
-                neighbours[i].push((edge.from.clone(), owner_of(source.hashed(), peers)));
-            });
+            lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, edge| neighbours[i].push(edge.from_number));
         }
-        Unresolved::new(ids, neighbours)
+        Unresolved::new(peers, members, neighbours)
     }
 }

@@ -9,6 +9,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::implementations::{ValBatcher, ValSpine};
+use differential_dataflow::VecCollection;
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
@@ -19,7 +24,7 @@ use timely::worker::Worker;
 use crate::engine::subscriptions::Hub;
 use crate::read::query::Indexes;
 use crate::state::apply::Change;
-use crate::state::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 pub(crate) struct GraphInputs {
     pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,
@@ -58,13 +63,16 @@ pub(crate) fn build(
 
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
         let edge_index = edges.clone().arrange_by_key_named("EdgeByKey");
-        let out_index = edges
-            .clone()
-            .map(|(key, edge)| (VertexKey { namespace: key.namespace, id: edge.from.clone() }, edge))
-            .arrange_by_key_named("OutAdjacency");
-        let in_index = edges
-            .map(|(key, edge)| (VertexKey { namespace: key.namespace, id: edge.to.clone() }, edge))
-            .arrange_by_key_named("InAdjacency");
+        let out_index = adjacency(
+            edges
+                .clone()
+                .map(|(key, edge)| (AdjacencyKey { number: edge.from_number, namespace: key.namespace }, edge)),
+            "OutAdjacency",
+        );
+        let in_index = adjacency(
+            edges.map(|(key, edge)| (AdjacencyKey { number: edge.to_number, namespace: key.namespace }, edge)),
+            "InAdjacency",
+        );
 
         vertex_index.stream.clone().probe_with(probe);
         edge_index.stream.clone().probe_with(probe);
@@ -80,6 +88,20 @@ pub(crate) fn build(
         };
         (inputs, indexes)
     })
+}
+
+type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Arc<Edge>, Lsn, isize>>>;
+
+/// Arranges edges by vertex number, each on the worker its number names: the worker that
+/// holds the vertex by key, so a vertex and its edges are read together.
+fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Arc<Edge>)>, name: &str) -> Adjacency<'scope> {
+    let by_number = Exchange::new(|((key, _), _, _): &((AdjacencyKey, Arc<Edge>), Lsn, isize)| key.number.0);
+    arrange_core::<_, _, ValBatcher<AdjacencyKey, Arc<Edge>, Lsn, isize>, _>(
+        edges.inner,
+        by_number,
+        name,
+        ValBatcher::new,
+    )
 }
 
 /// Hands each LSN's changes to the hub once the LSN is complete (the frontier has passed it),

@@ -31,7 +31,7 @@ pub use wake::Waker;
 
 use crate::algorithms;
 use crate::read::query::{Answer, Query};
-use crate::state::model::Lsn;
+use crate::state::model::{owner_of, Lsn};
 use crate::state::write::{RecordOutcome, WriteRecord};
 use requests::RequestBody;
 
@@ -464,15 +464,4 @@ impl Drop for Engine {
 /// `PRISM_FAULT_PANIC=subscriptions` the subscription thread when it starts a standing PageRank.
 pub(crate) fn fault_injected(place: &str) -> bool {
     std::env::var("PRISM_FAULT_PANIC").is_ok_and(|value| value == place)
-}
-
-/// The worker a route hash lands on: timely's exchange rule (a mask when the number of
-/// workers is a power of two, the remainder otherwise).
-pub(crate) fn owner_of(route: u64, peers: usize) -> usize {
-    let peers = peers as u64;
-    if peers.is_power_of_two() {
-        (route & (peers - 1)) as usize
-    } else {
-        (route % peers) as usize
-    }
 }

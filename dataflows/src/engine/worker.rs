@@ -21,10 +21,10 @@ use crate::engine::log::{Committed, Ticket};
 use crate::engine::reply::Reply;
 use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
-use crate::engine::{owner_of, EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
+use crate::engine::{EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
 use crate::read::query::Indexes;
 use crate::state::apply::{ApplyState, Change};
-use crate::state::model::{Lsn, Namespace};
+use crate::state::model::{owner_of, Lsn, Namespace};
 use crate::state::write::RecordOutcome;
 
 /// How long an idle worker parks before it looks at deadlines and compaction again.
@@ -63,7 +63,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         inputs.flush();
         Some(Writer {
             inputs,
-            state: ApplyState::with_limits(shared.limits, shared.request_ids),
+            state: ApplyState::with_limits(shared.limits, shared.request_ids, shared.peers),
             last_lsn: 0,
             pending: VecDeque::new(),
             changes: Vec::new(),

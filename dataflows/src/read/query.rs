@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
@@ -26,10 +26,10 @@ pub struct Indexes {
     pub vertices: GraphTrace<VertexKey, Arc<Vertex>>,
     /// Edge by key.
     pub edges: GraphTrace<EdgeKey, Arc<Edge>>,
-    /// Out-adjacency: source vertex key to its outgoing edges.
-    pub out_edges: GraphTrace<VertexKey, Arc<Edge>>,
-    /// In-adjacency: target vertex key to its incoming edges.
-    pub in_edges: GraphTrace<VertexKey, Arc<Edge>>,
+    /// Out-adjacency: source vertex number to its outgoing edges.
+    pub out_edges: GraphTrace<AdjacencyKey, Arc<Edge>>,
+    /// In-adjacency: target vertex number to its incoming edges.
+    pub in_edges: GraphTrace<AdjacencyKey, Arc<Edge>>,
 }
 
 /// Which way to follow edges from a vertex.
@@ -121,7 +121,8 @@ impl Query {
                 let mut edges = Vec::new();
                 let mut truncated = false;
                 if *include_edges {
-                    let key = std::slice::from_ref(key);
+                    let key = [AdjacencyKey { number: vertex.number, namespace: key.namespace.clone() }];
+                    let key = key.as_slice();
                     let mut take = |edge: &Arc<Edge>| {
                         if edges.len() < *max_edges {
                             edges.push(edge.clone());
@@ -141,12 +142,18 @@ impl Query {
             }
             Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
             Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {
-                let mut missing = Vec::new();
-                if *check_sources {
-                    let mut present = vec![false; keys.len()];
-                    lookup_many(&mut indexes.vertices, keys, lsn, |i, _| present[i] = true);
-                    missing = (0..keys.len()).filter(|i| !present[*i]).map(|i| i as u32).collect();
-                }
+                // The vertices give their numbers, which key their edges.
+                let mut numbered = Vec::with_capacity(keys.len());
+                let mut present = vec![false; keys.len()];
+                lookup_many(&mut indexes.vertices, keys, lsn, |i, vertex| {
+                    present[i] = true;
+                    numbered.push((AdjacencyKey { number: vertex.number, namespace: keys[i].namespace.clone() }, i));
+                });
+                let missing = match check_sources {
+                    true => (0..keys.len()).filter(|i| !present[*i]).map(|i| i as u32).collect(),
+                    false => Vec::new(),
+                };
+                let (adjacency_keys, at): (Vec<AdjacencyKey>, Vec<usize>) = numbered.into_iter().unzip();
                 let mut edges = Vec::new();
                 let mut truncated = false;
                 let mut take = |index: usize, edge: &Arc<Edge>, outward: bool| {
@@ -161,14 +168,14 @@ impl Query {
                     }
                 };
                 if matches!(direction, Direction::Out | Direction::Both) {
-                    lookup_many(&mut indexes.out_edges, keys, lsn, |i, e| take(i, e, true));
+                    lookup_many(&mut indexes.out_edges, &adjacency_keys, lsn, |i, e| take(at[i], e, true));
                 }
                 if matches!(direction, Direction::In | Direction::Both) {
                     // Followed both ways, a self-loop is one edge, already taken outward.
                     let both = *direction == Direction::Both;
-                    lookup_many(&mut indexes.in_edges, keys, lsn, |i, e| {
+                    lookup_many(&mut indexes.in_edges, &adjacency_keys, lsn, |i, e| {
                         if !(both && e.from == e.to) {
-                            take(i, e, false)
+                            take(at[i], e, false)
                         }
                     });
                 }

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::state::ids::{DenseId, Keyed, Numbered, Slab};
+use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
-use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
+use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey, VertexNumber};
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
@@ -89,15 +89,21 @@ impl Keyed for EdgeSlot {
 }
 
 /// One namespace's graph as the rules need it.
-#[derive(Default)]
 struct NamespaceState {
     vertices: Slab<VertexSlot>,
     edges: Slab<EdgeSlot>,
+    numbers: VertexNumbers,
+}
+
+impl NamespaceState {
+    fn new(workers: usize) -> Self {
+        NamespaceState { vertices: Slab::default(), edges: Slab::default(), numbers: VertexNumbers::new(workers) }
+    }
 }
 
 /// One step an atomic record took, kept so that a rejection can take it back.
 enum Step {
-    VertexCreated(Numbered),
+    VertexCreated(Numbered, Taken),
     VertexUpdated(DenseId, Arc<Vertex>),
     VertexDeleted(DenseId, VertexSlot),
     EdgeCreated(Numbered),
@@ -105,25 +111,31 @@ enum Step {
 }
 
 /// The current graph as the apply stage needs it.
-#[derive(Default)]
 pub struct ApplyState {
     // foldhash rather than SipHash: this map is on the write path of every record, and
     // its keys come from the log, not from an adversary choosing hash collisions per server.
     namespaces: HashMap<Namespace, NamespaceState, RandomState>,
     limits: ElementLimits,
     request_ids: RequestIds,
+    /// The number of workers vertex numbers are spread over.
+    workers: usize,
 }
 
 impl ApplyState {
     #[cfg(test)]
     pub fn new() -> Self {
-        Self::default()
+        Self::with_limits(ElementLimits::default(), RequestIdLimits::default(), 1)
     }
 
     /// An empty graph whose elements are held to `limits`, remembering request ids within
-    /// `request_ids`.
-    pub fn with_limits(limits: ElementLimits, request_ids: RequestIdLimits) -> Self {
-        ApplyState { limits, request_ids: RequestIds::new(request_ids), ..Self::default() }
+    /// `request_ids`, numbering vertices for `workers` workers.
+    pub fn with_limits(limits: ElementLimits, request_ids: RequestIdLimits, workers: usize) -> Self {
+        ApplyState { namespaces: HashMap::default(), limits, request_ids: RequestIds::new(request_ids), workers }
+    }
+
+    fn namespace(&mut self, namespace: &Namespace) -> &mut NamespaceState {
+        let workers = self.workers;
+        self.namespaces.entry(namespace.clone()).or_insert_with(|| NamespaceState::new(workers))
     }
 
     #[cfg(test)]
@@ -143,17 +155,20 @@ impl ApplyState {
     }
 
     /// Puts back a whole graph from a checkpoint (into an empty state: no rules are checked,
-    /// the checkpoint was a valid graph), appending its updates to `changes`.
+    /// the checkpoint was a valid graph), numbering its vertices, and appends its updates to
+    /// `changes`.
     pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
-        for (key, vertex) in graph.vertices {
-            let state = self.namespaces.entry(key.namespace.clone()).or_default();
+        for (key, mut vertex) in graph.vertices {
+            let state = self.namespace(&key.namespace);
             if state.vertices.find(&vertex.id).is_none() {
+                let owner = state.numbers.owner_of(VertexKey::route(&key.namespace, &key.id));
+                Arc::make_mut(&mut vertex).number = state.numbers.take(owner).number;
                 changes.push(Change::Vertex(key, vertex.clone(), 1));
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
         }
-        for (key, edge) in graph.edges {
-            let state = self.namespaces.entry(key.namespace.clone()).or_default();
+        for (key, mut edge) in graph.edges {
+            let state = self.namespace(&key.namespace);
             let (Some(from), Some(to)) = (state.vertices.find(&edge.from), state.vertices.find(&edge.to)) else {
                 tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
                 continue;
@@ -161,6 +176,8 @@ impl ApplyState {
             if state.edges.find(&edge.id).is_some() {
                 continue;
             }
+            let edge_mut = Arc::make_mut(&mut edge);
+            (edge_mut.from_number, edge_mut.to_number) = (state.number_of(from), state.number_of(to));
             changes.push(Change::Edge(key, edge.clone(), 1));
             state.add_edge(edge, from, to);
         }
@@ -216,7 +233,7 @@ impl ApplyState {
         let mut undo = record.atomic.then_some(&mut steps);
         let limits = self.limits;
         let ns = &record.namespace;
-        let state = self.namespaces.entry(ns.clone()).or_default();
+        let state = self.namespace(ns);
         let mut results = Vec::with_capacity(record.ops.len());
         for op in &record.ops {
             let result = state.apply_op(ns, record.timestamp, op, &limits, changes, &mut undo);
@@ -237,15 +254,19 @@ impl NamespaceState {
     fn undo(&mut self, steps: Vec<Step>) {
         for step in steps.into_iter().rev() {
             match step {
-                Step::VertexCreated(numbered) => {
+                Step::VertexCreated(numbered, taken) => {
                     self.vertices.uninsert(numbered);
+                    self.numbers.untake(taken);
                 }
                 Step::VertexUpdated(id, before) => {
                     if let Some(slot) = self.vertices.get_mut(id) {
                         slot.vertex = before;
                     }
                 }
-                Step::VertexDeleted(id, slot) => self.vertices.unremove(id, slot),
+                Step::VertexDeleted(id, slot) => {
+                    self.numbers.unfree(slot.vertex.number);
+                    self.vertices.unremove(id, slot);
+                }
                 Step::EdgeCreated(numbered) => {
                     // The last edge added to both lists: it is last in each.
                     if let Some(slot) = self.edges.uninsert(numbered) {
@@ -264,6 +285,11 @@ impl NamespaceState {
                 }
             }
         }
+    }
+
+    /// The number of vertex `id`.
+    fn number_of(&self, id: DenseId) -> VertexNumber {
+        self.vertices.get(id).map_or(VertexNumber::UNASSIGNED, |slot| slot.vertex.number)
     }
 
     /// The edges at vertex `id`, in and out.
@@ -336,18 +362,21 @@ impl NamespaceState {
                 if self.vertices.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
-                let vertex = Arc::new(Vertex {
+                let mut vertex = Vertex {
+                    number: VertexNumber::UNASSIGNED,
                     id: id.clone(),
                     label: label.clone(),
                     properties: properties.clone(),
                     created_at: now,
                     updated_at: now,
-                });
+                };
                 check_element(limits, "vertex", id, vertex.measure())?;
+                let taken = self.numbers.take(self.numbers.owner_of(VertexKey::route(ns, id)));
+                vertex.number = taken.number;
+                let vertex = Arc::new(vertex);
                 changes.push(Change::Vertex(VertexKey::new(ns, id), vertex.clone(), 1));
-                record(Step::VertexCreated(
-                    self.vertices.insert(VertexSlot { vertex: vertex.clone(), edges: Vec::new() }),
-                ));
+                let numbered = self.vertices.insert(VertexSlot { vertex: vertex.clone(), edges: Vec::new() });
+                record(Step::VertexCreated(numbered, taken));
                 Ok(OpEffect::Vertex(vertex))
             }
             WriteOp::UpdateVertex { id, properties, merge, label } => {
@@ -396,6 +425,7 @@ impl NamespaceState {
                     }
                 }
                 if let Some(slot) = self.vertices.remove(dense) {
+                    self.numbers.free(slot.vertex.number);
                     changes.push(Change::Vertex(VertexKey::new(ns, id), slot.vertex.clone(), -1));
                     record(Step::VertexDeleted(dense, slot));
                 }
@@ -415,6 +445,8 @@ impl NamespaceState {
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
                 let edge = Arc::new(Edge {
+                    from_number: self.number_of(from_id),
+                    to_number: self.number_of(to_id),
                     id: id.clone(),
                     label: label.clone(),
                     from: from.clone(),
@@ -564,16 +596,23 @@ mod tests {
     }
 
     /// Every vertex's dense id and its edges' ids, sorted: what numbering and incidence are.
-    fn shape(state: &ApplyState) -> Vec<(String, DenseId, Vec<String>)> {
+    /// Per vertex: its id, dense id, number and edges; and each edge's endpoint numbers.
+    type Shape = Vec<(String, DenseId, VertexNumber, Vec<(String, VertexNumber, VertexNumber)>)>;
+
+    fn shape(state: &ApplyState) -> Shape {
         let Some(ns) = state.namespaces.get(&Namespace::default()) else { return Vec::new() };
         let mut shape: Vec<_> = ns
             .vertices
             .iter()
             .map(|(id, slot)| {
-                let mut edges: Vec<String> =
-                    slot.edges.iter().filter_map(|&e| Some(ns.edges.get(e)?.edge.id.clone())).collect();
+                let mut edges: Vec<_> = slot
+                    .edges
+                    .iter()
+                    .filter_map(|&e| ns.edges.get(e))
+                    .map(|e| (e.edge.id.clone(), e.edge.from_number, e.edge.to_number))
+                    .collect();
                 edges.sort();
-                (slot.vertex.id.clone(), id, edges)
+                (slot.vertex.id.clone(), id, slot.vertex.number, edges)
             })
             .collect();
         shape.sort();
@@ -598,8 +637,8 @@ mod tests {
         fn undo_restores_exactly_what_the_accepted_records_made(
             records in proptest::collection::vec(proptest::collection::vec(random_op(), 1..6), 1..30)
         ) {
-            let mut state = ApplyState::new();
-            let mut accepted_only = ApplyState::new();
+            let workers = || ApplyState::with_limits(ElementLimits::default(), RequestIdLimits::default(), 3);
+            let (mut state, mut accepted_only) = (workers(), workers());
             for (i, ops) in records.into_iter().enumerate() {
                 let atomic = record(true, ops);
                 let outcome = state.apply(i as u64 + 1, &atomic, &mut Vec::new());
@@ -607,7 +646,12 @@ mod tests {
                     accepted_only.apply(i as u64 + 1, &atomic, &mut Vec::new());
                 }
                 proptest::prop_assert_eq!(shape(&state), shape(&accepted_only));
-                for (_, dense, edges) in shape(&state) {
+                for (_, dense, number, edges) in shape(&state) {
+                    proptest::prop_assert_eq!(
+                        edges.iter().filter(|(_, from, to)| *from == number || *to == number).count(),
+                        edges.len(),
+                        "an edge's numbers name its endpoints"
+                    );
                     let ns = &state.namespaces[&Namespace::default()];
                     let slot = ns.vertices.get(dense).expect("listed");
                     for (place, &e) in slot.edges.iter().enumerate() {
@@ -708,7 +752,7 @@ mod tests {
 
     #[test]
     fn an_element_past_the_size_limit_is_refused_even_by_a_merge() {
-        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 }, Default::default());
+        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 }, Default::default(), 1);
         let mut changes = Vec::new();
         let text = |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n)))].into_iter().collect() };
         let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties: text(100) };

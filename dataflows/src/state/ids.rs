@@ -12,6 +12,8 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+use crate::state::model::VertexNumber;
+
 /// An element's number within its namespace.
 pub type DenseId = u32;
 
@@ -136,6 +138,69 @@ impl<T: Keyed> Slab<T> {
     }
 }
 
+/// Vertex numbers per owning worker ([`VertexNumber`]): each owner's indexes are dense,
+/// the last freed given first, like a [`Slab`]'s.
+pub struct VertexNumbers {
+    workers: usize,
+    /// Per owner: the next index past the end, and the freed ones.
+    next: Vec<u64>,
+    free: Vec<Vec<u64>>,
+}
+
+/// A number given, and whether it was past the end, so that giving it back is exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub number: VertexNumber,
+    fresh: bool,
+}
+
+impl VertexNumbers {
+    pub fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        VertexNumbers { workers, next: vec![0; workers], free: vec![Vec::new(); workers] }
+    }
+
+    /// The owner of the vertex whose key hashes to `route`.
+    pub fn owner_of(&self, route: u64) -> usize {
+        crate::state::model::owner_of(route, self.workers)
+    }
+
+    /// A number on `owner`.
+    pub fn take(&mut self, owner: usize) -> Taken {
+        let (index, fresh) = match self.free[owner].pop() {
+            Some(index) => (index, false),
+            None => {
+                self.next[owner] += 1;
+                (self.next[owner] - 1, true)
+            }
+        };
+        Taken { number: VertexNumber::new(index, owner, self.workers), fresh }
+    }
+
+    /// Frees `number` (its vertex was deleted).
+    pub fn free(&mut self, number: VertexNumber) {
+        let owner = number.owner(self.workers);
+        self.free[owner].push(number.index(self.workers));
+    }
+
+    /// Undoes `take`.
+    pub fn untake(&mut self, taken: Taken) {
+        let owner = taken.number.owner(self.workers);
+        if taken.fresh {
+            self.next[owner] -= 1;
+        } else {
+            self.free[owner].push(taken.number.index(self.workers));
+        }
+    }
+
+    /// Undoes `free`: `number` was the last freed on its owner.
+    pub fn unfree(&mut self, number: VertexNumber) {
+        let owner = number.owner(self.workers);
+        debug_assert_eq!(self.free[owner].last(), Some(&number.index(self.workers)));
+        self.free[owner].pop();
+    }
+}
+
 fn rehash<T: Keyed>(slots: &[Option<T>], hasher: &FixedState, id: DenseId) -> u64 {
     slots[id as usize].as_ref().map_or(0, |slot| hasher.hash_one(slot.key()))
 }
@@ -171,6 +236,23 @@ mod tests {
         assert_eq!(f, Numbered::Fresh(3));
         slab.uninsert(f);
         assert_eq!(slab.insert(Named("g".into())), Numbered::Fresh(3), "a fresh number given back");
+    }
+
+    #[test]
+    fn vertex_numbers_are_dense_per_owner_and_undone_exactly() {
+        let mut numbers = VertexNumbers::new(3);
+        let a = numbers.take(1);
+        let b = numbers.take(1);
+        let c = numbers.take(2);
+        assert_eq!((a.number, b.number, c.number), (VertexNumber(1), VertexNumber(4), VertexNumber(2)));
+        assert_eq!((b.number.owner(3), b.number.index(3)), (1, 1));
+        numbers.free(a.number);
+        let d = numbers.take(1);
+        assert_eq!(d.number, a.number, "the freed number first");
+        numbers.untake(d);
+        numbers.unfree(a.number);
+        numbers.untake(b);
+        assert_eq!(numbers.take(1).number, VertexNumber(4), "a fresh number given back");
     }
 
     #[test]

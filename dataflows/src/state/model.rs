@@ -77,6 +77,69 @@ impl VertexKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
         VertexKey { namespace: namespace.clone(), id: id.to_owned() }
     }
+
+    /// The hash the arrangements shard vertex `id` of `namespace` by: the key's own hash,
+    /// computed without building the key.
+    pub fn route(namespace: &Namespace, id: &str) -> u64 {
+        use differential_dataflow::hashable::Hashable;
+        // A derived `Hash` hashes the fields in order, as a tuple of them does.
+        (namespace, id).hashed()
+    }
+}
+
+/// The worker a route hash lands on: timely's exchange rule (a mask when the number of
+/// workers is a power of two, the remainder otherwise).
+pub(crate) fn owner_of(route: u64, peers: usize) -> usize {
+    let peers = peers as u64;
+    if peers.is_power_of_two() {
+        (route & (peers - 1)) as usize
+    } else {
+        (route % peers) as usize
+    }
+}
+
+/// A vertex's number: what the arrangements and algorithms know it by, instead of its
+/// string id. The apply stage gives it when the vertex is created, dense per owning
+/// worker (the worker its key's hash shards it to), as `index * workers + owner`, so the
+/// owner follows from the number alone. A number freed by a delete is given again.
+///
+/// Numbers are per process and per namespace: they follow from the log and the number of
+/// workers, never leave the engine, and are given afresh when a checkpoint is restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VertexNumber(pub u64);
+
+impl VertexNumber {
+    /// What a vertex built outside the apply stage (read from a snapshot) carries until the
+    /// apply stage numbers it.
+    pub const UNASSIGNED: VertexNumber = VertexNumber(u64::MAX);
+
+    pub fn new(index: u64, owner: usize, workers: usize) -> Self {
+        VertexNumber(index * workers as u64 + owner as u64)
+    }
+
+    /// The owning worker: timely's exchange sends the number itself there.
+    pub fn owner(self, workers: usize) -> usize {
+        (self.0 % workers as u64) as usize
+    }
+
+    /// Its place among the owner's numbers.
+    pub fn index(self, workers: usize) -> u64 {
+        self.0 / workers as u64
+    }
+}
+
+impl Default for VertexNumber {
+    fn default() -> Self {
+        VertexNumber::UNASSIGNED
+    }
+}
+
+/// The key of the adjacency arrangements: a vertex by number. Numbers order first, so keys
+/// compare as integers (the namespace only tells apart equal numbers of two namespaces).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AdjacencyKey {
+    pub number: VertexNumber,
+    pub namespace: Namespace,
 }
 
 impl EdgeKey {
@@ -243,6 +306,8 @@ impl std::ops::Index<&str> for Properties {
 /// is held once per process however many indexes point at it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Vertex {
+    /// First, so that versions order as integers in the arrangements' merges.
+    pub number: VertexNumber,
     pub id: String,
     pub label: String,
     pub properties: Properties,
@@ -253,10 +318,37 @@ pub struct Vertex {
 /// An edge as stored, shared like [`Vertex`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Edge {
+    /// The numbers of `from` and `to`, first: an adjacency's edges then order (and merge)
+    /// by integers, and only parallel edges compare their string ids.
+    pub from_number: VertexNumber,
+    pub to_number: VertexNumber,
     pub id: String,
     pub label: String,
     pub from: String,
     pub to: String,
     pub properties: Properties,
     pub created_at: Micros,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use differential_dataflow::hashable::Hashable;
+
+    #[test]
+    fn a_vertex_is_numbered_on_the_worker_its_key_is_sharded_to() {
+        let namespace = Namespace::new("social");
+        for id in ["a", "bob", "v123456"] {
+            let key = VertexKey::new(&namespace, id);
+            assert_eq!(VertexKey::route(&namespace, id), key.hashed(), "{id}");
+        }
+        for workers in [1, 2, 3, 4, 7] {
+            for owner in 0..workers {
+                let number = VertexNumber::new(5, owner, workers);
+                assert_eq!((number.owner(workers), number.index(workers)), (owner, 5));
+                // Timely's exchange sends the number, as a route, to its owner.
+                assert_eq!(owner_of(number.0, workers), owner);
+            }
+        }
+    }
 }

@@ -329,7 +329,7 @@ impl Element {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::model::Value;
+    use crate::state::model::{Value, VertexNumber};
 
     fn vertex(id: &str, label: &str, age: i64) -> Element {
         let properties = [("age".to_string(), Value::Int(age))].into_iter().collect();
@@ -384,9 +384,18 @@ mod tests {
     fn the_running_graph_fingerprints_like_its_elements() {
         let vertex = |id: &str, age: i64| {
             let properties = [("age".to_string(), Value::Int(age))].into_iter().collect();
-            Arc::new(Vertex { id: id.into(), label: "U".into(), properties, created_at: 1, updated_at: 2 })
+            Arc::new(Vertex {
+                number: VertexNumber::UNASSIGNED,
+                id: id.into(),
+                label: "U".into(),
+                properties,
+                created_at: 1,
+                updated_at: 2,
+            })
         };
         let edge = Arc::new(Edge {
+            from_number: VertexNumber::UNASSIGNED,
+            to_number: VertexNumber::UNASSIGNED,
             id: "e1".into(),
             label: "E".into(),
             from: "a".into(),
