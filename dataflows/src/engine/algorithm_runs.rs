@@ -470,9 +470,9 @@ impl Run {
         let keys: Vec<AdjacencyKey> =
             members.iter().map(|(number, _)| AdjacencyKey { number: *number, namespace: namespace.clone() }).collect();
         let mut neighbours = vec![Vec::new(); members.len()];
-        lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, edge| neighbours[i].push(edge.to_number));
+        lookup_many(&mut indexes.out_edges, &keys, self.lsn, |i, a| neighbours[i].push(a.neighbour));
         if algorithm.undirected() {
-            lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, edge| neighbours[i].push(edge.from_number));
+            lookup_many(&mut indexes.in_edges, &keys, self.lsn, |i, a| neighbours[i].push(a.neighbour));
         }
         Unresolved::new(peers, members, neighbours)
     }

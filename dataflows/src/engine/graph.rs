@@ -24,7 +24,7 @@ use timely::worker::Worker;
 use crate::engine::subscriptions::Hub;
 use crate::read::query::Indexes;
 use crate::state::apply::Change;
-use crate::state::model::{AdjacencyKey, Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 pub(crate) struct GraphInputs {
     pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,
@@ -64,13 +64,17 @@ pub(crate) fn build(
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
         let edge_index = edges.clone().arrange_by_key_named("EdgeByKey");
         let out_index = adjacency(
-            edges
-                .clone()
-                .map(|(key, edge)| (AdjacencyKey { number: edge.from_number, namespace: key.namespace }, edge)),
+            edges.clone().map(|(key, edge)| {
+                let at = AdjacencyKey { number: edge.from_number, namespace: key.namespace };
+                (at, Adjacent { neighbour: edge.to_number, edge })
+            }),
             "OutAdjacency",
         );
         let in_index = adjacency(
-            edges.map(|(key, edge)| (AdjacencyKey { number: edge.to_number, namespace: key.namespace }, edge)),
+            edges.map(|(key, edge)| {
+                let at = AdjacencyKey { number: edge.to_number, namespace: key.namespace };
+                (at, Adjacent { neighbour: edge.from_number, edge })
+            }),
             "InAdjacency",
         );
 
@@ -90,13 +94,13 @@ pub(crate) fn build(
     })
 }
 
-type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Arc<Edge>, Lsn, isize>>>;
+type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Adjacent, Lsn, isize>>>;
 
 /// Arranges edges by vertex number, each on the worker its number names: the worker that
 /// holds the vertex by key, so a vertex and its edges are read together.
-fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Arc<Edge>)>, name: &str) -> Adjacency<'scope> {
-    let by_number = Exchange::new(|((key, _), _, _): &((AdjacencyKey, Arc<Edge>), Lsn, isize)| key.number.0);
-    arrange_core::<_, _, ValBatcher<AdjacencyKey, Arc<Edge>, Lsn, isize>, _>(
+fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Adjacent)>, name: &str) -> Adjacency<'scope> {
+    let by_number = Exchange::new(|((key, _), _, _): &((AdjacencyKey, Adjacent), Lsn, isize)| key.number.0);
+    arrange_core::<_, _, ValBatcher<AdjacencyKey, Adjacent, Lsn, isize>, _>(
         edges.inner,
         by_number,
         name,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{AdjacencyKey, Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
@@ -27,9 +27,9 @@ pub struct Indexes {
     /// Edge by key.
     pub edges: GraphTrace<EdgeKey, Arc<Edge>>,
     /// Out-adjacency: source vertex number to its outgoing edges.
-    pub out_edges: GraphTrace<AdjacencyKey, Arc<Edge>>,
+    pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
-    pub in_edges: GraphTrace<AdjacencyKey, Arc<Edge>>,
+    pub in_edges: GraphTrace<AdjacencyKey, Adjacent>,
 }
 
 /// Which way to follow edges from a vertex.
@@ -130,11 +130,11 @@ impl Query {
                             truncated = true;
                         }
                     };
-                    lookup_many(&mut indexes.out_edges, key, lsn, |_, e| take(e));
+                    lookup_many(&mut indexes.out_edges, key, lsn, |_, a| take(&a.edge));
                     // A self-loop is both outgoing and incoming: list it once.
-                    lookup_many(&mut indexes.in_edges, key, lsn, |_, e| {
-                        if e.from != e.to {
-                            take(e)
+                    lookup_many(&mut indexes.in_edges, key, lsn, |_, a| {
+                        if a.edge.from != a.edge.to {
+                            take(&a.edge)
                         }
                     });
                 }
@@ -168,14 +168,14 @@ impl Query {
                     }
                 };
                 if matches!(direction, Direction::Out | Direction::Both) {
-                    lookup_many(&mut indexes.out_edges, &adjacency_keys, lsn, |i, e| take(at[i], e, true));
+                    lookup_many(&mut indexes.out_edges, &adjacency_keys, lsn, |i, a| take(at[i], &a.edge, true));
                 }
                 if matches!(direction, Direction::In | Direction::Both) {
                     // Followed both ways, a self-loop is one edge, already taken outward.
                     let both = *direction == Direction::Both;
-                    lookup_many(&mut indexes.in_edges, &adjacency_keys, lsn, |i, e| {
-                        if !(both && e.from == e.to) {
-                            take(at[i], e, false)
+                    lookup_many(&mut indexes.in_edges, &adjacency_keys, lsn, |i, a| {
+                        if !(both && a.edge.from == a.edge.to) {
+                            take(at[i], &a.edge, false)
                         }
                     });
                 }

@@ -134,6 +134,15 @@ impl Default for VertexNumber {
     }
 }
 
+/// A value of the adjacency arrangements: an edge and the number of the vertex at its other
+/// end, inline, so that merges and the algorithms' reads compare and take numbers without
+/// following the pointer to the edge.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Adjacent {
+    pub neighbour: VertexNumber,
+    pub edge: Arc<Edge>,
+}
+
 /// The key of the adjacency arrangements: a vertex by number. Numbers order first, so keys
 /// compare as integers (the namespace only tells apart equal numbers of two namespaces).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -318,8 +327,8 @@ pub struct Vertex {
 /// An edge as stored, shared like [`Vertex`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Edge {
-    /// The numbers of `from` and `to`, first: an adjacency's edges then order (and merge)
-    /// by integers, and only parallel edges compare their string ids.
+    /// The numbers of `from` and `to` (first, so that edges compare as integers before
+    /// their string ids).
     pub from_number: VertexNumber,
     pub to_number: VertexNumber,
     pub id: String,
