@@ -32,7 +32,7 @@ pub use state::limits::{self, ElementLimits, MAX_VALUE_DEPTH};
 pub use state::model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey, VertexNumber};
 pub use state::request_ids::{Remembered, RequestIdLimits};
 pub use state::snapshot_diff;
-pub use state::write::{batches, OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+pub use state::write::{batches, Batcher, OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 // Reads: one key, and the multi-step queries.
 pub use read::filter::{Filter, Operator, Predicate};

@@ -13,6 +13,7 @@ pub mod paths;
 pub mod serve;
 pub mod service;
 pub mod snapshot_cli;
+pub mod snapshot_load;
 pub mod snapshots;
 pub mod status;
 pub mod subscription;

@@ -141,7 +141,7 @@ pub async fn serve(
         None
     };
     if let (Some(path), true) = (&config.server.snapshot, engine.is_writer_process()) {
-        crate::snapshots::load_at_start(&engine, path, &config)
+        crate::snapshot_load::load_at_start(&engine, path, &config)
             .await
             .map_err(|message| ServeError::Snapshot { path: path.display().to_string(), message })?;
     }

@@ -49,6 +49,14 @@ impl Ids {
         self.ends.clear();
         self.table.clear();
     }
+
+    /// Room for `more` ids of about eight bytes, so that growing does not rehash them all.
+    fn reserve(&mut self, more: usize) {
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        self.table.reserve(more, |&i| hasher.hash_one(id_at(text, ends, i)));
+        self.ends.reserve(more);
+        self.text.reserve(more * 8);
+    }
 }
 
 /// The id numbered `index` (apart from `Ids` so that rehashing can borrow its fields).
@@ -89,6 +97,9 @@ impl Ends {
     }
 }
 
+/// The most ids a section's metadata makes room for before they are read.
+const RESERVE_AT_MOST: u64 = 1 << 26;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
     #[error("{field}: the snapshot's metadata says {expected}, its records hold {found}")]
@@ -123,6 +134,12 @@ impl SnapshotCheck {
         match item {
             SnapshotItem::Section(next) => {
                 self.close()?;
+                // The counts are the file's word, not yet checked: room for at most this
+                // many up front (untouched capacity costs address space, not memory).
+                let room = |count: Option<u64>| count.unwrap_or(0).min(RESERVE_AT_MOST) as usize;
+                self.vertex_ids.reserve(room(next.vertex_count));
+                self.edge_ids.reserve(room(next.edge_count));
+                self.ends.edges.reserve(room(next.edge_count));
                 self.section = Some(next.clone());
             }
             SnapshotItem::Vertex(v) => {

@@ -2,6 +2,7 @@
 //! bad input that leaves the graph as it was.
 
 use std::path::Path;
+use std::time::Duration;
 
 use prism_dataflows::{Properties, Value};
 use prism_e2e::oracle;
@@ -219,6 +220,83 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
         assert_eq!(a.into_inner().edges.len(), 1);
         server.kill().await;
     }
+}
+
+#[tokio::test]
+async fn serve_streams_every_section_in_records_with_edges_after_their_vertices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    let vertex =
+        |id: &str| SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), ..Default::default() });
+    let edge = |id: &str, from: &str, to: &str| {
+        SnapshotItem::Edge(SnapshotEdge {
+            id: id.into(),
+            label: "A".into(),
+            from: from.into(),
+            to: to.into(),
+            ..Default::default()
+        })
+    };
+    // Two namespaces; in the second, an edge comes before the vertices it joins.
+    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("first".into()), ..Default::default() })];
+    items.extend((0..7).map(|i| vertex(&format!("v{i}"))));
+    items.extend((0..6).map(|i| edge(&format!("e{i}"), &format!("v{i}"), &format!("v{}", i + 1))));
+    items.push(SnapshotItem::Section(Section { namespace: Some("second".into()), ..Default::default() }));
+    items.push(edge("x", "p", "q"));
+    items.extend([vertex("p"), vertex("q")]);
+    write(&path, &items, Encoding::Protobuf, Compression::Zstd);
+    // Records of two operations: the first namespace takes several.
+    let config = "namespaces:\n  - name: first\n    performance:\n      batch_size: 2\n";
+    let mut spec = ServerSpec::configured(dir.path(), config);
+    spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let ask = |id: &str, namespace: &str| {
+        request(pb::GetVertexRequest { id: id.into(), include_edges: true }, Some(namespace))
+    };
+    let v3 = client.get_vertex(ask("v3", "first")).await.unwrap();
+    let lsn = lsn_of(&v3);
+    assert_eq!(v3.into_inner().edges.len(), 2);
+    assert!(lsn >= 7, "13 elements in records of 2 take at least 7 records, not {lsn}");
+    let p = client.get_vertex(ask("p", "second")).await.unwrap().into_inner();
+    assert_eq!(p.edges.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["x"]);
+
+    // Acknowledged before SERVING, so it is there after a kill -9 (and is not loaded twice).
+    server.kill().await;
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let v6 = client.get_vertex(ask("v6", "first")).await.unwrap().into_inner();
+    assert_eq!(v6.edges.len(), 1);
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn serve_refuses_a_snapshot_with_a_bad_edge_at_its_end_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    let mut items: Vec<SnapshotItem> = (0..5)
+        .map(|i| SnapshotItem::Vertex(SnapshotVertex { id: format!("v{i}"), label: "P".into(), ..Default::default() }))
+        .collect();
+    items.push(SnapshotItem::Edge(SnapshotEdge {
+        id: "e".into(),
+        label: "A".into(),
+        from: "v0".into(),
+        to: "missing".into(),
+        ..Default::default()
+    }));
+    write(&path, &items, Encoding::Protobuf, Compression::Zstd);
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = vec!["--snapshot".into(), path.display().to_string()];
+    let mut server = spec.spawn().await.expect("the server starts listening before it loads");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).await, Some(false), "it stops");
+    assert!(server.log().contains("missing"), "the log names the edge's missing end:\n{}", server.log());
+
+    spec.extra_args.clear();
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let v0 = client.get_vertex(pb::GetVertexRequest { id: "v0".into(), include_edges: false }).await;
+    assert_eq!(v0.unwrap_err().code(), tonic::Code::NotFound, "no vertex was written");
+    server.kill().await;
 }
 
 #[tokio::test]

@@ -293,24 +293,27 @@ pub fn to_ops(differences: Vec<Difference>) -> Vec<WriteOp> {
                     if let Element::Edge { id, .. } = &new {
                         edges_out.push(WriteOp::DeleteEdge { id: id.clone() });
                     }
-                    edges_in.push(create(new));
+                    edges_in.push(new.into_create());
                 }
             },
-            Difference::Added(element @ Element::Vertex { .. }) => vertices_in.push(create(element)),
-            Difference::Added(element) => edges_in.push(create(element)),
+            Difference::Added(element @ Element::Vertex { .. }) => vertices_in.push(element.into_create()),
+            Difference::Added(element) => edges_in.push(element.into_create()),
         }
     }
     [edges_out, vertices_out, vertices_changed, vertices_in, edges_in].into_iter().flatten().collect()
 }
 
-fn create(element: Element) -> WriteOp {
-    match element {
-        Element::Vertex { id, label, properties } => WriteOp::CreateVertex { id, label, properties },
-        Element::Edge { id, label, from, to, properties } => WriteOp::CreateEdge { id, label, from, to, properties },
-    }
-}
-
 impl Element {
+    /// The operation that creates it.
+    pub fn into_create(self) -> WriteOp {
+        match self {
+            Element::Vertex { id, label, properties } => WriteOp::CreateVertex { id, label, properties },
+            Element::Edge { id, label, from, to, properties } => {
+                WriteOp::CreateEdge { id, label, from, to, properties }
+            }
+        }
+    }
+
     pub fn of_vertex(vertex: &crate::state::model::Vertex) -> Element {
         Element::Vertex { id: vertex.id.clone(), label: vertex.label.clone(), properties: vertex.properties.clone() }
     }

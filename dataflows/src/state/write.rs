@@ -64,22 +64,42 @@ impl WriteOp {
 /// Splits `ops` into runs of at most `max_ops` operations and at most about `max_bytes`
 /// (a single larger operation goes alone): records a log takes.
 pub fn batches(ops: Vec<WriteOp>, max_ops: usize, max_bytes: usize) -> Vec<Vec<WriteOp>> {
-    let mut batches = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for op in ops {
-        let size = op.size_bytes();
-        if !current.is_empty() && (current.len() >= max_ops.max(1) || bytes + size > max_bytes) {
-            batches.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(op);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
+    let mut batcher = Batcher::new(max_ops, max_bytes);
+    let mut batches: Vec<Vec<WriteOp>> = ops.into_iter().filter_map(|op| batcher.push(op)).collect();
+    batches.extend(batcher.finish());
     batches
+}
+
+/// [`batches`] as the operations come, for a stream too large to hold.
+pub struct Batcher {
+    max_ops: usize,
+    max_bytes: usize,
+    current: Vec<WriteOp>,
+    bytes: usize,
+}
+
+impl Batcher {
+    pub fn new(max_ops: usize, max_bytes: usize) -> Self {
+        Batcher { max_ops: max_ops.max(1), max_bytes, current: Vec::new(), bytes: 0 }
+    }
+
+    /// Adds `op`; the run it closed, if it starts a new one.
+    pub fn push(&mut self, op: WriteOp) -> Option<Vec<WriteOp>> {
+        let size = op.size_bytes();
+        let mut closed = None;
+        if !self.current.is_empty() && (self.current.len() >= self.max_ops || self.bytes + size > self.max_bytes) {
+            closed = Some(std::mem::take(&mut self.current));
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.current.push(op);
+        closed
+    }
+
+    /// The last run, if any.
+    pub fn finish(self) -> Option<Vec<WriteOp>> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
 }
 
 /// A log record: operations applied in order at one LSN.
