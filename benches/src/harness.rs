@@ -137,14 +137,17 @@ pub async fn connect(address: &str, count: usize) -> anyhow::Result<Vec<Channel>
 
 /// Waits until the server has recovered and serves.
 pub async fn wait_serving(channel: Channel) -> anyhow::Result<()> {
+    // The health service's Watch stream tells each change: polling Check instead would spin
+    // on a core the server needs while it loads.
     let mut probe = Health::new(channel);
-    loop {
-        let status = probe.check(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?;
-        if status.into_inner().status == 1 {
+    let mut statuses =
+        probe.watch(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?.into_inner();
+    while let Some(status) = statuses.message().await? {
+        if status.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
             return Ok(());
         }
-        tokio::task::yield_now().await;
     }
+    bail!("the health stream ended before the server was SERVING")
 }
 
 /// The empty-RPC floor: health Checks from `concurrency` tasks for `seconds`.
