@@ -190,7 +190,9 @@ pub async fn apply(
         }
     }
     drop(bytes);
+    let started = std::time::Instant::now();
     let new = parse.await.map_err(|e| Status::internal(e.to_string()))??;
+    tracing::info!(elements = new.len(), waited_ms = started.elapsed().as_millis() as u64, "read a snapshot to apply");
     apply_elements(engine, namespace, new, timeout).await
 }
 
@@ -201,14 +203,17 @@ pub async fn apply_elements(
     new: Vec<Element>,
     timeout: Duration,
 ) -> Result<ApplySnapshotResponse, Status> {
+    let started = std::time::Instant::now();
     let (lsn, vertices, edges) =
         engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
+    let taken = started.elapsed();
     let differences = tokio::task::spawn_blocking(move || {
         snapshot_diff::diff_against(&vertices, &edges, new)
             .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))??;
+    let diffed = started.elapsed();
     let counts = DiffCounts::of(&differences);
     let ops = snapshot_diff::to_ops(differences);
     let lsn = if ops.is_empty() {
@@ -221,6 +226,13 @@ pub async fn apply_elements(
         }
         outcome.lsn
     };
+    let ms = |d: Duration| d.as_millis() as u64;
+    tracing::info!(
+        namespace_graph_ms = ms(taken),
+        diff_ms = ms(diffed - taken),
+        write_ms = ms(started.elapsed() - diffed),
+        "applied a snapshot's difference"
+    );
     let n = |x: u64| x as i64;
     Ok(ApplySnapshotResponse {
         lsn,
