@@ -9,7 +9,7 @@
 //! memory then (as the allocator keeps it, and once the workers have given what they freed
 //! back to the system) and at its peak, each per edge.
 //!
-//! - `strings` (the engine today): `EdgeKey → Arc<Edge>` and `VertexKey → Arc<Edge>` twice,
+//! - `strings` (the engine before vertex numbers): `EdgeKey → Arc<Edge>` and `VertexKey → Arc<Edge>` twice,
 //!   edges and vertices named by strings ("e123", "v45"), one shared `Arc<Edge>` per edge.
 //! - `integers`: out- and in-adjacency as `u32 → (label, neighbour, edge)` over dense ids,
 //!   and the edge index as the edge's string id → `(from, to, label)`: the string once.
@@ -145,6 +145,8 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
             (input, (by_id.trace, out.trace, into.trace))
         });
         let namespace = Namespace::new("bench");
+        // One label shared by every edge, as the apply stage shares a namespace's labels.
+        let label: std::sync::Arc<str> = "L".into();
         for (n, (from, to)) in rmat(scale, edges, 7).into_iter().enumerate().filter(|(n, _)| n % peers == me) {
             let id = format!("e{n}");
             if integers {
@@ -154,7 +156,7 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
                     from_number: VertexNumber(u64::from(from)),
                     to_number: VertexNumber(u64::from(to)),
                     id: id.clone(),
-                    label: "L".to_string(),
+                    label: label.clone(),
                     from: format!("v{from}"),
                     to: format!("v{to}"),
                     properties: Default::default(),

@@ -140,8 +140,7 @@ pub async fn wait_serving(channel: Channel) -> anyhow::Result<()> {
     // The health service's Watch stream tells each change: polling Check instead would spin
     // on a core the server needs while it loads.
     let mut probe = Health::new(channel);
-    let mut statuses =
-        probe.watch(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?.into_inner();
+    let mut statuses = probe.watch(HealthCheck { service: "prism.graph.v1.GraphService".into() }).await?.into_inner();
     while let Some(status) = statuses.message().await? {
         if status.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
             return Ok(());

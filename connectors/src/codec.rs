@@ -247,12 +247,12 @@ pub mod value {
     }
 
     pub fn properties_to_proto(properties: &Properties) -> HashMap<String, graph::Value> {
-        properties.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect()
+        properties.iter().map(|(k, v)| (k.to_owned(), to_proto(v))).collect()
     }
 
     /// Properties as RFC-055's record maps: each value a serialized `prism.graph.v1.Value`.
     pub fn encode_properties(properties: &Properties) -> HashMap<String, Vec<u8>> {
-        properties.iter().map(|(k, v)| (k.clone(), to_proto(v).encode_to_vec())).collect()
+        properties.iter().map(|(k, v)| (k.to_owned(), to_proto(v).encode_to_vec())).collect()
     }
 
     pub fn decode_properties(properties: &HashMap<String, Vec<u8>>) -> Result<Properties, String> {

@@ -157,7 +157,7 @@ fn value_at(json: &Json, path: &str, depth: usize) -> Result<Value, JsonError> {
 
 /// An operation as JSON, in the shape [`record_from_json`] reads.
 pub fn op_to_json(op: &WriteOp) -> Json {
-    let properties = |p: &Properties| Json::Object(p.iter().map(|(k, v)| (k.clone(), to_json(v))).collect());
+    let properties = |p: &Properties| Json::Object(p.iter().map(|(k, v)| (k.to_owned(), to_json(v))).collect());
     match op {
         WriteOp::CreateVertex { id, label, properties: p } => {
             serde_json::json!({"type": "create_vertex", "id": id, "label": label, "properties": properties(p)})

@@ -14,7 +14,7 @@ pub fn timestamp(micros: Micros) -> prost_types::Timestamp {
 pub fn vertex_to_proto(vertex: &Vertex) -> graph::Vertex {
     graph::Vertex {
         id: vertex.id.clone(),
-        label: vertex.label.clone(),
+        label: vertex.label.to_string(),
         properties: value::properties_to_proto(&vertex.properties),
         created_at: Some(timestamp(vertex.created_at)),
         updated_at: Some(timestamp(vertex.updated_at)),
@@ -24,7 +24,7 @@ pub fn vertex_to_proto(vertex: &Vertex) -> graph::Vertex {
 pub fn edge_to_proto(edge: &Edge) -> graph::Edge {
     graph::Edge {
         id: edge.id.clone(),
-        label: edge.label.clone(),
+        label: edge.label.to_string(),
         from_vertex_id: edge.from.clone(),
         to_vertex_id: edge.to.clone(),
         properties: value::properties_to_proto(&edge.properties),

@@ -62,7 +62,7 @@ impl SnapshotVertex {
     pub fn of(vertex: &prism_dataflows::Vertex) -> SnapshotVertex {
         SnapshotVertex {
             id: vertex.id.clone(),
-            label: vertex.label.clone(),
+            label: vertex.label.to_string(),
             properties: vertex.properties.clone(),
             created_at: vertex.created_at,
             updated_at: vertex.updated_at,
@@ -76,7 +76,7 @@ impl From<SnapshotVertex> for prism_dataflows::Vertex {
             // The apply stage numbers it when it restores or writes it.
             number: prism_dataflows::VertexNumber::UNASSIGNED,
             id: v.id,
-            label: v.label,
+            label: v.label.into(),
             properties: v.properties,
             created_at: v.created_at,
             updated_at: v.updated_at,
@@ -90,7 +90,7 @@ impl From<SnapshotEdge> for prism_dataflows::Edge {
             from_number: prism_dataflows::VertexNumber::UNASSIGNED,
             to_number: prism_dataflows::VertexNumber::UNASSIGNED,
             id: e.id,
-            label: e.label,
+            label: e.label.into(),
             from: e.from,
             to: e.to,
             properties: e.properties,
@@ -104,7 +104,7 @@ impl SnapshotEdge {
     pub fn of(edge: &prism_dataflows::Edge) -> SnapshotEdge {
         SnapshotEdge {
             id: edge.id.clone(),
-            label: edge.label.clone(),
+            label: edge.label.to_string(),
             from: edge.from.clone(),
             to: edge.to.clone(),
             properties: edge.properties.clone(),

@@ -219,7 +219,7 @@ fn edge_from_json(json: &Json) -> Result<SnapshotEdge, String> {
 }
 
 fn properties_to_json(properties: &prism_dataflows::Properties) -> Json {
-    Json::Object(properties.iter().map(|(k, v)| (k.clone(), prism_connectors::json::to_json(v))).collect())
+    Json::Object(properties.iter().map(|(k, v)| (k.to_owned(), prism_connectors::json::to_json(v))).collect())
 }
 
 fn vertex_to_json(v: &SnapshotVertex) -> Json {

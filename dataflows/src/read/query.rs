@@ -157,7 +157,7 @@ impl Query {
                 let mut edges = Vec::new();
                 let mut truncated = false;
                 let mut take = |index: usize, edge: &Arc<Edge>, outward: bool| {
-                    let wanted = (labels.is_empty() || labels.iter().any(|l| *l == edge.label))
+                    let wanted = (labels.is_empty() || labels.iter().any(|l| **l == *edge.label))
                         && filter.as_ref().is_none_or(|f| f.matches_edge(edge));
                     if wanted {
                         if edges.len() < *max_edges {

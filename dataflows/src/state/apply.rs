@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
-use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Properties, Vertex, VertexKey, VertexNumber};
+use crate::state::names::Names;
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
@@ -93,11 +94,24 @@ struct NamespaceState {
     vertices: Slab<VertexSlot>,
     edges: Slab<EdgeSlot>,
     numbers: VertexNumbers,
+    names: Names,
 }
 
 impl NamespaceState {
     fn new(workers: usize) -> Self {
-        NamespaceState { vertices: Slab::default(), edges: Slab::default(), numbers: VertexNumbers::new(workers) }
+        NamespaceState {
+            vertices: Slab::default(),
+            edges: Slab::default(),
+            numbers: VertexNumbers::new(workers),
+            names: Names::default(),
+        }
+    }
+
+    /// `properties` with their keys shared.
+    fn named(&mut self, properties: &Properties) -> Properties {
+        let mut properties = properties.clone();
+        properties.share_keys(|key| self.names.share(key));
+        properties
     }
 }
 
@@ -162,7 +176,10 @@ impl ApplyState {
             let state = self.namespace(&key.namespace);
             if state.vertices.find(&vertex.id).is_none() {
                 let owner = state.numbers.owner_of(VertexKey::route(&key.namespace, &key.id));
-                Arc::make_mut(&mut vertex).number = state.numbers.take(owner).number;
+                let vertex_mut = Arc::make_mut(&mut vertex);
+                vertex_mut.number = state.numbers.take(owner).number;
+                vertex_mut.label = state.names.share(&vertex_mut.label);
+                vertex_mut.properties.share_keys(|key| state.names.share(key));
                 changes.push(Change::Vertex(key, vertex.clone(), 1));
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
@@ -178,6 +195,8 @@ impl ApplyState {
             }
             let edge_mut = Arc::make_mut(&mut edge);
             (edge_mut.from_number, edge_mut.to_number) = (state.number_of(from), state.number_of(to));
+            edge_mut.label = state.names.share(&edge_mut.label);
+            edge_mut.properties.share_keys(|key| state.names.share(key));
             changes.push(Change::Edge(key, edge.clone(), 1));
             state.add_edge(edge, from, to);
         }
@@ -365,8 +384,8 @@ impl NamespaceState {
                 let mut vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
                     id: id.clone(),
-                    label: label.clone(),
-                    properties: properties.clone(),
+                    label: self.names.of(label),
+                    properties: self.named(properties),
                     created_at: now,
                     updated_at: now,
                 };
@@ -384,22 +403,26 @@ impl NamespaceState {
                 let Some(dense) = self.vertices.find(id) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                let Some(slot) = self.vertices.get_mut(dense) else {
+                let Some(current) = self.vertices.get(dense).map(|slot| &slot.vertex) else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                let mut updated = Vertex::clone(&slot.vertex);
+                let mut updated = Vertex::clone(current);
                 if let Some(label) = label {
-                    updated.label = label.clone();
+                    updated.label = self.names.of(label);
                 }
+                let properties = self.named(properties);
                 if *merge {
-                    updated.properties.merge(properties);
+                    updated.properties.merge(&properties);
                 } else {
-                    updated.properties = properties.clone();
+                    updated.properties = properties;
                 }
                 updated.updated_at = now;
                 // The element as it would be: a merge can push it past the limit.
                 check_element(limits, "vertex", id, updated.measure())?;
                 let updated = Arc::new(updated);
+                let Some(slot) = self.vertices.get_mut(dense) else {
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
+                };
                 let old = std::mem::replace(&mut slot.vertex, updated.clone());
                 let key = VertexKey::new(ns, id);
                 changes.push(Change::Vertex(key.clone(), old.clone(), -1));
@@ -448,10 +471,10 @@ impl NamespaceState {
                     from_number: self.number_of(from_id),
                     to_number: self.number_of(to_id),
                     id: id.clone(),
-                    label: label.clone(),
+                    label: self.names.of(label),
                     from: from.clone(),
                     to: to.clone(),
-                    properties: properties.clone(),
+                    properties: self.named(properties),
                     created_at: now,
                 });
                 check_element(limits, "edge", id, edge.measure())?;
@@ -797,6 +820,28 @@ mod tests {
         let outcome = state.apply(1, &record(false, vec![create]), &mut changes);
         let (_, rejection) = outcome.first_rejection().expect("too deep");
         assert!(rejection.message.contains("max_value_depth"), "{}", rejection.message);
+    }
+
+    #[test]
+    fn labels_and_property_keys_are_held_once_per_namespace() {
+        let mut state = ApplyState::new();
+        let with_email = |id: &str| WriteOp::CreateVertex {
+            id: id.into(),
+            label: "User".into(),
+            properties: [("email", Value::String(format!("{id}@x")))].into_iter().collect(),
+        };
+        let outcome = state.apply(1, &record(true, vec![with_email("a"), with_email("b")]), &mut Vec::new());
+        let vertices: Vec<Arc<Vertex>> = outcome
+            .results
+            .into_iter()
+            .map(|r| match r {
+                Ok(OpEffect::Vertex(v)) => v,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(Arc::ptr_eq(&vertices[0].label, &vertices[1].label));
+        let key = |v: &Vertex| v.properties.keys().next().map(|k| k.as_ptr());
+        assert_eq!(key(&vertices[0]), key(&vertices[1]), "one copy of the key");
     }
 
     #[test]

@@ -88,8 +88,8 @@ impl Value {
 }
 
 /// Keyed values: each key's bytes and overhead, and its value's measure.
-fn measure_fields<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>) -> Measure {
-    fields.map(|(k, v)| v.measure().plus(OVERHEAD_BYTES + k.len())).fold(Measure::default(), Measure::beside)
+fn measure_fields<'a, K: AsRef<str>>(fields: impl Iterator<Item = (K, &'a Value)>) -> Measure {
+    fields.map(|(k, v)| v.measure().plus(OVERHEAD_BYTES + k.as_ref().len())).fold(Measure::default(), Measure::beside)
 }
 
 impl Properties {

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod names;
 pub mod request_ids;
 pub mod snapshot_diff;
 pub mod write;

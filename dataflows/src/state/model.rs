@@ -233,13 +233,18 @@ impl std::hash::Hash for Value {
     }
 }
 
+/// A label or a property key: shared, because a namespace has few of them and every element
+/// names some (the apply stage hands out one copy of each per namespace, see
+/// `state::names`).
+pub type Name = Arc<str>;
+
 /// A property map: keys unique and sorted, so equal maps compare equal in arrangements.
 ///
 /// A sorted vector rather than a `BTreeMap`: vertices carry a handful of properties, and a
 /// B-tree node is sized for eleven entries, which for three small properties costs several
 /// times their own size.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Properties(Vec<(String, Value)>);
+pub struct Properties(Vec<(Name, Value)>);
 
 impl Properties {
     pub fn new() -> Self {
@@ -247,30 +252,37 @@ impl Properties {
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.0[i].1)
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.0[i].1)
     }
 
     /// Sets `key`, replacing a value it had.
-    pub fn insert(&mut self, key: String, value: Value) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+    pub fn insert(&mut self, key: impl Into<Name> + AsRef<str>, value: Value) {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(key.as_ref())) {
             Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (key, value)),
+            Err(i) => self.0.insert(i, (key.into(), value)),
         }
     }
 
     /// Sets every key of `other`, keeping the keys it does not have.
     pub fn merge(&mut self, other: &Properties) {
-        for (key, value) in other.iter() {
+        for (key, value) in &other.0 {
             self.insert(key.clone(), value.clone());
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(k, _)| k)
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// Each key as `share` gives it (the namespace's one copy of the name).
+    pub fn share_keys(&mut self, mut share: impl FnMut(&Name) -> Name) {
+        for (key, _) in &mut self.0 {
+            *key = share(key);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -282,13 +294,13 @@ impl Properties {
     }
 }
 
-impl FromIterator<(String, Value)> for Properties {
+impl<K: Into<Name>> FromIterator<(K, Value)> for Properties {
     /// Collects pairs; of repeated keys, the last wins (as in a map).
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        let mut pairs: Vec<(String, Value)> = iter.into_iter().collect();
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut pairs: Vec<(Name, Value)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
         // Stable, so equal keys keep their order and the last can be kept.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(String, Value)> = Vec::with_capacity(pairs.len());
+        let mut unique: Vec<(Name, Value)> = Vec::with_capacity(pairs.len());
         for (key, value) in pairs {
             match unique.last_mut() {
                 Some(last) if last.0 == key => last.1 = value,
@@ -318,7 +330,7 @@ pub struct Vertex {
     /// First, so that versions order as integers in the arrangements' merges.
     pub number: VertexNumber,
     pub id: String,
-    pub label: String,
+    pub label: Name,
     pub properties: Properties,
     pub created_at: Micros,
     pub updated_at: Micros,
@@ -332,7 +344,7 @@ pub struct Edge {
     pub from_number: VertexNumber,
     pub to_number: VertexNumber,
     pub id: String,
-    pub label: String,
+    pub label: Name,
     pub from: String,
     pub to: String,
     pub properties: Properties,

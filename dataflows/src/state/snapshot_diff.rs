@@ -315,13 +315,17 @@ impl Element {
     }
 
     pub fn of_vertex(vertex: &crate::state::model::Vertex) -> Element {
-        Element::Vertex { id: vertex.id.clone(), label: vertex.label.clone(), properties: vertex.properties.clone() }
+        Element::Vertex {
+            id: vertex.id.clone(),
+            label: vertex.label.to_string(),
+            properties: vertex.properties.clone(),
+        }
     }
 
     pub fn of_edge(edge: &crate::state::model::Edge) -> Element {
         Element::Edge {
             id: edge.id.clone(),
-            label: edge.label.clone(),
+            label: edge.label.to_string(),
             from: edge.from.clone(),
             to: edge.to.clone(),
             properties: edge.properties.clone(),
