@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
-use prism_dataflows::snapshot_diff::Element;
+use prism_dataflows::snapshot_diff::{Element, RunningPrints};
 use prism_dataflows::{Batcher, Engine, Namespace, WriteRecord};
 use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::convert::now_micros;
-use crate::snapshots::apply_elements;
+use crate::snapshots::apply_newer;
 use crate::status;
 
 /// Records written at once while loading.
@@ -51,13 +51,16 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
             stream_into_empty(engine, path.to_owned(), &section, sizes, timeout).await
         } else {
             let (file, index) = (path.to_owned(), section.index);
-            let elements =
-                tokio::task::spawn_blocking(move || read_section(&file, index)).await.map_err(|e| e.to_string())??;
-            let count = elements.len() as u64;
-            apply_elements(engine, namespace.clone(), elements, timeout).await.map(|_| count)
+            let read = move |prints: &mut RunningPrints| differing_in_section(&file, index, prints);
+            apply_newer(engine, namespace.clone(), read, timeout).await.map(|a| {
+                let changes = [a.vertices_added, a.vertices_removed, a.vertices_modified];
+                let changes = changes.into_iter().chain([a.edges_added, a.edges_removed, a.edges_modified]);
+                changes.sum::<i64>() as u64
+            })
         };
-        let elements = written.map_err(|s| s.message().to_owned())?;
-        tracing::info!(namespace = %namespace, elements, elapsed_ms = started.elapsed().as_millis() as u64, "loaded the snapshot");
+        // Elements written into an empty namespace, or changes made to a running one.
+        let written = written.map_err(|s| s.message().to_owned())?;
+        tracing::info!(namespace = %namespace, written, elapsed_ms = started.elapsed().as_millis() as u64, "loaded the snapshot");
     }
     Ok(())
 }
@@ -91,14 +94,15 @@ fn check(path: &Path) -> Result<Vec<SectionPlace>, String> {
     Ok(sections.into_iter().map(|(place, _)| place).collect())
 }
 
-/// The vertices and edges of section `index`, read whole (for a difference).
-fn read_section(path: &Path, index: usize) -> Result<Vec<Element>, String> {
-    let mut elements = Vec::new();
+/// The vertices and edges of section `index` that differ from the running graph's `prints`.
+fn differing_in_section(path: &Path, index: usize, prints: &mut RunningPrints) -> Result<Vec<Element>, Status> {
+    let mut kept = Vec::new();
     each_in_section(path, index, |item| {
-        elements.extend(item.into_element());
+        kept.extend(item.into_element().filter(|element| prints.differs(element)));
         true
-    })?;
-    Ok(elements)
+    })
+    .map_err(Status::invalid_argument)?;
+    Ok(kept)
 }
 
 /// Calls `take` with every item of section `index` (until it returns false).

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_dataflows::snapshot_diff::{self, DiffCounts, Element};
+use prism_dataflows::snapshot_diff::{self, DiffCounts, Element, RunningPrints};
 use prism_dataflows::{Engine, Lsn, Namespace, RecordOutcome, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
@@ -137,34 +137,21 @@ impl Read for ChunkReader {
     }
 }
 
-/// One section of a snapshot: the namespace it names (if any) and its elements.
-type SnapshotSection = (Option<String>, Vec<Element>);
-
-/// A snapshot's sections: each one's namespace (`None`: the one it is loaded into) and
-/// elements, checked as they are read (`SnapshotCheck`: counts, ids once, edge ends), so
-/// that bad input is refused before anything is written.
-fn sections_of(reader: SnapshotReader) -> Result<Vec<SnapshotSection>, Status> {
+/// The elements of a snapshot that differ from the running graph's (`prints`), checked as
+/// they are read (`SnapshotCheck`: counts, ids once, edge ends), so that bad input is
+/// refused before anything is written. Every section's elements, whatever namespace it
+/// names: an applied snapshot goes to the namespace of the call.
+fn differing(reader: SnapshotReader, prints: &mut RunningPrints) -> Result<Vec<Element>, Status> {
     let refuse = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
     let mut check = SnapshotCheck::new();
-    let mut sections: Vec<SnapshotSection> = vec![(None, Vec::new())];
+    let mut kept = Vec::new();
     for item in reader {
         let item = item.map_err(|e| refuse(&e))?;
         check.item(&item).map_err(|e| refuse(&e))?;
-        match item {
-            SnapshotItem::Section(next) => sections.push((next.namespace, Vec::new())),
-            item => {
-                if let (Some(element), Some((_, elements))) = (item.into_element(), sections.last_mut()) {
-                    elements.push(element);
-                }
-            }
-        }
+        kept.extend(item.into_element().filter(|element| prints.differs(element)));
     }
     check.finish().map_err(|e| refuse(&e))?;
-    // The section before the first metadata record holds nothing when there is one.
-    if sections.len() > 1 && sections[0].1.is_empty() {
-        sections.remove(0);
-    }
-    Ok(sections)
+    Ok(kept)
 }
 
 /// Applies the snapshot in `chunks` to `namespace` as one record of its difference.
@@ -175,41 +162,47 @@ pub async fn apply(
     timeout: Duration,
 ) -> Result<ApplySnapshotResponse, Status> {
     let (bytes, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let parse = tokio::task::spawn_blocking(move || {
+    let read = move |prints: &mut RunningPrints| {
         let reader = ChunkReader { chunks: received, current: std::io::Cursor::new(Vec::new()) };
         let reader = SnapshotReader::new(reader).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
-        // Applied to the namespace of the call, whatever its sections say.
-        Ok::<_, Status>(sections_of(reader)?.into_iter().flat_map(|(_, elements)| elements).collect::<Vec<_>>())
-    });
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        let bytes = bytes.clone();
-        // The parser may have stopped at an error: then its answer says why.
-        if tokio::task::spawn_blocking(move || bytes.send(chunk.data)).await.ok().and_then(Result::ok).is_none() {
-            break;
+        differing(reader, prints)
+    };
+    let pump = async move {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            let bytes = bytes.clone();
+            // The reader may have stopped at an error: then its answer says why.
+            if tokio::task::spawn_blocking(move || bytes.send(chunk.data)).await.ok().and_then(Result::ok).is_none() {
+                break;
+            }
         }
-    }
-    drop(bytes);
-    let started = std::time::Instant::now();
-    let new = parse.await.map_err(|e| Status::internal(e.to_string()))??;
-    tracing::info!(elements = new.len(), waited_ms = started.elapsed().as_millis() as u64, "read a snapshot to apply");
-    apply_elements(engine, namespace, new, timeout).await
+        Ok::<(), Status>(())
+    };
+    let (applied, pumped) = tokio::join!(apply_newer(engine, namespace, read, timeout), pump);
+    pumped?;
+    applied
 }
 
-/// Writes the difference between the namespace's graph and `new` as one atomic record.
-pub async fn apply_elements(
+/// Writes the difference between the namespace's graph and a newer version as one atomic
+/// record. `read` reads the newer version on a blocking thread, keeping only the elements
+/// that differ from the running graph's prints it is given.
+pub async fn apply_newer<R>(
     engine: &Arc<Engine>,
     namespace: Namespace,
-    new: Vec<Element>,
+    read: R,
     timeout: Duration,
-) -> Result<ApplySnapshotResponse, Status> {
+) -> Result<ApplySnapshotResponse, Status>
+where
+    R: FnOnce(&mut RunningPrints) -> Result<Vec<Element>, Status> + Send + 'static,
+{
     let started = std::time::Instant::now();
     let (lsn, vertices, edges) =
         engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
     let taken = started.elapsed();
     let differences = tokio::task::spawn_blocking(move || {
-        snapshot_diff::diff_against(&vertices, &edges, new)
-            .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
+        let mut prints = RunningPrints::of(&vertices, &edges);
+        let kept = read(&mut prints)?;
+        prints.difference(&vertices, &edges, kept).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))??;
@@ -229,7 +222,7 @@ pub async fn apply_elements(
     let ms = |d: Duration| d.as_millis() as u64;
     tracing::info!(
         namespace_graph_ms = ms(taken),
-        diff_ms = ms(diffed - taken),
+        read_and_diff_ms = ms(diffed - taken),
         write_ms = ms(started.elapsed() - diffed),
         "applied a snapshot's difference"
     );

@@ -8,11 +8,12 @@
 //! dataflow moves pairs of numbers, the rest of the work follows the size of the change, and
 //! only the difference is ever written to the log.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::Input;
+use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Inspect, Probe};
@@ -252,21 +253,45 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
     classify(old, new, &changed, &twice)
 }
 
-/// The difference from the running graph (the apply stage's vertices and edges, read in
-/// place: only those of changed keys are copied) to `new`, as [`diff`] computes it.
-pub fn diff_against(
-    vertices: &[Arc<Vertex>],
-    edges: &[Arc<Edge>],
-    new: Vec<Element>,
-) -> Result<Vec<Difference>, DiffError> {
-    let old_prints: Vec<(u64, u64)> =
-        vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e))).collect();
-    let new_prints: Vec<(u64, u64)> = new.iter().map(Element::prints).collect();
-    let (changed, twice) = changed_keys(old_prints, new_prints)?;
-    let old_vertices =
-        vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
-    let old_edges = edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
-    classify(old_vertices.chain(old_edges), new, &changed, &twice)
+/// The running graph's fingerprints (key print → content print), against which a newer
+/// version is told apart as it is read: an element equal to the running one is dropped at
+/// once, so only the difference is ever held, and the keys never seen when the newer version
+/// ends are the ones it removed. A hash join rather than [`diff`]'s dataflow: one side is
+/// already in memory, and the other is then never held whole.
+pub struct RunningPrints {
+    by_key: HashMap<u64, u64, FixedState>,
+}
+
+impl RunningPrints {
+    /// The prints of the apply stage's vertices and edges (read in place).
+    pub fn of(vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
+        let mut by_key = HashMap::with_capacity_and_hasher(vertices.len() + edges.len(), FixedState::default());
+        by_key.extend(vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e))));
+        RunningPrints { by_key }
+    }
+
+    /// Whether `element` of the newer version differs from the running graph's (is new, or
+    /// changed): the elements to keep. Each id may come once (the snapshot check sees to it).
+    pub fn differs(&mut self, element: &Element) -> bool {
+        let (key, content) = element.prints();
+        self.by_key.remove(&key) != Some(content)
+    }
+
+    /// The difference from the running graph to the newer version, given the elements
+    /// [`RunningPrints::differs`] kept; only the running elements of changed keys are copied.
+    pub fn difference(
+        self,
+        vertices: &[Arc<Vertex>],
+        edges: &[Arc<Edge>],
+        kept: Vec<Element>,
+    ) -> Result<Vec<Difference>, DiffError> {
+        let mut changed: HashSet<u64> = self.by_key.into_keys().collect();
+        changed.extend(kept.iter().map(Element::key_print));
+        let old_vertices =
+            vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
+        let old_edges = edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
+        classify(old_vertices.chain(old_edges), kept, &changed, &HashSet::new())
+    }
 }
 
 /// The write operations that turn the old version into the new one, in an order the apply
@@ -412,12 +437,18 @@ mod tests {
         });
         let graph = (vec![vertex("a", 1), vertex("b", 2)], vec![edge.clone()]);
         let same = vec![vertex_element("a", 1), vertex_element("b", 2), Element::of_edge(&edge)];
-        assert_eq!(diff_against(&graph.0, &graph.1, same).unwrap(), vec![]);
-        let changed = vec![vertex_element("a", 1), vertex_element("b", 5)];
+        let against = |newer: Vec<Element>| {
+            let mut prints = RunningPrints::of(&graph.0, &graph.1);
+            let kept: Vec<Element> = newer.into_iter().filter(|e| prints.differs(e)).collect();
+            prints.difference(&graph.0, &graph.1, kept).unwrap()
+        };
+        assert_eq!(against(same), vec![]);
+        let changed = vec![vertex_element("a", 1), vertex_element("b", 5), vertex_element("c", 3)];
         assert_eq!(
-            diff_against(&graph.0, &graph.1, changed).unwrap(),
+            against(changed),
             vec![
                 Difference::Modified { old: vertex_element("b", 2), new: vertex_element("b", 5) },
+                Difference::Added(vertex_element("c", 3)),
                 Difference::Removed(Element::of_edge(&edge)),
             ]
         );
