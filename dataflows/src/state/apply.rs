@@ -175,11 +175,9 @@ impl ApplyState {
         for (key, mut vertex) in graph.vertices {
             let state = self.namespace(&key.namespace);
             if state.vertices.find(&vertex.id).is_none() {
-                let owner = state.numbers.owner_of(VertexKey::route(&key.namespace, &key.id));
                 let vertex_mut = Arc::make_mut(&mut vertex);
-                vertex_mut.number = state.numbers.take(owner).number;
-                vertex_mut.label = state.names.share(&vertex_mut.label);
-                vertex_mut.properties.share_keys(|key| state.names.share(key));
+                vertex_mut.number = state.numbers.take_for(&key.namespace, &key.id).number;
+                state.names.share_in(&mut vertex_mut.label, &mut vertex_mut.properties);
                 changes.push(Change::Vertex(key, vertex.clone(), 1));
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
@@ -195,8 +193,7 @@ impl ApplyState {
             }
             let edge_mut = Arc::make_mut(&mut edge);
             (edge_mut.from_number, edge_mut.to_number) = (state.number_of(from), state.number_of(to));
-            edge_mut.label = state.names.share(&edge_mut.label);
-            edge_mut.properties.share_keys(|key| state.names.share(key));
+            state.names.share_in(&mut edge_mut.label, &mut edge_mut.properties);
             changes.push(Change::Edge(key, edge.clone(), 1));
             state.add_edge(edge, from, to);
         }
@@ -321,12 +318,12 @@ impl NamespaceState {
         let place = |vertices: &Slab<VertexSlot>, v: DenseId| vertices.get(v).map_or(0, |s| s.edges.len() as u32);
         let at_from = place(&self.vertices, from);
         let at_to = if from == to { at_from } else { place(&self.vertices, to) };
-        let slot = EdgeSlot { edge, from, to, at_from, at_to };
-        let places = [(from, at_from), (to, at_to)];
-        let numbered = self.edges.insert(slot);
-        for &(endpoint, _) in &places[..if from == to { 1 } else { 2 }] {
-            if let Some(vertex) = self.vertices.get_mut(endpoint) {
-                vertex.edges.push(numbered.id());
+        let numbered = self.edges.insert(EdgeSlot { edge, from, to, at_from, at_to });
+        if let Some(slot) = self.edges.get(numbered.id()) {
+            for (endpoint, _) in slot.places() {
+                if let Some(vertex) = self.vertices.get_mut(endpoint) {
+                    vertex.edges.push(numbered.id());
+                }
             }
         }
         numbered
@@ -390,7 +387,7 @@ impl NamespaceState {
                     updated_at: now,
                 };
                 check_element(limits, "vertex", id, vertex.measure())?;
-                let taken = self.numbers.take(self.numbers.owner_of(VertexKey::route(ns, id)));
+                let taken = self.numbers.take_for(ns, id);
                 vertex.number = taken.number;
                 let vertex = Arc::new(vertex);
                 changes.push(Change::Vertex(VertexKey::new(ns, id), vertex.clone(), 1));

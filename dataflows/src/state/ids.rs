@@ -12,7 +12,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use crate::state::model::VertexNumber;
+use crate::state::model::{owner_of, Namespace, VertexKey, VertexNumber};
 
 /// An element's number within its namespace.
 pub type DenseId = u32;
@@ -160,9 +160,9 @@ impl VertexNumbers {
         VertexNumbers { workers, next: vec![0; workers], free: vec![Vec::new(); workers] }
     }
 
-    /// The owner of the vertex whose key hashes to `route`.
-    pub fn owner_of(&self, route: u64) -> usize {
-        crate::state::model::owner_of(route, self.workers)
+    /// A number for vertex `id` of `namespace`, on the worker its key shards to.
+    pub fn take_for(&mut self, namespace: &Namespace, id: &str) -> Taken {
+        self.take(owner_of(VertexKey::route(namespace, id), self.workers))
     }
 
     /// A number on `owner`.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 
-use crate::state::model::Name;
+use crate::state::model::{Name, Properties};
 
 /// Past this many distinct names a namespace stops sharing new ones: names that are really
 /// data (a property keyed by user id) must not grow a table that is never emptied.
@@ -31,6 +31,12 @@ impl Names {
             self.shared.insert(name.clone());
         }
         name.clone()
+    }
+
+    /// An element's label and property keys, each replaced by the namespace's copy.
+    pub fn share_in(&mut self, label: &mut Name, properties: &mut Properties) {
+        *label = self.share(label);
+        properties.share_keys(|key| self.share(key));
     }
 
     /// The namespace's copy of `name`, made if it is new.
