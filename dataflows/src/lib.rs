@@ -22,8 +22,8 @@ mod state;
 
 // The engine, and the seam through which a log plugs in.
 pub use engine::{
-    ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, FeedError, PageRankFeed, Subscribed,
-    Ticket, WriteLog,
+    ClusterConfig, CommitSink, Committed, Engine, EngineConfig, EngineError, FeedError, NamespaceGraph, PageRankFeed,
+    Subscribed, Ticket, WriteLog,
 };
 
 // The graph's types and the records that change it.

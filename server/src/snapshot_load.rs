@@ -43,16 +43,16 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
     for section in sections {
         let namespace = section.namespace.clone();
         let timeout = config.server.write_timeout;
-        let (_, vertices, edges) =
-            engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| e.to_string())?;
-        let written = if vertices.is_empty() && edges.is_empty() {
+        // Taken once: it says whether the namespace is empty, and is what a difference is from.
+        let running = engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| e.to_string())?;
+        let written = if running.1.is_empty() && running.2.is_empty() {
             // Records well within the log's limit, whatever the elements weigh.
             let sizes = (config.limits(namespace.as_str()).batch_size, config.record_limit() / 2);
             stream_into_empty(engine, path.to_owned(), &section, sizes, timeout).await
         } else {
             let (file, index) = (path.to_owned(), section.index);
             let read = move |prints: &mut RunningPrints| differing_in_section(&file, index, prints);
-            apply_newer(engine, namespace.clone(), read, timeout).await.map(|a| {
+            apply_newer(engine, namespace.clone(), running, read, timeout).await.map(|a| {
                 let changes = [a.vertices_added, a.vertices_removed, a.vertices_modified];
                 let changes = changes.into_iter().chain([a.edges_added, a.edges_removed, a.edges_modified]);
                 changes.sum::<i64>() as u64

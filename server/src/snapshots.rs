@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_dataflows::snapshot_diff::{self, DiffCounts, Element, RunningPrints};
-use prism_dataflows::{Engine, Lsn, Namespace, RecordOutcome, WriteRecord};
+use prism_dataflows::{Engine, Lsn, Namespace, NamespaceGraph, RecordOutcome, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
     Compression, Encoding, Section, SnapshotCheck, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex,
@@ -178,17 +178,23 @@ pub async fn apply(
         }
         Ok::<(), Status>(())
     };
-    let (applied, pumped) = tokio::join!(apply_newer(engine, namespace, read, timeout), pump);
+    let applying = async {
+        let running = engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
+        apply_newer(engine, namespace, running, read, timeout).await
+    };
+    let (applied, pumped) = tokio::join!(applying, pump);
     pumped?;
     applied
 }
 
-/// Writes the difference between the namespace's graph and a newer version as one atomic
-/// record. `read` reads the newer version on a blocking thread, keeping only the elements
-/// that differ from the running graph's prints it is given.
+/// Writes the difference between `running` (the namespace's graph, as
+/// `Engine::namespace_graph` gave it) and a newer version as one atomic record. `read` reads
+/// the newer version on a blocking thread, keeping only the elements that differ from the
+/// running graph's prints it is given.
 pub async fn apply_newer<R>(
     engine: &Arc<Engine>,
     namespace: Namespace,
+    (lsn, vertices, edges): NamespaceGraph,
     read: R,
     timeout: Duration,
 ) -> Result<ApplySnapshotResponse, Status>
@@ -196,13 +202,10 @@ where
     R: FnOnce(&mut RunningPrints) -> Result<Vec<Element>, Status> + Send + 'static,
 {
     let started = std::time::Instant::now();
-    let (lsn, vertices, edges) =
-        engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
-    let taken = started.elapsed();
     let differences = tokio::task::spawn_blocking(move || {
-        let mut prints = RunningPrints::of(&vertices, &edges);
+        let mut prints = RunningPrints::new(vertices, edges);
         let kept = read(&mut prints)?;
-        prints.difference(&vertices, &edges, kept).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
+        prints.difference(kept).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))??;
@@ -221,8 +224,7 @@ where
     };
     let ms = |d: Duration| d.as_millis() as u64;
     tracing::info!(
-        namespace_graph_ms = ms(taken),
-        read_and_diff_ms = ms(diffed - taken),
+        read_and_diff_ms = ms(diffed),
         write_ms = ms(started.elapsed() - diffed),
         "applied a snapshot's difference"
     );

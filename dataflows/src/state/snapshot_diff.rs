@@ -262,15 +262,17 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
 /// ends are the ones it removed. A hash join rather than [`diff`]'s dataflow: one side is
 /// already in memory, and the other is then never held whole.
 pub struct RunningPrints {
+    vertices: Vec<Arc<Vertex>>,
+    edges: Vec<Arc<Edge>>,
     by_key: HashMap<u64, u64, FixedState>,
 }
 
 impl RunningPrints {
-    /// The prints of the apply stage's vertices and edges (read in place).
-    pub fn of(vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
+    /// The prints of the running graph's vertices and edges (the apply stage's, shared).
+    pub fn new(vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>>) -> Self {
         let mut by_key = HashMap::with_capacity_and_hasher(vertices.len() + edges.len(), FixedState::default());
         by_key.extend(vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e))));
-        RunningPrints { by_key }
+        RunningPrints { vertices, edges, by_key }
     }
 
     /// Whether `element` of the newer version differs from the running graph's (is new, or
@@ -282,17 +284,13 @@ impl RunningPrints {
 
     /// The difference from the running graph to the newer version, given the elements
     /// [`RunningPrints::differs`] kept; only the running elements of changed keys are copied.
-    pub fn difference(
-        self,
-        vertices: &[Arc<Vertex>],
-        edges: &[Arc<Edge>],
-        kept: Vec<Element>,
-    ) -> Result<Vec<Difference>, DiffError> {
+    pub fn difference(self, kept: Vec<Element>) -> Result<Vec<Difference>, DiffError> {
         let mut changed: HashSet<u64> = self.by_key.into_keys().collect();
         changed.extend(kept.iter().map(Element::key_print));
         let old_vertices =
-            vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
-        let old_edges = edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
+            self.vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
+        let old_edges =
+            self.edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
         classify(old_vertices.chain(old_edges), kept, &changed, &HashSet::new())
     }
 }
@@ -441,9 +439,9 @@ mod tests {
         let graph = (vec![vertex("a", 1), vertex("b", 2)], vec![edge.clone()]);
         let same = vec![vertex_element("a", 1), vertex_element("b", 2), Element::of_edge(&edge)];
         let against = |newer: Vec<Element>| {
-            let mut prints = RunningPrints::of(&graph.0, &graph.1);
+            let mut prints = RunningPrints::new(graph.0.clone(), graph.1.clone());
             let kept: Vec<Element> = newer.into_iter().filter(|e| prints.differs(e)).collect();
-            prints.difference(&graph.0, &graph.1, kept).unwrap()
+            prints.difference(kept).unwrap()
         };
         assert_eq!(against(same), vec![]);
         let changed = vec![vertex_element("a", 1), vertex_element("b", 5), vertex_element("c", 3)];
