@@ -43,8 +43,8 @@ impl Unresolved {
     }
 
     /// Which indexes on this worker are members, a bit each, for every other worker.
-    pub fn membership(&self) -> Vec<u64> {
-        self.membership.clone()
+    pub fn membership(&self) -> &[u64] {
+        &self.membership
     }
 
     /// The shard, given every worker's membership (`memberships[worker]`): neighbours that
@@ -139,7 +139,7 @@ mod tests {
         );
         let zero = Unresolved::new(2, vec![(a, "a".into()), (c, "c".into())], vec![vec![b, x], vec![a]]);
         let one = Unresolved::new(2, vec![(b, "b".into())], vec![vec![]]);
-        let memberships = vec![zero.membership(), one.membership()];
+        let memberships = vec![zero.membership().to_vec(), one.membership().to_vec()];
         let shard = zero.resolve(memberships);
         assert_eq!(shard.neighbours, vec![vec![(1, 0)], vec![(0, 0)]]);
         assert_eq!(shard.counts, vec![2, 1]);
@@ -151,7 +151,7 @@ mod tests {
         let numbers: Vec<VertexNumber> = [3u64, 64, 65, 200].iter().map(|&i| VertexNumber::new(i, 0, 1)).collect();
         let members = numbers.iter().map(|n| (*n, n.0.to_string())).collect();
         let unresolved = Unresolved::new(1, members, vec![numbers.clone(); 4]);
-        let membership = unresolved.membership();
+        let membership = unresolved.membership().to_vec();
         let shard = unresolved.resolve(vec![membership]);
         assert_eq!(shard.neighbours[0], vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
         assert_eq!(shard.total(), 4);

@@ -244,7 +244,7 @@ impl Run {
                 self.start(bodies, indexes);
                 let unresolved = self.read_shard(indexes, peers);
                 let membership = unresolved.membership();
-                self.broadcast(outbox, peers, || Body::Members { from: me, membership: membership.clone() });
+                self.broadcast(outbox, peers, || Body::Members { from: me, membership: membership.to_vec() });
                 self.phase = Phase::Members(unresolved);
                 false
             }
