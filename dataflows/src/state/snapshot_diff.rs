@@ -1,12 +1,12 @@
-//! The difference between two versions of a graph (a snapshot and the running graph, or two
-//! snapshots), computed as a differential dataflow.
+//! The difference between two versions of a graph, told by fingerprints of their elements (a
+//! vertex or an edge, keyed by id): only the elements whose fingerprints changed are compared
+//! whole and named added, removed or modified, so the work beyond hashing follows the size of
+//! the change, and only the difference is ever written to the log.
 //!
-//! Both versions enter one collection as fingerprints of their elements (a vertex or an edge,
-//! keyed by id): the old version with weight −1, the new with +1. Whatever is the same in both
-//! cancels out as the collection consolidates; what survives names the keys that changed, and
-//! only those elements are compared whole and named added, removed or modified. So the
-//! dataflow moves pairs of numbers, the rest of the work follows the size of the change, and
-//! only the difference is ever written to the log.
+//! Two snapshots ([`diff`]) go through a differential dataflow: both enter one collection, the
+//! old version with weight −1 and the new with +1, and whatever is the same cancels as it
+//! consolidates. A snapshot against the running graph ([`RunningPrints`]) is a hash join
+//! instead: the running side is in memory already, and the newer one is then never held.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
