@@ -73,7 +73,7 @@ pub struct EngineConfig {
     /// How long and how many request ids the apply stage remembers.
     pub request_ids: crate::state::request_ids::RequestIdLimits,
     /// Gives the memory freed on the calling thread back to the system. Every worker calls
-    /// it about every [`RELEASE_MEMORY_EVERY`]: arrangement merges free whole batches, and
+    /// it about every 10 s (`RELEASE_MEMORY_EVERY`): arrangement merges free whole batches, and
     /// an allocator keeping them for its thread shows as resident memory the graph does not
     /// use. The allocator is the binary's choice, and so is this.
     pub release_memory: Option<fn()>,

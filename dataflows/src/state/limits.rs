@@ -31,7 +31,7 @@ const OVERHEAD_BYTES: usize = 16;
 /// The limits the apply stage enforces on each element it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElementLimits {
-    /// Largest vertex or edge, as [`Vertex::size_bytes`] and [`Edge::size_bytes`] count it.
+    /// Largest vertex or edge, as [`Vertex::measure`] and [`Edge::measure`] count it.
     pub max_element_bytes: usize,
 }
 
