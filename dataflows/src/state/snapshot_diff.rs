@@ -244,7 +244,7 @@ fn classify(
 /// The difference from `old` to `new`, sorted (vertices before edges, then by id). An id
 /// twice in `new` is an error.
 ///
-/// The dataflow works on fingerprints (see [`changed_keys`]); only the elements of keys that
+/// The dataflow works on fingerprints (`changed_keys`); only the elements of keys that
 /// changed are then compared whole, so the work beyond hashing follows the size of the
 /// change. (A changed element whose 64-bit content fingerprint collides with its old one
 /// would be missed: odds of about 2⁻⁶⁴ per changed element.)
