@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 /// A log sequence number: the position of a record in the write-ahead log, and the logical
 /// time at which its changes enter the dataflow. The first record is LSN 1; LSN 0 is the
@@ -242,13 +243,14 @@ pub type Name = Arc<str>;
 ///
 /// A sorted vector rather than a `BTreeMap`: vertices carry a handful of properties, and a
 /// B-tree node is sized for eleven entries, which for three small properties costs several
-/// times their own size.
+/// times their own size. A thin one (its length with its entries): most edges have no
+/// properties, and an empty map is then one pointer in the element, not three words.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Properties(Vec<(Name, Value)>);
+pub struct Properties(ThinVec<(Name, Value)>);
 
 impl Properties {
     pub fn new() -> Self {
-        Properties(Vec::new())
+        Properties(ThinVec::new())
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -300,7 +302,7 @@ impl<K: Into<Name>> FromIterator<(K, Value)> for Properties {
         let mut pairs: Vec<(Name, Value)> = iter.into_iter().map(|(k, v)| (k.into(), v)).collect();
         // Stable, so equal keys keep their order and the last can be kept.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(Name, Value)> = Vec::with_capacity(pairs.len());
+        let mut unique: ThinVec<(Name, Value)> = ThinVec::with_capacity(pairs.len());
         for (key, value) in pairs {
             match unique.last_mut() {
                 Some(last) if last.0 == key => last.1 = value,
