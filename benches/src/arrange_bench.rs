@@ -26,7 +26,7 @@ use differential_dataflow::input::Input;
 use differential_dataflow::trace::{ExertionLogic, TraceReader};
 use prism_benches::harness;
 use prism_benches::rmat::rmat;
-use prism_dataflows::{Edge, EdgeKey, Namespace, VertexKey, VertexNumber};
+use prism_dataflows::{Edge, EdgeKey, Namespace, VertexKey};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 use timely::progress::Antichain;
@@ -153,16 +153,14 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
                 ints.update((from, to, n as u32, id), 1);
             } else {
                 let edge = Edge {
-                    from_number: VertexNumber(u64::from(from)),
-                    to_number: VertexNumber(u64::from(to)),
-                    id: id.clone(),
+                    id: id.as_str().into(),
                     label: label.clone(),
-                    from: format!("v{from}"),
-                    to: format!("v{to}"),
+                    from: format!("v{from}").into(),
+                    to: format!("v{to}").into(),
                     properties: Default::default(),
                     created_at: 0,
                 };
-                strings.update((EdgeKey { namespace: namespace.clone(), id }, Arc::new(edge)), 1);
+                strings.update((EdgeKey { namespace: namespace.clone(), id: id.into() }, Arc::new(edge)), 1);
             }
             // Keep the input's buffer from holding every edge at once, as the engine's does.
             if n % 100_000 < peers {

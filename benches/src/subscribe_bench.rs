@@ -22,7 +22,7 @@ use prism_benches::cost_baseline;
 use prism_benches::harness::{self, spawn_server};
 use prism_benches::rmat::rmat;
 use prism_dataflows::Change;
-use prism_dataflows::{Edge, EdgeKey, Namespace, Vertex, VertexNumber};
+use prism_dataflows::{Edge, EdgeKey, Namespace, NumberedEdge, Vertex, VertexNumber};
 use prism_dataflows::{StandingPageRank, SubscriptionParams};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
@@ -172,7 +172,7 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     let vertex = |i: u32| {
         Arc::new(Vertex {
             number: VertexNumber(u64::from(i)),
-            id: format!("v{i}"),
+            id: format!("v{i}").into(),
             label: "V".into(),
             properties: Default::default(),
             created_at: 0,
@@ -181,15 +181,18 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     };
     let edge = |i: usize, (from, to): (u32, u32)| {
         Arc::new(Edge {
-            from_number: VertexNumber(u64::from(from)),
-            to_number: VertexNumber(u64::from(to)),
-            id: format!("e{i}"),
+            id: format!("e{i}").into(),
             label: "L".into(),
-            from: format!("v{from}"),
-            to: format!("v{to}"),
+            from: format!("v{from}").into(),
+            to: format!("v{to}").into(),
             properties: Default::default(),
             created_at: 0,
         })
+    };
+    let numbered = |from: u32, to: u32, edge: Arc<Edge>| NumberedEdge {
+        from: VertexNumber(u64::from(from)),
+        to: VertexNumber(u64::from(to)),
+        edge,
     };
     let all_vertices: Vec<Arc<Vertex>> = (0..vertices as u32).map(vertex).collect();
     let mut all_edges: Vec<Arc<Edge>> = edges.iter().enumerate().map(|(i, &e)| edge(i, e)).collect();
@@ -210,15 +213,14 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
     for (i, &grown) in growth.iter().enumerate() {
         let change = if i % 2 == 1 {
             let position = rng.random_range(0..all_edges.len());
-            edges.swap_remove(position);
+            let (from, to) = edges.swap_remove(position);
             let gone = all_edges.swap_remove(position);
-            Change::Edge(EdgeKey::new(&namespace, &gone.id), gone, -1)
+            Change::Edge(EdgeKey::new(&namespace, &gone.id), numbered(from, to, gone), -1)
         } else {
-            let new = grown;
-            edges.push(new);
-            let new = edge(edges.len() + i, new);
+            edges.push(grown);
+            let new = edge(edges.len() + i, grown);
             all_edges.push(new.clone());
-            Change::Edge(EdgeKey::new(&namespace, &new.id), new, 1)
+            Change::Edge(EdgeKey::new(&namespace, &new.id), numbered(grown.0, grown.1, new), 1)
         };
         let started = Instant::now();
         standing.apply(std::slice::from_ref(&change));

@@ -29,7 +29,9 @@ pub use engine::{
 // The graph's types and the records that change it.
 pub use state::apply::{Change, WholeGraph};
 pub use state::limits::{self, ElementLimits, MAX_VALUE_DEPTH};
-pub use state::model::{Edge, EdgeKey, Lsn, Micros, Namespace, Properties, Value, Vertex, VertexKey, VertexNumber};
+pub use state::model::{
+    Edge, EdgeKey, Id, Lsn, Micros, Namespace, NumberedEdge, Properties, Value, Vertex, VertexKey, VertexNumber,
+};
 pub use state::request_ids::{Remembered, RequestIdLimits};
 pub use state::snapshot_diff;
 pub use state::write::{batches, Batcher, OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
@@ -41,7 +43,7 @@ pub use read::paths::{
 };
 pub use read::query::{Answer, Direction, Query, VertexWithEdges};
 pub use read::reader::QueryError;
-pub use read::traverse::{traverse, Step, Traversal, TraversalLimits, Traversed};
+pub use read::traverse::{traverse, Path, Step, Traversal, TraversalLimits, Traversed};
 
 // Algorithms: one-shot, and the standing PageRank a subscription follows.
 pub use algorithms::standing_page_rank::{RankUpdate, StandingPageRank, SubscriptionParams};

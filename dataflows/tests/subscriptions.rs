@@ -57,7 +57,7 @@ async fn converged(engine: &Engine, filter: Option<Filter>, at_least: Lsn) -> Ha
     let params = PageRankParams { iterations: 150, damping: 0.85, filter, limit: 100_000 };
     let (lsn, scores) = engine.page_rank(Namespace::default(), params, at_least, TIMEOUT).await.unwrap();
     assert!(lsn >= at_least);
-    scores.into_iter().collect()
+    scores.into_iter().map(|(id, score)| (id.to_string(), score)).collect()
 }
 
 fn assert_within(update: &RankUpdate, want: &HashMap<String, f64>, top_k: usize) {

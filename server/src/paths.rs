@@ -7,6 +7,7 @@ use prism_proto::graph;
 use tonic::Status;
 
 use crate::config::{within, Limits};
+use crate::convert;
 use crate::status::invalid;
 
 /// The limits of a path query; `max_hops` is the cap for its hop or depth parameter.
@@ -76,9 +77,5 @@ pub fn cycles_from_proto(request: graph::DetectCyclesRequest) -> Result<Cycles, 
 }
 
 pub fn to_proto(found: FoundPaths) -> Vec<graph::Path> {
-    found
-        .paths
-        .into_iter()
-        .map(|p| graph::Path { vertex_ids: p.vertices, edge_ids: p.edges, weight: p.weight })
-        .collect()
+    found.paths.into_iter().map(convert::path_to_proto).collect()
 }

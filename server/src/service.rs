@@ -468,7 +468,8 @@ impl GraphService for GraphApi {
                 config.max_results
             )));
         }
-        let scores = scores.into_iter().map(|(vertex_id, score)| VertexScore { vertex_id, score }).collect();
+        let scores =
+            scores.into_iter().map(|(vertex_id, score)| VertexScore { vertex_id: vertex_id.into(), score }).collect();
         Ok(with_lsn(PageRankResponse { scores }, lsn))
     }
 
@@ -517,7 +518,11 @@ impl GraphService for GraphApi {
         let communities = grouped
             .communities
             .into_iter()
-            .map(|c| Community { community_id: c.id, vertex_ids: c.members, modularity: c.modularity })
+            .map(|c| Community {
+                community_id: c.id.into(),
+                vertex_ids: c.members.into_iter().map(String::from).collect(),
+                modularity: c.modularity,
+            })
             .collect();
         Ok(with_lsn(CommunityDetectionResponse { communities, modularity: grouped.modularity }, grouped.lsn))
     }

@@ -12,7 +12,7 @@ use prism_proto::graph::{self, traversal_step, traverse_request, value_predicate
 use tonic::Status;
 
 use crate::config::{within, Limits};
-use crate::convert::{edge_to_proto, vertex_to_proto};
+use crate::convert::{self, edge_to_proto, vertex_to_proto};
 use crate::status::invalid;
 
 /// Converts a request; returns the traversal and the limits it runs under.
@@ -127,11 +127,7 @@ pub fn to_proto(result: Traversed, with_counts: bool) -> graph::TraverseResponse
     graph::TraverseResponse {
         vertices: result.vertices.iter().map(|v| vertex_to_proto(v)).collect(),
         edges: result.edges.iter().map(|e| edge_to_proto(e)).collect(),
-        paths: result
-            .paths
-            .into_iter()
-            .map(|p| graph::Path { vertex_ids: p.vertices, edge_ids: p.edges, weight: p.weight })
-            .collect(),
+        paths: result.paths.into_iter().map(convert::path_to_proto).collect(),
         path_counts: if with_counts { result.path_counts.iter().map(|c| *c as i64).collect() } else { Vec::new() },
     }
 }

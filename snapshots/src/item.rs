@@ -61,7 +61,7 @@ impl SnapshotVertex {
     /// A vertex of the engine's, timestamps kept.
     pub fn of(vertex: &prism_dataflows::Vertex) -> SnapshotVertex {
         SnapshotVertex {
-            id: vertex.id.clone(),
+            id: vertex.id.to_string(),
             label: vertex.label.to_string(),
             properties: vertex.properties.clone(),
             created_at: vertex.created_at,
@@ -75,7 +75,7 @@ impl From<SnapshotVertex> for prism_dataflows::Vertex {
         prism_dataflows::Vertex {
             // The apply stage numbers it when it restores or writes it.
             number: prism_dataflows::VertexNumber::UNASSIGNED,
-            id: v.id,
+            id: v.id.into(),
             label: v.label.into(),
             properties: v.properties,
             created_at: v.created_at,
@@ -87,12 +87,10 @@ impl From<SnapshotVertex> for prism_dataflows::Vertex {
 impl From<SnapshotEdge> for prism_dataflows::Edge {
     fn from(e: SnapshotEdge) -> Self {
         prism_dataflows::Edge {
-            from_number: prism_dataflows::VertexNumber::UNASSIGNED,
-            to_number: prism_dataflows::VertexNumber::UNASSIGNED,
-            id: e.id,
+            id: e.id.into(),
             label: e.label.into(),
-            from: e.from,
-            to: e.to,
+            from: e.from.into(),
+            to: e.to.into(),
             properties: e.properties,
             created_at: e.created_at,
         }
@@ -103,10 +101,10 @@ impl SnapshotEdge {
     /// An edge of the engine's, its timestamp kept.
     pub fn of(edge: &prism_dataflows::Edge) -> SnapshotEdge {
         SnapshotEdge {
-            id: edge.id.clone(),
+            id: edge.id.to_string(),
             label: edge.label.to_string(),
-            from: edge.from.clone(),
-            to: edge.to.clone(),
+            from: edge.from.to_string(),
+            to: edge.to.to_string(),
             properties: edge.properties.clone(),
             created_at: edge.created_at,
         }

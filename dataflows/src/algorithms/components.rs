@@ -3,8 +3,10 @@
 //! (both ways), until a round changes nothing on any worker. A component is named by its
 //! smallest vertex id.
 
+use crate::state::model::Id;
+
 /// The label a vertex takes after hearing its neighbours': the smallest.
-pub(crate) fn next_label(current: &str, heard: Vec<String>) -> Option<String> {
+pub(crate) fn next_label(current: &str, heard: Vec<Id>) -> Option<Id> {
     heard.into_iter().filter(|label| label.as_str() < current).min()
 }
 

@@ -8,12 +8,13 @@
 //! earlier). Label propagation runs exactly its number of rounds.
 
 use super::{components, label_propagation, CommunityAlgorithm, CommunityParams, Shard};
+use crate::state::model::Id;
 
 /// A worker's labels and the round it is at.
 pub(crate) struct LabelRounds {
     components: bool,
     max_rounds: u32,
-    labels: Vec<String>,
+    labels: Vec<Id>,
     round: u32,
 }
 
@@ -21,9 +22,9 @@ pub(crate) struct LabelRounds {
 pub(crate) enum Round {
     /// Send these labels, (member index at the owner, label) per owner; with components,
     /// also tell every worker how many labels changed here.
-    Send { labels: Vec<Vec<(u32, String)>>, changed: Option<u64> },
+    Send { labels: Vec<Vec<(u32, Id)>>, changed: Option<u64> },
     /// Done: every member's (id, label).
-    Finished(Vec<(String, String)>),
+    Finished(Vec<(Id, Id)>),
 }
 
 impl LabelRounds {
@@ -40,7 +41,7 @@ impl LabelRounds {
 
     /// Folds in the labels heard last round (`heard[member]`) and the changes every worker
     /// counted in it, and says what this round does.
-    pub fn step(&mut self, shard: &Shard, heard: Vec<Vec<String>>, changed_last: u64) -> Round {
+    pub fn step(&mut self, shard: &Shard, heard: Vec<Vec<Id>>, changed_last: u64) -> Round {
         let mut changed = None;
         let finished = if self.round == 0 {
             // Nothing is known to be stable before the first round.
@@ -72,7 +73,7 @@ impl LabelRounds {
         if finished {
             return Round::Finished(shard.ids.iter().cloned().zip(self.labels.iter().cloned()).collect());
         }
-        let mut labels: Vec<Vec<(u32, String)>> = vec![Vec::new(); shard.counts.len()];
+        let mut labels: Vec<Vec<(u32, Id)>> = vec![Vec::new(); shard.counts.len()];
         for (label, neighbours) in self.labels.iter().zip(&shard.neighbours) {
             for (owner, index) in neighbours {
                 labels[*owner].push((*index, label.clone()));

@@ -13,11 +13,11 @@
 //! the gathered graph (a few bytes per edge) is the simple, exact choice.
 
 use super::{Community, Grouped};
-use crate::state::model::Lsn;
+use crate::state::model::{Id, Lsn};
 
 /// One worker's part handed in for Louvain: its member ids (a member's index is its
 /// position) and out-edges as (member index, target owner, target index at the owner).
-pub(crate) type Part = (Vec<String>, Vec<(u32, u32, u32)>);
+pub(crate) type Part = (Vec<Id>, Vec<(u32, u32, u32)>);
 
 /// An undirected graph of `n` vertices `0..n` at one level of the algorithm.
 struct Level {
@@ -197,7 +197,7 @@ pub(crate) fn gathered(lsn: Lsn, parts: Vec<Part>) -> Grouped {
     }
     let community = louvain(names.len(), &edges);
     let (modularity, parts) = modularity(&edges, &community);
-    let mut members: Vec<Vec<String>> = vec![Vec::new(); parts.len().max(1)];
+    let mut members: Vec<Vec<Id>> = vec![Vec::new(); parts.len().max(1)];
     for (name, c) in names.into_iter().zip(&community) {
         members[*c as usize].push(name);
     }

@@ -19,7 +19,7 @@ pub mod standing_page_rank;
 use serde::{Deserialize, Serialize};
 
 use crate::read::filter::Filter;
-use crate::state::model::Lsn;
+use crate::state::model::{Id, Lsn};
 
 pub(crate) use label_rounds::{LabelRounds, Round};
 pub(crate) use shard::{Shard, Unresolved};
@@ -90,8 +90,8 @@ impl Algorithm {
 /// One community: named by its smallest member id; members sorted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Community {
-    pub id: String,
-    pub members: Vec<String>,
+    pub id: Id,
+    pub members: Vec<Id>,
     /// Its part of the partition's modularity (Louvain only; 0 otherwise).
     pub modularity: f64,
 }
@@ -106,4 +106,4 @@ pub struct Grouped {
 }
 
 /// Scores, highest first, consistent with an LSN.
-pub type Ranked = (Lsn, Vec<(String, f64)>);
+pub type Ranked = (Lsn, Vec<(Id, f64)>);

@@ -7,6 +7,7 @@
 //! folds in what arrived.
 
 use super::{PageRankParams, Shard};
+use crate::state::model::Id;
 
 /// A worker's ranks and the round it is at.
 pub(crate) struct PageRank {
@@ -78,7 +79,7 @@ impl PageRank {
     }
 
     /// This worker's top scores (all of them when the limit is 0).
-    pub fn scores(&self, shard: &Shard) -> Vec<(String, f64)> {
+    pub fn scores(&self, shard: &Shard) -> Vec<(Id, f64)> {
         top(shard.ids.iter().cloned().zip(self.ranks.iter().copied()).collect(), self.limit)
     }
 
@@ -88,7 +89,7 @@ impl PageRank {
 }
 
 /// The `limit` highest scores (all when 0), ties by id.
-pub(crate) fn top(mut scores: Vec<(String, f64)>, limit: usize) -> Vec<(String, f64)> {
+pub(crate) fn top(mut scores: Vec<(Id, f64)>, limit: usize) -> Vec<(Id, f64)> {
     scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     if limit > 0 {
         scores.truncate(limit);

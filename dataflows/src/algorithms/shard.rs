@@ -9,13 +9,13 @@
 //! member's position is the count of members before it: a few bytes per vertex, once per
 //! run, instead of asking for every neighbour by id.
 
-use crate::state::model::VertexNumber;
+use crate::state::model::{Id, VertexNumber};
 
 /// Members and their neighbours' numbers, before every worker's membership is known.
 #[derive(Default)]
 pub(crate) struct Unresolved {
     /// Member ids, in number order: a member's position is its index here.
-    ids: Vec<String>,
+    ids: Vec<Id>,
     /// A bit per index on this worker: set for members.
     membership: Vec<u64>,
     /// Per member, its neighbours' numbers.
@@ -26,7 +26,7 @@ pub(crate) struct Unresolved {
 impl Unresolved {
     /// `members` (numbers owned here, with their ids) must be in number order, and
     /// `neighbours` given per member in the same order.
-    pub fn new(workers: usize, members: Vec<(VertexNumber, String)>, neighbours: Vec<Vec<VertexNumber>>) -> Self {
+    pub fn new(workers: usize, members: Vec<(VertexNumber, Id)>, neighbours: Vec<Vec<VertexNumber>>) -> Self {
         debug_assert!(members.windows(2).all(|w| w[0].0 < w[1].0));
         let workers = workers.max(1);
         let mut membership = Vec::new();
@@ -104,7 +104,7 @@ impl Positions {
 #[derive(Default)]
 pub(crate) struct Shard {
     /// Member ids, sorted: a member's index is its position.
-    pub ids: Vec<String>,
+    pub ids: Vec<Id>,
     /// Per member, its neighbours as (owning worker, index there).
     pub neighbours: Vec<Vec<(usize, u32)>>,
     /// Members on each worker.
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn positions_count_members_across_words() {
         let numbers: Vec<VertexNumber> = [3u64, 64, 65, 200].iter().map(|&i| VertexNumber::new(i, 0, 1)).collect();
-        let members = numbers.iter().map(|n| (*n, n.0.to_string())).collect();
+        let members = numbers.iter().map(|n| (*n, Id::from(n.0.to_string()))).collect();
         let unresolved = Unresolved::new(1, members, vec![numbers.clone(); 4]);
         let membership = unresolved.membership().to_vec();
         let shard = unresolved.resolve(vec![membership]);

@@ -18,7 +18,7 @@ use foldhash::fast::RandomState;
 use crate::algorithms::incremental_page_rank::IncrementalPageRank;
 use crate::read::filter::Filter;
 use crate::state::apply::Change;
-use crate::state::model::{Edge, Lsn, Namespace, Vertex};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex};
 
 /// What a subscriber asks for; subscribers asking the same share one standing PageRank.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,13 +101,13 @@ impl Mirror {
 }
 
 /// A vertex id an LSN touched, with its version afterwards (none: deleted).
-type VertexAfter<'a> = (&'a String, Option<&'a Arc<Vertex>>);
+type VertexAfter<'a> = (&'a Id, Option<&'a Arc<Vertex>>);
 
 /// One LSN's changes in `namespace`, netted (a record may create and delete the same thing):
 /// each touched vertex id with the version it has afterwards (none: deleted), and each edge
 /// with its net count.
 fn net_changes<'a>(namespace: &Namespace, changes: &'a [Change]) -> (Vec<VertexAfter<'a>>, Vec<(&'a Edge, isize)>) {
-    let mut vertices: HashMap<*const Vertex, (&'a String, &'a Arc<Vertex>, isize), RandomState> = HashMap::default();
+    let mut vertices: HashMap<*const Vertex, (&'a Id, &'a Arc<Vertex>, isize), RandomState> = HashMap::default();
     let mut edges: HashMap<*const Edge, (&'a Edge, isize), RandomState> = HashMap::default();
     for change in changes {
         match change {
@@ -115,7 +115,7 @@ fn net_changes<'a>(namespace: &Namespace, changes: &'a [Change]) -> (Vec<VertexA
                 vertices.entry(Arc::as_ptr(vertex)).or_insert((&key.id, vertex, 0)).2 += diff;
             }
             Change::Edge(key, edge, diff) if key.namespace == *namespace => {
-                edges.entry(Arc::as_ptr(edge)).or_insert((edge, 0)).1 += diff;
+                edges.entry(Arc::as_ptr(&edge.edge)).or_insert((&edge.edge, 0)).1 += diff;
             }
             _ => {}
         }

@@ -35,7 +35,7 @@ use crate::algorithms::page_rank::{self, PageRank, Shares};
 use crate::algorithms::{Algorithm, Community, CommunityAlgorithm, Grouped, LabelRounds, Round, Shard, Unresolved};
 use crate::engine::reply::{EngineError, Reply};
 use crate::read::query::{lookup_many, scan, Indexes};
-use crate::state::model::{AdjacencyKey, Lsn, Namespace};
+use crate::state::model::{AdjacencyKey, Id, Lsn, Namespace};
 
 pub(crate) type AlgorithmReplies = Rc<RefCell<HashMap<u64, oneshot::Sender<Reply>>>>;
 
@@ -62,13 +62,13 @@ pub(crate) enum Body {
     /// One PageRank round's shares for the receiver's members, by their index.
     Shares(Vec<f64>),
     Dangling(f64),
-    Scores(Vec<(String, f64)>),
+    Scores(Vec<(Id, f64)>),
     /// Neighbour labels for the receiver's members: (index, label).
-    Labels(Vec<(u32, String)>),
+    Labels(Vec<(u32, Id)>),
     /// How many labels changed on the sender in the last round.
     Changed(u64),
     /// Final (vertex, label) pairs, to the origin.
-    Assigned(Vec<(String, String)>),
+    Assigned(Vec<(Id, Id)>),
     /// A worker's members and out-edges, to the origin (Louvain).
     Part {
         from: usize,
@@ -350,7 +350,7 @@ impl Run {
         outbox: &mut Vec<Message>,
         replies: &AlgorithmReplies,
     ) -> bool {
-        let mut heard: Vec<Vec<String>> = vec![Vec::new(); shard.ids.len()];
+        let mut heard: Vec<Vec<Id>> = vec![Vec::new(); shard.ids.len()];
         let mut changed_last = 0;
         for body in bodies {
             match body {
@@ -425,7 +425,7 @@ impl Run {
                 Reply::Ranked(Ok((self.lsn, page_rank::top(scores.collect(), limit))))
             }
             (Collected::Labels, None) => {
-                let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                let mut groups: BTreeMap<Id, Vec<Id>> = BTreeMap::new();
                 for body in bodies {
                     if let Body::Assigned(pairs) = body {
                         for (id, label) in pairs {

@@ -24,11 +24,11 @@ use timely::worker::Worker;
 use crate::engine::subscriptions::Hub;
 use crate::read::query::Indexes;
 use crate::state::apply::Change;
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, EdgeKey, Lsn, NumberedEdge, Vertex, VertexKey};
 
 pub(crate) struct GraphInputs {
     pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,
-    pub edges: InputSession<Lsn, (EdgeKey, Arc<Edge>), isize>,
+    pub edges: InputSession<Lsn, (EdgeKey, NumberedEdge), isize>,
 }
 
 impl GraphInputs {
@@ -54,7 +54,7 @@ pub(crate) fn build(
 ) -> (GraphInputs, Indexes) {
     worker.dataflow::<Lsn, _, _>(|scope| {
         let (vertex_input, vertices) = scope.new_collection::<(VertexKey, Arc<Vertex>), isize>();
-        let (edge_input, edges) = scope.new_collection::<(EdgeKey, Arc<Edge>), isize>();
+        let (edge_input, edges) = scope.new_collection::<(EdgeKey, NumberedEdge), isize>();
 
         let vertex_changes =
             vertices.inner.clone().map(|((key, vertex), lsn, diff)| (Change::Vertex(key, vertex, diff), lsn));
@@ -62,18 +62,16 @@ pub(crate) fn build(
         feed_subscriptions(vertex_changes.concat(edge_changes), hub);
 
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
-        let edge_index = edges.clone().arrange_by_key_named("EdgeByKey");
+        let edge_index = edges.clone().map(|(key, numbered)| (key, numbered.edge)).arrange_by_key_named("EdgeByKey");
         let out_index = adjacency(
-            edges.clone().map(|(key, edge)| {
-                let at = AdjacencyKey { number: edge.from_number, namespace: key.namespace };
-                (at, Adjacent { neighbour: edge.to_number, edge })
+            edges.clone().map(|(key, NumberedEdge { from, to, edge })| {
+                (AdjacencyKey { number: from, namespace: key.namespace }, Adjacent { neighbour: to, edge })
             }),
             "OutAdjacency",
         );
         let in_index = adjacency(
-            edges.map(|(key, edge)| {
-                let at = AdjacencyKey { number: edge.to_number, namespace: key.namespace };
-                (at, Adjacent { neighbour: edge.from_number, edge })
+            edges.map(|(key, NumberedEdge { from, to, edge })| {
+                (AdjacencyKey { number: to, namespace: key.namespace }, Adjacent { neighbour: from, edge })
             }),
             "InAdjacency",
         );

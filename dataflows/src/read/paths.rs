@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::read::query::Direction;
 use crate::read::reader::{limit, Move, QueryError, Reader};
 use crate::read::traverse::Path;
-use crate::state::model::{Edge, Lsn, Namespace, Value};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Value};
 
 /// The bounds a path query runs under.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +61,7 @@ pub async fn shortest_path(
     let mut search = Search::new(engine, namespace, limits);
     let lsn = search.endpoints(&query.start, Some(&query.end), min_lsn).await?;
     let path = if query.start == query.end {
-        Some(Path { vertices: vec![query.start.clone()], edges: Vec::new(), weight: 0.0 })
+        Some(Path { vertices: vec![query.start.as_str().into()], edges: Vec::new(), weight: 0.0 })
     } else {
         match (&query.weight_property, query.max_hops) {
             (None, max_hops) => search.fewest_hops(query, max_hops, lsn).await?,
@@ -110,7 +110,7 @@ pub async fn all_paths(
     let mut search = Search::new(engine, namespace, limits);
     let lsn = search.endpoints(start, Some(end), min_lsn).await?;
     if start == end {
-        let trivial = Path { vertices: vec![start.to_owned()], edges: Vec::new(), weight: 0.0 };
+        let trivial = Path { vertices: vec![start.into()], edges: Vec::new(), weight: 0.0 };
         return Ok(FoundPaths { lsn, paths: vec![trivial] });
     }
     let paths = search.simple_paths(start, end, &[], max_hops, 1, wanted, lsn).await?;
@@ -146,10 +146,10 @@ fn hop_cap(field: &'static str, asked: Option<u32>, limits: &PathLimits) -> Resu
 
 /// One side of a bidirectional search: vertex -> (depth, (its neighbour toward the side's
 /// root, the edge between them)).
-type Parents = HashMap<String, (u32, Option<(String, String)>)>;
+type Parents = HashMap<Id, (u32, Option<(Id, Id)>)>;
 
 /// One relaxation round: vertex -> (distance, (previous vertex, edge, round of the previous)).
-type Round = HashMap<String, (f64, Option<(String, String, usize)>)>;
+type Round = HashMap<Id, (f64, Option<(Id, Id, usize)>)>;
 
 /// State shared by the searches: the reader and the edge budget.
 struct Search<'a> {
@@ -165,8 +165,8 @@ impl<'a> Search<'a> {
 
     /// Checks that the endpoints exist; returns the LSN every later read uses.
     async fn endpoints(&self, start: &str, end: Option<&str>, min_lsn: Lsn) -> Result<Lsn, QueryError> {
-        let mut ids = vec![start.to_owned()];
-        ids.extend(end.filter(|e| *e != start).map(str::to_owned));
+        let mut ids = vec![Id::from(start)];
+        ids.extend(end.filter(|e| *e != start).map(Id::from));
         let (lsn, found) = self.reader.vertices(&ids, None, min_lsn).await?;
         let present: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
         if !present.contains(start) {
@@ -181,13 +181,13 @@ impl<'a> Search<'a> {
     /// One hop from `frontier`, charged against the edge budget.
     async fn hop<'i>(
         &mut self,
-        frontier: impl Iterator<Item = &'i String>,
+        frontier: impl Iterator<Item = &'i Id>,
         direction: Direction,
         labels: &[String],
         lsn: Lsn,
     ) -> Result<Vec<Move>, QueryError> {
         let budget = self.limits.max_expanded_edges - self.expanded;
-        let edges = self.reader.expand(frontier, direction, labels, None, lsn, budget).await?;
+        let edges = self.reader.expand(frontier.map(Id::as_str), direction, labels, None, lsn, budget).await?;
         self.expanded += edges.len();
         Ok(edges)
     }
@@ -209,9 +209,10 @@ impl<'a> Search<'a> {
         max_hops: Option<u32>,
         lsn: Lsn,
     ) -> Result<Option<Path>, QueryError> {
+        let (start, end) = (Id::from(query.start.as_str()), Id::from(query.end.as_str()));
         let mut sides: [Parents; 2] =
-            [HashMap::from([(query.start.clone(), (0, None))]), HashMap::from([(query.end.clone(), (0, None))])];
-        let mut frontiers = [vec![query.start.clone()], vec![query.end.clone()]];
+            [HashMap::from([(start.clone(), (0, None))]), HashMap::from([(end.clone(), (0, None))])];
+        let mut frontiers = [vec![start], vec![end]];
         let mut depths = [0u32, 0u32];
         let within = |depths: &[u32; 2]| max_hops.is_none_or(|max| depths[0] + depths[1] < max);
         while within(&depths) && !frontiers[0].is_empty() && !frontiers[1].is_empty() {
@@ -248,15 +249,16 @@ impl<'a> Search<'a> {
         max_hops: u32,
         lsn: Lsn,
     ) -> Result<Option<Path>, QueryError> {
-        let mut rounds: Vec<Round> = vec![HashMap::from([(query.start.clone(), (0.0, None))])];
-        let mut best: HashMap<String, (f64, usize)> = HashMap::from([(query.start.clone(), (0.0, 0))]);
+        let (start, end) = (Id::from(query.start.as_str()), Id::from(query.end.as_str()));
+        let mut rounds: Vec<Round> = vec![HashMap::from([(start.clone(), (0.0, None))])];
+        let mut best: HashMap<Id, (f64, usize)> = HashMap::from([(start, (0.0, 0))]);
         for round in 1..=max_hops as usize {
             let previous = &rounds[round - 1];
             if previous.is_empty() {
                 break;
             }
             let edges = self.hop(previous.keys(), Direction::Out, &query.labels, lsn).await?;
-            let bound = best.get(&query.end).map_or(f64::INFINITY, |(d, _)| *d);
+            let bound = best.get(&end).map_or(f64::INFINITY, |(d, _)| *d);
             let mut improved: Round = HashMap::new();
             for (source, edge, _) in edges {
                 let weight = edge_weight(&edge, property)?;
@@ -274,9 +276,9 @@ impl<'a> Search<'a> {
             }
             rounds.push(improved);
         }
-        let Some(&(total, mut round)) = best.get(&query.end) else { return Ok(None) };
-        let mut path = Path { vertices: vec![query.end.clone()], edges: Vec::new(), weight: total };
-        let mut at = query.end.clone();
+        let Some(&(total, mut round)) = best.get(&end) else { return Ok(None) };
+        let mut path = Path { vertices: vec![end.clone()], edges: Vec::new(), weight: total };
+        let mut at = end;
         while let Some((_, Some((previous, edge, previous_round)))) = rounds[round].get(&at) {
             path.edges.push(edge.clone());
             path.vertices.push(previous.clone());
@@ -294,13 +296,13 @@ impl<'a> Search<'a> {
     async fn dijkstra(&mut self, query: &ShortestPath, property: &str, lsn: Lsn) -> Result<Option<Path>, QueryError> {
         /// Vertices whose out-edges one round trip reads.
         const BATCH: usize = 128;
-        let mut distance: HashMap<String, f64> = HashMap::from([(query.start.clone(), 0.0)]);
-        let mut parent: HashMap<String, (String, String)> = HashMap::new();
-        let mut settled: HashSet<String> = HashSet::new();
-        let mut queue: BinaryHeap<Reverse<(Weight, String)>> =
-            BinaryHeap::from([Reverse((Weight(0.0), query.start.clone()))]);
+        let start = Id::from(query.start.as_str());
+        let mut distance: HashMap<Id, f64> = HashMap::from([(start.clone(), 0.0)]);
+        let mut parent: HashMap<Id, (Id, Id)> = HashMap::new();
+        let mut settled: HashSet<Id> = HashSet::new();
+        let mut queue: BinaryHeap<Reverse<(Weight, Id)>> = BinaryHeap::from([Reverse((Weight(0.0), start))]);
         // Out-edges read so far: vertex -> (target, edge, weight).
-        let mut out: HashMap<String, Vec<(String, String, f64)>> = HashMap::new();
+        let mut out: HashMap<Id, Vec<(Id, Id, f64)>> = HashMap::new();
         loop {
             while let Some(Reverse((Weight(d), vertex))) = queue.peek() {
                 if settled.contains(vertex) || distance.get(vertex).is_some_and(|best| best < d) {
@@ -365,15 +367,15 @@ impl<'a> Search<'a> {
         wanted: usize,
         lsn: Lsn,
     ) -> Result<Vec<Path>, QueryError> {
-        let mut partial = vec![Path { vertices: vec![start.to_owned()], edges: Vec::new(), weight: 0.0 }];
+        let mut partial = vec![Path { vertices: vec![start.into()], edges: Vec::new(), weight: 0.0 }];
         let mut found = Vec::new();
         for length in 1..=max_length {
             if partial.is_empty() || found.len() >= wanted {
                 break;
             }
-            let ends: HashSet<&String> = partial.iter().filter_map(|p| p.vertices.last()).collect();
+            let ends: HashSet<&Id> = partial.iter().filter_map(|p| p.vertices.last()).collect();
             let edges = self.hop(ends.into_iter(), Direction::Out, labels, lsn).await?;
-            let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            let mut out: HashMap<Id, Vec<(Id, Id)>> = HashMap::new();
             for (source, edge, _) in edges {
                 out.entry(source).or_default().push((edge.to.clone(), edge.id.clone()));
             }
@@ -427,8 +429,8 @@ impl Ord for Weight {
 }
 
 /// The path from `start` to `end` that `parent` (vertex -> (previous, edge)) records.
-fn walk_back(parent: &HashMap<String, (String, String)>, start: &str, end: &str, weight: f64) -> Path {
-    let mut path = Path { vertices: vec![end.to_owned()], edges: Vec::new(), weight };
+fn walk_back(parent: &HashMap<Id, (Id, Id)>, start: &str, end: &str, weight: f64) -> Path {
+    let mut path = Path { vertices: vec![end.into()], edges: Vec::new(), weight };
     let mut at = end;
     while at != start {
         let Some((previous, edge)) = parent.get(at) else { break };
@@ -443,9 +445,9 @@ fn walk_back(parent: &HashMap<String, (String, String)>, start: &str, end: &str,
 
 /// The path through `meet` from the forward side's root to the backward side's root.
 fn join(forward: &Parents, backward: &Parents, meet: &str) -> Path {
-    let mut vertices = vec![meet.to_owned()];
+    let mut vertices = vec![Id::from(meet)];
     let mut edges = Vec::new();
-    let mut at = meet.to_owned();
+    let mut at = Id::from(meet);
     while let Some((_, Some((previous, edge)))) = forward.get(&at) {
         vertices.push(previous.clone());
         edges.push(edge.clone());
@@ -453,7 +455,7 @@ fn join(forward: &Parents, backward: &Parents, meet: &str) -> Path {
     }
     vertices.reverse();
     edges.reverse();
-    let mut at = meet.to_owned();
+    let mut at = Id::from(meet);
     while let Some((_, Some((next, edge)))) = backward.get(&at) {
         vertices.push(next.clone());
         edges.push(edge.clone());

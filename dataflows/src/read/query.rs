@@ -133,7 +133,7 @@ impl Query {
                     lookup_many(&mut indexes.out_edges, key, lsn, |_, a| take(&a.edge));
                     // A self-loop is both outgoing and incoming: list it once.
                     lookup_many(&mut indexes.in_edges, key, lsn, |_, a| {
-                        if a.edge.from != a.edge.to {
+                        if a.neighbour != vertex.number {
                             take(&a.edge)
                         }
                     });
@@ -174,7 +174,7 @@ impl Query {
                     // Followed both ways, a self-loop is one edge, already taken outward.
                     let both = *direction == Direction::Both;
                     lookup_many(&mut indexes.in_edges, &adjacency_keys, lsn, |i, a| {
-                        if !(both && a.edge.from == a.edge.to) {
+                        if !(both && a.neighbour == adjacency_keys[i].number) {
                             take(at[i], &a.edge, false)
                         }
                     });

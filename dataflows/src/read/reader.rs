@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{Engine, EngineError};
 use crate::read::filter::Filter;
 use crate::read::query::{Answer, Direction, Query};
-use crate::state::model::{Edge, Lsn, Namespace, Vertex, VertexKey};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex, VertexKey};
 
 /// Why a multi-step query failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum QueryError {
 }
 
 /// An edge followed from a vertex: (source id, edge, followed outward).
-pub(crate) type Move = (String, Arc<Edge>, bool);
+pub(crate) type Move = (Id, Arc<Edge>, bool);
 
 /// What to follow in one hop, and how many edges may still be expanded.
 struct Hop<'a> {
@@ -66,7 +66,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Groups `ids` by the worker owning them.
-    fn by_owner<'i>(&self, ids: impl Iterator<Item = &'i String>) -> HashMap<usize, Vec<VertexKey>> {
+    fn by_owner<'i>(&self, ids: impl Iterator<Item = &'i str>) -> HashMap<usize, Vec<VertexKey>> {
         let mut groups: HashMap<usize, Vec<VertexKey>> = HashMap::new();
         for id in ids {
             let key = VertexKey::new(self.namespace, id);
@@ -96,14 +96,15 @@ impl<'a> Reader<'a> {
     /// The existing vertices among `ids`, and the LSN read at (`at`, or the applied LSN).
     pub(crate) async fn vertices(
         &self,
-        ids: &[String],
+        ids: &[Id],
         at: Option<Lsn>,
         min_lsn: Lsn,
     ) -> Result<(Lsn, Vec<Arc<Vertex>>), QueryError> {
         if ids.is_empty() {
             return Ok((at.unwrap_or(0), Vec::new()));
         }
-        let queries = self.by_owner(ids.iter()).into_values().map(|keys| Query::Vertices { keys }).collect();
+        let queries =
+            self.by_owner(ids.iter().map(Id::as_str)).into_values().map(|keys| Query::Vertices { keys }).collect();
         let mut lsn = at.unwrap_or(0);
         let mut found = Vec::new();
         for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
@@ -119,7 +120,7 @@ impl<'a> Reader<'a> {
     /// `labels` (any when empty) passing `filter`: (source id, edge, followed outward).
     pub(crate) async fn expand<'i>(
         &self,
-        frontier: impl Iterator<Item = &'i String>,
+        frontier: impl Iterator<Item = &'i str>,
         direction: Direction,
         labels: &[String],
         filter: Option<&Filter>,
@@ -134,7 +135,7 @@ impl<'a> Reader<'a> {
     /// `min_lsn` is; returns that LSN. One round trip checks the vertex and expands it.
     pub(crate) async fn expand_start(
         &self,
-        start: &String,
+        start: &str,
         direction: Direction,
         labels: &[String],
         filter: Option<&Filter>,
@@ -144,7 +145,7 @@ impl<'a> Reader<'a> {
         let hop = Hop { direction, labels, filter, budget };
         let (lsn, edges, missing) = self.expand_at(std::iter::once(start), &hop, None, min_lsn, true).await?;
         if missing {
-            return Err(QueryError::NotFound { field: "start_vertex_id", id: start.clone() });
+            return Err(QueryError::NotFound { field: "start_vertex_id", id: start.to_owned() });
         }
         Ok((lsn, edges))
     }
@@ -153,7 +154,7 @@ impl<'a> Reader<'a> {
     /// is missing when `check_sources`.
     async fn expand_at<'i>(
         &self,
-        frontier: impl Iterator<Item = &'i String>,
+        frontier: impl Iterator<Item = &'i str>,
         hop: &Hop<'_>,
         at: Option<Lsn>,
         min_lsn: Lsn,

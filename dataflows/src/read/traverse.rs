@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::read::filter::Filter;
 use crate::read::query::Direction;
 use crate::read::reader::{limit, Move, QueryError, Reader};
-use crate::state::model::{Edge, Lsn, Namespace, Vertex};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -60,8 +60,8 @@ pub struct TraversalLimits {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Path {
-    pub vertices: Vec<String>,
-    pub edges: Vec<String>,
+    pub vertices: Vec<Id>,
+    pub edges: Vec<Id>,
     /// The total weight of a weighted shortest path; otherwise the number of edges.
     pub weight: f64,
 }
@@ -107,7 +107,7 @@ pub async fn traverse(
             (lsn, Some(edges))
         }
         None => {
-            let (lsn, start) = reader.vertices(std::slice::from_ref(&traversal.start), None, min_lsn).await?;
+            let (lsn, start) = reader.vertices(&[traversal.start.as_str().into()], None, min_lsn).await?;
             if start.is_empty() {
                 return Err(QueryError::NotFound { field: "start_vertex_id", id: traversal.start.clone() });
             }
@@ -131,7 +131,16 @@ pub async fn traverse(
                 None => {
                     let budget = limits.max_expanded_edges - expanded;
                     let filter = traversal.edge_filter.as_ref();
-                    reader.expand(current.counts.keys(), step.direction, &step.labels, filter, lsn, budget).await?
+                    reader
+                        .expand(
+                            current.counts.keys().map(Id::as_str),
+                            step.direction,
+                            &step.labels,
+                            filter,
+                            lsn,
+                            budget,
+                        )
+                        .await?
                 }
             };
             expanded += edges.len();
@@ -158,7 +167,7 @@ pub async fn traverse(
 
     // The vertices returned: reached by the last step, not excluded, passing the filter.
     let excluded: HashSet<&str> = traversal.exclude.iter().map(String::as_str).collect();
-    let ids: Vec<String> = level.counts.keys().filter(|id| !excluded.contains(id.as_str())).cloned().collect();
+    let ids: Vec<Id> = level.counts.keys().filter(|id| !excluded.contains(id.as_str())).cloned().collect();
     let (_, bodies) = reader.vertices(&ids, Some(lsn), 0).await?;
     let mut found: Vec<(Arc<Vertex>, u64)> = bodies
         .into_iter()
@@ -192,7 +201,7 @@ pub async fn traverse(
     } else {
         Vec::new()
     };
-    let mut edges = edges_to(&history, returned.iter().map(|id| id.to_string()).collect());
+    let mut edges = edges_to(&history, returned.iter().map(|id| Id::from(*id)).collect());
     edges.sort_by(|a, b| a.id.cmp(&b.id));
     let (vertices, path_counts) = found.into_iter().unzip();
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
@@ -211,10 +220,10 @@ struct StepHistory {
 /// No level sets are kept: a target not reached at some hop has no move into it there. For
 /// the same reason a step of `min_hops` 0 can pass all its targets back: one not in its input
 /// was never in the previous step's counted levels.
-fn edges_to(history: &[StepHistory], mut targets: HashSet<String>) -> Vec<Arc<Edge>> {
+fn edges_to(history: &[StepHistory], mut targets: HashSet<Id>) -> Vec<Arc<Edge>> {
     let mut kept: HashMap<&str, &Arc<Edge>> = HashMap::new();
     for step in history.iter().rev() {
-        let mut sources: HashSet<String> = HashSet::new();
+        let mut sources: HashSet<Id> = HashSet::new();
         for (index, moves) in step.hops.iter().enumerate().rev() {
             let counts = index as u32 + 1 >= step.min_hops;
             let arriving = std::mem::take(&mut sources);
@@ -238,7 +247,7 @@ fn edges_to(history: &[StepHistory], mut targets: HashSet<String>) -> Vec<Arc<Ed
 /// are asked for) the paths reaching them, capped.
 #[derive(Clone, Default)]
 struct Level {
-    counts: HashMap<String, u64>,
+    counts: HashMap<Id, u64>,
     paths: Vec<Path>,
     keep_paths: bool,
 }
@@ -246,11 +255,11 @@ struct Level {
 impl Level {
     fn start(id: &str, keep_paths: bool) -> Level {
         let paths = if keep_paths {
-            vec![Path { vertices: vec![id.to_owned()], edges: Vec::new(), weight: 0.0 }]
+            vec![Path { vertices: vec![id.into()], edges: Vec::new(), weight: 0.0 }]
         } else {
             Vec::new()
         };
-        Level { counts: HashMap::from([(id.to_owned(), 1)]), paths, keep_paths }
+        Level { counts: HashMap::from([(id.into(), 1)]), paths, keep_paths }
     }
 
     /// The level one hop further along `edges` (source id, edge, followed outward).

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
-use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, Properties, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber};
 use crate::state::names::Names;
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
@@ -29,7 +29,7 @@ use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteO
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
     Vertex(VertexKey, Arc<Vertex>, isize),
-    Edge(EdgeKey, Arc<Edge>, isize),
+    Edge(EdgeKey, NumberedEdge, isize),
 }
 
 /// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
@@ -192,9 +192,8 @@ impl ApplyState {
                 continue;
             }
             let edge_mut = Arc::make_mut(&mut edge);
-            (edge_mut.from_number, edge_mut.to_number) = (state.number_of(from), state.number_of(to));
             state.names.share_in(&mut edge_mut.label, &mut edge_mut.properties);
-            changes.push(Change::Edge(key, edge.clone(), 1));
+            changes.push(Change::Edge(key, state.numbered(&edge, from, to), 1));
             state.add_edge(edge, from, to);
         }
         for remembered in graph.request_ids {
@@ -308,6 +307,12 @@ impl NamespaceState {
         self.vertices.get(id).map_or(VertexNumber::UNASSIGNED, |slot| slot.vertex.number)
     }
 
+    /// `edge` between the vertices `from` and `to`, with their numbers. A vertex keeps its
+    /// number while it has edges, so an edge's retraction carries the numbers its insertion did.
+    fn numbered(&self, edge: &Arc<Edge>, from: DenseId, to: DenseId) -> NumberedEdge {
+        NumberedEdge { from: self.number_of(from), to: self.number_of(to), edge: edge.clone() }
+    }
+
     /// The edges at vertex `id`, in and out.
     fn edges_at(&self, id: DenseId) -> &[DenseId] {
         self.vertices.get(id).map_or(&[], |slot| &slot.edges)
@@ -380,7 +385,7 @@ impl NamespaceState {
                 }
                 let mut vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
-                    id: id.clone(),
+                    id: id.as_str().into(),
                     label: self.names.of(label),
                     properties: self.named(properties),
                     created_at: now,
@@ -465,17 +470,15 @@ impl NamespaceState {
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
                 let edge = Arc::new(Edge {
-                    from_number: self.number_of(from_id),
-                    to_number: self.number_of(to_id),
-                    id: id.clone(),
+                    id: id.as_str().into(),
                     label: self.names.of(label),
-                    from: from.clone(),
-                    to: to.clone(),
+                    from: from.as_str().into(),
+                    to: to.as_str().into(),
                     properties: self.named(properties),
                     created_at: now,
                 });
                 check_element(limits, "edge", id, edge.measure())?;
-                changes.push(Change::Edge(EdgeKey::new(ns, id), edge.clone(), 1));
+                changes.push(Change::Edge(EdgeKey::new(ns, id), self.numbered(&edge, from_id, to_id), 1));
                 record(Step::EdgeCreated(self.add_edge(edge.clone(), from_id, to_id)));
                 Ok(OpEffect::Edge(edge))
             }
@@ -499,7 +502,7 @@ impl NamespaceState {
         for (endpoint, place) in slot.places().rev() {
             self.take_out(endpoint, place);
         }
-        changes.push(Change::Edge(EdgeKey::new(ns, &slot.edge.id), slot.edge.clone(), -1));
+        changes.push(Change::Edge(EdgeKey::new(ns, &slot.edge.id), self.numbered(&slot.edge, slot.from, slot.to), -1));
         Some(Step::EdgeDeleted(id, slot))
     }
 }
@@ -536,7 +539,7 @@ fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::model::{Properties, Value};
+    use crate::state::model::{Id, Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
         WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None }
@@ -617,7 +620,7 @@ mod tests {
 
     /// Every vertex's dense id and its edges' ids, sorted: what numbering and incidence are.
     /// Per vertex: its id, dense id, number and edges; and each edge's endpoint numbers.
-    type Shape = Vec<(String, DenseId, VertexNumber, Vec<(String, VertexNumber, VertexNumber)>)>;
+    type Shape = Vec<(Id, DenseId, VertexNumber, Vec<(Id, VertexNumber, VertexNumber)>)>;
 
     fn shape(state: &ApplyState) -> Shape {
         let Some(ns) = state.namespaces.get(&Namespace::default()) else { return Vec::new() };
@@ -629,7 +632,7 @@ mod tests {
                     .edges
                     .iter()
                     .filter_map(|&e| ns.edges.get(e))
-                    .map(|e| (e.edge.id.clone(), e.edge.from_number, e.edge.to_number))
+                    .map(|e| (e.edge.id.clone(), ns.number_of(e.from), ns.number_of(e.to)))
                     .collect();
                 edges.sort();
                 (slot.vertex.id.clone(), id, slot.vertex.number, edges)

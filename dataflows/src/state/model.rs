@@ -60,23 +60,28 @@ impl fmt::Display for Namespace {
     }
 }
 
+/// A vertex's or an edge's id, RFC-055's string id: held inline up to 24 bytes, so the ids
+/// most graphs use cost no allocation of their own in any index, and compare without
+/// following a pointer (which is most of what merging an arrangement does).
+pub type Id = compact_str::CompactString;
+
 /// The key of a vertex: its id within a namespace. Arrangements are sharded by its hash.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VertexKey {
     pub namespace: Namespace,
-    pub id: String,
+    pub id: Id,
 }
 
 /// The key of an edge: its id within a namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EdgeKey {
     pub namespace: Namespace,
-    pub id: String,
+    pub id: Id,
 }
 
 impl VertexKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
-        VertexKey { namespace: namespace.clone(), id: id.to_owned() }
+        VertexKey { namespace: namespace.clone(), id: id.into() }
     }
 
     /// The hash the arrangements shard vertex `id` of `namespace` by: the key's own hash,
@@ -154,7 +159,7 @@ pub struct AdjacencyKey {
 
 impl EdgeKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
-        EdgeKey { namespace: namespace.clone(), id: id.to_owned() }
+        EdgeKey { namespace: namespace.clone(), id: id.into() }
     }
 }
 
@@ -331,26 +336,33 @@ impl std::ops::Index<&str> for Properties {
 pub struct Vertex {
     /// First, so that versions order as integers in the arrangements' merges.
     pub number: VertexNumber,
-    pub id: String,
+    pub id: Id,
     pub label: Name,
     pub properties: Properties,
     pub created_at: Micros,
     pub updated_at: Micros,
 }
 
-/// An edge as stored, shared like [`Vertex`].
+/// An edge as stored, shared like [`Vertex`]. Its endpoints' numbers are not in it: they
+/// key the adjacencies, which is the only place they are needed, so the edge travels beside
+/// them ([`NumberedEdge`]) into the dataflow and is stored without them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Edge {
-    /// The numbers of `from` and `to` (first, so that edges compare as integers before
-    /// their string ids).
-    pub from_number: VertexNumber,
-    pub to_number: VertexNumber,
-    pub id: String,
+    pub id: Id,
     pub label: Name,
-    pub from: String,
-    pub to: String,
+    pub from: Id,
+    pub to: Id,
     pub properties: Properties,
     pub created_at: Micros,
+}
+
+/// An edge with the numbers of the vertices at its ends: what the apply stage hands the
+/// dataflow, which arranges the edge by key and by each number.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NumberedEdge {
+    pub from: VertexNumber,
+    pub to: VertexNumber,
+    pub edge: Arc<Edge>,
 }
 
 #[cfg(test)]

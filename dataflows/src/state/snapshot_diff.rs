@@ -342,7 +342,7 @@ impl Element {
 
     pub fn of_vertex(vertex: &crate::state::model::Vertex) -> Element {
         Element::Vertex {
-            id: vertex.id.clone(),
+            id: vertex.id.to_string(),
             label: vertex.label.to_string(),
             properties: vertex.properties.clone(),
         }
@@ -350,10 +350,10 @@ impl Element {
 
     pub fn of_edge(edge: &crate::state::model::Edge) -> Element {
         Element::Edge {
-            id: edge.id.clone(),
+            id: edge.id.to_string(),
             label: edge.label.to_string(),
-            from: edge.from.clone(),
-            to: edge.to.clone(),
+            from: edge.from.to_string(),
+            to: edge.to.to_string(),
             properties: edge.properties.clone(),
         }
     }
@@ -427,8 +427,6 @@ mod tests {
             })
         };
         let edge = Arc::new(Edge {
-            from_number: VertexNumber::UNASSIGNED,
-            to_number: VertexNumber::UNASSIGNED,
             id: "e1".into(),
             label: "E".into(),
             from: "a".into(),
