@@ -121,6 +121,12 @@ async fn crud_contract(writer: &mut Client, reader: &mut Client) {
     .await;
     writer.delete_edge(pb::DeleteEdgeRequest { id: "e2".into() }).await.unwrap();
     expect_code(writer.delete_edge(pb::DeleteEdgeRequest { id: "e2".into() }).await, Code::NotFound, "e2").await;
+    // A deleted edge's id can be taken again: reads see the new edge, never the old one.
+    let again = writer.create_edge(edge_request("e2", "BLOCKS", "bob", "bob")).await.unwrap();
+    let mut get = request(pb::GetEdgeRequest { id: "e2".into() }, None);
+    get.metadata_mut().insert("x-prism-min-lsn", lsn_of(&again).to_string().parse().unwrap());
+    let got = reader.get_edge(get).await.unwrap().into_inner().edge.unwrap();
+    assert_eq!((got.label.as_str(), got.from_vertex_id.as_str()), ("BLOCKS", "bob"));
     let deleted = writer.delete_vertex(pb::DeleteVertexRequest { id: "alice".into(), cascade: true }).await.unwrap();
     let delete_lsn = lsn_of(&deleted);
     assert_eq!(deleted.into_inner().edges_deleted, 1);

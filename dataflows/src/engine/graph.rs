@@ -24,7 +24,7 @@ use timely::worker::Worker;
 use crate::engine::subscriptions::Hub;
 use crate::read::query::Indexes;
 use crate::state::apply::Change;
-use crate::state::model::{AdjacencyKey, Adjacent, EdgeKey, Lsn, NumberedEdge, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex, VertexKey};
 
 pub(crate) struct GraphInputs {
     pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,
@@ -62,7 +62,7 @@ pub(crate) fn build(
         feed_subscriptions(vertex_changes.concat(edge_changes), hub);
 
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
-        let edge_index = edges.clone().map(|(key, numbered)| (key, numbered.edge)).arrange_by_key_named("EdgeByKey");
+        let edge_index = edge_by_key(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())));
         let out_index = adjacency(
             edges.clone().map(|(key, NumberedEdge { from, to, edge })| {
                 (AdjacencyKey { number: from, namespace: key.namespace }, Adjacent { neighbour: to, edge })
@@ -90,6 +90,21 @@ pub(crate) fn build(
         };
         (inputs, indexes)
     })
+}
+
+type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Arc<Edge>), (), Lsn, isize>>>;
+
+/// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
+/// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
+fn edge_by_key<'scope>(edges: VecCollection<'scope, Lsn, ((Namespace, Arc<Edge>), ())>) -> EdgeIndex<'scope> {
+    type Update = (((Namespace, Arc<Edge>), ()), Lsn, isize);
+    let by_key = Exchange::new(|(((namespace, edge), ()), _, _): &Update| EdgeKey::route(namespace, &edge.id));
+    arrange_core::<_, _, ValBatcher<(Namespace, Arc<Edge>), (), Lsn, isize>, _>(
+        edges.inner,
+        by_key,
+        "EdgeByKey",
+        ValBatcher::new,
+    )
 }
 
 type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Adjacent, Lsn, isize>>>;

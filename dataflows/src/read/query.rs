@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
@@ -24,8 +24,8 @@ pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 pub struct Indexes {
     /// Vertex by key.
     pub vertices: GraphTrace<VertexKey, Arc<Vertex>>,
-    /// Edge by key.
-    pub edges: GraphTrace<EdgeKey, Arc<Edge>>,
+    /// Edge by key: each edge in its namespace, the edge itself the key (see `lookup_edge`).
+    pub edges: GraphTrace<(Namespace, Arc<Edge>), ()>,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
@@ -140,7 +140,7 @@ impl Query {
                 }
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
-            Query::GetEdge { key } => Answer::Edge(lookup(&mut indexes.edges, key, lsn).into_iter().next()),
+            Query::GetEdge { key } => Answer::Edge(lookup_edge(&mut indexes.edges, key, lsn)),
             Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {
                 // The vertices give their numbers, which key their edges.
                 let mut numbered = Vec::with_capacity(keys.len());
@@ -212,6 +212,26 @@ where
         cursor.rewind_vals(&storage);
         live_vals(&mut cursor, &storage, lsn, |val| found(index, val));
     }
+}
+
+/// The edge with `key` as of `lsn`. The index holds edges as keys, ordered by namespace and
+/// then id: the search starts at the least edge with the id and reads the versions there.
+fn lookup_edge(trace: &mut GraphTrace<(Namespace, Arc<Edge>), ()>, key: &EdgeKey, lsn: Lsn) -> Option<Arc<Edge>> {
+    let batches = trace.batches_through(Antichain::new().borrow())?;
+    let (mut cursor, storage) = cursor_list(batches);
+    cursor.seek_key(&storage, &(key.namespace.clone(), Arc::new(Edge::least_with_id(&key.id))));
+    while let Some((namespace, edge)) = cursor.get_key(&storage) {
+        if *namespace != key.namespace || edge.id != key.id {
+            return None;
+        }
+        let mut live = false;
+        live_vals(&mut cursor, &storage, lsn, |()| live = true);
+        if live {
+            return Some(edge.clone());
+        }
+        cursor.step_key(&storage);
+    }
+    None
 }
 
 /// The values of `key` in `trace` as of `lsn`: those whose updates at times up to `lsn` sum

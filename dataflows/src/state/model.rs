@@ -161,6 +161,13 @@ impl EdgeKey {
     pub fn new(namespace: &Namespace, id: &str) -> Self {
         EdgeKey { namespace: namespace.clone(), id: id.into() }
     }
+
+    /// The hash the arrangements shard edge `id` of `namespace` by: the key's own hash,
+    /// computed without building the key.
+    pub fn route(namespace: &Namespace, id: &str) -> u64 {
+        use differential_dataflow::hashable::Hashable;
+        (namespace, id).hashed()
+    }
 }
 
 /// A property value.
@@ -356,6 +363,22 @@ pub struct Edge {
     pub created_at: Micros,
 }
 
+impl Edge {
+    /// The least edge with id `id`: every version of that edge orders after it and before
+    /// any edge with a greater id (an edge orders by its id first), so a search of edges
+    /// ordered by id starts here.
+    pub fn least_with_id(id: &str) -> Edge {
+        Edge {
+            id: id.into(),
+            label: Name::from(""),
+            from: Id::default(),
+            to: Id::default(),
+            properties: Properties::new(),
+            created_at: Micros::MIN,
+        }
+    }
+}
+
 /// An edge with the numbers of the vertices at its ends: what the apply stage hands the
 /// dataflow, which arranges the edge by key and by each number.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -371,11 +394,32 @@ mod tests {
     use differential_dataflow::hashable::Hashable;
 
     #[test]
+    fn the_least_edge_with_an_id_orders_before_its_versions_and_after_lesser_ids() {
+        let edge = |id: &str, label: &str, created_at| Edge {
+            id: id.into(),
+            label: label.into(),
+            from: "a".into(),
+            to: "b".into(),
+            properties: [("w", Value::Int(1))].into_iter().collect(),
+            created_at,
+        };
+        let least = Edge::least_with_id("e2");
+        for version in [edge("e2", "", Micros::MIN), edge("e2", "L", 0), edge("e2", "", Micros::MAX)] {
+            assert!(least <= version, "{version:?}");
+        }
+        assert!(edge("e1", "zzz", Micros::MAX) < least);
+        assert!(least < Edge::least_with_id("e20"));
+    }
+
+    #[test]
     fn a_vertex_is_numbered_on_the_worker_its_key_is_sharded_to() {
         let namespace = Namespace::new("social");
         for id in ["a", "bob", "v123456"] {
             let key = VertexKey::new(&namespace, id);
             assert_eq!(VertexKey::route(&namespace, id), key.hashed(), "{id}");
+        }
+        for id in ["e", "knows-1"] {
+            assert_eq!(EdgeKey::route(&namespace, id), EdgeKey::new(&namespace, id).hashed(), "{id}");
         }
         for workers in [1, 2, 3, 4, 7] {
             for owner in 0..workers {
