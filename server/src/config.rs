@@ -39,8 +39,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use prism_dataflows::ElementLimits;
 use prism_dataflows::RequestIdLimits;
+use prism_dataflows::{Capacities, Capacity, ElementLimits};
 use serde::{Deserialize, Deserializer};
 
 /// The largest `server.max_element_bytes`: half a snapshot record, well within a gRPC reply.
@@ -228,10 +228,11 @@ fn graph_pattern() -> Pattern {
 pub struct BackendSection {
     #[serde(rename = "type", default)]
     pub kind: BackendKind,
-    /// RFC-055's capacity hints. Accepted so that RFC-055 configs load; not enforced yet (the
-    /// server logs a warning when they are set).
+    /// Most vertices the namespace may hold (0: no limit); the apply rules refuse a create
+    /// past it with RESOURCE_EXHAUSTED. Servers following one log need the same value.
     #[serde(default)]
     pub max_vertices: u64,
+    /// Most edges, likewise.
     #[serde(default)]
     pub max_edges: u64,
 }
@@ -394,6 +395,17 @@ impl Config {
             .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
             .map(|ns| ns.performance.clone())
             .unwrap_or_default()
+    }
+
+    /// Each namespace's `backend.max_vertices` and `max_edges`; a namespace not listed takes
+    /// the `default` namespace's, as it takes its performance limits.
+    pub fn capacities(&self) -> Capacities {
+        let capacity =
+            |ns: &NamespaceSection| Capacity { max_vertices: ns.backend.max_vertices, max_edges: ns.backend.max_edges };
+        Capacities {
+            namespaces: self.namespaces.iter().map(|ns| (ns.name.clone(), capacity(ns))).collect(),
+            otherwise: self.namespaces.iter().find(|ns| ns.name == "default").map(capacity).unwrap_or_default(),
+        }
     }
 
     /// Reads the cluster's hostfile: one `host:port` a line, as many as processes.

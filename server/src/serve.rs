@@ -56,11 +56,6 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    for ns in &config.namespaces {
-        if ns.backend.max_vertices != 0 || ns.backend.max_edges != 0 {
-            tracing::warn!(namespace = %ns.name, "backend.max_vertices and max_edges are not enforced yet");
-        }
-    }
     let config = Arc::new(config);
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -68,11 +63,13 @@ pub async fn serve(
     };
     let cluster = config.cluster_addresses()?.map(|(process, addresses)| ClusterConfig { process, addresses });
     let limits = ElementLimits { max_element_bytes: config.server.max_element_bytes };
+    let capacities = config.capacities();
     let engine_config = EngineConfig {
         workers,
         cluster,
         read_hold: config.server.read_hold,
         limits,
+        capacities,
         max_standing_page_ranks: config.server.max_standing_page_ranks,
         request_ids: config.request_ids(),
         release_memory: Some(release_memory),

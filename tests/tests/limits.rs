@@ -134,3 +134,47 @@ async fn an_element_or_record_past_its_size_limit_is_refused_and_a_merge_cannot_
     assert_eq!(big.properties.keys().collect::<Vec<_>>(), vec!["a"]);
     assert_eq!(lsn(&mut client).await, after);
 }
+
+#[tokio::test]
+async fn a_namespace_holds_at_most_its_configured_vertices_and_edges_across_entrances_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "namespaces:\n  - name: default\n    backend:\n      max_vertices: 2\n      max_edges: 1\n";
+    let spec = ServerSpec::configured(dir.path(), yaml);
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let exhausted = |status: tonic::Status, limit: &str| {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains(limit), "{}", status.message());
+    };
+
+    client.create_vertex(vertex_request("a", "V", &[])).await.unwrap();
+    client.create_vertex(vertex_request("b", "V", &[])).await.unwrap();
+    exhausted(client.create_vertex(vertex_request("c", "V", &[])).await.unwrap_err(), "max_vertices");
+    client.create_edge(edge_request("ab", "E", "a", "b")).await.unwrap();
+    exhausted(client.create_edge(edge_request("ba", "E", "b", "a")).await.unwrap_err(), "max_edges");
+    // A namespace without its own entry takes the default namespace's limits.
+    client.create_vertex(request(vertex_request("x", "V", &[]), Some("other"))).await.unwrap();
+
+    // A snapshot applied past the limit is refused whole.
+    let json = dir.path().join("more.jsonl");
+    std::fs::write(&json, "{\"type\": \"vertex\", \"id\": \"d\", \"label\": \"V\"}\n").unwrap();
+    let address = server.address.to_string();
+    let (ok, out, err) = cli(&["snapshot", "load", json.to_str().unwrap(), "--server", &address]).await;
+    assert!(!ok && err.contains("max_vertices"), "{out}{err}");
+
+    // After kill -9 and a restart, replay decides alike: what was accepted is there, what was
+    // refused is not, and the limits still hold until a delete makes room.
+    server.kill().await;
+    let server = spec.start().await;
+    let mut client = server.client().await;
+    assert_eq!(get(&mut client, "b").await.unwrap().id, "b");
+    for absent in ["c", "d"] {
+        assert_eq!(get(&mut client, absent).await.unwrap_err().code(), Code::NotFound, "{absent}");
+    }
+    let edge = client.get_edge(pb::GetEdgeRequest { id: "ba".into() }).await.unwrap_err();
+    assert_eq!(edge.code(), Code::NotFound);
+    exhausted(client.create_vertex(vertex_request("c", "V", &[])).await.unwrap_err(), "max_vertices");
+    client.delete_vertex(pb::DeleteVertexRequest { id: "a".into(), cascade: true }).await.unwrap();
+    client.create_vertex(vertex_request("c", "V", &[])).await.unwrap();
+    client.create_edge(edge_request("cb", "E", "c", "b")).await.unwrap();
+}

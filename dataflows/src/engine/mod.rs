@@ -68,6 +68,8 @@ pub struct EngineConfig {
     pub read_hold: Duration,
     /// What the apply stage holds every element to.
     pub limits: crate::state::limits::ElementLimits,
+    /// How many vertices and edges each namespace may hold.
+    pub capacities: crate::state::limits::Capacities,
     /// Most standing PageRanks (distinct subscription parameter sets) at once.
     pub max_standing_page_ranks: usize,
     /// How long and how many request ids the apply stage remembers.
@@ -96,6 +98,7 @@ impl Default for EngineConfig {
             cluster: None,
             read_hold: Duration::from_secs(2),
             limits: Default::default(),
+            capacities: Default::default(),
             max_standing_page_ranks: 16,
             request_ids: Default::default(),
             release_memory: None,
@@ -138,6 +141,7 @@ pub(crate) struct Shared {
     pub read_hold: Duration,
     pub release_memory: Option<fn()>,
     pub limits: crate::state::limits::ElementLimits,
+    pub capacities: crate::state::limits::Capacities,
     pub request_ids: crate::state::request_ids::RequestIdLimits,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
@@ -205,6 +209,7 @@ impl Engine {
             read_hold: config.read_hold,
             release_memory: config.release_memory,
             limits: config.limits,
+            capacities: config.capacities,
             request_ids: config.request_ids,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),

@@ -63,7 +63,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         inputs.flush();
         Some(Writer {
             inputs,
-            state: ApplyState::with_limits(shared.limits, shared.request_ids, shared.peers),
+            state: ApplyState::with_limits(shared.limits, shared.capacities.clone(), shared.request_ids, shared.peers),
             last_lsn: 0,
             pending: VecDeque::new(),
             changes: Vec::new(),

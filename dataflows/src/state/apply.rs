@@ -19,7 +19,7 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
-use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
+use crate::state::limits::{too_deep, Capacities, Capacity, ElementLimits, Measure, MAX_VALUE_DEPTH};
 use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber};
 use crate::state::names::Names;
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
@@ -95,16 +95,30 @@ struct NamespaceState {
     edges: Slab<EdgeSlot>,
     numbers: VertexNumbers,
     names: Names,
+    capacity: Capacity,
 }
 
 impl NamespaceState {
-    fn new(workers: usize) -> Self {
+    fn new(workers: usize, capacity: Capacity) -> Self {
         NamespaceState {
             vertices: Slab::default(),
             edges: Slab::default(),
             numbers: VertexNumbers::new(workers),
             names: Names::default(),
+            capacity,
         }
+    }
+
+    /// Refuses one more of `what` (`max_vertices` or `max_edges`) when `held` is at `max`.
+    fn room_for(ns: &Namespace, what: &str, held: usize, max: u64) -> Result<(), Rejection> {
+        if max != 0 && held as u64 >= max {
+            let kind = &what["max_".len()..];
+            return Err(reject(
+                RejectKind::ResourceExhausted,
+                format!("{what}: namespace {ns} holds {held} {kind}, its limit (backend.{what})"),
+            ));
+        }
+        Ok(())
     }
 
     /// `properties` with their keys shared.
@@ -130,6 +144,7 @@ pub struct ApplyState {
     // its keys come from the log, not from an adversary choosing hash collisions per server.
     namespaces: HashMap<Namespace, NamespaceState, RandomState>,
     limits: ElementLimits,
+    capacities: Capacities,
     request_ids: RequestIds,
     /// The number of workers vertex numbers are spread over.
     workers: usize,
@@ -138,18 +153,26 @@ pub struct ApplyState {
 impl ApplyState {
     #[cfg(test)]
     pub fn new() -> Self {
-        Self::with_limits(ElementLimits::default(), RequestIdLimits::default(), 1)
+        Self::with_limits(ElementLimits::default(), Capacities::default(), RequestIdLimits::default(), 1)
     }
 
-    /// An empty graph whose elements are held to `limits`, remembering request ids within
-    /// `request_ids`, numbering vertices for `workers` workers.
-    pub fn with_limits(limits: ElementLimits, request_ids: RequestIdLimits, workers: usize) -> Self {
-        ApplyState { namespaces: HashMap::default(), limits, request_ids: RequestIds::new(request_ids), workers }
+    /// An empty graph whose elements are held to `limits` and namespaces to `capacities`,
+    /// remembering request ids within `request_ids`, numbering vertices for `workers` workers.
+    pub fn with_limits(
+        limits: ElementLimits,
+        capacities: Capacities,
+        request_ids: RequestIdLimits,
+        workers: usize,
+    ) -> Self {
+        let request_ids = RequestIds::new(request_ids);
+        ApplyState { namespaces: HashMap::default(), limits, capacities, request_ids, workers }
     }
 
     fn namespace(&mut self, namespace: &Namespace) -> &mut NamespaceState {
-        let workers = self.workers;
-        self.namespaces.entry(namespace.clone()).or_insert_with(|| NamespaceState::new(workers))
+        let (workers, capacities) = (self.workers, &self.capacities);
+        self.namespaces
+            .entry(namespace.clone())
+            .or_insert_with(|| NamespaceState::new(workers, capacities.of(namespace)))
     }
 
     #[cfg(test)]
@@ -383,6 +406,7 @@ impl NamespaceState {
                 if self.vertices.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
+                Self::room_for(ns, "max_vertices", self.vertices.len(), self.capacity.max_vertices)?;
                 let mut vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
                     id: id.as_str().into(),
@@ -469,6 +493,7 @@ impl NamespaceState {
                     })
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
+                Self::room_for(ns, "max_edges", self.edges.len(), self.capacity.max_edges)?;
                 let edge = Arc::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
@@ -660,7 +685,7 @@ mod tests {
         fn undo_restores_exactly_what_the_accepted_records_made(
             records in proptest::collection::vec(proptest::collection::vec(random_op(), 1..6), 1..30)
         ) {
-            let workers = || ApplyState::with_limits(ElementLimits::default(), RequestIdLimits::default(), 3);
+            let workers = || ApplyState::with_limits(ElementLimits::default(), Capacities::default(), RequestIdLimits::default(), 3);
             let (mut state, mut accepted_only) = (workers(), workers());
             for (i, ops) in records.into_iter().enumerate() {
                 let atomic = record(true, ops);
@@ -746,6 +771,38 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_at_its_capacity_refuses_creates_until_a_delete_makes_room() {
+        let capacity = Capacity { max_vertices: 2, max_edges: 1 };
+        let capacities = Capacities { namespaces: [("default".to_string(), capacity)].into(), ..Default::default() };
+        let mut state = ApplyState::with_limits(ElementLimits::default(), capacities, Default::default(), 1);
+        let mut changes = Vec::new();
+        let refused =
+            |outcome: &RecordOutcome| outcome.first_rejection().map(|(_, r)| (r.kind.clone(), r.message.clone()));
+
+        // An atomic record past the limit is refused whole.
+        let outcome = state.apply(1, &record(true, vec![vertex("a"), vertex("b"), vertex("c")]), &mut changes);
+        let (kind, message) = refused(&outcome).expect("refused");
+        assert_eq!(kind, RejectKind::ResourceExhausted);
+        assert!(message.contains("max_vertices") && message.contains("holds 2 vertices"), "{message}");
+        assert_eq!(state.vertex_count(), 0);
+
+        // Non-atomic: each operation on its own, the ones within the limit kept.
+        let outcome = state.apply(2, &record(false, vec![vertex("a"), vertex("b"), vertex("c")]), &mut changes);
+        assert!(outcome.results[..2].iter().all(Result::is_ok));
+        assert_eq!(outcome.results[2].as_ref().map_err(|r| r.kind.clone()), Err(RejectKind::ResourceExhausted));
+        let outcome = state.apply(3, &record(false, vec![edge("e", "a", "b"), edge("f", "b", "a")]), &mut changes);
+        let message = outcome.results[1].clone().expect_err("past max_edges").message;
+        assert!(message.contains("max_edges"), "{message}");
+
+        // Another namespace has no limit; a delete makes room in this one.
+        let mut other = record(false, vec![vertex("x"), vertex("y"), vertex("z")]);
+        other.namespace = Namespace::new("other");
+        assert!(state.apply(4, &other, &mut changes).first_rejection().is_none());
+        let delete = WriteOp::DeleteVertex { id: "a".into(), cascade: true };
+        assert!(state.apply(5, &record(false, vec![delete, vertex("c")]), &mut changes).first_rejection().is_none());
+    }
+
+    #[test]
     fn delete_with_edges_needs_cascade() {
         let mut state = ApplyState::new();
         let mut changes = Vec::new();
@@ -775,7 +832,12 @@ mod tests {
 
     #[test]
     fn an_element_past_the_size_limit_is_refused_even_by_a_merge() {
-        let mut state = ApplyState::with_limits(ElementLimits { max_element_bytes: 200 }, Default::default(), 1);
+        let mut state = ApplyState::with_limits(
+            ElementLimits { max_element_bytes: 200 },
+            Default::default(),
+            Default::default(),
+            1,
+        );
         let mut changes = Vec::new();
         let text = |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n)))].into_iter().collect() };
         let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties: text(100) };

@@ -55,7 +55,6 @@ impl Numbered {
 }
 
 impl<T: Keyed> Slab<T> {
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.index.len()
     }

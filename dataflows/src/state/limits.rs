@@ -7,9 +7,11 @@
 //! (a merge included), so that every server following the log decides alike. The size of a
 //! whole record is the log's to check, once it is encoded.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Edge, Properties, Value, Vertex};
+use crate::state::model::{Edge, Namespace, Properties, Value, Vertex};
 
 /// How deep property values may nest: a scalar is one level, a list of scalars two.
 ///
@@ -27,6 +29,29 @@ pub fn too_deep() -> String {
 /// enough to cover what the protobuf encoding adds (tags, lengths, wrappers), so that an
 /// element within the limit also fits a reply of that size.
 const OVERHEAD_BYTES: usize = 16;
+
+/// How many vertices and edges a namespace may hold (0: no limit). The apply stage refuses a
+/// create past them, so every server following the log with the same configuration decides
+/// alike; a delete makes room again. A checkpoint is restored whole, even past a limit
+/// lowered since it was written: limits refuse new elements, they never drop acknowledged ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub max_vertices: u64,
+    pub max_edges: u64,
+}
+
+/// Each namespace's [`Capacity`]: its own, or `otherwise` for a namespace not listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capacities {
+    pub namespaces: HashMap<String, Capacity>,
+    pub otherwise: Capacity,
+}
+
+impl Capacities {
+    pub fn of(&self, namespace: &Namespace) -> Capacity {
+        self.namespaces.get(namespace.as_str()).copied().unwrap_or(self.otherwise)
+    }
+}
 
 /// The limits the apply stage enforces on each element it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
