@@ -67,6 +67,56 @@ pub struct Config {
     pub cluster: Option<ClusterSection>,
     pub wal: WalSection,
     pub namespaces: Vec<NamespaceSection>,
+    /// Access control; without it the server is open, and listens on loopback only unless
+    /// `server.insecure` (`--insecure`) says otherwise.
+    pub security: Option<SecuritySection>,
+}
+
+/// `security:` the tokens a client may present (`authorization: Bearer <token>`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    #[serde(default)]
+    pub tokens: Vec<TokenSection>,
+}
+
+/// One token: a name for logs and audit lines, its SHA-256 (`prism-graph token new NAME`
+/// prints both), and what it may do.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    pub name: String,
+    pub sha256: String,
+    pub grants: Vec<GrantSection>,
+}
+
+/// What a call does to a namespace; each level includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+    /// Replacing a namespace's contents wholesale (ApplySnapshot).
+    Admin,
+}
+
+impl Access {
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// `access` (read, write or admin, each including the ones before) to `namespace` (`*`:
+/// every namespace).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSection {
+    pub namespace: String,
+    pub access: Access,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -104,6 +154,8 @@ pub struct ServerSection {
     #[serde(deserialize_with = "duration")]
     pub request_id_window: Duration,
     pub request_id_capacity: usize,
+    /// Listen on an address other than loopback without a `security` section (`--insecure`).
+    pub insecure: bool,
 }
 
 impl Default for ServerSection {
@@ -121,7 +173,34 @@ impl Default for ServerSection {
             max_standing_page_ranks: 16,
             request_id_window: Duration::from_secs(600),
             request_id_capacity: RequestIdLimits::default().capacity,
+            insecure: false,
         }
+    }
+}
+
+impl SecuritySection {
+    fn validate(&self) -> Result<(), String> {
+        let mut names = HashMap::new();
+        let mut hashes = HashMap::new();
+        for (i, token) in self.tokens.iter().enumerate() {
+            let at = format!("security.tokens[{i}]");
+            if token.name.is_empty() {
+                return Err(format!("{at}.name: must not be empty"));
+            }
+            if let Some(first) = names.insert(token.name.as_str(), i) {
+                return Err(format!("{at}.name: {:?} is already security.tokens[{first}]", token.name));
+            }
+            if token.sha256.len() != 64 || !token.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("{at}.sha256: must be 64 hex digits (prism-graph token new prints them)"));
+            }
+            if let Some(first) = hashes.insert(token.sha256.to_ascii_lowercase(), i) {
+                return Err(format!("{at}.sha256: the same hash as security.tokens[{first}]"));
+            }
+            if token.grants.iter().any(|grant| grant.namespace.is_empty()) {
+                return Err(format!("{at}.grants: a namespace must not be empty (`*` for every namespace)"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -345,6 +424,16 @@ impl Config {
             return Err(format!(
                 "wal.max_record_bytes: {record} is outside {element}..={MAX_RECORD_BYTES} (at least \
                  server.max_element_bytes, at most what a log frame holds)"
+            ));
+        }
+        if let Some(security) = &self.security {
+            security.validate()?;
+        } else if !self.server.listen.ip().is_loopback() && !self.server.insecure {
+            return Err(format!(
+                "server.listen: {} is not a loopback address, and without a security section anyone who \
+                 reaches it can read and write every namespace; configure security.tokens, or pass \
+                 --insecure to serve it open",
+                self.server.listen
             ));
         }
         if self.wal.backend == WalBackend::Kafka && self.wal.kafka.brokers.is_empty() {

@@ -5,6 +5,7 @@
 //! [`serve`] wires the engine, the log and the front together; [`config`] reads the YAML
 //! configuration.
 
+pub mod access;
 pub mod checkpoints;
 pub mod codec;
 pub mod config;

@@ -28,14 +28,66 @@ enum Command {
     /// Snapshot files: export, load, apply, diff.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Access tokens for a server's `security.tokens`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Prints a new random token, and the entry that grants it in the configuration (which
+    /// holds only its SHA-256). Give the token to the client; it is not stored anywhere.
+    New {
+        /// The token's name, as audit lines and errors show it.
+        name: String,
+        /// The namespace to grant (`*`: every namespace).
+        #[arg(long, default_value = "*")]
+        namespace: String,
+        /// read, write or admin.
+        #[arg(long, default_value = "read")]
+        access: String,
+    },
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::New { name, namespace, access } => {
+            anyhow::ensure!(
+                ["read", "write", "admin"].contains(&access.as_str()),
+                "--access: {access:?} is not read, write or admin"
+            );
+            let (token, sha256) = prism_server::access::new_token();
+            println!("token: {token}");
+            println!("# for the server's configuration:");
+            println!("security:\n  tokens:\n    - name: {name:?}\n      sha256: {sha256}");
+            println!("      grants:\n        - namespace: {namespace:?}\n          access: {access}");
+        }
+    }
+    Ok(())
+}
+
+/// The server a client command calls, and its token.
+#[derive(Args)]
+struct RemoteArgs {
+    #[arg(long)]
+    server: String,
+    /// The bearer token, for a server with `security.tokens`.
+    #[arg(long, env = "PRISM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl RemoteArgs {
+    fn remote(self) -> prism_server::snapshot_cli::Remote {
+        prism_server::snapshot_cli::Remote { server: self.server, token: self.token }
+    }
 }
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
     /// Writes a server's graph of one namespace to a file.
     Export {
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(short = 'o', long)]
         output: PathBuf,
         #[arg(long, default_value = "default")]
@@ -51,8 +103,8 @@ enum SnapshotCommand {
     /// file is checked first, so bad input changes nothing.
     Load {
         file: PathBuf,
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long, default_value = "default")]
         namespace: String,
     },
@@ -60,8 +112,8 @@ enum SnapshotCommand {
     /// graph, in one atomic record, and reports what was added, removed and modified.
     Apply {
         file: PathBuf,
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long, default_value = "default")]
         namespace: String,
     },
@@ -78,14 +130,14 @@ fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
     use prism_server::snapshot_cli;
     let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match command {
-        SnapshotCommand::Export { server, output, namespace, format, compression } => {
-            runtime()?.block_on(snapshot_cli::export(&server, &namespace, &output, &format, &compression))
+        SnapshotCommand::Export { remote, output, namespace, format, compression } => {
+            runtime()?.block_on(snapshot_cli::export(&remote.remote(), &namespace, &output, &format, &compression))
         }
-        SnapshotCommand::Load { file, server, namespace } => {
-            runtime()?.block_on(snapshot_cli::load(&server, &namespace, &file))
+        SnapshotCommand::Load { file, remote, namespace } => {
+            runtime()?.block_on(snapshot_cli::load(&remote.remote(), &namespace, &file))
         }
-        SnapshotCommand::Apply { file, server, namespace } => {
-            runtime()?.block_on(snapshot_cli::apply(&server, &namespace, &file))
+        SnapshotCommand::Apply { file, remote, namespace } => {
+            runtime()?.block_on(snapshot_cli::apply(&remote.remote(), &namespace, &file))
         }
         SnapshotCommand::Diff { old, new, output } => snapshot_cli::diff(&old, &new, output.as_ref()),
     }
@@ -185,6 +237,10 @@ struct ServeArgs {
     /// else applied as the difference from what the log holds.
     #[arg(long)]
     snapshot: Option<PathBuf>,
+    /// Serve a non-loopback address without a `security` section: anyone who reaches it can
+    /// read and write every namespace.
+    #[arg(long)]
+    insecure: bool,
 }
 
 impl ServeArgs {
@@ -220,6 +276,9 @@ impl ServeArgs {
         }
         if let Some(snapshot) = self.snapshot {
             config.server.snapshot = Some(snapshot);
+        }
+        if self.insecure {
+            config.server.insecure = true;
         }
         config.validate().map_err(|problem| anyhow::anyhow!("{problem}"))?;
         Ok(config)
@@ -273,6 +332,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Record(command) => record(command)?,
         Command::Snapshot(command) => snapshot(command)?,
+        Command::Token(command) => token(command)?,
         Command::Serve(args) => {
             let config = args.into_config()?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -12,6 +12,7 @@ use prism_dataflows::{ClusterConfig, ElementLimits, Engine, EngineConfig, Engine
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 
+use crate::access::AccessLayer;
 use crate::checkpoints;
 use crate::config::{Config, ConfigError, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
@@ -112,7 +113,11 @@ pub async fn serve(
             ))
         }
     });
+    if config.security.is_none() && config.server.insecure && !address.ip().is_loopback() {
+        tracing::warn!(%address, "serving without access control on a non-loopback address (--insecure)");
+    }
     let server = tonic::transport::Server::builder()
+        .layer(AccessLayer::new(config.security.as_ref()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

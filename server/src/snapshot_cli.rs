@@ -10,11 +10,33 @@ use anyhow::Context;
 use prism_dataflows::snapshot_diff::{self, DiffCounts, Element};
 use prism_proto::graph as pb;
 use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
 use crate::pb::graph_service_client::GraphServiceClient;
 
-type Client = GraphServiceClient<Channel>;
+type Client = GraphServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A server to call, and the token to call it with (`--token`, or `PRISM_TOKEN`).
+pub struct Remote {
+    pub server: String,
+    pub token: Option<String>,
+}
+
+/// Adds `authorization: Bearer <token>` to every call, when there is a token.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// Items in one batch RPC of a load.
 const LOAD_BATCH: usize = 1000;
@@ -23,10 +45,17 @@ const LOAD_BATCH_BYTES: usize = 16 << 20;
 /// Batches in flight during a load.
 const LOAD_IN_FLIGHT: usize = 8;
 
-pub async fn connect(server: &str) -> anyhow::Result<Client> {
+pub async fn connect(remote: &Remote) -> anyhow::Result<Client> {
+    let server = &remote.server;
     let url = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
+    let bearer = match &remote.token {
+        Some(token) => Some(format!("Bearer {token}").parse().context("--token: not a valid header value")?),
+        None => None,
+    };
     let channel = Channel::from_shared(url.clone())?.connect().await.with_context(|| format!("connecting to {url}"))?;
-    Ok(GraphServiceClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+    Ok(GraphServiceClient::with_interceptor(channel, Bearer(bearer))
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
 fn with_namespace<T>(message: T, namespace: &str) -> anyhow::Result<tonic::Request<T>> {
@@ -37,13 +66,13 @@ fn with_namespace<T>(message: T, namespace: &str) -> anyhow::Result<tonic::Reque
 
 /// Writes the namespace's graph to `output`.
 pub async fn export(
-    server: &str,
+    remote: &Remote,
     namespace: &str,
     output: &Path,
     format: &str,
     compression: &str,
 ) -> anyhow::Result<()> {
-    let mut client = connect(server).await?;
+    let mut client = connect(remote).await?;
     let request = pb::ExportSnapshotRequest { format: format.into(), compression: compression.into() };
     let mut stream = client.export_snapshot(with_namespace(request, namespace)?).await?.into_inner();
     let mut file = std::io::BufWriter::new(
@@ -60,8 +89,8 @@ pub async fn export(
 }
 
 /// Sends `file` to the server, which applies it as one record of its difference.
-pub async fn apply(server: &str, namespace: &str, file: &Path) -> anyhow::Result<()> {
-    let mut client = connect(server).await?;
+pub async fn apply(remote: &Remote, namespace: &str, file: &Path) -> anyhow::Result<()> {
+    let mut client = connect(remote).await?;
     let bytes = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let (chunks, receiver) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
@@ -134,11 +163,11 @@ pub fn diff(old: &Path, new: &Path, output: Option<&PathBuf>) -> anyhow::Result<
 /// The file is read three times, streaming: first to check it whole (format, metadata counts,
 /// ids once, edges between its own vertices) so that bad input changes nothing, then the
 /// vertices, then the edges.
-pub async fn load(server: &str, namespace: &str, file: &Path) -> anyhow::Result<()> {
+pub async fn load(remote: &Remote, namespace: &str, file: &Path) -> anyhow::Result<()> {
     let path = file.to_owned();
     let (vertices, edges) = tokio::task::spawn_blocking(move || check(&path)).await??;
     eprintln!("{}: {vertices} vertices, {edges} edges; loading", file.display());
-    let client = connect(server).await?;
+    let client = connect(remote).await?;
     let started = Instant::now();
     for pass_edges in [false, true] {
         let total = if pass_edges { edges } else { vertices };

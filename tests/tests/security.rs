@@ -1,0 +1,147 @@
+//! Access control end to end: tokens made by `prism-graph token new`, configured by their
+//! hash, checked on every call of the spawned server; the CLI's `--token`; and a server that
+//! will not listen beyond loopback without them.
+
+use std::process::Stdio;
+
+use prism_e2e::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::Code;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// A new token from the CLI: (token, its sha256).
+async fn new_token(name: &str) -> (String, String) {
+    let (ok, out, err) = cli(&["token", "new", name]).await;
+    assert!(ok, "{out}{err}");
+    let field = |prefix: &str| {
+        out.lines().find_map(|line| line.trim().strip_prefix(prefix)).map(str::to_owned).unwrap_or_else(|| {
+            panic!("no {prefix:?} line in:\n{out}");
+        })
+    };
+    (field("token: "), field("sha256: "))
+}
+
+/// `message` for `namespace`, sent with `token`.
+fn authed<T>(message: T, token: Option<&str>, namespace: &str) -> tonic::Request<T> {
+    let mut request = request(message, Some(namespace));
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, mentions: &[&str]) {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    for word in mentions {
+        assert!(status.message().contains(word), "{:?} lacks {word:?}", status.message());
+    }
+}
+
+#[tokio::test]
+async fn every_call_needs_a_token_granted_its_access_to_the_namespace_it_names() {
+    let (reader, reader_hash) = new_token("reader").await;
+    let (writer, writer_hash) = new_token("writer").await;
+    let (admin, admin_hash) = new_token("admin").await;
+    let yaml = format!(
+        "security:\n  tokens:\n    - name: reader\n      sha256: {reader_hash}\n      grants: [{{namespace: social, \
+         access: read}}]\n    - name: writer\n      sha256: {writer_hash}\n      grants: [{{namespace: '*', \
+         access: write}}]\n    - name: admin\n      sha256: {admin_hash}\n      grants: [{{namespace: social, \
+         access: admin}}]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerSpec::configured(dir.path(), &yaml).start().await;
+    let mut client = server.client().await;
+    let get =
+        |token: Option<&str>| authed(pb::GetVertexRequest { id: "a".into(), include_edges: false }, token, "social");
+
+    // No token, or one the server does not know: UNAUTHENTICATED.
+    refused(client.get_vertex(get(None)).await, Code::Unauthenticated, &["authorization"]);
+    refused(client.get_vertex(get(Some("prism_not-a-token"))).await, Code::Unauthenticated, &["authorization"]);
+
+    // A token without the grant: PERMISSION_DENIED naming the namespace and the access.
+    let create = |token: &str, namespace: &str| authed(vertex_request("a", "V", &[]), Some(token), namespace);
+    refused(client.create_vertex(create(&reader, "social")).await, Code::PermissionDenied, &["social", "write"]);
+    client.create_vertex(create(&writer, "social")).await.unwrap();
+    let vertex = client.get_vertex(get(Some(&reader))).await.unwrap().into_inner().vertex.unwrap();
+    assert_eq!(vertex.id, "a");
+    let elsewhere = authed(pb::GetVertexRequest { id: "a".into(), include_edges: false }, Some(&reader), "other");
+    refused(client.get_vertex(elsewhere).await, Code::PermissionDenied, &["other", "read"]);
+    // Admin includes write and read, on its namespace only.
+    client.create_vertex(authed(vertex_request("b", "V", &[]), Some(&admin), "social")).await.unwrap();
+    refused(client.create_vertex(create(&admin, "other")).await, Code::PermissionDenied, &["other"]);
+
+    // Subscriptions follow the same grants.
+    let subscribe = pb::SubscribePageRankRequest { damping_factor: 0.0, tolerance: 0.0, vertex_filter: None, top_k: 1 };
+    refused(client.subscribe_page_rank(authed(subscribe.clone(), None, "social")).await, Code::Unauthenticated, &[]);
+    let elsewhere = authed(subscribe.clone(), Some(&reader), "other");
+    refused(client.subscribe_page_rank(elsewhere).await, Code::PermissionDenied, &["other"]);
+    let mut stream = client.subscribe_page_rank(authed(subscribe, Some(&reader), "social")).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().is_some(), "the first message is the current ranking");
+
+    // Health answers without a token, for probes.
+    let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect().await.unwrap();
+    let health = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+    assert!(health.is_ok(), "{health:?}");
+
+    // The CLI sends --token; without it the server refuses, and writing a snapshot into a
+    // namespace wholesale (apply) needs admin.
+    let address = server.address.to_string();
+    let file = dir.path().join("social.snap");
+    let export = |token: Option<&str>| {
+        let mut args = vec!["snapshot", "export", "--server", &address, "--namespace", "social"];
+        args.extend(["-o", file.to_str().unwrap()]);
+        if let Some(token) = token {
+            args.extend(["--token", token]);
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move { cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await };
+    let (ok, out, err) = run(export(None)).await;
+    assert!(!ok && err.contains("authorization"), "{out}{err}");
+    let (ok, out, err) = run(export(Some(&reader))).await;
+    assert!(ok, "{out}{err}");
+    let apply = |token: &str| {
+        let args = ["snapshot", "apply", file.to_str().unwrap(), "--server", &address, "--namespace", "social"];
+        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        args.extend(["--token".to_owned(), token.to_owned()]);
+        args
+    };
+    let (ok, out, err) = run(apply(&writer)).await;
+    assert!(!ok && err.contains("admin"), "{out}{err}");
+    let (ok, out, err) = run(apply(&admin)).await;
+    assert!(ok, "{out}{err}");
+}
+
+/// Starts `prism-graph serve` on all interfaces with `extra` arguments; the first line of its
+/// standard output, and the process.
+async fn serve_everywhere(dir: &std::path::Path, extra: &[&str]) -> (Option<String>, tokio::process::Child) {
+    let data = dir.join("data");
+    let mut child = tokio::process::Command::new(binary())
+        .args(["serve", "--listen", "0.0.0.0:0", "--workers", "1", "--data-dir", data.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next_line().await.unwrap();
+    (first, child)
+}
+
+#[tokio::test]
+async fn an_open_server_listens_beyond_loopback_only_when_told_it_is_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, child) = serve_everywhere(dir.path(), &[]).await;
+    assert_eq!(first, None, "it must not start");
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("--insecure") && stderr.contains("security"), "{stderr}");
+
+    let (first, mut child) = serve_everywhere(dir.path(), &["--insecure"]).await;
+    let first = first.unwrap_or_default();
+    assert!(first.starts_with("prism-graph listening on 0.0.0.0:"), "{first}");
+    child.kill().await.unwrap();
+}
