@@ -134,7 +134,8 @@ pub struct AccessLayer {
 
 impl AccessLayer {
     pub fn new(security: Option<&SecuritySection>) -> Self {
-        AccessLayer { tokens: security.map(|section| Arc::new(Tokens::new(section))) }
+        let section = security.filter(|section| !section.tokens.is_empty());
+        AccessLayer { tokens: section.map(|section| Arc::new(Tokens::new(section))) }
     }
 }
 
@@ -204,6 +205,7 @@ mod tests {
         let (writer, writer_hash) = new_token();
         let grant = |namespace: &str, access| GrantSection { namespace: namespace.into(), access };
         let section = SecuritySection {
+            tls: None,
             tokens: vec![
                 TokenSection {
                     name: "reader".into(),

@@ -76,8 +76,20 @@ pub struct Config {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySection {
+    /// With none listed, calls need no token (TLS alone, or mTLS, secures the server).
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
+    pub tls: Option<TlsSection>,
+}
+
+/// `security.tls`: the server's certificate chain and key (PEM files), and with `client_ca`
+/// every client must present a certificate that CA signed (mutual TLS).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// One token: a name for logs and audit lines, its SHA-256 (`prism-graph token new NAME`

@@ -74,11 +74,21 @@ struct RemoteArgs {
     /// The bearer token, for a server with `security.tokens`.
     #[arg(long, env = "PRISM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The CA certificate (PEM) that signed the server's: connect with TLS.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a server that asks for one (mutual TLS).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 impl RemoteArgs {
     fn remote(self) -> prism_server::snapshot_cli::Remote {
-        prism_server::snapshot_cli::Remote { server: self.server, token: self.token }
+        let RemoteArgs { server, token, ca, cert, key } = self;
+        prism_server::snapshot_cli::Remote { server, token, ca, cert, key }
     }
 }
 

@@ -11,10 +11,11 @@ use prism_connectors::{EmbeddedWal, WalError, WalOptions};
 use prism_dataflows::{ClusterConfig, ElementLimits, Engine, EngineConfig, EngineError, Lsn};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::access::AccessLayer;
 use crate::checkpoints;
-use crate::config::{Config, ConfigError, WalBackend};
+use crate::config::{Config, ConfigError, TlsSection, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
 use crate::service::GraphApi;
 
@@ -48,6 +49,19 @@ pub enum ServeError {
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
     let what = what.into();
     move |source| ServeError::Io { what, source }
+}
+
+/// The server's TLS settings from its PEM files.
+fn tls_config(tls: &TlsSection) -> Result<ServerTlsConfig, ServeError> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(io(format!("security.tls.{what} {}", path.display())))
+    };
+    let identity = Identity::from_pem(read("cert", &tls.cert)?, read("key", &tls.key)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read("client_ca", ca)?));
+    }
+    Ok(config)
 }
 
 /// Runs a server until `shutdown` completes. `on_listening` is told the bound address (the
@@ -116,7 +130,11 @@ pub async fn serve(
     if config.security.is_none() && config.server.insecure && !address.ip().is_loopback() {
         tracing::warn!(%address, "serving without access control on a non-loopback address (--insecure)");
     }
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.security.as_ref().and_then(|security| security.tls.as_ref()) {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+    let server = builder
         .layer(AccessLayer::new(config.security.as_ref()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -13,16 +13,41 @@ use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::pb::graph_service_client::GraphServiceClient;
 
 type Client = GraphServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// A server to call, and the token to call it with (`--token`, or `PRISM_TOKEN`).
+/// A server to call, the token to call it with (`--token`, or `PRISM_TOKEN`), and for TLS
+/// the CA that signed its certificate (`--ca`) and this client's own (`--cert`, `--key`,
+/// for a server that asks for one).
+#[derive(Default)]
 pub struct Remote {
     pub server: String,
     pub token: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Remote {
+    fn tls(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
+        let Some(ca) = &self.ca else {
+            anyhow::ensure!(self.cert.is_none() && self.key.is_none(), "--cert and --key need --ca");
+            return Ok(None);
+        };
+        let read = |flag: &str, path: &Path| std::fs::read(path).with_context(|| format!("{flag} {}", path.display()));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--ca", ca)?));
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read("--cert", cert)?, read("--key", key)?))
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("--cert and --key go together"),
+        }
+        Ok(Some(tls))
+    }
 }
 
 /// Adds `authorization: Bearer <token>` to every call, when there is a token.
@@ -47,12 +72,18 @@ const LOAD_IN_FLIGHT: usize = 8;
 
 pub async fn connect(remote: &Remote) -> anyhow::Result<Client> {
     let server = &remote.server;
-    let url = if server.contains("://") { server.to_owned() } else { format!("http://{server}") };
+    let tls = remote.tls()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = if server.contains("://") { server.to_owned() } else { format!("{scheme}://{server}") };
     let bearer = match &remote.token {
         Some(token) => Some(format!("Bearer {token}").parse().context("--token: not a valid header value")?),
         None => None,
     };
-    let channel = Channel::from_shared(url.clone())?.connect().await.with_context(|| format!("connecting to {url}"))?;
+    let mut endpoint = Channel::from_shared(url.clone())?;
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint.connect().await.with_context(|| format!("connecting to {url}"))?;
     Ok(GraphServiceClient::with_interceptor(channel, Bearer(bearer))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
