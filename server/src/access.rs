@@ -206,6 +206,7 @@ mod tests {
         let grant = |namespace: &str, access| GrantSection { namespace: namespace.into(), access };
         let section = SecuritySection {
             tls: None,
+            audit_log: None,
             tokens: vec![
                 TokenSection {
                     name: "reader".into(),

@@ -80,6 +80,9 @@ pub struct SecuritySection {
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
     pub tls: Option<TlsSection>,
+    /// Where the audit log goes: a file (appended, fsynced before each mutation is answered)
+    /// or `stdout`. One JSON line per mutation; no property values.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `security.tls`: the server's certificate chain and key (PEM files), and with `client_ca`

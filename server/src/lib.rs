@@ -6,6 +6,7 @@
 //! configuration.
 
 pub mod access;
+pub mod audit;
 pub mod checkpoints;
 pub mod codec;
 pub mod config;

@@ -14,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::access::AccessLayer;
+use crate::audit::Audit;
 use crate::checkpoints;
 use crate::config::{Config, ConfigError, TlsSection, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
@@ -115,7 +116,11 @@ pub async fn serve(
     // than a NOT_FOUND for a vertex the log still holds.
     let recovered = Arc::new(AtomicBool::new(false));
     let gate = recovered.clone();
-    let api = GraphServiceServer::new(GraphApi::new(engine.clone(), config.clone()))
+    let audit = match config.security.as_ref().and_then(|security| security.audit_log.as_ref()) {
+        Some(target) => Some(Audit::open(target).map_err(io(format!("security.audit_log {}", target.display())))?),
+        None => None,
+    };
+    let api = GraphServiceServer::new(GraphApi::new(engine.clone(), config.clone(), audit))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let api = InterceptedService::new(api, move |request: tonic::Request<()>| {

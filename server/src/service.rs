@@ -14,6 +14,8 @@ use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::access::Caller;
+use crate::audit::{Audit, Changes, Operation, Origin, Outcome};
 use crate::config::{within, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
 use crate::paths;
@@ -41,25 +43,56 @@ const MAX_NAMESPACE_BYTES: usize = 256;
 pub struct GraphApi {
     engine: Arc<Engine>,
     config: Arc<Config>,
+    audit: Option<Audit>,
+}
+
+/// A mutating call: its metadata, who made it, and the method, for the audit log.
+struct Call {
+    metadata: MetadataMap,
+    origin: Origin,
+    method: &'static str,
+}
+
+impl Call {
+    fn of<T>(request: Request<T>, method: &'static str) -> (Call, T) {
+        let token = request.extensions().get::<Caller>().map(|caller| caller.0.clone());
+        let origin = Origin { token, peer: request.remote_addr() };
+        let (metadata, _, message) = request.into_parts();
+        (Call { metadata, origin, method }, message)
+    }
 }
 
 impl GraphApi {
-    pub fn new(engine: Arc<Engine>, config: Arc<Config>) -> Self {
-        GraphApi { engine, config }
+    pub fn new(engine: Arc<Engine>, config: Arc<Config>, audit: Option<Audit>) -> Self {
+        GraphApi { engine, config, audit }
     }
 
-    /// Appends one record and waits until it is durable and applied.
-    async fn write(&self, metadata: &MetadataMap, atomic: bool, ops: Vec<WriteOp>) -> Result<RecordOutcome, Status> {
+    /// Appends one record and waits until it is durable and applied (and audited).
+    async fn write(&self, call: &Call, atomic: bool, ops: Vec<WriteOp>) -> Result<RecordOutcome, Status> {
+        let metadata = &call.metadata;
         let namespace = namespace(metadata)?;
         let timeout = deadline(metadata)?.unwrap_or(self.config.server.write_timeout);
         let request_id = request_id(metadata)?;
-        let record = WriteRecord { namespace, atomic, timestamp: now_micros(), ops, request_id };
-        self.engine.write(record, timeout).await.map_err(status::from_engine)
+        let operations = match self.audit {
+            Some(_) => ops.iter().map(Operation::of).collect(),
+            None => Vec::new(),
+        };
+        let record = WriteRecord { namespace: namespace.clone(), atomic, timestamp: now_micros(), ops, request_id };
+        let written = self.engine.write(record, timeout).await.map_err(status::from_engine);
+        if let Some(audit) = &self.audit {
+            let outcome = match &written {
+                Ok(outcome) => Outcome::of(outcome),
+                Err(status) => Outcome::Failed { code: format!("{:?}", status.code()) },
+            };
+            let changes = Changes::Operations { operations };
+            audit.record(&call.origin, call.method, namespace.as_str(), &changes, &outcome).await;
+        }
+        written
     }
 
     /// Writes a single operation; its rejection becomes the call's status.
-    async fn write_one(&self, metadata: &MetadataMap, op: WriteOp) -> Result<(Lsn, OpEffect), Status> {
-        let outcome = self.write(metadata, true, vec![op]).await?;
+    async fn write_one(&self, call: &Call, op: WriteOp) -> Result<(Lsn, OpEffect), Status> {
+        let outcome = self.write(call, true, vec![op]).await?;
         match outcome.results.into_iter().next() {
             Some(Ok(effect)) => Ok((outcome.lsn, effect)),
             Some(Err(rejection)) => Err(status::from_rejection(&rejection, "")),
@@ -220,7 +253,7 @@ impl GraphApi {
     /// Writes a validated batch; returns the LSN, the effects, and every item's error.
     async fn write_batch(
         &self,
-        metadata: &MetadataMap,
+        call: &Call,
         mut batch: Batch,
         atomic: bool,
         field: &str,
@@ -228,7 +261,7 @@ impl GraphApi {
         if batch.ops.is_empty() {
             return Ok((self.engine.applied_lsn(), Vec::new(), batch.errors));
         }
-        let outcome = self.write(metadata, atomic, std::mem::take(&mut batch.ops)).await?;
+        let outcome = self.write(call, atomic, std::mem::take(&mut batch.ops)).await?;
         if atomic {
             if let Some((i, rejection)) = outcome.first_rejection() {
                 return Err(status::from_rejection(rejection, &format!("{field}[{}]: ", batch.indexes[i])));
@@ -256,9 +289,9 @@ impl GraphService for GraphApi {
         &self,
         request: Request<CreateVertexRequest>,
     ) -> Result<Response<CreateVertexResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (call, message) = Call::of(request, "CreateVertex");
         let op = create_vertex_op(message)?;
-        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let (lsn, effect) = self.write_one(&call, op).await?;
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
@@ -293,11 +326,11 @@ impl GraphService for GraphApi {
         &self,
         request: Request<UpdateVertexRequest>,
     ) -> Result<Response<UpdateVertexResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (call, message) = Call::of(request, "UpdateVertex");
         require("id", &message.id)?;
         let properties = properties("properties", &message.properties)?;
         let op = WriteOp::UpdateVertex { id: message.id, properties, merge: message.merge, label: None };
-        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let (lsn, effect) = self.write_one(&call, op).await?;
         let OpEffect::Vertex(vertex) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
@@ -308,10 +341,10 @@ impl GraphService for GraphApi {
         &self,
         request: Request<DeleteVertexRequest>,
     ) -> Result<Response<DeleteVertexResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (call, message) = Call::of(request, "DeleteVertex");
         require("id", &message.id)?;
         let op = WriteOp::DeleteVertex { id: message.id, cascade: message.cascade };
-        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let (lsn, effect) = self.write_one(&call, op).await?;
         let OpEffect::VertexDeleted { edges_deleted } = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
@@ -319,9 +352,9 @@ impl GraphService for GraphApi {
     }
 
     async fn create_edge(&self, request: Request<CreateEdgeRequest>) -> Result<Response<CreateEdgeResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (call, message) = Call::of(request, "CreateEdge");
         let op = create_edge_op(message)?;
-        let (lsn, effect) = self.write_one(&metadata, op).await?;
+        let (lsn, effect) = self.write_one(&call, op).await?;
         let OpEffect::Edge(edge) = effect else {
             return Err(Status::internal("unexpected write effect"));
         };
@@ -340,9 +373,9 @@ impl GraphService for GraphApi {
     }
 
     async fn delete_edge(&self, request: Request<DeleteEdgeRequest>) -> Result<Response<DeleteEdgeResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (call, message) = Call::of(request, "DeleteEdge");
         require("id", &message.id)?;
-        let (lsn, _) = self.write_one(&metadata, WriteOp::DeleteEdge { id: message.id }).await?;
+        let (lsn, _) = self.write_one(&call, WriteOp::DeleteEdge { id: message.id }).await?;
         Ok(with_lsn(DeleteEdgeResponse {}, lsn))
     }
 
@@ -350,9 +383,9 @@ impl GraphService for GraphApi {
         &self,
         request: Request<BatchCreateVerticesRequest>,
     ) -> Result<Response<BatchCreateVerticesResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let batch = self.batch(&metadata, message.vertices, message.atomic, "vertices", create_vertex_op)?;
-        let (lsn, effects, errors) = self.write_batch(&metadata, batch, message.atomic, "vertices").await?;
+        let (call, message) = Call::of(request, "BatchCreateVertices");
+        let batch = self.batch(&call.metadata, message.vertices, message.atomic, "vertices", create_vertex_op)?;
+        let (lsn, effects, errors) = self.write_batch(&call, batch, message.atomic, "vertices").await?;
         let vertices = effects
             .iter()
             .filter_map(|e| match e {
@@ -367,9 +400,9 @@ impl GraphService for GraphApi {
         &self,
         request: Request<BatchCreateEdgesRequest>,
     ) -> Result<Response<BatchCreateEdgesResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        let batch = self.batch(&metadata, message.edges, message.atomic, "edges", create_edge_op)?;
-        let (lsn, effects, errors) = self.write_batch(&metadata, batch, message.atomic, "edges").await?;
+        let (call, message) = Call::of(request, "BatchCreateEdges");
+        let batch = self.batch(&call.metadata, message.edges, message.atomic, "edges", create_edge_op)?;
+        let (lsn, effects, errors) = self.write_batch(&call, batch, message.atomic, "edges").await?;
         let edges = effects
             .iter()
             .filter_map(|e| match e {
@@ -600,10 +633,27 @@ impl GraphService for GraphApi {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<ApplySnapshotResponse>, Status> {
-        let (metadata, _, chunks) = request.into_parts();
-        let namespace = namespace(&metadata)?;
-        let timeout = deadline(&metadata)?.unwrap_or(self.config.server.write_timeout);
-        let applied = crate::snapshots::apply(&self.engine, namespace, chunks, timeout).await?;
+        let (call, chunks) = Call::of(request, "ApplySnapshot");
+        let namespace = namespace(&call.metadata)?;
+        let timeout = deadline(&call.metadata)?.unwrap_or(self.config.server.write_timeout);
+        let applied = crate::snapshots::apply(&self.engine, namespace.clone(), chunks, timeout).await;
+        if let Some(audit) = &self.audit {
+            let (changes, outcome) = match &applied {
+                Ok(a) => (
+                    Changes::Snapshot {
+                        vertices: [a.vertices_added, a.vertices_removed, a.vertices_modified],
+                        edges: [a.edges_added, a.edges_removed, a.edges_modified],
+                    },
+                    Outcome::Applied { lsn: a.lsn, rejected: Vec::new() },
+                ),
+                Err(status) => (
+                    Changes::Operations { operations: Vec::new() },
+                    Outcome::Failed { code: format!("{:?}", status.code()) },
+                ),
+            };
+            audit.record(&call.origin, call.method, namespace.as_str(), &changes, &outcome).await;
+        }
+        let applied = applied?;
         let lsn = applied.lsn;
         Ok(with_lsn(applied, lsn))
     }

@@ -145,3 +145,55 @@ async fn an_open_server_listens_beyond_loopback_only_when_told_it_is_insecure() 
     assert!(first.starts_with("prism-graph listening on 0.0.0.0:"), "{first}");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_mutation_leaves_one_audit_line_before_it_is_answered_and_no_property_value() {
+    let (token, sha256) = new_token("ingest").await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let yaml = format!(
+        "security:\n  audit_log: {}\n  tokens:\n    - name: ingest\n      sha256: {sha256}\n      grants: \
+         [{{namespace: '*', access: admin}}]\n",
+        audit.display()
+    );
+    let server = ServerSpec::configured(dir.path(), &yaml).start().await;
+    let mut client = server.client().await;
+    let secret = "ada@example.com";
+    let lines = || -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        text.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+    };
+
+    let created = client
+        .create_vertex(authed(vertex_request("ada", "Person", &[("email", string(secret))]), Some(&token), "social"))
+        .await;
+    let lsn = lsn_of(&created.unwrap());
+    let line = lines().pop().expect("a line as soon as the call is answered");
+    assert_eq!(line["token"], "ingest");
+    assert_eq!(line["method"], "CreateVertex");
+    assert_eq!(line["namespace"], "social");
+    assert_eq!(line["operations"], serde_json::json!([{"kind": "create_vertex", "id": "ada"}]));
+    assert_eq!((line["outcome"].as_str(), line["lsn"].as_u64()), (Some("applied"), Some(lsn)));
+    assert!(line["peer"].as_str().is_some_and(|peer| peer.starts_with("127.0.0.1:")), "{line}");
+
+    // A refused operation is audited with its kind; an update and a delete each leave a line.
+    let again =
+        client.create_vertex(authed(vertex_request("ada", "Person", &[]), Some(&token), "social")).await.unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    let update = pb::UpdateVertexRequest {
+        id: "ada".into(),
+        properties: [("email".to_string(), string(&secret.to_uppercase()))].into(),
+        merge: true,
+    };
+    client.update_vertex(authed(update, Some(&token), "social")).await.unwrap();
+    client
+        .delete_vertex(authed(pb::DeleteVertexRequest { id: "ada".into(), cascade: true }, Some(&token), "social"))
+        .await
+        .unwrap();
+    let lines = lines();
+    let methods: Vec<&str> = lines.iter().map(|line| line["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["CreateVertex", "CreateVertex", "UpdateVertex", "DeleteVertex"]);
+    assert_eq!(lines[1]["rejected"], serde_json::json!([[0, "ALREADY_EXISTS"]]));
+    let text = std::fs::read_to_string(&audit).unwrap().to_lowercase();
+    assert!(!text.contains(secret), "a property value reached the audit log:\n{text}");
+}
