@@ -305,6 +305,10 @@ pub struct NamespaceSection {
     pub backend: BackendSection,
     #[serde(default)]
     pub performance: Limits,
+    /// Property names whose values are personal data: exports with `mask_pii` write them
+    /// as "***". (No log line, audit line or error message carries a property value.)
+    #[serde(default)]
+    pub pii: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -498,6 +502,17 @@ impl Config {
             .find(|ns| ns.name == namespace)
             .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
             .map(|ns| ns.performance.clone())
+            .unwrap_or_default()
+    }
+
+    /// The namespace's PII property names; a namespace not listed takes the `default`
+    /// namespace's.
+    pub fn pii(&self, namespace: &str) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .find(|ns| ns.name == namespace)
+            .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
+            .map(|ns| ns.pii.clone())
             .unwrap_or_default()
     }
 

@@ -108,6 +108,9 @@ enum SnapshotCommand {
         /// zstd, gzip or none.
         #[arg(long, default_value = "zstd")]
         compression: String,
+        /// Write the namespace's PII properties (its `pii` in the server's configuration) as "***".
+        #[arg(long)]
+        mask_pii: bool,
     },
     /// Loads a snapshot into an empty namespace through batches, many in flight; the whole
     /// file is checked first, so bad input changes nothing.
@@ -140,9 +143,8 @@ fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
     use prism_server::snapshot_cli;
     let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match command {
-        SnapshotCommand::Export { remote, output, namespace, format, compression } => {
-            runtime()?.block_on(snapshot_cli::export(&remote.remote(), &namespace, &output, &format, &compression))
-        }
+        SnapshotCommand::Export { remote, output, namespace, format, compression, mask_pii } => runtime()?
+            .block_on(snapshot_cli::export(&remote.remote(), &namespace, &output, &format, &compression, mask_pii)),
         SnapshotCommand::Load { file, remote, namespace } => {
             runtime()?.block_on(snapshot_cli::load(&remote.remote(), &namespace, &file))
         }

@@ -625,7 +625,9 @@ impl GraphService for GraphApi {
         let namespace = namespace(&metadata)?;
         let (encoding, compression) = crate::snapshots::parse_format(&message.format, &message.compression)?;
         let timeout = deadline(&metadata)?.unwrap_or(self.config.server.read_timeout);
-        let (lsn, stream) = crate::snapshots::export(&self.engine, namespace, encoding, compression, timeout).await?;
+        let masked = if message.mask_pii { self.config.pii(namespace.as_str()) } else { Vec::new() };
+        let format = (encoding, compression);
+        let (lsn, stream) = crate::snapshots::export(&self.engine, namespace, format, masked, timeout).await?;
         Ok(with_lsn(stream, lsn))
     }
 

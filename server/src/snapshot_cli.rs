@@ -102,9 +102,10 @@ pub async fn export(
     output: &Path,
     format: &str,
     compression: &str,
+    mask_pii: bool,
 ) -> anyhow::Result<()> {
     let mut client = connect(remote).await?;
-    let request = pb::ExportSnapshotRequest { format: format.into(), compression: compression.into() };
+    let request = pb::ExportSnapshotRequest { format: format.into(), compression: compression.into(), mask_pii };
     let mut stream = client.export_snapshot(with_namespace(request, namespace)?).await?.into_inner();
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(output).with_context(|| format!("creating {}", output.display()))?,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_dataflows::snapshot_diff::{self, DiffCounts, Element, RunningPrints};
-use prism_dataflows::{Engine, Lsn, Namespace, NamespaceGraph, RecordOutcome, WriteRecord};
+use prism_dataflows::{Engine, Lsn, Namespace, NamespaceGraph, Properties, RecordOutcome, Value, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
     Compression, Encoding, Section, SnapshotCheck, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotVertex,
@@ -75,12 +75,26 @@ pub fn parse_format(format: &str, compression: &str) -> Result<(Encoding, Compre
     Ok((encoding, compression))
 }
 
-/// The namespace's graph, streamed as a snapshot.
+/// What a masked property value is written as.
+pub const MASKED: &str = "***";
+
+/// `properties` with the value of every key in `masked` written as [`MASKED`].
+fn mask(mut properties: Properties, masked: &[String]) -> Properties {
+    for key in masked {
+        if properties.get(key).is_some() {
+            properties.insert(key.as_str(), Value::String(MASKED.into()));
+        }
+    }
+    properties
+}
+
+/// The namespace's graph, streamed as a snapshot, the values of the `masked` properties
+/// written as [`MASKED`].
 pub async fn export(
     engine: &Engine,
     namespace: Namespace,
-    encoding: Encoding,
-    compression: Compression,
+    (encoding, compression): (Encoding, Compression),
+    masked: Vec<String>,
     timeout: Duration,
 ) -> Result<(Lsn, ChunkStream), Status> {
     let (lsn, mut vertices, mut edges) =
@@ -102,10 +116,14 @@ pub async fn export(
                 lsn,
             }))?;
             for vertex in &vertices {
-                writer.write(&SnapshotItem::Vertex(SnapshotVertex::of(vertex)))?;
+                let mut vertex = SnapshotVertex::of(vertex);
+                vertex.properties = mask(vertex.properties, &masked);
+                writer.write(&SnapshotItem::Vertex(vertex))?;
             }
             for edge in &edges {
-                writer.write(&SnapshotItem::Edge(SnapshotEdge::of(edge)))?;
+                let mut edge = SnapshotEdge::of(edge);
+                edge.properties = mask(edge.properties, &masked);
+                writer.write(&SnapshotItem::Edge(edge))?;
             }
             writer.finish()
         };

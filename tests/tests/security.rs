@@ -197,3 +197,49 @@ async fn every_mutation_leaves_one_audit_line_before_it_is_answered_and_no_prope
     let text = std::fs::read_to_string(&audit).unwrap().to_lowercase();
     assert!(!text.contains(secret), "a property value reached the audit log:\n{text}");
 }
+
+#[tokio::test]
+async fn pii_values_are_masked_in_exports_on_request_and_absent_from_the_servers_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "namespaces:\n  - name: social\n    pii: [email, phone]\n";
+    let server = ServerSpec::configured(dir.path(), yaml).start().await;
+    let mut client = server.client().await;
+    let secret = "grace@example.com";
+    let props = [("email", string(secret)), ("name", string("Grace"))];
+    client.create_vertex(request(vertex_request("grace", "Person", &props), Some("social"))).await.unwrap();
+    let again = client.create_vertex(request(vertex_request("grace", "Person", &props), Some("social"))).await;
+    assert_eq!(again.unwrap_err().code(), Code::AlreadyExists);
+
+    let address = server.address.to_string();
+    let export = |name: &str, mask: bool| {
+        let path = dir.path().join(name);
+        let mut args: Vec<String> = ["snapshot", "export", "--server", &address, "--namespace", "social", "-o"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        args.push(path.display().to_string());
+        if mask {
+            args.push("--mask-pii".into());
+        }
+        (path, args)
+    };
+    let email_in = |path: &std::path::Path| -> prism_dataflows::Value {
+        let items = prism_snapshots::SnapshotReader::open(path).unwrap();
+        let vertex = items
+            .filter_map(|item| match item.unwrap() {
+                prism_snapshots::SnapshotItem::Vertex(vertex) => Some(vertex),
+                _ => None,
+            })
+            .next()
+            .expect("the vertex");
+        assert_eq!(vertex.properties["name"], prism_dataflows::Value::String("Grace".into()));
+        vertex.properties["email"].clone()
+    };
+    for (mask, expected) in [(true, "***"), (false, secret)] {
+        let (path, args) = export(if mask { "masked.snap" } else { "plain.snap" }, mask);
+        let (ok, out, err) = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        assert!(ok, "{out}{err}");
+        assert_eq!(email_in(&path), prism_dataflows::Value::String(expected.into()), "mask_pii {mask}");
+    }
+    assert!(!server.log().contains(secret), "a PII value reached the server's log:\n{}", server.log());
+}

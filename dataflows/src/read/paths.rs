@@ -478,10 +478,7 @@ fn edge_weight(edge: &Edge, property: &str) -> Result<f64, QueryError> {
         }
     };
     if weight < 0.0 {
-        return Err(QueryError::InvalidArgument(format!(
-            "weight_property: edge {:?} has a negative weight {weight}",
-            edge.id
-        )));
+        return Err(QueryError::InvalidArgument(format!("weight_property: edge {:?} has a negative weight", edge.id)));
     }
     Ok(weight)
 }
