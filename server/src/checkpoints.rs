@@ -203,6 +203,10 @@ pub async fn run(engine: Arc<Engine>, dir: PathBuf, interval: Duration, wal: Opt
         match written {
             Ok(Ok(Written { path, oldest_kept })) => {
                 last = lsn;
+                metrics::histogram!("prism_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+                metrics::gauge!("prism_checkpoint_lsn").set(lsn as f64);
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                metrics::gauge!("prism_checkpoint_unix_seconds").set(now.as_secs_f64());
                 // Only what the oldest kept checkpoint covers goes: should the newest be found
                 // damaged at the next start, recovery falls back to that one and its log.
                 let removed = wal.as_ref().map(|wal| wal.truncate_before(oldest_kept));

@@ -171,6 +171,8 @@ pub struct ServerSection {
     pub request_id_capacity: usize,
     /// Listen on an address other than loopback without a `security` section (`--insecure`).
     pub insecure: bool,
+    /// Where Prometheus scrapes `GET /metrics` (plain HTTP); none: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerSection {
@@ -189,6 +191,7 @@ impl Default for ServerSection {
             request_id_window: Duration::from_secs(600),
             request_id_capacity: RequestIdLimits::default().capacity,
             insecure: false,
+            metrics_listen: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod paths;
+pub mod prometheus;
 pub mod serve;
 pub mod service;
 pub mod snapshot_cli;

@@ -18,6 +18,7 @@ use crate::audit::Audit;
 use crate::checkpoints;
 use crate::config::{Config, ConfigError, TlsSection, WalBackend};
 use crate::pb::graph_service_server::GraphServiceServer;
+use crate::prometheus::{self, RpcMetricsLayer};
 use crate::service::GraphApi;
 
 /// Largest request or reply message, so that large batches fit.
@@ -139,7 +140,15 @@ pub async fn serve(
     if let Some(tls) = config.security.as_ref().and_then(|security| security.tls.as_ref()) {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
+    if let Some(listen) = config.server.metrics_listen {
+        let handle = prometheus::install()
+            .map_err(|e| ServeError::Io { what: "metrics".into(), source: std::io::Error::other(e) })?;
+        let listener = prometheus::bind(listen).await.map_err(io(format!("server.metrics_listen {listen}")))?;
+        tracing::info!(address = %listener.local_addr().map_err(io("metrics address"))?, "serving metrics");
+        tokio::spawn(prometheus::serve(listener, handle, engine.clone()));
+    }
     let server = builder
+        .layer(RpcMetricsLayer)
         .layer(AccessLayer::new(config.security.as_ref()))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -338,7 +338,10 @@ impl Writer {
         if group.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let written = self.file.write_all(buffer).and_then(|_| self.file.sync_data());
+        metrics::histogram!("prism_wal_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("prism_wal_group_records").record(group.len() as f64);
         if let Err(e) = written {
             let reason = format!("{}: {e}", self.path.display());
             tracing::error!(%reason, "write-ahead log append failed; refusing further writes");

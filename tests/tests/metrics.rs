@@ -1,0 +1,53 @@
+//! Prometheus metrics end to end: `/metrics` scraped over HTTP from the spawned server and
+//! parsed, with counters that move as calls are made.
+
+use std::collections::HashMap;
+
+use prism_e2e::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One scrape: every sample by its name with labels, as the text exposition writes it.
+async fn scrape(port: u16) -> HashMap<String, f64> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the metrics endpoint");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: prism\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample: {line:?}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("a number: {line:?}")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server =
+        ServerSpec::configured(dir.path(), &format!("server:\n  metrics_listen: 127.0.0.1:{port}\n")).start().await;
+    let mut client = server.client().await;
+    let mut lsn = 0;
+    for id in ["a", "b", "c"] {
+        lsn = lsn_of(&client.create_vertex(vertex_request(id, "V", &[])).await.unwrap());
+    }
+    let missing = client.get_vertex(pb::GetVertexRequest { id: "nobody".into(), include_edges: false }).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+
+    let first = scrape(port).await;
+    let creates = r#"prism_rpc_requests_total{method="CreateVertex",code="Ok"}"#;
+    assert_eq!(first.get(creates), Some(&3.0), "{first:#?}");
+    let not_found = r#"prism_rpc_requests_total{method="GetVertex",code="NotFound"}"#;
+    assert_eq!(first.get(not_found), Some(&1.0), "{first:#?}");
+    assert!(first["prism_applied_lsn"] >= lsn as f64);
+    assert!(first["prism_wal_group_records_count"] >= 1.0, "{first:#?}");
+    assert!(first.contains_key(r#"prism_rpc_duration_seconds_bucket{method="CreateVertex",code="Ok",le="0.01"}"#));
+
+    client.create_vertex(vertex_request("d", "V", &[])).await.unwrap();
+    let second = scrape(port).await;
+    assert_eq!(second.get(creates), Some(&4.0));
+    assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
+}
