@@ -49,5 +49,8 @@ async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
     client.create_vertex(vertex_request("d", "V", &[])).await.unwrap();
     let second = scrape(port).await;
     assert_eq!(second.get(creates), Some(&4.0));
+    assert_eq!(second.get(r#"prism_vertices{namespace="default"}"#), Some(&4.0), "{second:#?}");
+    assert_eq!(second.get(r#"prism_edges{namespace="default"}"#), Some(&0.0));
+    assert_eq!(second.get("prism_log_end_lsn"), Some(&second["prism_applied_lsn"]));
     assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
 }

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prism_dataflows::Lsn;
 use rdkafka::admin::AdminClient;
@@ -29,6 +29,10 @@ use crate::codec;
 /// How long one request to the broker may take before the follower tries again.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
+/// How often the consumer lag is measured for the metrics.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+/// How long the lag's question to the broker may take.
+const LAG_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Where the follower stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,9 +197,21 @@ impl Follow {
         }
         let mut caught_up = start_offset >= end;
         let mut last_error = String::new();
+        let (mut next_offset, mut lag_measured) = (start_offset, Instant::now());
         while !self.stop.load(Ordering::Acquire) {
+            // The partition's end, asked of the broker once a second (briefly: a broker that is
+            // away already shows in the poll's errors).
+            if lag_measured.elapsed() >= LAG_EVERY {
+                let watermarks = self.consumer.fetch_watermarks(&self.options.topic, PARTITION, LAG_TIMEOUT);
+                if let Ok((_, high)) = watermarks {
+                    metrics::gauge!("prism_log_end_lsn").set(high as f64);
+                    metrics::gauge!("prism_kafka_consumer_lag").set((high - next_offset).max(0) as f64);
+                }
+                lag_measured = Instant::now();
+            }
             match self.consumer.poll(POLL) {
                 Some(Ok(message)) => {
+                    next_offset = message.offset() + 1;
                     self.deliver(&message);
                     if !caught_up && message.offset() + 1 >= end {
                         caught_up = true;

@@ -352,6 +352,8 @@ impl Writer {
             return;
         }
         self.size += buffer.len() as u64;
+        // Before the records go on, so that no one acknowledged sees an older end.
+        metrics::gauge!("prism_log_end_lsn").set((self.next_lsn + group.len() as u64 - 1) as f64);
         for (record, ticket) in group.drain(..) {
             self.sink.committed(self.next_lsn, record, Some(ticket));
             self.next_lsn += 1;

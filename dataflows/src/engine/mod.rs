@@ -147,6 +147,8 @@ pub(crate) struct Shared {
     pub started: std::sync::mpsc::Sender<()>,
     /// PageRank subscriptions (served by worker 0).
     pub subscriptions: Arc<subscriptions::Registry>,
+    /// Vertices and edges per namespace, as the apply stage last counted them.
+    pub sizes: Mutex<Vec<crate::state::apply::NamespaceSize>>,
 }
 
 impl Shared {
@@ -213,6 +215,7 @@ impl Engine {
             request_ids: config.request_ids,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
+            sizes: Mutex::new(Vec::new()),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
         let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };
@@ -362,6 +365,12 @@ impl Engine {
             ));
         }
         self.shared.subscriptions.subscribe(params, buffer, timeout).await
+    }
+
+    /// Vertices and edges per namespace, as of the latest records applied (on the process
+    /// holding the log; elsewhere empty).
+    pub fn sizes(&self) -> Vec<crate::state::apply::NamespaceSize> {
+        self.shared.sizes.lock().map(|sizes| sizes.clone()).unwrap_or_default()
     }
 
     /// How many standing PageRanks worker 0 keeps (one per parameter set subscribed to), as

@@ -170,6 +170,11 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             if fed {
                 writer.inputs.advance_to(writer.last_lsn + 1);
                 writer.inputs.flush();
+                // Before any of these records is acknowledged, so a reader who saw the ack
+                // sees the counts (a walk over the namespaces, not the elements).
+                if let Ok(mut sizes) = shared.sizes.lock() {
+                    *sizes = writer.state.sizes();
+                }
             }
         }
 

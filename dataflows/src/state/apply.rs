@@ -32,6 +32,14 @@ pub enum Change {
     Edge(EdgeKey, NumberedEdge, isize),
 }
 
+/// How many vertices and edges a namespace holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceSize {
+    pub namespace: Namespace,
+    pub vertices: u64,
+    pub edges: u64,
+}
+
 /// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
 /// checkpoint holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -173,6 +181,21 @@ impl ApplyState {
         self.namespaces
             .entry(namespace.clone())
             .or_insert_with(|| NamespaceState::new(workers, capacities.of(namespace)))
+    }
+
+    /// Vertices and edges per namespace, in namespace order.
+    pub fn sizes(&self) -> Vec<NamespaceSize> {
+        let mut sizes: Vec<_> = self
+            .namespaces
+            .iter()
+            .map(|(namespace, state)| NamespaceSize {
+                namespace: namespace.clone(),
+                vertices: state.vertices.len() as u64,
+                edges: state.edges.len() as u64,
+            })
+            .collect();
+        sizes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        sizes
     }
 
     #[cfg(test)]
