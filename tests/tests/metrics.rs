@@ -52,5 +52,12 @@ async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
     assert_eq!(second.get(r#"prism_vertices{namespace="default"}"#), Some(&4.0), "{second:#?}");
     assert_eq!(second.get(r#"prism_edges{namespace="default"}"#), Some(&0.0));
     assert_eq!(second.get("prism_log_end_lsn"), Some(&second["prism_applied_lsn"]));
+
+    let subscribe = pb::SubscribePageRankRequest { damping_factor: 0.0, tolerance: 0.0, vertex_filter: None, top_k: 2 };
+    let mut ranks = client.subscribe_page_rank(subscribe).await.unwrap().into_inner();
+    assert!(ranks.message().await.unwrap().is_some());
+    let third = scrape(port).await;
+    assert_eq!(third.get("prism_page_rank_subscribers"), Some(&1.0), "{third:#?}");
+    assert_eq!(third.get("prism_standing_page_ranks"), Some(&1.0));
     assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
 }

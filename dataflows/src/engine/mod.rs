@@ -379,6 +379,11 @@ impl Engine {
         self.shared.subscriptions.standing()
     }
 
+    /// Open PageRank subscriptions, of every parameter set together.
+    pub fn page_rank_subscribers(&self) -> usize {
+        self.shared.subscriptions.subscribers()
+    }
+
     /// The whole graph of `namespace` as of the latest record the apply stage has taken (its
     /// LSN returned with it): for exports, snapshot diffs and checkpoints. Served by process 0.
     pub async fn namespace_graph(

@@ -154,6 +154,11 @@ impl Registry {
         self.standing.subscribe()
     }
 
+    /// Subscribers of every topic together.
+    pub fn subscribers(&self) -> usize {
+        self.topics.lock().map_or(0, |topics| topics.values().map(|(_, subscribers)| subscribers).sum())
+    }
+
     /// Whether any topic wants changes.
     pub fn is_idle(&self) -> bool {
         self.live.load(Ordering::Acquire) == 0
