@@ -56,9 +56,11 @@ async fn a_mutual_tls_server_answers_only_clients_with_a_certificate_its_ca_sign
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let (token, sha256) = prism_server::access::new_token();
+    let (read_only, read_sha256) = prism_server::access::new_token();
     let yaml = format!(
         "security:\n  tls:\n    cert: {}\n    key: {}\n    client_ca: {}\n  tokens:\n    - name: app\n      sha256: \
-         {sha256}\n      grants: [{{namespace: '*', access: write}}]\n",
+         {sha256}\n      grants: [{{namespace: '*', access: write}}]\n    - name: reader\n      sha256: {read_sha256}\n      \
+         grants: [{{namespace: '*', access: read}}]\n",
         pki.server.0.display(),
         pki.server.1.display(),
         pki.ca.display()
@@ -81,6 +83,10 @@ async fn a_mutual_tls_server_answers_only_clients_with_a_certificate_its_ca_sign
     client.create_vertex(with_token).await.unwrap();
     let status = client.create_vertex(vertex_request("b", "V", &[])).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let mut reader = request(vertex_request("b", "V", &[]), None);
+    reader.metadata_mut().insert("authorization", format!("Bearer {read_only}").parse().unwrap());
+    let status = client.create_vertex(reader).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
     // Without a client certificate, or in plaintext, no call gets through.
     let refused = match channel(&server, &pki, false).await {
