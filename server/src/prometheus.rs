@@ -7,7 +7,7 @@
 //! - `prism_rpc_requests_total{method,code}`, `prism_rpc_duration_seconds{method,code}`
 //! - `prism_applied_lsn`, `prism_log_end_lsn`, `prism_kafka_consumer_lag`
 //! - `prism_vertices{namespace}`, `prism_edges{namespace}`, `prism_standing_page_ranks`,
-//!   `prism_page_rank_subscribers`
+//!   `prism_page_rank_subscribers`, `prism_arrangement_records{arrangement}` (this process's shards)
 //! - `prism_wal_commit_seconds`, `prism_wal_group_records` (embedded log)
 //! - `prism_checkpoint_seconds`, `prism_checkpoint_lsn`, `prism_checkpoint_unix_seconds`
 
@@ -53,6 +53,9 @@ pub async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle, 
             metrics::gauge!("prism_applied_lsn").set(engine.applied_lsn() as f64);
             metrics::gauge!("prism_standing_page_ranks").set(*engine.standing_page_ranks().borrow() as f64);
             metrics::gauge!("prism_page_rank_subscribers").set(engine.page_rank_subscribers() as f64);
+            for (arrangement, records) in engine.arrangement_records() {
+                metrics::gauge!("prism_arrangement_records", "arrangement" => arrangement).set(records as f64);
+            }
             for size in engine.sizes() {
                 let namespace = [("namespace", size.namespace.to_string())];
                 metrics::gauge!("prism_vertices", &namespace).set(size.vertices as f64);

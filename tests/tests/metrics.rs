@@ -59,5 +59,19 @@ async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
     let third = scrape(port).await;
     assert_eq!(third.get("prism_page_rank_subscribers"), Some(&1.0), "{third:#?}");
     assert_eq!(third.get("prism_standing_page_ranks"), Some(&1.0));
+
+    // Each worker counts its arrangements' updates about once a second: wait for a count
+    // that holds the four vertices (a scrape each 100 ms, for at most 30 s).
+    let vertex_records = r#"prism_arrangement_records{arrangement="VertexByKey"}"#;
+    let counted = async {
+        let mut scrapes = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            scrapes.tick().await;
+            if scrape(port).await.get(vertex_records).is_some_and(|records| *records >= 4.0) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), counted).await.expect("VertexByKey counted");
     assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
 }

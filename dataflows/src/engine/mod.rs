@@ -16,7 +16,7 @@ mod subscriptions;
 mod wake;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -149,7 +149,13 @@ pub(crate) struct Shared {
     pub subscriptions: Arc<subscriptions::Registry>,
     /// Vertices and edges per namespace, as the apply stage last counted them.
     pub sizes: Mutex<Vec<crate::state::apply::NamespaceSize>>,
+    /// Per local worker, the updates its shard of each arrangement holds (in `ARRANGEMENTS`
+    /// order), as it last counted them.
+    pub records: Vec<[AtomicU64; 4]>,
 }
+
+/// The arrangements, in the order `Engine::arrangement_records` reports them.
+pub const ARRANGEMENTS: [&str; 4] = ["VertexByKey", "EdgeByKey", "OutAdjacency", "InAdjacency"];
 
 impl Shared {
     pub(crate) fn publish_applied(&self, lsn: Lsn) {
@@ -216,6 +222,7 @@ impl Engine {
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
             sizes: Mutex::new(Vec::new()),
+            records: (0..workers).map(|_| Default::default()).collect(),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
         let commit_sink = CommitSink { tx: committed_tx, waker: wakers[0].clone() };
@@ -377,6 +384,14 @@ impl Engine {
     /// it changes.
     pub fn standing_page_ranks(&self) -> watch::Receiver<usize> {
         self.shared.subscriptions.standing()
+    }
+
+    /// How many updates each arrangement holds in this process (its workers' shards
+    /// together), counted by each worker about once a second.
+    pub fn arrangement_records(&self) -> [(&'static str, u64); 4] {
+        std::array::from_fn(|i| {
+            (ARRANGEMENTS[i], self.shared.records.iter().map(|worker| worker[i].load(Ordering::Relaxed)).sum())
+        })
     }
 
     /// Open PageRank subscriptions, of every parameter set together.

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use timely::dataflow::ProbeHandle;
 use timely::progress::Antichain;
@@ -22,7 +23,7 @@ use crate::engine::reply::Reply;
 use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
 use crate::engine::{EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
-use crate::read::query::Indexes;
+use crate::read::query::{GraphTrace, Indexes};
 use crate::state::apply::{ApplyState, Change};
 use crate::state::model::{owner_of, Lsn, Namespace};
 use crate::state::write::RecordOutcome;
@@ -33,6 +34,7 @@ const IDLE_PARK: Duration = Duration::from_millis(20);
 pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let index = worker.index();
     let local = index - shared.first_local_worker;
+    let record_counts = &shared.records[local];
     let probe = ProbeHandle::new();
     // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
     let is_writer = index == 0;
@@ -85,6 +87,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut last_serve_poke = Instant::now();
     let mut last_algorithm_advance = 0u64;
     let mut last_release = Instant::now();
+    let mut last_counted = Instant::now();
     let panic_on_request = crate::engine::fault_injected(&format!("worker-{index}"));
 
     while !shared.shutdown.load(Ordering::Acquire) {
@@ -236,6 +239,13 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             compact(&mut indexes.borrow_mut(), since_lsn);
             since.set(since_lsn);
         }
+        if last_counted.elapsed() >= COUNT_RECORDS_EVERY {
+            let counts = count_records(&mut indexes.borrow_mut());
+            for (slot, count) in record_counts.iter().zip(counts) {
+                slot.store(count, Ordering::Relaxed);
+            }
+            last_counted = Instant::now();
+        }
         if let Some(release) = shared.release_memory.filter(|_| last_release.elapsed() >= RELEASE_MEMORY_EVERY) {
             release();
             last_release = Instant::now();
@@ -261,6 +271,24 @@ const ALGORITHM_CLOCK_STEP_MICROS: u64 = 1000;
 /// seen a message at, so clock skew between hosts does not stall a run.
 fn clock_micros() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// How often each worker counts its arrangements' updates (for `Engine::arrangement_records`).
+const COUNT_RECORDS_EVERY: Duration = Duration::from_secs(1);
+
+/// The updates each of this worker's shards holds, in `ARRANGEMENTS` order: the sum of its
+/// batches' lengths (no walk over the updates).
+fn count_records(indexes: &mut Indexes) -> [u64; 4] {
+    fn count<K: Ord + Clone + 'static, V: Ord + Clone + 'static>(trace: &mut GraphTrace<K, V>) -> u64 {
+        let batches = trace.batches_through(Antichain::new().borrow()).unwrap_or_default();
+        batches.iter().map(|batch| batch.len() as u64).sum()
+    }
+    [
+        count(&mut indexes.vertices),
+        count(&mut indexes.edges),
+        count(&mut indexes.out_edges),
+        count(&mut indexes.in_edges),
+    ]
 }
 
 /// Lets every index forget distinctions between times before `since`.
