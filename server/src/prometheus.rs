@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use prism_dataflows::Engine;
 
@@ -70,15 +70,18 @@ pub async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle, 
     }
 }
 
-/// The layer that counts and times every call.
-#[derive(Clone, Copy, Default)]
-pub struct RpcMetricsLayer;
+/// The layer that counts and times every call; when metrics are off, it passes calls
+/// through untouched.
+#[derive(Clone, Copy)]
+pub struct RpcMetricsLayer {
+    pub enabled: bool,
+}
 
 impl<S> tower::Layer<S> for RpcMetricsLayer {
     type Service = Timed<S>;
 
     fn layer(&self, inner: S) -> Timed<S> {
-        Timed { inner }
+        Timed { inner, enabled: self.enabled }
     }
 }
 
@@ -86,6 +89,7 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 #[derive(Clone)]
 pub struct Timed<S> {
     inner: S,
+    enabled: bool,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for Timed<S>
@@ -95,17 +99,20 @@ where
 {
     type Response = http::Response<R>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<http::Response<R>, S::Error>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<http::Response<R>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if !self.enabled {
+            return Either::Left(self.inner.call(request));
+        }
         let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
         let started = Instant::now();
         let call = self.inner.call(request);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let response = call.await?;
             // An error answered at once travels in the headers; a reply's own status comes in
             // its trailers, after the head this layer sees, so a reply is counted as OK.
@@ -119,7 +126,7 @@ where
             metrics::counter!("prism_rpc_requests_total", &labels).increment(1);
             metrics::histogram!("prism_rpc_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
             Ok(response)
-        })
+        }))
     }
 }
 

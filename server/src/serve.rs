@@ -148,7 +148,7 @@ pub async fn serve(
         tokio::spawn(prometheus::serve(listener, handle, engine.clone()));
     }
     let server = builder
-        .layer(RpcMetricsLayer)
+        .layer(RpcMetricsLayer { enabled: config.server.metrics_listen.is_some() })
         .layer(AccessLayer::new(config.security.as_ref()))
         .add_service(health_service)
         .add_service(reflection_v1)
