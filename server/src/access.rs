@@ -2,7 +2,7 @@
 //! access to listed namespaces, checked for every call before it reaches a service.
 //!
 //! The check is a tower layer in front of every gRPC service, so no method can forget it:
-//! a GraphService method not in [`needed`]'s table needs admin. The health service answers
+//! a GraphService method not in `needed`'s table needs admin. The health service answers
 //! anyone, for probes; reflection needs a known token. Tokens are configured by their SHA-256
 //! hash, so the configuration holds nothing that works as a token.
 
