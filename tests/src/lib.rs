@@ -345,3 +345,46 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         panic!("{what}: not within 30 s");
     }
 }
+
+/// One scrape: every sample by its name with labels, as the text exposition writes it.
+pub async fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the metrics endpoint");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: prism\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample: {line:?}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("a number: {line:?}")))
+        })
+        .collect()
+}
+
+/// Scrapes `port` until `done` holds for a scrape (each 100 ms, at most 30 s): for gauges a
+/// server updates on its own schedule, with no event to wait for.
+pub async fn scrape_until(
+    port: u16,
+    what: &str,
+    mut done: impl FnMut(&std::collections::HashMap<String, f64>) -> bool,
+) {
+    let wait = async {
+        let mut scrapes = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            scrapes.tick().await;
+            if done(&scrape(port).await) {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(30), wait).await.is_err() {
+        panic!("{what}: not within 30 s: {:#?}", scrape(port).await);
+    }
+}

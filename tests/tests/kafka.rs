@@ -135,6 +135,23 @@ async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
     assert_eq!(lsn_of(&eve), lsn + 1, "writes go on at the end of the topic");
 }
 
+#[tokio::test]
+async fn the_metrics_show_the_topics_end_and_the_followers_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let port = free_port();
+    let config = config_args(dir.path(), &format!("server:\n  metrics_listen: 127.0.0.1:{port}\n"));
+    let server = spec(dir.path(), "metered", &broker.address(), &config).start().await;
+    let mut client = server.client().await;
+    let last = broker.produce(TOPIC, "default", &record(vec![create_vertex("a"), create_vertex("b")])).await;
+    get_at(&mut client, "b", last as u64 + 1).await.unwrap();
+    let end = (last + 1) as f64;
+    scrape_until(port, "the topic's end, nothing behind", |samples| {
+        samples.get("prism_log_end_lsn") == Some(&end) && samples.get("prism_kafka_consumer_lag") == Some(&0.0)
+    })
+    .await;
+}
+
 /// Runs `prism-graph ARGS` with `input` on standard input; its standard output.
 async fn tool(args: &[&str], input: &str) -> Vec<u8> {
     use tokio::io::AsyncWriteExt;

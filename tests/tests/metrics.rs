@@ -1,27 +1,7 @@
 //! Prometheus metrics end to end: `/metrics` scraped over HTTP from the spawned server and
 //! parsed, with counters that move as calls are made.
 
-use std::collections::HashMap;
-
 use prism_e2e::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// One scrape: every sample by its name with labels, as the text exposition writes it.
-async fn scrape(port: u16) -> HashMap<String, f64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the metrics endpoint");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: prism\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).await.unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample: {line:?}"));
-            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("a number: {line:?}")))
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
@@ -60,18 +40,8 @@ async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
     assert_eq!(third.get("prism_page_rank_subscribers"), Some(&1.0), "{third:#?}");
     assert_eq!(third.get("prism_standing_page_ranks"), Some(&1.0));
 
-    // Each worker counts its arrangements' updates about once a second: wait for a count
-    // that holds the four vertices (a scrape each 100 ms, for at most 30 s).
+    // Each worker counts its arrangements' updates about once a second.
     let vertex_records = r#"prism_arrangement_records{arrangement="VertexByKey"}"#;
-    let counted = async {
-        let mut scrapes = tokio::time::interval(std::time::Duration::from_millis(100));
-        loop {
-            scrapes.tick().await;
-            if scrape(port).await.get(vertex_records).is_some_and(|records| *records >= 4.0) {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), counted).await.expect("VertexByKey counted");
+    scrape_until(port, "VertexByKey counted", |samples| samples.get(vertex_records).is_some_and(|n| *n >= 4.0)).await;
     assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
 }
