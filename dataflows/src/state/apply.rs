@@ -99,6 +99,8 @@ impl Keyed for EdgeSlot {
 
 /// One namespace's graph as the rules need it.
 struct NamespaceState {
+    /// The one copy of the namespace's name that every key made here shares.
+    name: Namespace,
     vertices: Slab<VertexSlot>,
     edges: Slab<EdgeSlot>,
     numbers: VertexNumbers,
@@ -107,8 +109,9 @@ struct NamespaceState {
 }
 
 impl NamespaceState {
-    fn new(workers: usize, capacity: Capacity) -> Self {
+    fn new(name: Namespace, workers: usize, capacity: Capacity) -> Self {
         NamespaceState {
+            name,
             vertices: Slab::default(),
             edges: Slab::default(),
             numbers: VertexNumbers::new(workers),
@@ -180,7 +183,7 @@ impl ApplyState {
         let (workers, capacities) = (self.workers, &self.capacities);
         self.namespaces
             .entry(namespace.clone())
-            .or_insert_with(|| NamespaceState::new(workers, capacities.of(namespace)))
+            .or_insert_with(|| NamespaceState::new(namespace.clone(), workers, capacities.of(namespace)))
     }
 
     /// Vertices and edges per namespace, in namespace order.
@@ -218,8 +221,9 @@ impl ApplyState {
     /// the checkpoint was a valid graph), numbering its vertices, and appends its updates to
     /// `changes`.
     pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
-        for (key, mut vertex) in graph.vertices {
+        for (mut key, mut vertex) in graph.vertices {
             let state = self.namespace(&key.namespace);
+            key.namespace = state.name.clone();
             if state.vertices.find(&vertex.id).is_none() {
                 let vertex_mut = Arc::make_mut(&mut vertex);
                 vertex_mut.number = state.numbers.take_for(&key.namespace, &key.id).number;
@@ -228,8 +232,9 @@ impl ApplyState {
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
         }
-        for (key, mut edge) in graph.edges {
+        for (mut key, mut edge) in graph.edges {
             let state = self.namespace(&key.namespace);
+            key.namespace = state.name.clone();
             let (Some(from), Some(to)) = (state.vertices.find(&edge.from), state.vertices.find(&edge.to)) else {
                 tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
                 continue;
@@ -293,11 +298,12 @@ impl ApplyState {
         let mut steps = Vec::new();
         let mut undo = record.atomic.then_some(&mut steps);
         let limits = self.limits;
-        let ns = &record.namespace;
-        let state = self.namespace(ns);
+        let state = self.namespace(&record.namespace);
+        // The keys share the namespace's one name, not this record's copy of it.
+        let ns = state.name.clone();
         let mut results = Vec::with_capacity(record.ops.len());
         for op in &record.ops {
-            let result = state.apply_op(ns, record.timestamp, op, &limits, changes, &mut undo);
+            let result = state.apply_op(&ns, record.timestamp, op, &limits, changes, &mut undo);
             let rejected = result.is_err();
             results.push(result);
             if rejected && record.atomic {

@@ -22,23 +22,56 @@ pub type Micros = i64;
 
 /// The namespace a vertex or edge lives in (request metadata `x-prism-namespace`).
 ///
-/// Shared, because every key carries one and most keys share few namespaces.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Namespace(Arc<str>);
+/// Shared, because every key carries one: a thin pointer (8 bytes in each key), and the
+/// apply stage hands out one copy per namespace, so keys usually compare by that pointer
+/// before they compare names.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Namespace(Arc<String>);
 
 impl Namespace {
     pub const DEFAULT: &'static str = "default";
 
     pub fn new(name: &str) -> Self {
         if name.is_empty() {
-            Namespace(Arc::from(Self::DEFAULT))
+            Namespace(Arc::new(Self::DEFAULT.to_owned()))
         } else {
-            Namespace(Arc::from(name))
+            Namespace(Arc::new(name.to_owned()))
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Namespace {}
+
+impl Ord for Namespace {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl PartialOrd for Namespace {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// As the name's own hash, which routing relies on (`VertexKey::route`).
+impl std::hash::Hash for Namespace {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 
@@ -392,6 +425,17 @@ pub struct NumberedEdge {
 mod tests {
     use super::*;
     use differential_dataflow::hashable::Hashable;
+
+    #[test]
+    fn namespaces_compare_and_hash_by_name_whichever_copy_they_are() {
+        let (a, also_a, b) = (Namespace::new("a"), Namespace::new("a"), Namespace::new("b"));
+        assert_eq!(a, also_a);
+        assert_eq!(a.cmp(&also_a), Ordering::Equal);
+        assert_eq!(a.hashed(), also_a.hashed());
+        assert!(a < b && b > also_a);
+        assert_eq!(Namespace::new(""), Namespace::default());
+        assert_eq!(std::mem::size_of::<Namespace>(), 8, "one pointer in every key");
+    }
 
     #[test]
     fn the_least_edge_with_an_id_orders_before_its_versions_and_after_lesser_ids() {
