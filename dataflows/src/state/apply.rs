@@ -120,13 +120,13 @@ impl NamespaceState {
         }
     }
 
-    /// Refuses one more of `what` (`max_vertices` or `max_edges`) when `held` is at `max`.
-    fn room_for(ns: &Namespace, what: &str, held: usize, max: u64) -> Result<(), Rejection> {
+    /// Refuses one more of `kind` (`vertices` or `edges`) when `held` is at `max` (its
+    /// `max_` setting; 0 for none).
+    fn room_for(ns: &Namespace, kind: &str, held: usize, max: u64) -> Result<(), Rejection> {
         if max != 0 && held as u64 >= max {
-            let kind = &what["max_".len()..];
             return Err(reject(
                 RejectKind::ResourceExhausted,
-                format!("{what}: namespace {ns} holds {held} {kind}, its limit (backend.{what})"),
+                format!("max_{kind}: namespace {ns} holds {held} {kind}, its limit (backend.max_{kind})"),
             ));
         }
         Ok(())
@@ -435,7 +435,7 @@ impl NamespaceState {
                 if self.vertices.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
-                Self::room_for(ns, "max_vertices", self.vertices.len(), self.capacity.max_vertices)?;
+                Self::room_for(ns, "vertices", self.vertices.len(), self.capacity.max_vertices)?;
                 let mut vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
                     id: id.as_str().into(),
@@ -455,17 +455,16 @@ impl NamespaceState {
             }
             WriteOp::UpdateVertex { id, properties, merge, label } => {
                 require_id("vertex id", id)?;
-                let Some(dense) = self.vertices.find(id) else {
-                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
-                };
-                let Some(current) = self.vertices.get(dense).map(|slot| &slot.vertex) else {
-                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
-                };
-                let mut updated = Vertex::clone(current);
-                if let Some(label) = label {
-                    updated.label = self.names.of(label);
-                }
+                let not_found = || reject(RejectKind::NotFound, format!("vertex {id:?} not found"));
+                let dense = self.vertices.find(id).ok_or_else(not_found)?;
+                // Names first: sharing them needs the namespace, the slot borrows it after.
+                let label = label.as_deref().map(|label| self.names.of(label));
                 let properties = self.named(properties);
+                let slot = self.vertices.get_mut(dense).ok_or_else(not_found)?;
+                let mut updated = Vertex::clone(&slot.vertex);
+                if let Some(label) = label {
+                    updated.label = label;
+                }
                 if *merge {
                     updated.properties.merge(&properties);
                 } else {
@@ -475,9 +474,6 @@ impl NamespaceState {
                 // The element as it would be: a merge can push it past the limit.
                 check_element(limits, "vertex", id, updated.measure())?;
                 let updated = Arc::new(updated);
-                let Some(slot) = self.vertices.get_mut(dense) else {
-                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
-                };
                 let old = std::mem::replace(&mut slot.vertex, updated.clone());
                 let key = VertexKey::new(ns, id);
                 changes.push(Change::Vertex(key.clone(), old.clone(), -1));
@@ -522,7 +518,7 @@ impl NamespaceState {
                     })
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
-                Self::room_for(ns, "max_edges", self.edges.len(), self.capacity.max_edges)?;
+                Self::room_for(ns, "edges", self.edges.len(), self.capacity.max_edges)?;
                 let edge = Arc::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
