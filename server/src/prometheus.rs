@@ -20,6 +20,9 @@ use futures::future::{BoxFuture, Either};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use prism_dataflows::Engine;
 
+/// How long a scrape waits for the apply stage's counts.
+const SIZES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Latency buckets, in seconds: 50 µs to 10 s.
 const SECONDS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0];
@@ -56,7 +59,8 @@ pub async fn serve(listener: tokio::net::TcpListener, handle: PrometheusHandle, 
             for (arrangement, records) in engine.arrangement_records() {
                 metrics::gauge!("prism_arrangement_records", "arrangement" => arrangement).set(records as f64);
             }
-            for size in engine.sizes() {
+            // Asked of the apply stage only when scraped; not there on other cluster processes.
+            for size in engine.sizes(SIZES_TIMEOUT).await.unwrap_or_default() {
                 let namespace = [("namespace", size.namespace.to_string())];
                 metrics::gauge!("prism_vertices", &namespace).set(size.vertices as f64);
                 metrics::gauge!("prism_edges", &namespace).set(size.edges as f64);

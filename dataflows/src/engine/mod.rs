@@ -123,6 +123,8 @@ pub(crate) enum Work {
     Graph { namespace: crate::state::model::Namespace },
     /// Every namespace's graph (worker 0 only): checkpoints.
     WholeGraph,
+    /// Vertices and edges per namespace (worker 0 only).
+    Sizes,
 }
 
 /// State shared by the front and this process's workers.
@@ -147,8 +149,6 @@ pub(crate) struct Shared {
     pub started: std::sync::mpsc::Sender<()>,
     /// PageRank subscriptions (served by worker 0).
     pub subscriptions: Arc<subscriptions::Registry>,
-    /// Vertices and edges per namespace, as the apply stage last counted them.
-    pub sizes: Mutex<Vec<crate::state::apply::NamespaceSize>>,
     /// Per local worker, the updates its shard of each arrangement holds (in `ARRANGEMENTS`
     /// order), as it last counted them.
     pub records: Vec<[AtomicU64; 4]>,
@@ -221,7 +221,6 @@ impl Engine {
             request_ids: config.request_ids,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
-            sizes: Mutex::new(Vec::new()),
             records: (0..workers).map(|_| Default::default()).collect(),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
@@ -374,10 +373,13 @@ impl Engine {
         self.shared.subscriptions.subscribe(params, buffer, timeout).await
     }
 
-    /// Vertices and edges per namespace, as of the latest records applied (on the process
-    /// holding the log; elsewhere empty).
-    pub fn sizes(&self) -> Vec<crate::state::apply::NamespaceSize> {
-        self.shared.sizes.lock().map(|sizes| sizes.clone()).unwrap_or_default()
+    /// Vertices and edges per namespace, as of the latest record the apply stage has taken
+    /// (counted when asked, not as records come). Served by process 0.
+    pub async fn sizes(&self, timeout: Duration) -> Result<Vec<crate::state::apply::NamespaceSize>, EngineError> {
+        match self.ask_apply_stage(Work::Sizes, timeout).await? {
+            Reply::Sizes(sizes) => Ok(sizes),
+            _ => Err(EngineError::Shutdown),
+        }
     }
 
     /// How many standing PageRanks worker 0 keeps (one per parameter set subscribed to), as

@@ -29,6 +29,8 @@ pub enum Reply {
     WholeGraph(Lsn, Box<WholeGraph>),
     /// The writer process has recovered, with this LSN applied.
     Recovered(Lsn),
+    /// Vertices and edges per namespace (worker 0 only, like `Graph`).
+    Sizes(Vec<crate::state::apply::NamespaceSize>),
 }
 
 /// Why the engine could not serve a request.

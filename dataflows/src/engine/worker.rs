@@ -115,6 +115,12 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                     }
                     continue;
                 }
+                Work::Sizes => {
+                    if let Some(writer) = writer.as_ref() {
+                        let _ = reply.send(Reply::Sizes(writer.state.sizes()));
+                    }
+                    continue;
+                }
                 Work::Algorithm { namespace, algorithm, min_lsn } => {
                     // Only the reply lives here; the query id is unique across workers.
                     next_algorithm_query += 1;
@@ -173,11 +179,6 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             if fed {
                 writer.inputs.advance_to(writer.last_lsn + 1);
                 writer.inputs.flush();
-                // Before any of these records is acknowledged, so a reader who saw the ack
-                // sees the counts (a walk over the namespaces, not the elements).
-                if let Ok(mut sizes) = shared.sizes.lock() {
-                    *sizes = writer.state.sizes();
-                }
             }
         }
 

@@ -33,7 +33,7 @@ pub enum Change {
 }
 
 /// How many vertices and edges a namespace holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceSize {
     pub namespace: Namespace,
     pub vertices: u64,
