@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prism_dataflows::RequestIdLimits;
-use prism_dataflows::{Capacities, Capacity, ElementLimits};
+use prism_dataflows::{Capacities, Capacity, ElementLimits, Namespace};
 use serde::{Deserialize, Deserializer};
 
 /// The largest `server.max_element_bytes`: half a snapshot record, well within a gRPC reply.
@@ -487,6 +487,7 @@ impl Config {
         options.write_timeout = section.write_timeout;
         options.replication_factor = section.replication_factor;
         options.max_record_bytes = self.wal.max_record_bytes;
+        options.measure_lag = self.server.metrics_listen.is_some();
         options
     }
 
@@ -498,35 +499,31 @@ impl Config {
         }
     }
 
+    /// The section that configures `namespace`: its own, or for a namespace not listed the
+    /// `default` namespace's.
+    fn section(&self, namespace: &str) -> Option<&NamespaceSection> {
+        let named = |name: &str| self.namespaces.iter().find(|ns| ns.name == name);
+        named(namespace).or_else(|| named(Namespace::DEFAULT))
+    }
+
     /// The limits of a namespace.
     pub fn limits(&self, namespace: &str) -> Limits {
-        self.namespaces
-            .iter()
-            .find(|ns| ns.name == namespace)
-            .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
-            .map(|ns| ns.performance.clone())
-            .unwrap_or_default()
+        self.section(namespace).map(|ns| ns.performance.clone()).unwrap_or_default()
     }
 
-    /// The namespace's PII property names; a namespace not listed takes the `default`
-    /// namespace's.
+    /// The namespace's PII property names.
     pub fn pii(&self, namespace: &str) -> Vec<String> {
-        self.namespaces
-            .iter()
-            .find(|ns| ns.name == namespace)
-            .or_else(|| self.namespaces.iter().find(|ns| ns.name == "default"))
-            .map(|ns| ns.pii.clone())
-            .unwrap_or_default()
+        self.section(namespace).map(|ns| ns.pii.clone()).unwrap_or_default()
     }
 
-    /// Each namespace's `backend.max_vertices` and `max_edges`; a namespace not listed takes
-    /// the `default` namespace's, as it takes its performance limits.
+    /// Each namespace's `backend.max_vertices` and `max_edges`, the `default` namespace's
+    /// for the others.
     pub fn capacities(&self) -> Capacities {
         let capacity =
             |ns: &NamespaceSection| Capacity { max_vertices: ns.backend.max_vertices, max_edges: ns.backend.max_edges };
         Capacities {
             namespaces: self.namespaces.iter().map(|ns| (ns.name.clone(), capacity(ns))).collect(),
-            otherwise: self.namespaces.iter().find(|ns| ns.name == "default").map(capacity).unwrap_or_default(),
+            otherwise: self.section(Namespace::DEFAULT).map(capacity).unwrap_or_default(),
         }
     }
 

@@ -201,7 +201,7 @@ impl Follow {
         while !self.stop.load(Ordering::Acquire) {
             // The partition's end, asked of the broker once a second (briefly: a broker that is
             // away already shows in the poll's errors).
-            if lag_measured.elapsed() >= LAG_EVERY {
+            if self.options.measure_lag && lag_measured.elapsed() >= LAG_EVERY {
                 let watermarks = self.consumer.fetch_watermarks(&self.options.topic, PARTITION, LAG_TIMEOUT);
                 if let Ok((_, high)) = watermarks {
                     metrics::gauge!("prism_log_end_lsn").set(high as f64);

@@ -54,6 +54,9 @@ pub struct KafkaOptions {
     pub replication_factor: i32,
     /// The largest encoded record this server produces (see [`KafkaOptions::record_limit`]).
     pub max_record_bytes: usize,
+    /// Whether the follower measures its lag for the metrics (a question to the broker once a
+    /// second, on the thread that consumes).
+    pub measure_lag: bool,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -72,6 +75,7 @@ impl KafkaOptions {
             write_timeout: Duration::from_secs(5),
             replication_factor: 1,
             max_record_bytes: crate::wal::DEFAULT_MAX_RECORD_BYTES,
+            measure_lag: false,
         }
     }
 
