@@ -14,11 +14,9 @@ use futures::future::Either;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
+use crate::audit::Caller;
 use crate::config::{Access, SecuritySection};
-
-/// Who made a call: the name of its token. Put in the request's extensions for the service.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller(pub String);
+use crate::service::NAMESPACE_HEADER;
 
 /// What a call to `path` needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,7 +107,7 @@ impl Tokens {
         };
         if let Needed::Namespace(access) = needed {
             let namespace = headers
-                .get("x-prism-namespace")
+                .get(NAMESPACE_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .filter(|name| !name.is_empty())
                 .unwrap_or(prism_dataflows::Namespace::DEFAULT);
@@ -194,7 +192,7 @@ mod tests {
             headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
         }
         if let Some(namespace) = namespace {
-            headers.insert("x-prism-namespace", namespace.parse().unwrap());
+            headers.insert(NAMESPACE_HEADER, namespace.parse().unwrap());
         }
         headers
     }

@@ -16,6 +16,11 @@ use prism_dataflows::{Lsn, RecordOutcome, WriteOp};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+/// Who made a call: the name of its token, which the access check puts in the request's
+/// extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller(pub String);
+
 /// Who asked for a mutation: the token's name (when the server checks tokens) and the peer.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
@@ -54,6 +59,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A call that failed with `status`.
+    pub fn failed(status: &tonic::Status) -> Outcome {
+        Outcome::Failed { code: format!("{:?}", status.code()) }
+    }
+
     pub fn of(outcome: &RecordOutcome) -> Outcome {
         let rejected = outcome
             .results

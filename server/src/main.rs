@@ -66,38 +66,12 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The server a client command calls, and its token.
-#[derive(Args)]
-struct RemoteArgs {
-    #[arg(long)]
-    server: String,
-    /// The bearer token, for a server with `security.tokens`.
-    #[arg(long, env = "PRISM_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// The CA certificate (PEM) that signed the server's: connect with TLS.
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// This client's certificate (PEM), for a server that asks for one (mutual TLS).
-    #[arg(long, requires = "key")]
-    cert: Option<PathBuf>,
-    /// This client's private key (PEM).
-    #[arg(long, requires = "cert")]
-    key: Option<PathBuf>,
-}
-
-impl RemoteArgs {
-    fn remote(self) -> prism_server::snapshot_cli::Remote {
-        let RemoteArgs { server, token, ca, cert, key } = self;
-        prism_server::snapshot_cli::Remote { server, token, ca, cert, key }
-    }
-}
-
 #[derive(Subcommand)]
 enum SnapshotCommand {
     /// Writes a server's graph of one namespace to a file.
     Export {
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: prism_server::snapshot_cli::Remote,
         #[arg(short = 'o', long)]
         output: PathBuf,
         #[arg(long, default_value = "default")]
@@ -117,7 +91,7 @@ enum SnapshotCommand {
     Load {
         file: PathBuf,
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: prism_server::snapshot_cli::Remote,
         #[arg(long, default_value = "default")]
         namespace: String,
     },
@@ -126,7 +100,7 @@ enum SnapshotCommand {
     Apply {
         file: PathBuf,
         #[command(flatten)]
-        remote: RemoteArgs,
+        remote: prism_server::snapshot_cli::Remote,
         #[arg(long, default_value = "default")]
         namespace: String,
     },
@@ -143,13 +117,14 @@ fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
     use prism_server::snapshot_cli;
     let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match command {
-        SnapshotCommand::Export { remote, output, namespace, format, compression, mask_pii } => runtime()?
-            .block_on(snapshot_cli::export(&remote.remote(), &namespace, &output, &format, &compression, mask_pii)),
+        SnapshotCommand::Export { remote, output, namespace, format, compression, mask_pii } => {
+            runtime()?.block_on(snapshot_cli::export(&remote, &namespace, &output, &format, &compression, mask_pii))
+        }
         SnapshotCommand::Load { file, remote, namespace } => {
-            runtime()?.block_on(snapshot_cli::load(&remote.remote(), &namespace, &file))
+            runtime()?.block_on(snapshot_cli::load(&remote, &namespace, &file))
         }
         SnapshotCommand::Apply { file, remote, namespace } => {
-            runtime()?.block_on(snapshot_cli::apply(&remote.remote(), &namespace, &file))
+            runtime()?.block_on(snapshot_cli::apply(&remote, &namespace, &file))
         }
         SnapshotCommand::Diff { old, new, output } => snapshot_cli::diff(&old, &new, output.as_ref()),
     }

@@ -11,7 +11,6 @@
 //! - `prism_wal_commit_seconds`, `prism_wal_group_records` (embedded log)
 //! - `prism_checkpoint_seconds`, `prism_checkpoint_lsn`, `prism_checkpoint_unix_seconds`
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -132,9 +131,4 @@ where
             Ok(response)
         }))
     }
-}
-
-/// Binds the metrics endpoint's listener.
-pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await
 }

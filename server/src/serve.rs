@@ -143,7 +143,8 @@ pub async fn serve(
     if let Some(listen) = config.server.metrics_listen {
         let handle = prometheus::install()
             .map_err(|e| ServeError::Io { what: "metrics".into(), source: std::io::Error::other(e) })?;
-        let listener = prometheus::bind(listen).await.map_err(io(format!("server.metrics_listen {listen}")))?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(io(format!("server.metrics_listen {listen}")))?;
         tracing::info!(address = %listener.local_addr().map_err(io("metrics address"))?, "serving metrics");
         tokio::spawn(prometheus::serve(listener, handle, engine.clone()));
     }

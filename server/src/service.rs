@@ -14,8 +14,7 @@ use prism_proto::graph::*;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::access::Caller;
-use crate::audit::{Audit, Changes, Operation, Origin, Outcome};
+use crate::audit::{Audit, Caller, Changes, Operation, Origin, Outcome};
 use crate::config::{within, Config};
 use crate::convert::{edge_to_proto, now_micros, vertex_to_proto};
 use crate::paths;
@@ -82,7 +81,7 @@ impl GraphApi {
         if let Some(audit) = &self.audit {
             let outcome = match &written {
                 Ok(outcome) => Outcome::of(outcome),
-                Err(status) => Outcome::Failed { code: format!("{:?}", status.code()) },
+                Err(status) => Outcome::failed(status),
             };
             let changes = Changes::Operations { operations };
             audit.record(&call.origin, call.method, namespace.as_str(), &changes, &outcome).await;
@@ -648,10 +647,7 @@ impl GraphService for GraphApi {
                     },
                     Outcome::Applied { lsn: a.lsn, rejected: Vec::new() },
                 ),
-                Err(status) => (
-                    Changes::Operations { operations: Vec::new() },
-                    Outcome::Failed { code: format!("{:?}", status.code()) },
-                ),
+                Err(status) => (Changes::Operations { operations: Vec::new() }, Outcome::failed(status)),
             };
             audit.record(&call.origin, call.method, namespace.as_str(), &changes, &outcome).await;
         }

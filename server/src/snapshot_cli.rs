@@ -16,18 +16,26 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::pb::graph_service_client::GraphServiceClient;
+use crate::service::NAMESPACE_HEADER;
 
 type Client = GraphServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// A server to call, the token to call it with (`--token`, or `PRISM_TOKEN`), and for TLS
-/// the CA that signed its certificate (`--ca`) and this client's own (`--cert`, `--key`,
-/// for a server that asks for one).
-#[derive(Default)]
+/// A server to call and how: the flags every client command takes.
+#[derive(clap::Args)]
 pub struct Remote {
+    #[arg(long)]
     pub server: String,
+    /// The bearer token, for a server with `security.tokens`.
+    #[arg(long, env = "PRISM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The CA certificate (PEM) that signed the server's: connect with TLS.
+    #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// This client's certificate (PEM), for a server that asks for one (mutual TLS).
+    #[arg(long)]
     pub cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long)]
     pub key: Option<PathBuf>,
 }
 
@@ -91,7 +99,7 @@ pub async fn connect(remote: &Remote) -> anyhow::Result<Client> {
 
 fn with_namespace<T>(message: T, namespace: &str) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("x-prism-namespace", namespace.parse().context("namespace")?);
+    request.metadata_mut().insert(NAMESPACE_HEADER, namespace.parse().context("namespace")?);
     Ok(request)
 }
 
