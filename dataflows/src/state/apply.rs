@@ -19,10 +19,11 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
-use crate::state::limits::{too_deep, Capacities, Capacity, ElementLimits, Measure, MAX_VALUE_DEPTH};
+use crate::state::limits::{Capacities, Capacity, ElementLimits};
 use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber};
 use crate::state::names::Names;
 use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
+use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 /// A change to one of the graph's collections, produced by applying a record.
@@ -118,18 +119,6 @@ impl NamespaceState {
             names: Names::default(),
             capacity,
         }
-    }
-
-    /// Refuses one more of `kind` (`vertices` or `edges`) when `held` is at `max` (its
-    /// `max_` setting; 0 for none).
-    fn room_for(ns: &Namespace, kind: &str, held: usize, max: u64) -> Result<(), Rejection> {
-        if max != 0 && held as u64 >= max {
-            return Err(reject(
-                RejectKind::ResourceExhausted,
-                format!("max_{kind}: namespace {ns} holds {held} {kind}, its limit (backend.max_{kind})"),
-            ));
-        }
-        Ok(())
     }
 
     /// `properties` with their keys shared.
@@ -435,7 +424,7 @@ impl NamespaceState {
                 if self.vertices.find(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
-                Self::room_for(ns, "vertices", self.vertices.len(), self.capacity.max_vertices)?;
+                room_for(ns, "vertices", self.vertices.len() as u64, self.capacity.max_vertices)?;
                 let mut vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
                     id: id.as_str().into(),
@@ -518,7 +507,7 @@ impl NamespaceState {
                     })
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
-                Self::room_for(ns, "edges", self.edges.len(), self.capacity.max_edges)?;
+                room_for(ns, "edges", self.edges.len() as u64, self.capacity.max_edges)?;
                 let edge = Arc::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
@@ -557,38 +546,10 @@ impl NamespaceState {
     }
 }
 
-/// The element a write would leave, held to the limits in one walk of its values: the
-/// size is the config's; the depth the decoders' already, and records built in memory
-/// are held to it too, or the log would take a record replay could not decode.
-fn check_element(limits: &ElementLimits, what: &str, id: &str, measure: Measure) -> Result<(), Rejection> {
-    if measure.depth > MAX_VALUE_DEPTH {
-        return Err(reject(RejectKind::InvalidArgument, format!("properties: {}", too_deep())));
-    }
-    let max = limits.max_element_bytes;
-    if measure.bytes > max {
-        return Err(reject(
-            RejectKind::ResourceExhausted,
-            format!("{what} {id:?} would take {} bytes, beyond max_element_bytes ({max})", measure.bytes),
-        ));
-    }
-    Ok(())
-}
-
-fn reject(kind: RejectKind, message: String) -> Rejection {
-    Rejection::new(kind, message)
-}
-
-fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
-    if id.is_empty() {
-        Err(reject(RejectKind::InvalidArgument, format!("{field} must not be empty")))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::limits::MAX_VALUE_DEPTH;
     use crate::state::model::{Id, Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {

@@ -124,6 +124,14 @@ impl<T: Keyed> Slab<T> {
         self.index.insert_unique(hash, id, |&id| rehash(slots, hasher, id));
     }
 
+    /// What the next inserts will take: the `n` most recently freed numbers (the last of
+    /// them first) and the number past the end. Another worker that knows this numbers as
+    /// this slab will, for up to `n` inserts.
+    pub fn next_numbers(&self, n: usize) -> NextNumbers {
+        let free = self.free[self.free.len().saturating_sub(n)..].to_vec();
+        NextNumbers { free, end: self.slots.len() as DenseId }
+    }
+
     /// Every element with its dense id.
     pub fn iter(&self) -> impl Iterator<Item = (DenseId, &T)> {
         self.slots.iter().enumerate().filter_map(|(id, slot)| Some((id as DenseId, slot.as_ref()?)))
@@ -134,6 +142,45 @@ impl<T: Keyed> Slab<T> {
         if let Ok(entry) = self.index.find_entry(hash, |&candidate| candidate == id) {
             entry.remove();
         }
+    }
+}
+
+/// The numbers a slab gives next ([`Slab::next_numbers`]), followed elsewhere: taking and
+/// freeing here as the slab will take and free gives the same numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NextNumbers {
+    /// Freed numbers, the next taken last.
+    free: Vec<DenseId>,
+    end: DenseId,
+}
+
+impl NextNumbers {
+    /// The number the next insert takes.
+    pub fn take(&mut self) -> Numbered {
+        match self.free.pop() {
+            Some(id) => Numbered::Reused(id),
+            None => {
+                self.end += 1;
+                Numbered::Fresh(self.end - 1)
+            }
+        }
+    }
+
+    pub fn free(&mut self, id: DenseId) {
+        self.free.push(id);
+    }
+
+    /// Undoes `take`.
+    pub fn untake(&mut self, numbered: Numbered) {
+        match numbered {
+            Numbered::Fresh(_) => self.end -= 1,
+            Numbered::Reused(id) => self.free.push(id),
+        }
+    }
+
+    /// Undoes `free`.
+    pub fn unfree(&mut self) {
+        self.free.pop();
     }
 }
 

@@ -10,5 +10,9 @@ pub mod limits;
 pub mod model;
 pub mod names;
 pub mod request_ids;
+pub mod rules;
+// Built and checked against `apply`, which it replaces once the engine runs it.
+#[cfg_attr(not(test), allow(dead_code, unused_imports))]
+pub mod sharded;
 pub mod snapshot_diff;
 pub mod write;

@@ -1,0 +1,231 @@
+//! The rules of the graph, decided for a batch of records against the owners' reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+
+use crate::state::limits::{Capacities, ElementLimits};
+use crate::state::model::{owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey};
+use crate::state::names::Names;
+use crate::state::rules::{check_element, reject, require_id, room_for};
+use crate::state::sharded::overlay::Overlay;
+use crate::state::sharded::reads::Reads;
+use crate::state::sharded::{Decided, Decision, Effect};
+use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
+
+/// Decides batches on one worker. It keeps nothing of the graph between batches, only the
+/// names it shares into the elements it builds.
+pub struct Executor {
+    workers: usize,
+    limits: ElementLimits,
+    capacities: Capacities,
+    names: HashMap<Namespace, Names, RandomState>,
+}
+
+impl Executor {
+    pub fn new(workers: usize, limits: ElementLimits, capacities: Capacities) -> Self {
+        Executor { workers: workers.max(1), limits, capacities, names: HashMap::default() }
+    }
+
+    /// Decides `records` in order against `reads`, each worker's (by worker index) answers
+    /// for them.
+    pub fn decide(
+        &mut self,
+        records: &[(Lsn, Arc<WriteRecord>)],
+        reads: impl IntoIterator<Item = (usize, Reads)>,
+    ) -> Decision {
+        let cascades: Vec<(Namespace, Id)> = records
+            .iter()
+            .flat_map(|(_, record)| {
+                record.ops.iter().filter_map(|op| match op {
+                    WriteOp::DeleteVertex { id, cascade: true } => Some((record.namespace.clone(), id.into())),
+                    _ => None,
+                })
+            })
+            .collect();
+        let mut overlay = Overlay::new(self.workers, reads, &cascades);
+        let mut decision = Decision::default();
+        for (lsn, record) in records {
+            let names = self.names.entry(record.namespace.clone()).or_default();
+            let mut op = Op {
+                overlay: &mut overlay,
+                effects: &mut decision.effects,
+                names,
+                ns: &record.namespace,
+                lsn: *lsn,
+                now: record.timestamp,
+                limits: &self.limits,
+                capacity: self.capacities.of(&record.namespace),
+                workers: self.workers,
+            };
+            decision.outcomes.push(op.record(record));
+        }
+        decision
+    }
+}
+
+/// One record's operations being decided.
+struct Op<'a> {
+    overlay: &'a mut Overlay,
+    effects: &'a mut Vec<Decided>,
+    names: &'a mut Names,
+    ns: &'a Namespace,
+    lsn: Lsn,
+    now: i64,
+    limits: &'a ElementLimits,
+    capacity: crate::state::limits::Capacity,
+    workers: usize,
+}
+
+impl Op<'_> {
+    fn record(&mut self, record: &WriteRecord) -> RecordOutcome {
+        let start = self.effects.len();
+        if record.atomic {
+            self.overlay.begin();
+        }
+        let mut results = Vec::with_capacity(record.ops.len());
+        for op in &record.ops {
+            let result = self.op(op);
+            let rejected = result.is_err();
+            results.push(result);
+            if rejected && record.atomic {
+                self.overlay.rollback();
+                self.effects.truncate(start);
+                break;
+            }
+        }
+        self.overlay.commit();
+        RecordOutcome { lsn: self.lsn, results }
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        self.effects.push(Decided { lsn: self.lsn, namespace: self.ns.clone(), effect });
+    }
+
+    /// `properties` with their keys shared.
+    fn named(&mut self, properties: &Properties) -> Properties {
+        let mut properties = properties.clone();
+        properties.share_keys(|key| self.names.share(key));
+        properties
+    }
+
+    /// Checks one operation, and only if it passes, changes the overlay: an operation is
+    /// never half applied.
+    fn op(&mut self, op: &WriteOp) -> Result<OpEffect, Rejection> {
+        let ns = self.ns;
+        match op {
+            WriteOp::CreateVertex { id, label, properties } => {
+                require_id("vertex id", id)?;
+                if self.overlay.vertex(ns, id).is_some() {
+                    return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
+                }
+                room_for(ns, "vertices", self.overlay.count(ns)[0], self.capacity.max_vertices)?;
+                let mut vertex = Vertex {
+                    number: Default::default(),
+                    id: id.as_str().into(),
+                    label: self.names.of(label),
+                    properties: self.named(properties),
+                    created_at: self.now,
+                    updated_at: self.now,
+                };
+                check_element(self.limits, "vertex", id, vertex.measure())?;
+                let owner = owner_of(VertexKey::route(ns, id), self.workers);
+                vertex.number = self.overlay.take_number(ns, owner);
+                let vertex = Arc::new(vertex);
+                self.overlay.set_vertex(ns, id, Some(vertex.clone()));
+                self.overlay.add_count(ns, 0, 1);
+                self.effect(Effect::VertexCreated(vertex.clone()));
+                Ok(OpEffect::Vertex(vertex))
+            }
+            WriteOp::UpdateVertex { id, properties, merge, label } => {
+                require_id("vertex id", id)?;
+                let Some(before) = self.overlay.vertex(ns, id).cloned() else {
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
+                };
+                let label = label.as_deref().map(|label| self.names.of(label));
+                let properties = self.named(properties);
+                let mut after = Vertex::clone(&before);
+                if let Some(label) = label {
+                    after.label = label;
+                }
+                if *merge {
+                    after.properties.merge(&properties);
+                } else {
+                    after.properties = properties;
+                }
+                after.updated_at = self.now;
+                // The element as it would be: a merge can push it past the limit.
+                check_element(self.limits, "vertex", id, after.measure())?;
+                let after = Arc::new(after);
+                self.overlay.set_vertex(ns, id, Some(after.clone()));
+                self.effect(Effect::VertexUpdated { before, after: after.clone() });
+                Ok(OpEffect::Vertex(after))
+            }
+            WriteOp::DeleteVertex { id, cascade } => {
+                require_id("vertex id", id)?;
+                let Some(vertex) = self.overlay.vertex(ns, id).cloned() else {
+                    return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
+                };
+                let degree = self.overlay.degree(ns, id);
+                if degree > 0 && !cascade {
+                    return Err(reject(
+                        RejectKind::FailedPrecondition,
+                        format!("vertex {id:?} has {degree} edges; delete them first or set cascade"),
+                    ));
+                }
+                let mut deleted = 0;
+                for edge in self.overlay.edges_at(ns, id, vertex.number) {
+                    if let Some(edge) = self.overlay.remove_edge(ns, &edge) {
+                        self.overlay.add_count(ns, 1, -1);
+                        self.effect(Effect::EdgeDeleted(edge));
+                        deleted += 1;
+                    }
+                }
+                self.overlay.set_vertex(ns, id, None);
+                self.overlay.free_number(ns, vertex.number);
+                self.overlay.add_count(ns, 0, -1);
+                self.effect(Effect::VertexDeleted(vertex));
+                Ok(OpEffect::VertexDeleted { edges_deleted: deleted })
+            }
+            WriteOp::CreateEdge { id, label, from, to, properties } => {
+                require_id("edge id", id)?;
+                require_id("from_vertex_id", from)?;
+                require_id("to_vertex_id", to)?;
+                if self.overlay.edge(ns, id).is_some() {
+                    return Err(reject(RejectKind::AlreadyExists, format!("edge {id:?} already exists")));
+                }
+                let endpoint = |field: &str, endpoint: &String| {
+                    self.overlay.vertex(ns, endpoint).map(|vertex| vertex.number).ok_or_else(|| {
+                        reject(RejectKind::FailedPrecondition, format!("{field}: vertex {endpoint:?} does not exist"))
+                    })
+                };
+                let (from_number, to_number) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
+                room_for(ns, "edges", self.overlay.count(ns)[1], self.capacity.max_edges)?;
+                let edge = Arc::new(Edge {
+                    id: id.as_str().into(),
+                    label: self.names.of(label),
+                    from: from.as_str().into(),
+                    to: to.as_str().into(),
+                    properties: self.named(properties),
+                    created_at: self.now,
+                });
+                check_element(self.limits, "edge", id, edge.measure())?;
+                let numbered = NumberedEdge { from: from_number, to: to_number, edge: edge.clone() };
+                self.overlay.add_edge(ns, numbered.clone());
+                self.overlay.add_count(ns, 1, 1);
+                self.effect(Effect::EdgeCreated(numbered));
+                Ok(OpEffect::Edge(edge))
+            }
+            WriteOp::DeleteEdge { id } => {
+                require_id("edge id", id)?;
+                let Some(edge) = self.overlay.remove_edge(ns, id) else {
+                    return Err(reject(RejectKind::NotFound, format!("edge {id:?} not found")));
+                };
+                self.overlay.add_count(ns, 1, -1);
+                self.effect(Effect::EdgeDeleted(edge));
+                Ok(OpEffect::EdgeDeleted)
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What a batch asks of each worker's keys, and how a worker finds a vertex's edges.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::ids::NextNumbers;
+use crate::state::model::{Id, Namespace, NumberedEdge, Vertex, VertexNumber};
+
+/// The edges at a vertex, as of the state before the batch being read. The rule state keeps
+/// a vertex's degree, not its edges: a cascade delete asks whoever holds them (the
+/// adjacency arrangements, on the same worker as the vertex).
+pub trait Incidence {
+    fn edges_at(&self, namespace: &Namespace, vertex: VertexNumber) -> Vec<NumberedEdge>;
+}
+
+/// One worker's answers to a batch, as of the state before it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reads {
+    /// Every vertex the batch names that this worker owns, and whether it exists.
+    pub vertices: Vec<(Namespace, Id, Option<VertexRead>)>,
+    /// Every edge id the batch names that this worker owns, and the edge if it exists.
+    pub edges: Vec<(Namespace, Id, Option<NumberedEdge>)>,
+    /// The numbers this worker gives next, per namespace the batch creates vertices of here.
+    pub numbers: Vec<(Namespace, NextNumbers)>,
+    /// How many vertices and edges this worker holds, per namespace the batch writes.
+    pub counts: Vec<(Namespace, [u64; 2])>,
+}
+
+/// A vertex as the rules need it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VertexRead {
+    pub vertex: Arc<Vertex>,
+    /// Its edges, in and out, a self-loop once.
+    pub degree: u32,
+    /// Its edges, when the batch may delete it with them (a cascade) and it has any.
+    pub incident: Vec<NumberedEdge>,
+}

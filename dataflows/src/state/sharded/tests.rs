@@ -1,0 +1,152 @@
+//! The sharded decision against the one-worker apply stage it replaces: on random records,
+//! cut into batches at random, over 1 to 4 workers, the same outcomes and the same changes
+//! at every LSN, vertex numbers included.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::state::apply::{ApplyState, Change};
+use crate::state::limits::{Capacities, Capacity, ElementLimits};
+use crate::state::model::{EdgeKey, Id, Namespace, NumberedEdge, Value, Vertex, VertexKey, VertexNumber};
+use crate::state::write::{WriteOp, WriteRecord};
+
+/// The edges of the graph before a batch, as the adjacency arrangements would give them.
+#[derive(Default)]
+struct Edges(BTreeMap<(Namespace, Id), NumberedEdge>);
+
+impl Incidence for Edges {
+    fn edges_at(&self, namespace: &Namespace, vertex: VertexNumber) -> Vec<NumberedEdge> {
+        self.0
+            .iter()
+            .filter(|((ns, _), edge)| ns == namespace && (edge.from == vertex || edge.to == vertex))
+            .map(|(_, edge)| edge.clone())
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Element {
+    Vertex(VertexKey, Arc<Vertex>),
+    Edge(EdgeKey, NumberedEdge),
+}
+
+/// Changes summed per LSN and element, the ones that cancel dropped.
+fn consolidate(changes: impl IntoIterator<Item = (Lsn, Change)>) -> BTreeMap<(Lsn, Element), isize> {
+    let mut sums = BTreeMap::new();
+    for (lsn, change) in changes {
+        let (element, diff) = match change {
+            Change::Vertex(key, vertex, diff) => (Element::Vertex(key, vertex), diff),
+            Change::Edge(key, edge, diff) => (Element::Edge(key, edge), diff),
+        };
+        *sums.entry((lsn, element)).or_insert(0) += diff;
+    }
+    sums.retain(|_, diff| *diff != 0);
+    sums
+}
+
+fn op() -> impl Strategy<Value = WriteOp> {
+    let v = || (0..6u8).prop_map(|i| format!("v{i}"));
+    let e = || (0..8u8).prop_map(|i| format!("e{i}"));
+    let props = || (0..3i64).prop_map(|n| (0..n).map(|k| (format!("k{k}"), Value::Int(k))).collect());
+    prop_oneof![
+        (v(), props()).prop_map(|(id, properties)| WriteOp::CreateVertex { id, label: "L".into(), properties }),
+        (e(), v(), v()).prop_map(|(id, from, to)| WriteOp::CreateEdge {
+            id,
+            label: "R".into(),
+            from,
+            to,
+            properties: Default::default()
+        }),
+        (v(), any::<bool>()).prop_map(|(id, cascade)| WriteOp::DeleteVertex { id, cascade }),
+        e().prop_map(|id| WriteOp::DeleteEdge { id }),
+        (v(), props(), any::<bool>()).prop_map(|(id, properties, merge)| WriteOp::UpdateVertex {
+            id,
+            properties,
+            merge,
+            label: None
+        }),
+        Just(WriteOp::CreateVertex { id: String::new(), label: "L".into(), properties: Default::default() }),
+    ]
+}
+
+fn record() -> impl Strategy<Value = (bool, bool, Vec<WriteOp>)> {
+    (any::<bool>(), prop::bool::weighted(0.2), prop::collection::vec(op(), 1..6))
+}
+
+fn capacities(limited: bool) -> Capacities {
+    let mut capacities = Capacities::default();
+    if limited {
+        capacities.namespaces.insert("default".into(), Capacity { max_vertices: 4, max_edges: 5 });
+    }
+    capacities
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn batches_decided_by_owners_match_one_record_at_a_time(
+        records in prop::collection::vec(record(), 1..40),
+        cuts in prop::collection::vec(any::<bool>(), 40),
+        workers in 1usize..5,
+        limited in any::<bool>(),
+    ) {
+        let records: Vec<(Lsn, Arc<WriteRecord>)> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (atomic, other, ops))| {
+                let namespace = Namespace::new(if other { "other" } else { "default" });
+                let lsn = i as Lsn + 1;
+                (lsn, Arc::new(WriteRecord { namespace, atomic, timestamp: lsn as i64, ops, request_id: None }))
+            })
+            .collect();
+
+        let mut one = ApplyState::with_limits(ElementLimits::default(), capacities(limited), Default::default(), workers);
+        let mut expected_outcomes = Vec::new();
+        let mut expected_changes = Vec::new();
+        for (lsn, record) in &records {
+            let mut changes = Vec::new();
+            expected_outcomes.push(one.apply(*lsn, record, &mut changes));
+            expected_changes.extend(changes.into_iter().map(|change| (*lsn, change)));
+        }
+
+        let mut shards: Vec<Shard> = (0..workers).map(|me| Shard::new(me, workers)).collect();
+        let mut executor = Executor::new(workers, ElementLimits::default(), capacities(limited));
+        let mut edges = Edges::default();
+        let (mut outcomes, mut changes) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        for end in 1..=records.len() {
+            if end < records.len() && !cuts[end] {
+                continue;
+            }
+            let batch = &records[start..end];
+            start = end;
+            let reads: Vec<(usize, Reads)> = shards.iter().enumerate().map(|(w, shard)| (w, shard.read(batch, &edges))).collect();
+            let decision = executor.decide(batch, reads);
+            outcomes.extend(decision.outcomes);
+            let mut batch_changes = Vec::new();
+            for (w, shard) in shards.iter_mut().enumerate() {
+                shard.apply(decision.effects.iter().filter(|d| d.owners(workers).any(|o| o == w)), &mut batch_changes);
+            }
+            for (_, change) in &batch_changes {
+                if let Change::Edge(key, edge, diff) = change {
+                    let key = (key.namespace.clone(), key.id.clone());
+                    if *diff > 0 { edges.0.insert(key, edge.clone()); } else { edges.0.remove(&key); }
+                }
+            }
+            changes.extend(batch_changes);
+        }
+        prop_assert_eq!(outcomes, expected_outcomes);
+        prop_assert_eq!(consolidate(changes), consolidate(expected_changes));
+        for ns in ["default", "other"] {
+            let ns = Namespace::new(ns);
+            let held = shards.iter().map(|shard| shard.count(&ns)).fold([0, 0], |a, b| [a[0] + b[0], a[1] + b[1]]);
+            let sizes = one.sizes();
+            let size = sizes.iter().find(|size| size.namespace == ns);
+            prop_assert_eq!(held, size.map_or([0, 0], |size| [size.vertices, size.edges]));
+        }
+    }
+}
