@@ -27,7 +27,7 @@ pub use engine::{
 };
 
 // The graph's types and the records that change it.
-pub use state::apply::{Change, NamespaceSize, WholeGraph};
+pub use state::graph::{Change, NamespaceSize, WholeGraph};
 pub use state::limits::{self, Capacities, Capacity, ElementLimits, MAX_VALUE_DEPTH};
 pub use state::model::{
     Edge, EdgeKey, Id, Lsn, Micros, Namespace, NumberedEdge, Properties, Value, Vertex, VertexKey, VertexNumber,

@@ -44,7 +44,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
         let namespace = section.namespace.clone();
         let timeout = config.server.write_timeout;
         // Taken once: it says whether the namespace is empty, and is what a difference is from.
-        let running = engine.namespace_graph(namespace.clone(), timeout).await.map_err(|e| e.to_string())?;
+        let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(|e| e.to_string())?;
         let written = if running.1.is_empty() && running.2.is_empty() {
             // Records well within the log's limit, whatever the elements weigh.
             let sizes = (config.limits(namespace.as_str()).batch_size, config.record_limit() / 2);

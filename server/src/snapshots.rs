@@ -98,7 +98,7 @@ pub async fn export(
     timeout: Duration,
 ) -> Result<(Lsn, ChunkStream), Status> {
     let (lsn, mut vertices, mut edges) =
-        engine.namespace_graph(namespace, timeout).await.map_err(status::from_engine)?;
+        engine.namespace_graph(namespace, 0, timeout).await.map_err(status::from_engine)?;
     let (chunks, receiver) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
         let failed = chunks.clone();
@@ -197,7 +197,7 @@ pub async fn apply(
         Ok::<(), Status>(())
     };
     let applying = async {
-        let running = engine.namespace_graph(namespace.clone(), timeout).await.map_err(status::from_engine)?;
+        let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(status::from_engine)?;
         apply_newer(engine, namespace, running, read, timeout).await
     };
     let (applied, pumped) = tokio::join!(applying, pump);

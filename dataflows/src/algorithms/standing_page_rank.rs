@@ -17,7 +17,7 @@ use foldhash::fast::RandomState;
 
 use crate::algorithms::incremental_page_rank::IncrementalPageRank;
 use crate::read::filter::Filter;
-use crate::state::apply::Change;
+use crate::state::graph::Change;
 use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex};
 
 /// What a subscriber asks for; subscribers asking the same share one standing PageRank.

@@ -1,65 +1,279 @@
-//! The graph dataflow: the vertex and edge collections and their four arrangements.
+//! The graph dataflow: the apply stage, the vertex and edge collections it feeds, and
+//! their four arrangements.
 //!
-//! Only worker 0 feeds the inputs (the apply stage runs there); `arrange_by_key` exchanges
-//! every update to the worker owning its key, so each worker holds one shard of each index.
+//! The apply stage runs on every worker, as three operators a batch of log records passes
+//! through in order (the protocol is [`crate::state::sharded`]'s):
+//!
+//! - `ReadOwned`: every worker reads what the batch asks of the keys it owns, once the batch
+//!   before it is applied here (and, for a cascade, once the adjacencies hold it);
+//! - `Decide`: the batch's executor (a worker chosen by the batch's LSN) decides every
+//!   record once every worker's reads are in (the frontier says so);
+//! - `ApplyOwned`: every worker applies the effects on its keys, and each change enters the
+//!   collections at its record's LSN, on the worker that made it; the outcomes go to worker
+//!   0, which answers the writes.
+//!
+//! `arrange_by_key` then exchanges each change to the workers owning its keys: a vertex's
+//! owner made its changes, so they stay put; an edge's go to its endpoints' owners.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
-use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::implementations::{ValBatcher, ValSpine};
-use differential_dataflow::VecCollection;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::channels::pact::Pipeline;
+use differential_dataflow::trace::TraceReader;
+use differential_dataflow::{AsCollection, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Concat, Probe};
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Capability, Input, Probe};
+use timely::dataflow::{InputHandle, ProbeHandle};
+use timely::progress::Antichain;
+use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 use crate::engine::subscriptions::Hub;
-use crate::read::query::Indexes;
-use crate::state::apply::Change;
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex, VertexKey};
+use crate::read::query::{lookup_many, Indexes};
+use crate::state::graph::{Change, WholeGraph};
+use crate::state::limits::{Capacities, ElementLimits};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
+use crate::state::sharded::{Decided, Executor, Incidence, Reads, Shard};
+use crate::state::write::{RecordOutcome, WriteOp, WriteRecord};
 
-pub(crate) struct GraphInputs {
-    pub vertices: InputSession<Lsn, (VertexKey, Arc<Vertex>), isize>,
-    pub edges: InputSession<Lsn, (EdgeKey, NumberedEdge), isize>,
+/// What worker 0 feeds the apply stage, at the LSN of its first record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Sequenced {
+    /// Consecutive log records, in LSN order, decided as one batch.
+    Records(Arc<Vec<(Lsn, Arc<WriteRecord>)>>),
+    /// A checkpoint's graph, put back at its LSN into an empty engine.
+    Restore(Lsn, Arc<WholeGraph>),
 }
 
-impl GraphInputs {
-    /// Moves both inputs to `lsn`; later updates happen at it.
-    pub fn advance_to(&mut self, lsn: Lsn) {
-        self.vertices.advance_to(lsn);
-        self.edges.advance_to(lsn);
+impl Sequenced {
+    fn cascades(&self) -> bool {
+        let Sequenced::Records(records) = self else { return false };
+        records
+            .iter()
+            .any(|(_, record)| record.ops.iter().any(|op| matches!(op, WriteOp::DeleteVertex { cascade: true, .. })))
     }
+}
 
-    pub fn flush(&mut self) {
-        self.vertices.flush();
-        self.edges.flush();
+/// One worker's reads of a batch, for the batch's executor (which also needs the batch: its
+/// own worker's message carries it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ReadsFor {
+    executor: usize,
+    from: usize,
+    batch: Option<Sequenced>,
+    reads: Reads,
+}
+
+/// What a batch's executor sends: each owner its effects, worker 0 the outcomes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Decisions {
+    Effects(usize, Vec<Decided>),
+    Outcomes(Vec<RecordOutcome>),
+}
+
+impl Decisions {
+    fn target(&self) -> u64 {
+        match self {
+            Decisions::Effects(owner, _) => *owner as u64,
+            Decisions::Outcomes(_) => 0,
+        }
     }
+}
+
+/// The worker that decides the batch starting at `lsn`: batches take turns.
+fn executor_of(lsn: Lsn, peers: usize) -> usize {
+    (lsn % peers as u64) as usize
+}
+
+/// What the graph dataflow gives its worker.
+pub(crate) struct GraphDataflow {
+    /// Worker 0 feeds it (the others close theirs).
+    pub input: InputHandle<Lsn, CapacityContainerBuilder<Vec<Sequenced>>>,
+    pub indexes: Rc<RefCell<Indexes>>,
+    /// Outcomes of decided records, in LSN order, as they reach worker 0.
+    pub outcomes: Rc<RefCell<Vec<RecordOutcome>>>,
 }
 
 /// Builds the graph dataflow; `probe` reports when every arrangement is complete through an
-/// LSN on every worker. The collections' changes also go, unexchanged, to `hub` (worker 0's
-/// standing PageRanks; the changes originate on worker 0, so no other worker sees any).
+/// LSN on every worker. The collections' changes also go to `hub` on worker 0 (the
+/// standing PageRanks).
 pub(crate) fn build(
     worker: &mut Worker,
     probe: &ProbeHandle<Lsn>,
     hub: Option<Rc<RefCell<Hub>>>,
-) -> (GraphInputs, Indexes) {
+    limits: ElementLimits,
+    capacities: Capacities,
+) -> GraphDataflow {
+    let outcomes = Rc::new(RefCell::new(Vec::new()));
+    let outcomes_in = outcomes.clone();
     worker.dataflow::<Lsn, _, _>(|scope| {
-        let (vertex_input, vertices) = scope.new_collection::<(VertexKey, Arc<Vertex>), isize>();
-        let (edge_input, edges) = scope.new_collection::<(EdgeKey, NumberedEdge), isize>();
+        let (me, peers) = (scope.index(), scope.peers());
+        let shard = Rc::new(RefCell::new(Shard::new(me, peers)));
+        let shard_read = shard.clone();
+        // ApplyOwned's input frontier, as it last saw it: a batch is read once it has no
+        // time before the batch's.
+        let applied = Rc::new(RefCell::new(Antichain::from_elem(0)));
+        let applied_seen = applied.clone();
+        let read_activator: Rc<RefCell<Option<Activator>>> = Rc::default();
+        let read_activator_slot = read_activator.clone();
+        let indexes_slot: Rc<RefCell<Option<Rc<RefCell<Indexes>>>>> = Rc::default();
+        let indexes_read = indexes_slot.clone();
 
-        let vertex_changes =
-            vertices.inner.clone().map(|((key, vertex), lsn, diff)| (Change::Vertex(key, vertex, diff), lsn));
-        let edge_changes = edges.inner.clone().map(|((key, edge), lsn, diff)| (Change::Edge(key, edge, diff), lsn));
-        feed_subscriptions(vertex_changes.concat(edge_changes), hub);
+        let (input, sequenced) = scope.new_input::<Vec<Sequenced>>();
+        let reads = sequenced.broadcast().unary(Pipeline, "ReadOwned", move |_capability, info| {
+            *read_activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
+            let activator = scope.activator_for(info.address.clone());
+            let mut queue: VecDeque<(Capability<Lsn>, Sequenced)> = VecDeque::new();
+            move |input, output| {
+                let port = output.output_index();
+                input.for_each(|capability, data| {
+                    let Some(&time) = capability.least() else { return };
+                    for batch in data.drain(..) {
+                        queue.push_back((capability.delayed(&time, port), batch));
+                    }
+                });
+                while let Some((capability, batch)) = queue.front() {
+                    let time = *capability.time();
+                    if applied_seen.borrow().iter().any(|applied| *applied < time) {
+                        break;
+                    }
+                    let indexes = indexes_read.borrow().clone();
+                    let Some(indexes) = indexes else { break };
+                    let mut indexes = indexes.borrow_mut();
+                    if batch.cascades() && !adjacencies_through(&mut indexes, time) {
+                        // The adjacencies give a cascade its edges; they follow the applied
+                        // changes by a step of their own.
+                        activator.activate_after(Duration::from_millis(1));
+                        break;
+                    }
+                    let reads = match batch {
+                        Sequenced::Records(records) => {
+                            let incidence = AdjacencyAt { indexes: RefCell::new(&mut indexes), lsn: time - 1 };
+                            shard_read.borrow().read(records.as_slice(), &incidence)
+                        }
+                        Sequenced::Restore(..) => Reads::default(),
+                    };
+                    let executor = executor_of(time, peers);
+                    let batch = (executor == me).then(|| batch.clone());
+                    output.session(capability).give(ReadsFor { executor, from: me, batch, reads });
+                    queue.pop_front();
+                }
+            }
+        });
+
+        let decisions = reads.unary_frontier(
+            Exchange::new(|r: &ReadsFor| r.executor as u64),
+            "Decide",
+            move |_capability, _info| {
+                let mut executor = Executor::new(peers, limits, capacities);
+                type Pending = (Option<Capability<Lsn>>, Option<Sequenced>, Vec<(usize, Reads)>);
+                let mut pending: BTreeMap<Lsn, Pending> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|capability, data| {
+                        let Some(&time) = capability.least() else { return };
+                        let entry = pending.entry(time).or_default();
+                        entry.0.get_or_insert_with(|| capability.delayed(&time, port));
+                        for ReadsFor { from, batch, reads, .. } in data.drain(..) {
+                            entry.1 = entry.1.take().or(batch);
+                            entry.2.push((from, reads));
+                        }
+                    });
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (Some(capability), batch, reads) = entry.remove() else { continue };
+                        let (outcomes, effects) = match batch {
+                            Some(Sequenced::Records(records)) => {
+                                let decision = executor.decide(records.as_slice(), reads);
+                                (decision.outcomes, decision.effects)
+                            }
+                            Some(Sequenced::Restore(lsn, graph)) => (Vec::new(), executor.restore(lsn, &graph)),
+                            None => (Vec::new(), Vec::new()),
+                        };
+                        let mut by_owner: Vec<Vec<Decided>> = vec![Vec::new(); peers];
+                        for decided in effects {
+                            let mut owners = decided.owners(peers).peekable();
+                            while let Some(owner) = owners.next() {
+                                if owners.peek().is_some() {
+                                    by_owner[owner].push(decided.clone());
+                                } else {
+                                    by_owner[owner].push(decided);
+                                    break;
+                                }
+                            }
+                        }
+                        let mut session = output.session(&capability);
+                        for (owner, effects) in by_owner.into_iter().enumerate() {
+                            if !effects.is_empty() {
+                                session.give(Decisions::Effects(owner, effects));
+                            }
+                        }
+                        if !outcomes.is_empty() {
+                            session.give(Decisions::Outcomes(outcomes));
+                        }
+                    }
+                }
+            },
+        );
+
+        let changes =
+            decisions.unary_frontier(Exchange::new(Decisions::target), "ApplyOwned", move |_capability, _info| {
+                let mut changes: Vec<(Lsn, Change)> = Vec::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|capability, data| {
+                        for decisions in data.drain(..) {
+                            match decisions {
+                                Decisions::Effects(_, effects) => {
+                                    shard.borrow_mut().apply(&effects, &mut changes);
+                                    for same_lsn in changes.chunk_by(|a, b| a.0 == b.0) {
+                                        let lsn = same_lsn[0].0;
+                                        let at = capability.delayed(&lsn, port);
+                                        output
+                                            .session(&at)
+                                            .give_iterator(same_lsn.iter().map(|(lsn, c)| (c.clone(), *lsn)));
+                                    }
+                                    changes.clear();
+                                }
+                                Decisions::Outcomes(decided) => outcomes_in.borrow_mut().extend(decided),
+                            }
+                        }
+                    });
+                    let now = frontier.frontier().to_owned();
+                    if *applied.borrow() != now {
+                        *applied.borrow_mut() = now;
+                        if let Some(activator) = read_activator.borrow().as_ref() {
+                            activator.activate();
+                        }
+                    }
+                }
+            });
+
+        feed_subscriptions(changes.clone(), hub);
+        let vertices = changes
+            .clone()
+            .flat_map(|(change, lsn)| match change {
+                Change::Vertex(key, vertex, diff) => Some(((key, vertex), lsn, diff)),
+                Change::Edge(..) => None,
+            })
+            .as_collection();
+        let edges = changes
+            .flat_map(|(change, lsn)| match change {
+                Change::Edge(key, edge, diff) => Some(((key, edge), lsn, diff)),
+                Change::Vertex(..) => None,
+            })
+            .as_collection();
 
         let vertex_index = vertices.arrange_by_key_named("VertexByKey");
         let edge_index = edge_by_key(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())));
@@ -81,15 +295,48 @@ pub(crate) fn build(
         out_index.stream.clone().probe_with(probe);
         in_index.stream.clone().probe_with(probe);
 
-        let inputs = GraphInputs { vertices: vertex_input, edges: edge_input };
-        let indexes = Indexes {
+        let indexes = Rc::new(RefCell::new(Indexes {
             vertices: vertex_index.trace,
             edges: edge_index.trace,
             out_edges: out_index.trace,
             in_edges: in_index.trace,
-        };
-        (inputs, indexes)
+        }));
+        *indexes_slot.borrow_mut() = Some(indexes.clone());
+        GraphDataflow { input, indexes, outcomes }
     })
+}
+
+/// Whether both adjacencies hold every change before `lsn`.
+fn adjacencies_through(indexes: &mut Indexes, lsn: Lsn) -> bool {
+    let mut upper = Antichain::new();
+    [&mut indexes.out_edges, &mut indexes.in_edges].into_iter().all(|trace| {
+        trace.read_upper(&mut upper);
+        upper.iter().all(|time| *time >= lsn)
+    })
+}
+
+/// A vertex's edges from this worker's adjacency shards, as of `lsn`.
+struct AdjacencyAt<'a> {
+    indexes: RefCell<&'a mut Indexes>,
+    lsn: Lsn,
+}
+
+impl Incidence for AdjacencyAt<'_> {
+    fn edges_at(&self, namespace: &Namespace, vertex: VertexNumber) -> Vec<NumberedEdge> {
+        let mut indexes = self.indexes.borrow_mut();
+        let key = [AdjacencyKey { number: vertex, namespace: namespace.clone() }];
+        let mut edges = Vec::new();
+        lookup_many(&mut indexes.out_edges, &key, self.lsn, |_, a| {
+            edges.push(NumberedEdge { from: vertex, to: a.neighbour, edge: a.edge.clone() });
+        });
+        // A self-loop is in both: taken once, outgoing.
+        lookup_many(&mut indexes.in_edges, &key, self.lsn, |_, a| {
+            if a.neighbour != vertex {
+                edges.push(NumberedEdge { from: a.neighbour, to: vertex, edge: a.edge.clone() });
+            }
+        });
+        edges
+    }
 }
 
 type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Arc<Edge>), (), Lsn, isize>>>;
@@ -121,27 +368,24 @@ fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Adjacent)>
     )
 }
 
-/// Hands each LSN's changes to the hub once the LSN is complete (the frontier has passed it),
-/// in LSN order, and tells it how far the changes are complete.
+/// Hands each LSN's changes to the hub on worker 0 once the LSN is complete (the frontier
+/// has passed it), in LSN order, and tells it how far the changes are complete. Every
+/// change is stashed until its LSN completes, whether or not a standing PageRank wants it
+/// yet: a topic that starts meanwhile takes every LSN completed after it was noticed.
 fn feed_subscriptions<'scope>(
     changes: timely::dataflow::StreamVec<'scope, Lsn, (Change, Lsn)>,
     hub: Option<Rc<RefCell<Hub>>>,
 ) {
     let mut stash: BTreeMap<Lsn, Vec<Change>> = BTreeMap::new();
-    changes.sink(Pipeline, "PageRankSubscriptions", move |(input, frontier)| {
+    changes.sink(Exchange::new(|_: &(Change, Lsn)| 0), "PageRankSubscriptions", move |(input, frontier)| {
         let Some(hub) = hub.as_ref() else {
             input.for_each(|_, _| {});
             return;
         };
         let mut hub = hub.borrow_mut();
-        // With no standing PageRank, changes are dropped: a new one starts from the apply
-        // stage's graph, which already holds them.
-        let idle = hub.is_idle();
         input.for_each(|_, data| {
-            if !idle {
-                for (change, lsn) in data.drain(..) {
-                    stash.entry(lsn).or_default().push(change);
-                }
+            for (change, lsn) in data.drain(..) {
+                stash.entry(lsn).or_default().push(change);
             }
         });
         while let Some(entry) = stash.first_entry() {
@@ -149,7 +393,10 @@ fn feed_subscriptions<'scope>(
                 break;
             }
             let lsn = *entry.key();
-            hub.completed(lsn, entry.remove());
+            let changes = entry.remove();
+            if !hub.is_idle() {
+                hub.completed(lsn, changes);
+            }
         }
         if let Some(next) = frontier.frontier().first() {
             hub.processed_through(next.saturating_sub(1));

@@ -51,7 +51,7 @@ pub enum Committed {
     /// A checkpoint's graph: the state after the record at `lsn`.
     Restore {
         lsn: Lsn,
-        graph: Box<crate::state::apply::WholeGraph>,
+        graph: Box<crate::state::graph::WholeGraph>,
     },
 }
 
@@ -80,7 +80,7 @@ impl CommitSink {
 
     /// A checkpoint's graph, the state the log up to `lsn` produced: handed over before the
     /// records after `lsn`, into an empty engine.
-    pub fn restored(&self, lsn: Lsn, graph: crate::state::apply::WholeGraph) {
+    pub fn restored(&self, lsn: Lsn, graph: crate::state::graph::WholeGraph) {
         let _ = self.tx.send(Committed::Restore { lsn, graph: Box::new(graph) });
         self.waker.wake();
     }

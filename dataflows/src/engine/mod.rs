@@ -26,6 +26,13 @@ use tokio::sync::{oneshot, watch};
 pub use log::{CommitSink, Committed, Ticket, WriteLog};
 pub(crate) use reply::Reply;
 pub use reply::{EngineError, NamespaceGraph};
+
+/// Vertices and edges with their keys, at an LSN.
+type Gathered = (
+    Lsn,
+    Vec<(crate::state::model::VertexKey, Arc<crate::state::model::Vertex>)>,
+    Vec<(crate::state::model::EdgeKey, Arc<crate::state::model::Edge>)>,
+);
 pub use subscriptions::{FeedError, PageRankFeed, Subscribed};
 pub use wake::Waker;
 
@@ -119,10 +126,9 @@ pub(crate) enum Work {
     Request { body: RequestBody, route: u64 },
     /// An algorithm run by every worker, started by the worker that takes it.
     Algorithm { namespace: crate::state::model::Namespace, algorithm: algorithms::Algorithm, min_lsn: Lsn },
-    /// The whole graph of a namespace as the apply stage holds it (worker 0 only).
-    Graph { namespace: crate::state::model::Namespace },
-    /// Every namespace's graph (worker 0 only): checkpoints.
-    WholeGraph,
+    /// The request ids remembered for the records through an LSN (worker 0 only):
+    /// checkpoints.
+    RequestIds { through: Lsn },
     /// Vertices and edges per namespace (worker 0 only).
     Sizes,
 }
@@ -370,12 +376,13 @@ impl Engine {
                 "PageRank subscriptions are served by process 0 of the cluster, which applies the log".into(),
             ));
         }
-        self.shared.subscriptions.subscribe(params, buffer, timeout).await
+        let read_graph = |namespace, after| self.namespace_graph(namespace, after, timeout);
+        self.shared.subscriptions.subscribe(params, buffer, timeout, read_graph).await
     }
 
     /// Vertices and edges per namespace, as of the latest record the apply stage has taken
     /// (counted when asked, not as records come). Served by process 0.
-    pub async fn sizes(&self, timeout: Duration) -> Result<Vec<crate::state::apply::NamespaceSize>, EngineError> {
+    pub async fn sizes(&self, timeout: Duration) -> Result<Vec<crate::state::graph::NamespaceSize>, EngineError> {
         match self.ask_apply_stage(Work::Sizes, timeout).await? {
             Reply::Sizes(sizes) => Ok(sizes),
             _ => Err(EngineError::Shutdown),
@@ -401,33 +408,59 @@ impl Engine {
         self.shared.subscriptions.subscribers()
     }
 
-    /// The whole graph of `namespace` as of the latest record the apply stage has taken (its
-    /// LSN returned with it): for exports, snapshot diffs and checkpoints. Served by process 0.
+    /// The whole graph of `namespace` at one LSN (returned with it), at least `min_lsn`,
+    /// gathered from every worker's shard: for exports, snapshot diffs and new subscriptions.
     pub async fn namespace_graph(
         &self,
         namespace: crate::state::model::Namespace,
+        min_lsn: Lsn,
         timeout: Duration,
     ) -> Result<NamespaceGraph, EngineError> {
-        match self.ask_apply_stage(Work::Graph { namespace }, timeout).await? {
-            Reply::Graph(graph) => Ok(graph),
-            _ => Err(EngineError::Shutdown),
-        }
+        let (lsn, vertices, edges) = self.gather(Some(namespace), min_lsn, timeout).await?;
+        Ok((lsn, vertices.into_iter().map(|(_, v)| v).collect(), edges.into_iter().map(|(_, e)| e).collect()))
     }
 
-    /// Every namespace's graph as of the latest record the apply stage has taken, with that
-    /// record's LSN: what a checkpoint writes. Served by process 0.
-    pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::state::apply::WholeGraph), EngineError> {
-        match self.ask_apply_stage(Work::WholeGraph, timeout).await? {
-            Reply::WholeGraph(lsn, graph) => Ok((lsn, *graph)),
-            _ => Err(EngineError::Shutdown),
+    /// Every namespace's graph at the applied LSN, with that LSN and the request ids
+    /// remembered through it: what a checkpoint writes. Served by process 0, which
+    /// sequences the log.
+    pub async fn whole_graph(&self, timeout: Duration) -> Result<(Lsn, crate::state::graph::WholeGraph), EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere("checkpoints are taken on process 0 of the cluster".into()));
         }
+        let (lsn, vertices, edges) = self.gather(None, 0, timeout).await?;
+        let request_ids = match self.submit(Work::RequestIds { through: lsn }, 0, timeout).await? {
+            Reply::RequestIds(request_ids) => request_ids,
+            _ => return Err(EngineError::Shutdown),
+        };
+        Ok((lsn, crate::state::graph::WholeGraph { vertices, edges, request_ids }))
     }
 
-    /// Hands `work` to worker 0, whose apply stage holds the whole current graph (only in
-    /// process 0 of a cluster).
+    /// Every worker's vertices and edges (of `namespace`, or all) at one LSN: the first
+    /// worker's read picks it (the applied one, once `min_lsn` is), the others read at it.
+    async fn gather(
+        &self,
+        namespace: Option<crate::state::model::Namespace>,
+        min_lsn: Lsn,
+        timeout: Duration,
+    ) -> Result<Gathered, EngineError> {
+        let (mut vertices, mut edges) = (Vec::new(), Vec::new());
+        let mut at = None;
+        for worker in 0..self.shared.peers {
+            let query = Query::Shard { worker, namespace: namespace.clone() };
+            let (lsn, answer) = self.read_at(query, min_lsn, at, timeout).await?;
+            at = Some(lsn);
+            if let Answer::Shard { vertices: v, edges: e } = answer {
+                vertices.extend(v);
+                edges.extend(e);
+            }
+        }
+        Ok((at.unwrap_or(min_lsn), vertices, edges))
+    }
+
+    /// Hands `work` to worker 0, which sequences the log (only in process 0 of a cluster).
     async fn ask_apply_stage(&self, work: Work, timeout: Duration) -> Result<Reply, EngineError> {
         if !self.is_writer_process() {
-            return Err(EngineError::NotHere("the whole graph is read on process 0 of the cluster".into()));
+            return Err(EngineError::NotHere("the log is sequenced on process 0 of the cluster".into()));
         }
         self.submit(work, 0, timeout).await
     }

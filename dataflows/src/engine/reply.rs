@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithms::{Grouped, Ranked};
 use crate::read::query::Answer;
-use crate::state::apply::WholeGraph;
 use crate::state::model::{Edge, Lsn, Vertex};
 use crate::state::write::RecordOutcome;
 
@@ -23,14 +22,12 @@ pub enum Reply {
     Ranked(Result<Ranked, EngineError>),
     /// Communities, with the LSN they were computed at.
     Communities(Result<Grouped, EngineError>),
-    /// A namespace's whole graph (answered on worker 0, never sent across workers).
-    Graph(NamespaceGraph),
-    /// Every namespace's graph at an LSN (worker 0 only, like `Graph`).
-    WholeGraph(Lsn, Box<WholeGraph>),
+    /// The request ids remembered for the records through an LSN (worker 0 only).
+    RequestIds(Vec<crate::state::request_ids::Remembered>),
     /// The writer process has recovered, with this LSN applied.
     Recovered(Lsn),
-    /// Vertices and edges per namespace (worker 0 only, like `Graph`).
-    Sizes(Vec<crate::state::apply::NamespaceSize>),
+    /// Vertices and edges per namespace (worker 0 only).
+    Sizes(Vec<crate::state::graph::NamespaceSize>),
 }
 
 /// Why the engine could not serve a request.

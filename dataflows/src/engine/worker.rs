@@ -2,7 +2,7 @@
 //! committed log records, step the dataflows, and publish progress.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use timely::worker::Worker;
 
 use crate::algorithms::Algorithm;
 use crate::engine::algorithm_runs;
-use crate::engine::graph::{self, GraphInputs};
+use crate::engine::graph::{self, Sequenced};
 use crate::engine::hold::ReadHold;
 use crate::engine::log::{Committed, Ticket};
 use crate::engine::reply::Reply;
@@ -24,9 +24,10 @@ use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
 use crate::engine::{EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
 use crate::read::query::{GraphTrace, Indexes};
-use crate::state::apply::{ApplyState, Change};
+use crate::state::graph::{NamespaceSize, WholeGraph};
 use crate::state::model::{owner_of, Lsn, Namespace};
-use crate::state::write::RecordOutcome;
+use crate::state::request_ids::{First, RequestIds};
+use crate::state::write::{OpEffect, RecordOutcome, WriteOp, WriteRecord};
 
 /// How long an idle worker parks before it looks at deadlines and compaction again.
 const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -36,12 +37,14 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let local = index - shared.first_local_worker;
     let record_counts = &shared.records[local];
     let probe = ProbeHandle::new();
-    // Worker 0 holds the apply stage and appends to the log; the others never feed the graph.
+    // Worker 0 appends to the log and feeds its records to the apply stage; every worker
+    // decides and applies them.
     let is_writer = index == 0;
     let hub =
         if is_writer { Hub::new(shared.subscriptions.clone()).map(|hub| Rc::new(RefCell::new(hub))) } else { None };
-    let (inputs, indexes) = graph::build(worker, &probe, hub.clone());
-    let indexes = Rc::new(RefCell::new(indexes));
+    let graph = graph::build(worker, &probe, hub.clone(), shared.limits, shared.capacities.clone());
+    let indexes = graph.indexes.clone();
+    let outcomes = graph.outcomes.clone();
     let outbox = Rc::new(RefCell::new(Vec::new()));
     let log = is_writer.then(|| shared.log.clone());
     let since = Rc::new(std::cell::Cell::new(0));
@@ -60,18 +63,11 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut next_algorithm_query = 0u64;
 
     let mut writer = if is_writer {
-        let mut inputs = inputs;
-        inputs.advance_to(1);
-        inputs.flush();
-        Some(Writer {
-            inputs,
-            state: ApplyState::with_limits(shared.limits, shared.capacities.clone(), shared.request_ids, shared.peers),
-            last_lsn: 0,
-            pending: VecDeque::new(),
-            changes: Vec::new(),
-        })
+        let mut input = graph.input;
+        input.advance_to(1);
+        Some(Sequencer::new(input, RequestIds::new(shared.request_ids)))
     } else {
-        drop(inputs);
+        drop(graph.input);
         None
     };
 
@@ -100,24 +96,16 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             }
             let (body, route) = match work {
                 Work::Request { body, route } => (body, route),
-                Work::WholeGraph => {
+                Work::RequestIds { through } => {
+                    // Only worker 0 sequences the log (the front routes this to it).
                     if let Some(writer) = writer.as_ref() {
-                        let _ = reply.send(Reply::WholeGraph(writer.last_lsn, Box::new(writer.state.whole_graph())));
-                    }
-                    continue;
-                }
-                Work::Graph { namespace } => {
-                    // Only worker 0 holds the apply stage; a graph asked of another worker
-                    // cannot be served (the front routes it to worker 0).
-                    if let Some(writer) = writer.as_ref() {
-                        let (vertices, edges) = writer.state.namespace_graph(&namespace);
-                        let _ = reply.send(Reply::Graph((writer.last_lsn, vertices, edges)));
+                        let _ = reply.send(Reply::RequestIds(writer.request_ids.remembered(through)));
                     }
                     continue;
                 }
                 Work::Sizes => {
                     if let Some(writer) = writer.as_ref() {
-                        let _ = reply.send(Reply::Sizes(writer.state.sizes()));
+                        let _ = reply.send(Reply::Sizes(writer.sizes()));
                     }
                     continue;
                 }
@@ -151,21 +139,17 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             request_flow.input.advance_to(request_time);
         }
 
-        // New and finished subscriptions: a new one starts from the graph as the apply stage has it.
-        if let (Some(hub), Some(writer)) = (hub.as_ref(), writer.as_ref()) {
-            let mut hub = hub.borrow_mut();
-            hub.take_commands(&writer.state, writer.last_lsn);
+        // New subscriptions: each takes the changes of every LSN completed from now on.
+        if let Some(hub) = hub.as_ref() {
+            hub.borrow_mut().take_starts();
         }
 
         // Durable records, in log order, into the apply stage.
         if let Some(writer) = writer.as_mut() {
-            let mut fed = false;
             for item in committed.try_iter() {
                 match item {
-                    Committed::Record { lsn, record, ticket } => {
-                        fed |= writer.apply(lsn, &record, ticket);
-                    }
-                    Committed::Restore { lsn, graph } => fed |= writer.restore(lsn, *graph),
+                    Committed::Record { lsn, record, ticket } => writer.take(lsn, record, ticket),
+                    Committed::Restore { lsn, graph } => writer.restore(lsn, *graph),
                     Committed::Failed { ticket, error } => {
                         outbox.borrow_mut().push(Response {
                             origin: ticket.origin,
@@ -176,10 +160,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                     }
                 }
             }
-            if fed {
-                writer.inputs.advance_to(writer.last_lsn + 1);
-                writer.inputs.flush();
-            }
+            writer.feed(applied);
         }
 
         // Algorithm runs start once their LSN is applied: every worker gets the start.
@@ -222,12 +203,20 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
 
         worker.step_or_park(Some(IDLE_PARK));
 
+        if let Some(writer) = writer.as_mut() {
+            for outcome in outcomes.borrow_mut().drain(..) {
+                writer.decided(outcome);
+            }
+            writer.release(requests::applied(&probe), &mut outbox.borrow_mut());
+        }
         let now_applied = requests::applied(&probe);
         if now_applied != applied && now_applied != Lsn::MAX {
             applied = now_applied;
             shared.publish_applied(applied);
             if let Some(writer) = writer.as_mut() {
                 writer.release(applied, &mut outbox.borrow_mut());
+                // The batch in flight is applied: the records that came meanwhile go next.
+                writer.feed(applied);
             }
             request_flow.serve.activate();
             last_serve_poke = Instant::now();
@@ -305,62 +294,191 @@ fn compact(indexes: &mut Indexes, since: Lsn) {
     indexes.in_edges.set_physical_compaction(frontier.borrow());
 }
 
-/// Worker 0's apply stage and the writes waiting for their record to be applied.
-struct Writer {
-    inputs: GraphInputs,
-    state: ApplyState,
+/// Most operations a batch of records takes while an earlier batch is still being applied.
+const MAX_BATCH_OPS: usize = 1 << 16;
+
+/// Worker 0's side of the apply stage: it takes the log's records in order, recognises
+/// retried writes, feeds the rest to the apply stage a batch at a time, and answers each
+/// write once its record is applied on every worker.
+struct Sequencer {
+    input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
+    /// The last LSN taken from the log.
     last_lsn: Lsn,
-    /// Outcomes of records fed but not yet applied on every worker, in LSN order.
-    pending: VecDeque<(Lsn, Ticket, RecordOutcome)>,
-    changes: Vec<Change>,
+    /// The last LSN fed to the apply stage.
+    fed_through: Lsn,
+    /// Records taken, not yet fed, and their operations.
+    waiting: Vec<(Lsn, Arc<WriteRecord>)>,
+    waiting_ops: usize,
+    /// Records fed whose outcome has not come back, with the write waiting for each.
+    deciding: HashMap<Lsn, (Arc<WriteRecord>, Option<Ticket>)>,
+    /// Retries of writes still being decided: (the first's LSN, the retry's), and the retry.
+    retries: Vec<(Lsn, Lsn, Ticket)>,
+    /// Outcomes to answer once their LSN is applied everywhere.
+    replies: BTreeMap<Lsn, (Ticket, RecordOutcome)>,
+    request_ids: RequestIds,
+    sizes: HashMap<Namespace, [u64; 2]>,
 }
 
-impl Writer {
-    /// Applies one record; false if it was already applied (a replayed duplicate).
-    fn apply(&mut self, lsn: Lsn, record: &crate::state::write::WriteRecord, ticket: Option<Ticket>) -> bool {
-        if lsn <= self.last_lsn {
-            tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
-            return false;
+impl Sequencer {
+    fn new(
+        input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
+        request_ids: RequestIds,
+    ) -> Self {
+        Sequencer {
+            input,
+            last_lsn: 0,
+            fed_through: 0,
+            waiting: Vec::new(),
+            waiting_ops: 0,
+            deciding: HashMap::new(),
+            retries: Vec::new(),
+            replies: BTreeMap::new(),
+            request_ids,
+            sizes: HashMap::new(),
         }
-        let outcome = self.state.apply(lsn, record, &mut self.changes);
-        // At the record's own time, without advancing the inputs per record: a group of
-        // records then costs one advance (and one round of progress messages), not one each.
-        for change in self.changes.drain(..) {
-            match change {
-                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update_at((key, vertex), lsn, diff),
-                Change::Edge(key, edge, diff) => self.inputs.edges.update_at((key, edge), lsn, diff),
-            }
-        }
-        self.last_lsn = lsn;
-        if let Some(ticket) = ticket {
-            self.pending.push_back((lsn, ticket, outcome));
-        }
-        true
     }
 
-    /// Puts back a checkpoint's graph at `lsn`; false if the engine is already past it.
-    fn restore(&mut self, lsn: Lsn, graph: crate::state::apply::WholeGraph) -> bool {
+    /// Takes one durable record. A write whose request id is remembered changes nothing and
+    /// gets the first outcome; whether it is remembered depends on the log alone.
+    fn take(&mut self, lsn: Lsn, record: WriteRecord, ticket: Option<Ticket>) {
         if lsn <= self.last_lsn {
-            tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");
-            return false;
-        }
-        self.state.restore_checkpoint(graph, &mut self.changes);
-        for change in self.changes.drain(..) {
-            match change {
-                Change::Vertex(key, vertex, diff) => self.inputs.vertices.update_at((key, vertex), lsn, diff),
-                Change::Edge(key, edge, diff) => self.inputs.edges.update_at((key, edge), lsn, diff),
-            }
+            tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
+            return;
         }
         self.last_lsn = lsn;
-        true
+        if let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) {
+            match self.request_ids.first(&record.namespace, request_id) {
+                Some(First::Decided(outcome)) => {
+                    if let Some(ticket) = ticket {
+                        self.replies.insert(lsn, (ticket, outcome.clone()));
+                    }
+                    return;
+                }
+                Some(First::Deciding(first)) => {
+                    if let Some(ticket) = ticket {
+                        self.retries.push((*first, lsn, ticket));
+                    }
+                    return;
+                }
+                None => {
+                    self.request_ids.remember(&record.namespace, request_id, record.timestamp, First::Deciding(lsn))
+                }
+            }
+        }
+        let record = Arc::new(record);
+        self.waiting_ops += record.ops.len();
+        self.waiting.push((lsn, record.clone()));
+        self.deciding.insert(lsn, (record, ticket));
+    }
+
+    /// Puts back a checkpoint's graph at `lsn`, after the records taken before it.
+    fn restore(&mut self, lsn: Lsn, graph: WholeGraph) {
+        if lsn <= self.last_lsn {
+            tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");
+            return;
+        }
+        self.feed_waiting();
+        for remembered in &graph.request_ids {
+            let first = First::Decided(remembered.outcome.clone());
+            self.request_ids.remember(&remembered.namespace, &remembered.request_id, remembered.timestamp, first);
+        }
+        for (key, _) in &graph.vertices {
+            self.sizes.entry(key.namespace.clone()).or_default()[0] += 1;
+        }
+        for (key, _) in &graph.edges {
+            self.sizes.entry(key.namespace.clone()).or_default()[1] += 1;
+        }
+        self.input.advance_to(lsn);
+        self.input.send(Sequenced::Restore(lsn, Arc::new(graph)));
+        self.last_lsn = lsn;
+        self.fed_through = lsn;
+        self.input.advance_to(lsn + 1);
+    }
+
+    /// Feeds the records waiting as one batch when the last batch is applied (`applied`),
+    /// or when they are many; moves the input past every LSN taken that nothing waits on.
+    fn feed(&mut self, applied: Lsn) {
+        if !self.waiting.is_empty() && (self.fed_through <= applied || self.waiting_ops >= MAX_BATCH_OPS) {
+            self.feed_waiting();
+        }
+        let next = self.waiting.first().map_or(self.last_lsn + 1, |(lsn, _)| *lsn);
+        if next > *self.input.time() {
+            self.input.advance_to(next);
+        }
+    }
+
+    fn feed_waiting(&mut self) {
+        let Some(&(first, _)) = self.waiting.first() else { return };
+        self.fed_through = self.waiting.last().map_or(first, |(lsn, _)| *lsn);
+        self.input.advance_to(first);
+        self.input.send(Sequenced::Records(Arc::new(std::mem::take(&mut self.waiting))));
+        self.waiting_ops = 0;
+        self.input.advance_to(self.fed_through + 1);
+    }
+
+    /// A record's outcome, from the apply stage.
+    fn decided(&mut self, outcome: RecordOutcome) {
+        let Some((record, ticket)) = self.deciding.remove(&outcome.lsn) else { return };
+        self.count(&record, &outcome);
+        if let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) {
+            self.request_ids.decided(&record.namespace, request_id, outcome.clone());
+            let lsn = outcome.lsn;
+            self.retries.retain(|(first, retry, ticket)| {
+                if *first == lsn {
+                    self.replies.insert(*retry, (*ticket, outcome.clone()));
+                }
+                *first != lsn
+            });
+        }
+        if let Some(ticket) = ticket {
+            self.replies.insert(outcome.lsn, (ticket, outcome));
+        }
+    }
+
+    /// Counts what an accepted record created and deleted.
+    fn count(&mut self, record: &WriteRecord, outcome: &RecordOutcome) {
+        let rejected = outcome.first_rejection().is_some();
+        let size = self.sizes.entry(record.namespace.clone()).or_default();
+        if record.atomic && rejected {
+            return;
+        }
+        for (op, result) in record.ops.iter().zip(&outcome.results) {
+            match (op, result) {
+                (WriteOp::CreateVertex { .. }, Ok(_)) => size[0] += 1,
+                (WriteOp::DeleteVertex { .. }, Ok(OpEffect::VertexDeleted { edges_deleted })) => {
+                    size[0] = size[0].saturating_sub(1);
+                    size[1] = size[1].saturating_sub(*edges_deleted);
+                }
+                (WriteOp::CreateEdge { .. }, Ok(_)) => size[1] += 1,
+                (WriteOp::DeleteEdge { .. }, Ok(_)) => size[1] = size[1].saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+
+    /// Vertices and edges per namespace, in namespace order.
+    fn sizes(&self) -> Vec<NamespaceSize> {
+        let mut sizes: Vec<NamespaceSize> = self
+            .sizes
+            .iter()
+            .map(|(namespace, [vertices, edges])| NamespaceSize {
+                namespace: namespace.clone(),
+                vertices: *vertices,
+                edges: *edges,
+            })
+            .collect();
+        sizes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        sizes
     }
 
     /// Answers the writes whose record is now applied everywhere.
     fn release(&mut self, applied: Lsn, outbox: &mut Vec<Response>) {
-        while self.pending.front().is_some_and(|(lsn, _, _)| *lsn <= applied) {
-            if let Some((_, ticket, outcome)) = self.pending.pop_front() {
-                outbox.push(Response { origin: ticket.origin, id: ticket.request, reply: Reply::Write(Ok(outcome)) });
+        while let Some(entry) = self.replies.first_entry() {
+            if *entry.key() > applied {
+                break;
             }
+            let (ticket, outcome) = entry.remove();
+            outbox.push(Response { origin: ticket.origin, id: ticket.request, reply: Reply::Write(Ok(outcome)) });
         }
     }
 }

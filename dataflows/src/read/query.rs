@@ -72,6 +72,12 @@ pub enum Query {
     Vertices {
         keys: Vec<VertexKey>,
     },
+    /// Every vertex and edge of `namespace` (of every namespace when `None`) on `worker`:
+    /// one worker's part of a whole graph, which the asker gathers from every worker.
+    Shard {
+        worker: usize,
+        namespace: Option<Namespace>,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -89,6 +95,10 @@ pub enum Answer {
     },
     /// For `Vertices`: one entry per key, in order.
     Vertices(Vec<Option<Arc<Vertex>>>),
+    Shard {
+        vertices: Vec<(VertexKey, Arc<Vertex>)>,
+        edges: Vec<(EdgeKey, Arc<Edge>)>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,6 +118,8 @@ impl Query {
             Query::GetVertex { key, .. } => key.hashed(),
             Query::GetEdge { key } => key.hashed(),
             Query::Expand { keys, .. } | Query::Vertices { keys } => keys.first().map_or(0, |k| k.hashed()),
+            // A worker's index routes to it: timely's exchange takes it modulo the workers.
+            Query::Shard { worker, .. } => *worker as u64,
         }
     }
 
@@ -185,6 +197,21 @@ impl Query {
                 let mut found = vec![None; keys.len()];
                 lookup_many(&mut indexes.vertices, keys, lsn, |i, v| found[i] = Some(v.clone()));
                 Answer::Vertices(found)
+            }
+            Query::Shard { namespace, .. } => {
+                let wanted = |ns: &Namespace| namespace.as_ref().is_none_or(|namespace| namespace == ns);
+                let (mut vertices, mut edges) = (Vec::new(), Vec::new());
+                scan(&mut indexes.vertices, lsn, |key, vertex| {
+                    if wanted(&key.namespace) {
+                        vertices.push((key.clone(), vertex.clone()));
+                    }
+                });
+                scan(&mut indexes.edges, lsn, |(ns, edge), ()| {
+                    if wanted(ns) {
+                        edges.push((EdgeKey::new(ns, &edge.id), edge.clone()));
+                    }
+                });
+                Answer::Shard { vertices, edges }
             }
         }
     }

@@ -16,40 +16,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use serde::{Deserialize, Serialize};
 
+use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
 use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber};
 use crate::state::names::Names;
-use crate::state::request_ids::{Remembered, RequestIdLimits, RequestIds};
+use crate::state::request_ids::{First, Remembered, RequestIdLimits, RequestIds};
 use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
-
-/// A change to one of the graph's collections, produced by applying a record.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Change {
-    Vertex(VertexKey, Arc<Vertex>, isize),
-    Edge(EdgeKey, NumberedEdge, isize),
-}
-
-/// How many vertices and edges a namespace holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamespaceSize {
-    pub namespace: Namespace,
-    pub vertices: u64,
-    pub edges: u64,
-}
-
-/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
-/// checkpoint holds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct WholeGraph {
-    pub vertices: Vec<(VertexKey, Arc<Vertex>)>,
-    pub edges: Vec<(EdgeKey, Arc<Edge>)>,
-    /// Oldest first.
-    pub request_ids: Vec<Remembered>,
-}
 
 struct VertexSlot {
     vertex: Arc<Vertex>,
@@ -238,13 +213,13 @@ impl ApplyState {
         }
         for remembered in graph.request_ids {
             let Remembered { namespace, request_id, timestamp, outcome } = remembered;
-            self.request_ids.remember(&namespace, &request_id, timestamp, outcome);
+            self.request_ids.remember(&namespace, &request_id, timestamp, First::Decided(outcome));
         }
     }
 
     /// Every vertex and edge of every namespace, as they are now (shared, not copied).
     pub fn whole_graph(&self) -> WholeGraph {
-        let mut whole = WholeGraph { request_ids: self.request_ids.remembered(), ..WholeGraph::default() };
+        let mut whole = WholeGraph { request_ids: self.request_ids.remembered(Lsn::MAX), ..WholeGraph::default() };
         for (namespace, state) in &self.namespaces {
             whole.vertices.extend(
                 state
@@ -259,14 +234,6 @@ impl ApplyState {
         whole
     }
 
-    /// The vertices and edges of one namespace, as they are now (shared, not copied).
-    pub fn namespace_graph(&self, namespace: &Namespace) -> (Vec<Arc<Vertex>>, Vec<Arc<Edge>>) {
-        let Some(state) = self.namespaces.get(namespace) else { return Default::default() };
-        let vertices = state.vertices.iter().map(|(_, slot)| slot.vertex.clone()).collect();
-        let edges = state.edges.iter().map(|(_, slot)| slot.edge.clone()).collect();
-        (vertices, edges)
-    }
-
     /// Applies `record` at `lsn`, appending the differential updates it makes to `changes`.
     /// A record whose request id was applied before changes nothing and returns the first
     /// outcome (its LSN that of the first).
@@ -274,11 +241,11 @@ impl ApplyState {
         let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) else {
             return self.apply_ops(lsn, record, changes);
         };
-        if let Some(first) = self.request_ids.first(&record.namespace, request_id) {
+        if let Some(first) = self.request_ids.outcome(&record.namespace, request_id) {
             return first.clone();
         }
         let outcome = self.apply_ops(lsn, record, changes);
-        self.request_ids.remember(&record.namespace, request_id, record.timestamp, outcome.clone());
+        self.request_ids.remember(&record.namespace, request_id, record.timestamp, First::Decided(outcome.clone()));
         outcome
     }
 

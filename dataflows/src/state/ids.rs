@@ -12,6 +12,7 @@ use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
+#[cfg(test)]
 use crate::state::model::{owner_of, Namespace, VertexKey, VertexNumber};
 
 /// An element's number within its namespace.
@@ -100,6 +101,7 @@ impl<T: Keyed> Slab<T> {
         Some(element)
     }
 
+    #[cfg(test)]
     /// Undoes `insert`: the element goes and the number returns to where it came from.
     pub fn uninsert(&mut self, numbered: Numbered) -> Option<T> {
         let id = numbered.id();
@@ -114,6 +116,7 @@ impl<T: Keyed> Slab<T> {
         Some(element)
     }
 
+    #[cfg(test)]
     /// Undoes `remove`: the element is back under its number, which was the last freed.
     pub fn unremove(&mut self, id: DenseId, element: T) {
         debug_assert_eq!(self.free.last(), Some(&id));
@@ -132,6 +135,7 @@ impl<T: Keyed> Slab<T> {
         NextNumbers { free, end: self.slots.len() as DenseId }
     }
 
+    #[cfg(test)]
     /// Every element with its dense id.
     pub fn iter(&self) -> impl Iterator<Item = (DenseId, &T)> {
         self.slots.iter().enumerate().filter_map(|(id, slot)| Some((id as DenseId, slot.as_ref()?)))
@@ -184,6 +188,7 @@ impl NextNumbers {
     }
 }
 
+#[cfg(test)]
 /// Vertex numbers per owning worker ([`VertexNumber`]): each owner's indexes are dense,
 /// the last freed given first, like a [`Slab`]'s.
 pub struct VertexNumbers {
@@ -193,6 +198,7 @@ pub struct VertexNumbers {
     free: Vec<Vec<u64>>,
 }
 
+#[cfg(test)]
 /// A number given, and whether it was past the end, so that giving it back is exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken {
@@ -200,6 +206,7 @@ pub struct Taken {
     fresh: bool,
 }
 
+#[cfg(test)]
 impl VertexNumbers {
     pub fn new(workers: usize) -> Self {
         let workers = workers.max(1);

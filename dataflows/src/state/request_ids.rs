@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Micros, Namespace};
+use crate::state::model::{Lsn, Micros, Namespace};
 use crate::state::write::RecordOutcome;
 
 /// How long and how many request ids are remembered.
@@ -44,11 +44,19 @@ pub struct Remembered {
     pub outcome: RecordOutcome,
 }
 
+/// What is known of a remembered write: its outcome, or, while its record is being decided,
+/// its LSN.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum First {
+    Deciding(Lsn),
+    Decided(RecordOutcome),
+}
+
 #[derive(Default)]
 pub(crate) struct RequestIds {
     limits: RequestIdLimits,
     /// By namespace, then id: a retry is looked up by borrowed strings, with no key built.
-    outcomes: HashMap<Namespace, HashMap<String, RecordOutcome, RandomState>, RandomState>,
+    outcomes: HashMap<Namespace, HashMap<String, First, RandomState>, RandomState>,
     /// Keys with their record's timestamp, in log order.
     order: VecDeque<(Micros, Namespace, String)>,
 }
@@ -58,16 +66,35 @@ impl RequestIds {
         RequestIds { limits, ..Default::default() }
     }
 
-    /// The first outcome of `request_id` in `namespace`, if it is remembered.
-    pub fn first(&self, namespace: &Namespace, request_id: &str) -> Option<&RecordOutcome> {
+    /// What is known of the first write with `request_id` in `namespace`, if it is remembered.
+    pub fn first(&self, namespace: &Namespace, request_id: &str) -> Option<&First> {
         self.outcomes.get(namespace)?.get(request_id)
     }
 
-    /// Remembers the outcome of a record that carried `request_id`, and forgets what is past
-    /// the window or the capacity.
-    pub fn remember(&mut self, namespace: &Namespace, request_id: &str, timestamp: Micros, outcome: RecordOutcome) {
+    /// The first outcome of `request_id` in `namespace`, if it is remembered and decided.
+    pub fn outcome(&self, namespace: &Namespace, request_id: &str) -> Option<&RecordOutcome> {
+        match self.first(namespace, request_id)? {
+            First::Decided(outcome) => Some(outcome),
+            First::Deciding(_) => None,
+        }
+    }
+
+    /// The outcome of the record at `lsn`, which carried `request_id`, once decided: kept if
+    /// the id is still remembered for that record.
+    pub fn decided(&mut self, namespace: &Namespace, request_id: &str, outcome: RecordOutcome) {
+        let first = self.outcomes.get_mut(namespace).and_then(|ids| ids.get_mut(request_id));
+        if let Some(first) = first.filter(|first| **first == First::Deciding(outcome.lsn)) {
+            *first = First::Decided(outcome);
+        }
+    }
+
+    /// Remembers a record that carried `request_id` (its outcome, or its LSN while it is being
+    /// decided), and forgets what is past the window or the capacity. What is forgotten
+    /// depends on the records remembered alone, not on when their outcomes are known, so
+    /// every server following the log forgets alike.
+    pub fn remember(&mut self, namespace: &Namespace, request_id: &str, timestamp: Micros, first: First) {
         self.order.push_back((timestamp, namespace.clone(), request_id.to_owned()));
-        self.outcomes.entry(namespace.clone()).or_default().insert(request_id.to_owned(), outcome);
+        self.outcomes.entry(namespace.clone()).or_default().insert(request_id.to_owned(), first);
         let expired = timestamp.saturating_sub(self.limits.window);
         while let Some((timestamp, _, _)) = self.order.front() {
             if *timestamp >= expired && self.order.len() <= self.limits.capacity {
@@ -83,12 +110,13 @@ impl RequestIds {
         }
     }
 
-    /// Every id remembered, oldest first: what a checkpoint keeps.
-    pub fn remembered(&self) -> Vec<Remembered> {
+    /// Every id remembered of the records through `lsn`, oldest first: what a checkpoint
+    /// of the graph at `lsn` keeps.
+    pub fn remembered(&self, lsn: Lsn) -> Vec<Remembered> {
         self.order
             .iter()
             .filter_map(|(timestamp, namespace, request_id)| {
-                let outcome = self.first(namespace, request_id)?.clone();
+                let outcome = self.outcome(namespace, request_id).filter(|outcome| outcome.lsn <= lsn)?.clone();
                 Some(Remembered {
                     namespace: namespace.clone(),
                     request_id: request_id.clone(),
@@ -112,16 +140,18 @@ mod tests {
     fn forgets_the_oldest_past_the_window_or_the_capacity() {
         let ns = Namespace::default();
         let mut ids = RequestIds::new(RequestIdLimits { window: 100, capacity: 3 });
-        ids.remember(&ns, "a", 0, outcome(1));
-        ids.remember(&ns, "b", 50, outcome(2));
-        assert_eq!(ids.first(&ns, "a").map(|o| o.lsn), Some(1));
-        ids.remember(&ns, "c", 120, outcome(3));
+        ids.remember(&ns, "a", 0, First::Decided(outcome(1)));
+        ids.remember(&ns, "b", 50, First::Decided(outcome(2)));
+        assert_eq!(ids.outcome(&ns, "a").map(|o| o.lsn), Some(1));
+        ids.remember(&ns, "c", 120, First::Deciding(3));
         assert!(ids.first(&ns, "a").is_none(), "older than the window");
-        assert_eq!(ids.first(&ns, "b").map(|o| o.lsn), Some(2));
-        ids.remember(&ns, "d", 121, outcome(4));
-        ids.remember(&ns, "e", 122, outcome(5));
+        assert_eq!(ids.outcome(&ns, "b").map(|o| o.lsn), Some(2));
+        ids.remember(&ns, "d", 121, First::Deciding(4));
+        ids.decided(&ns, "c", outcome(3));
+        ids.remember(&ns, "e", 122, First::Decided(outcome(5)));
         assert!(ids.first(&ns, "b").is_none(), "past the capacity");
-        assert_eq!(ids.remembered().len(), 3);
+        assert_eq!(ids.remembered(5).len(), 2, "d is still being decided");
+        assert_eq!(ids.remembered(3).len(), 1, "only those through the LSN");
         assert!(ids.first(&Namespace::new("other"), "e").is_none(), "ids are per namespace");
     }
 }

@@ -1,5 +1,5 @@
-//! Worker 0's side of the subscriptions: starts a topic from the apply stage's graph and
-//! hands every completed LSN's changes to the subscription thread.
+//! Worker 0's side of the subscriptions: notices new topics and hands every completed LSN's
+//! changes to the subscription thread.
 //!
 //! The inbox of that thread is bounded and never waited on: worker 0 applies the log, and a
 //! write must not wait for subscribers. Should the thread fall that far behind (it takes its
@@ -12,12 +12,15 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::registry::{FeedError, Registry, ToStanding, INBOX};
 use super::thread;
-use crate::state::apply::{ApplyState, Change};
+use crate::state::graph::Change;
 use crate::state::model::Lsn;
 
 pub(crate) struct Hub {
     registry: Arc<Registry>,
     to_standing: Sender<ToStanding>,
+    /// Every LSN through this one has completed (been handed over, or dropped while idle).
+    complete: Lsn,
+    /// What heartbeats were last told.
     processed: Lsn,
 }
 
@@ -32,32 +35,37 @@ impl Hub {
         if let Err(error) = spawned {
             tracing::error!(%error, "could not start the subscription thread; subscriptions will fail");
         }
-        Some(Hub { registry, to_standing, processed: 0 })
+        Some(Hub { registry, to_standing, complete: 0, processed: 0 })
     }
 
-    /// Whether no standing PageRank wants changes (then the operator drops them unseen: a new
-    /// one starts from the apply stage's graph, which already holds them).
+    /// Whether no standing PageRank wants changes (then the operator drops them: a new one
+    /// starts from a graph read after them).
     pub fn is_idle(&self) -> bool {
         self.registry.is_idle()
     }
 
-    /// Starts the topics subscribers asked for, from the apply stage's graph at `lsn` (its
-    /// vertices and edges shared, not copied).
-    pub fn take_commands(&mut self, graph: &ApplyState, lsn: Lsn) {
+    /// Notices the topics subscribers started: each takes the changes of every LSN after the
+    /// last complete one, and its subscriber reads the graph at that LSN or later to start
+    /// from.
+    pub fn take_starts(&mut self) {
         for topic in self.registry.take_starts() {
             if topic.is_stopped() {
                 continue;
             }
-            let (vertices, edges) = graph.namespace_graph(&topic.params.namespace);
-            let start = ToStanding::Start { topic: topic.clone(), from: lsn, vertices, edges };
-            match self.to_standing.try_send(start) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.overflowed(),
-                Err(TrySendError::Disconnected(_)) => self.registry.retire(
-                    &topic,
-                    FeedError::Closed("the subscription thread is not running (see the server log)".into()),
-                ),
-            }
+            match self.to_standing.try_send(ToStanding::Pending { topic: topic.clone(), after: self.complete }) {
+                Ok(()) => topic.changes_after.send_replace(Some(self.complete)),
+                Err(TrySendError::Full(_)) => {
+                    self.overflowed();
+                    None
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.registry.retire(
+                        &topic,
+                        FeedError::Closed("the subscription thread is not running (see the server log)".into()),
+                    );
+                    None
+                }
+            };
         }
     }
 
@@ -68,6 +76,7 @@ impl Hub {
 
     /// Every LSN up to `lsn` is complete: heartbeats may claim it.
     pub fn processed_through(&mut self, lsn: Lsn) {
+        self.complete = self.complete.max(lsn);
         if lsn > self.processed && !self.is_idle() {
             self.processed = lsn;
             self.send(ToStanding::Processed(lsn));

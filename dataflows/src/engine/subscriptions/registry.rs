@@ -16,16 +16,19 @@ use tokio::sync::{broadcast, watch};
 
 use crate::algorithms::standing_page_rank::{RankUpdate, SubscriptionParams};
 use crate::engine::wake::Waker;
-use crate::engine::EngineError;
-use crate::state::apply::Change;
-use crate::state::model::{Edge, Lsn, Vertex};
+use crate::engine::{EngineError, NamespaceGraph};
+use crate::state::graph::Change;
+use crate::state::model::{Edge, Lsn, Namespace, Vertex};
 
 /// Messages the subscription thread's inbox holds: each completed LSN is one.
 pub(crate) const INBOX: usize = 65_536;
 
-/// What worker 0 tells the subscription thread, in order.
+/// What the subscription thread is told, in order.
 pub(crate) enum ToStanding {
-    /// Build the topic's standing PageRank from the graph at `from`.
+    /// A new topic: keep the changes of the LSNs after `after` for it (from worker 0).
+    Pending { topic: Arc<Topic>, after: Lsn },
+    /// Build the topic's standing PageRank from the graph at `from`, at least its `after`
+    /// (from the subscriber that started it, which read the graph).
     Start { topic: Arc<Topic>, from: Lsn, vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>> },
     /// One completed LSN's changes.
     Changes(Lsn, Arc<Vec<Change>>),
@@ -70,6 +73,9 @@ pub(crate) struct Topic {
     pub processed: AtomicU64,
     /// Set once no subscriber is left (or the topic was cut off): its work stops.
     pub stopped: AtomicBool,
+    /// Set by worker 0 when it notices the topic: the changes of every LSN after it reach
+    /// the topic, so its graph must be read at that LSN or later.
+    pub changes_after: watch::Sender<Option<Lsn>>,
 }
 
 impl Topic {
@@ -95,7 +101,7 @@ impl Topic {
 pub(crate) struct Registry {
     /// Topics by parameter key, with their number of subscribers.
     topics: Mutex<HashMap<String, (Arc<Topic>, usize)>>,
-    /// Topics to start, for worker 0 (which holds the graph they start from).
+    /// Topics started, for worker 0 to notice (it forwards their changes).
     starts: Mutex<Vec<Arc<Topic>>>,
     /// How many topics the registry holds: worker 0 forwards changes while there are any.
     live: AtomicUsize,
@@ -170,13 +176,21 @@ impl Registry {
     }
 
     /// Joins (or starts) the topic of `params`; waits up to `timeout` for its first result.
-    pub async fn subscribe(
+    /// A topic started here starts from the graph `read_graph` reads at an LSN at least the
+    /// one it is given.
+    pub async fn subscribe<F, Fut>(
         self: &Arc<Self>,
         params: SubscriptionParams,
         buffer: usize,
         timeout: Duration,
-    ) -> Result<Subscribed, EngineError> {
+        read_graph: F,
+    ) -> Result<Subscribed, EngineError>
+    where
+        F: FnOnce(Namespace, Lsn) -> Fut,
+        Fut: std::future::Future<Output = Result<NamespaceGraph, EngineError>>,
+    {
         let key = params.key();
+        let mut started = false;
         let (topic, receiver) = {
             let mut topics = self.topics.lock().map_err(|_| EngineError::Shutdown)?;
             if !topics.contains_key(&key) && topics.len() >= self.max_topics {
@@ -197,22 +211,51 @@ impl Registry {
                     latest: watch::Sender::new(None),
                     processed: AtomicU64::new(0),
                     stopped: AtomicBool::new(false),
+                    changes_after: watch::Sender::new(None),
                 });
                 self.live.fetch_add(1, Ordering::AcqRel);
                 if let Ok(mut starts) = self.starts.lock() {
                     starts.push(topic.clone());
                 }
                 self.waker.wake();
+                started = true;
                 (topic, 0)
             });
             entry.1 += 1;
             // Subscribed before the latest is read: a result published in between arrives here.
             (entry.0.clone(), entry.0.updates.subscribe())
         };
-        let mut feed = PageRankFeed { registry: self.clone(), topic, receiver, last: 0 };
-        let first = tokio::time::timeout(timeout, feed.first()).await.map_err(|_| EngineError::Timeout(timeout))??;
+        let mut feed = PageRankFeed { registry: self.clone(), topic: topic.clone(), receiver, last: 0 };
+        let first = tokio::time::timeout(timeout, async {
+            if started {
+                self.start(&topic, read_graph).await;
+            }
+            feed.first().await
+        })
+        .await
+        .map_err(|_| EngineError::Timeout(timeout))??;
         feed.last = first.lsn;
         Ok(Subscribed { first, feed })
+    }
+
+    /// Reads the graph a new topic starts from, once worker 0 has noticed it, and hands it to
+    /// the subscription thread; a read that fails ends the topic with its error.
+    async fn start<F, Fut>(&self, topic: &Arc<Topic>, read_graph: F)
+    where
+        F: FnOnce(Namespace, Lsn) -> Fut,
+        Fut: std::future::Future<Output = Result<NamespaceGraph, EngineError>>,
+    {
+        let mut noticed = topic.changes_after.subscribe();
+        let Ok(after) = noticed.wait_for(Option::is_some).await.map(|after| after.unwrap_or_default()) else { return };
+        let start = match read_graph(topic.params.namespace.clone(), after).await {
+            Ok((from, vertices, edges)) => ToStanding::Start { topic: topic.clone(), from, vertices, edges },
+            Err(error) => return self.retire(topic, FeedError::Closed(error.to_string())),
+        };
+        let sender = self.to_standing.lock().ok().and_then(|sender| sender.clone());
+        if sender.is_none_or(|sender| sender.try_send(start).is_err()) {
+            let error = "the subscription thread is not running or is behind (see the server log)";
+            self.retire(topic, FeedError::Closed(error.into()));
+        }
     }
 
     fn leave(&self, topic: &Topic) {

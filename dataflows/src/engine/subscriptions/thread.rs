@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::registry::{FeedError, Registry, ToStanding, Topic, INBOX};
 use crate::algorithms::standing_page_rank::{RankUpdate, StandingPageRank};
-use crate::state::apply::Change;
+use crate::state::graph::Change;
 use crate::state::model::Lsn;
 
 /// Edge visits one topic's pushes may take before the next topic's turn (about a
@@ -31,9 +31,11 @@ pub(crate) const MAX_WAITING_CHANGES: usize = 1_000_000;
 /// One topic on the thread.
 struct Live {
     topic: Arc<Topic>,
-    /// The LSN of the graph it started from (changes up to it are in the state already).
+    /// The LSN of the graph it started from (changes up to it are in the state already);
+    /// before it starts, the LSN after which its changes are kept.
     from: Lsn,
-    state: StandingPageRank,
+    /// `None` until the graph it starts from arrives.
+    state: Option<StandingPageRank>,
     /// The last result published (none before the first).
     last: Option<Arc<RankUpdate>>,
     /// Changes not taken into the state yet, by LSN.
@@ -46,7 +48,7 @@ struct Live {
 
 impl Live {
     fn has_work(&self) -> bool {
-        !self.settled || !self.waiting.is_empty()
+        self.state.is_some() && (!self.settled || !self.waiting.is_empty())
     }
 
     /// Queues an LSN's changes if any is in the topic's namespace; false if that makes the
@@ -66,18 +68,19 @@ impl Live {
 
     /// One turn (see the module's doc); every LSN up to `complete` was handed over.
     fn turn(&mut self, complete: Lsn) {
+        let Some(state) = self.state.as_mut() else { return };
         if self.settled {
             let mut changed = false;
             while let Some((lsn, changes)) = self.waiting.pop_front() {
-                changed |= self.state.apply_changes(&changes);
+                changed |= state.apply_changes(&changes);
                 self.applied = lsn;
             }
             self.waiting_changes = 0;
             self.settled = !changed;
         }
-        if !self.settled && self.state.settle(SLICE_VISITS) {
+        if !self.settled && state.settle(SLICE_VISITS) {
             self.settled = true;
-            let update = self.state.top(self.applied);
+            let update = state.top(self.applied);
             if self.last.as_ref().is_none_or(|last| last.scores != update.scores) {
                 let update = Arc::new(update);
                 self.last = Some(update.clone());
@@ -120,29 +123,38 @@ pub(crate) fn run(registry: &Registry, inbox: Receiver<ToStanding>) {
         let arrived = first.into_iter().chain(inbox.try_iter().take(INBOX));
         for message in arrived {
             match message {
+                ToStanding::Pending { topic, after } => live.push(Live {
+                    topic,
+                    from: after,
+                    state: None,
+                    last: None,
+                    waiting: VecDeque::new(),
+                    waiting_changes: 0,
+                    applied: after,
+                    settled: false,
+                }),
                 ToStanding::Start { topic, from, vertices, edges } => {
                     if crate::engine::fault_injected("subscriptions") {
                         panic!("the subscription thread: PRISM_FAULT_PANIC asked for a panic on a new topic");
                     }
+                    let Some(entry) = live.iter_mut().find(|entry| entry.topic.id == topic.id) else { continue };
                     let started = std::time::Instant::now();
-                    let state = StandingPageRank::start(topic.params.clone(), &vertices, &edges);
+                    entry.state = Some(StandingPageRank::start(topic.params.clone(), &vertices, &edges));
                     drop((vertices, edges));
+                    // Changes up to `from` are in the graph it started from.
+                    while entry.waiting.front().is_some_and(|(lsn, _)| *lsn <= from) {
+                        if let Some((_, changes)) = entry.waiting.pop_front() {
+                            entry.waiting_changes -= changes.len();
+                        }
+                    }
+                    entry.from = from;
+                    entry.applied = from;
                     tracing::info!(
                         topic = topic.id,
                         lsn = from,
                         seconds = started.elapsed().as_secs_f64(),
                         "standing PageRank started; its pushes follow in slices"
                     );
-                    live.push(Live {
-                        topic,
-                        from,
-                        state,
-                        last: None,
-                        waiting: VecDeque::new(),
-                        waiting_changes: 0,
-                        applied: from,
-                        settled: false,
-                    });
                 }
                 ToStanding::Changes(lsn, changes) => {
                     for entry in &mut live {

@@ -1,12 +1,16 @@
 //! The rules of the graph, decided for a batch of records against the owners' reads.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
+use crate::state::graph::WholeGraph;
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey};
+use crate::state::model::{
+    owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber,
+};
 use crate::state::names::Names;
 use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::sharded::overlay::Overlay;
@@ -62,6 +66,49 @@ impl Executor {
             decision.outcomes.push(op.record(record));
         }
         decision
+    }
+}
+
+impl Executor {
+    /// A checkpoint's graph as the effects that put it back at `lsn` into an empty state, its
+    /// vertices numbered in the checkpoint's order (as each owner's slab will give them). No
+    /// rule is checked: the checkpoint was a valid graph. Holds every vertex's number while
+    /// it runs, which per-shard checkpoints will not need.
+    pub fn restore(&mut self, lsn: Lsn, graph: &WholeGraph) -> Vec<Decided> {
+        let mut numbers: HashMap<(Namespace, Id), VertexNumber, RandomState> = HashMap::default();
+        let mut next: HashMap<(Namespace, usize), u64, RandomState> = HashMap::default();
+        let mut effects = Vec::with_capacity(graph.vertices.len() + graph.edges.len());
+        for (key, vertex) in &graph.vertices {
+            let Entry::Vacant(slot) = numbers.entry((key.namespace.clone(), key.id.clone())) else { continue };
+            let owner = owner_of(VertexKey::route(&key.namespace, &key.id), self.workers);
+            let index = next.entry((key.namespace.clone(), owner)).or_default();
+            let number = VertexNumber::new(*index, owner, self.workers);
+            *index += 1;
+            slot.insert(number);
+            let names = self.names.entry(key.namespace.clone()).or_default();
+            let mut vertex = Vertex::clone(vertex);
+            vertex.number = number;
+            names.share_in(&mut vertex.label, &mut vertex.properties);
+            let effect = Effect::VertexCreated(Arc::new(vertex));
+            effects.push(Decided { lsn, namespace: key.namespace.clone(), effect });
+        }
+        let mut seen: HashSet<(Namespace, Id), RandomState> = HashSet::default();
+        for (key, edge) in &graph.edges {
+            let number = |id: &Id| numbers.get(&(key.namespace.clone(), id.clone())).copied();
+            let (Some(from), Some(to)) = (number(&edge.from), number(&edge.to)) else {
+                tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
+                continue;
+            };
+            if !seen.insert((key.namespace.clone(), key.id.clone())) {
+                continue;
+            }
+            let names = self.names.entry(key.namespace.clone()).or_default();
+            let mut edge = Edge::clone(edge);
+            names.share_in(&mut edge.label, &mut edge.properties);
+            let effect = Effect::EdgeCreated(NumberedEdge { from, to, edge: Arc::new(edge) });
+            effects.push(Decided { lsn, namespace: key.namespace.clone(), effect });
+        }
+        effects
     }
 }
 

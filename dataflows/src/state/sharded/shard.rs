@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::state::apply::Change;
+use crate::state::graph::Change;
 use crate::state::ids::{DenseId, Keyed, Slab};
 use crate::state::model::{owner_of, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
 use crate::state::sharded::reads::{Incidence, Reads, VertexRead};

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::state::apply::{ApplyState, Change};
+use crate::state::apply::ApplyState;
+use crate::state::graph::Change;
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
 use crate::state::model::{EdgeKey, Id, Namespace, NumberedEdge, Value, Vertex, VertexKey, VertexNumber};
 use crate::state::write::{WriteOp, WriteRecord};
@@ -148,5 +149,32 @@ proptest! {
             let size = sizes.iter().find(|size| size.namespace == ns);
             prop_assert_eq!(held, size.map_or([0, 0], |size| [size.vertices, size.edges]));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// A checkpoint restored through the owners gives the changes the one-worker stage's
+    /// restore gives, numbers included.
+    #[test]
+    fn a_restored_checkpoint_matches(records in prop::collection::vec(record(), 1..30), workers in 1usize..5) {
+        let mut one = ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers);
+        for (i, (atomic, other, ops)) in records.into_iter().enumerate() {
+            let namespace = Namespace::new(if other { "other" } else { "default" });
+            one.apply(i as Lsn + 1, &WriteRecord { namespace, atomic, timestamp: 1, ops, request_id: None }, &mut Vec::new());
+        }
+        let graph = one.whole_graph();
+        let mut expected = Vec::new();
+        ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers)
+            .restore_checkpoint(graph.clone(), &mut expected);
+
+        let effects = Executor::new(workers, ElementLimits::default(), Capacities::default()).restore(9, &graph);
+        let mut shards: Vec<Shard> = (0..workers).map(|me| Shard::new(me, workers)).collect();
+        let mut changes = Vec::new();
+        for (w, shard) in shards.iter_mut().enumerate() {
+            shard.apply(effects.iter().filter(|d| d.owners(workers).any(|o| o == w)), &mut changes);
+        }
+        prop_assert_eq!(consolidate(changes), consolidate(expected.into_iter().map(|change| (9, change))));
     }
 }

@@ -1,0 +1,34 @@
+//! The graph as the engine hands it around: a change to one of its collections, a whole
+//! graph (what a checkpoint holds), and how much a namespace holds.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::model::{Edge, EdgeKey, Namespace, NumberedEdge, Vertex, VertexKey};
+use crate::state::request_ids::Remembered;
+
+/// A change to one of the graph's collections, produced by applying a record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    Vertex(VertexKey, Arc<Vertex>, isize),
+    Edge(EdgeKey, NumberedEdge, isize),
+}
+
+/// How many vertices and edges a namespace holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSize {
+    pub namespace: Namespace,
+    pub vertices: u64,
+    pub edges: u64,
+}
+
+/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
+/// checkpoint holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WholeGraph {
+    pub vertices: Vec<(VertexKey, Arc<Vertex>)>,
+    pub edges: Vec<(EdgeKey, Arc<Edge>)>,
+    /// Oldest first.
+    pub request_ids: Vec<Remembered>,
+}
