@@ -266,3 +266,48 @@ async fn crud_on_a_two_process_cluster() {
     batches(&mut via_p0).await;
     value_round_trip(&mut via_p1).await;
 }
+
+/// An atomic batch whose vertices and edges live on both processes of a cluster (their
+/// keys shard to both) is decided whole: one edge to a missing vertex refuses every edge,
+/// seen from either process, and without it every edge is written, seen from either.
+#[tokio::test]
+async fn an_atomic_batch_across_both_processes_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_cluster(dir.path(), 2).await;
+    let mut via_p0 = servers[0].client().await;
+    let mut via_p1 = servers[1].client().await;
+    let vertices: Vec<_> = (0..20).map(|i| vertex_request(&format!("x{i}"), "X", &[])).collect();
+    via_p1.batch_create_vertices(pb::BatchCreateVerticesRequest { vertices, atomic: true }).await.unwrap();
+
+    let ring = |with_missing: bool| {
+        let mut edges: Vec<_> = (0..20)
+            .map(|i| edge_request(&format!("r{i}"), "NEXT", &format!("x{i}"), &format!("x{}", (i + 1) % 20)))
+            .collect();
+        if with_missing {
+            edges.insert(10, edge_request("r-missing", "NEXT", "x3", "nowhere"));
+        }
+        pb::BatchCreateEdgesRequest { edges, atomic: true }
+    };
+    expect_code(via_p0.batch_create_edges(ring(true)).await, Code::FailedPrecondition, "edges[10]").await;
+    for client in [&mut via_p0, &mut via_p1] {
+        for i in 0..20 {
+            let id = format!("r{i}");
+            expect_code(client.get_edge(pb::GetEdgeRequest { id: id.clone() }).await, Code::NotFound, &id).await;
+        }
+        // Every vertex still has no edge: none was half written.
+        let reply = client.get_vertex(pb::GetVertexRequest { id: "x3".into(), include_edges: true }).await.unwrap();
+        assert!(reply.into_inner().edges.is_empty());
+    }
+
+    let written = via_p1.batch_create_edges(ring(false)).await.unwrap();
+    let lsn = lsn_of(&written);
+    assert_eq!(written.into_inner().edges.len(), 20);
+    for client in [&mut via_p0, &mut via_p1] {
+        for i in 0..20 {
+            let mut request = tonic::Request::new(pb::GetEdgeRequest { id: format!("r{i}") });
+            request.metadata_mut().insert("x-prism-min-lsn", lsn.to_string().parse().unwrap());
+            let edge = client.get_edge(request).await.unwrap().into_inner().edge.expect("an edge");
+            assert_eq!(edge.to_vertex_id, format!("x{}", (i + 1) % 20));
+        }
+    }
+}

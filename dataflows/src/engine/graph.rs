@@ -89,9 +89,11 @@ impl Decisions {
     }
 }
 
-/// The worker that decides the batch starting at `lsn`: batches take turns.
+/// The worker that decides the batch starting at `lsn`. Hashed: batches of equal sizes
+/// would otherwise all start at LSNs of one remainder and land on one worker.
 fn executor_of(lsn: Lsn, peers: usize) -> usize {
-    (lsn % peers as u64) as usize
+    use differential_dataflow::hashable::Hashable;
+    (lsn.hashed() % peers as u64) as usize
 }
 
 /// What the graph dataflow gives its worker.

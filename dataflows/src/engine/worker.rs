@@ -160,7 +160,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                     }
                 }
             }
-            writer.feed(applied);
+            writer.feed();
         }
 
         // Algorithm runs start once their LSN is applied: every worker gets the start.
@@ -207,6 +207,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             for outcome in outcomes.borrow_mut().drain(..) {
                 writer.decided(outcome);
             }
+            writer.feed();
             writer.release(requests::applied(&probe), &mut outbox.borrow_mut());
         }
         let now_applied = requests::applied(&probe);
@@ -215,8 +216,6 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             shared.publish_applied(applied);
             if let Some(writer) = writer.as_mut() {
                 writer.release(applied, &mut outbox.borrow_mut());
-                // The batch in flight is applied: the records that came meanwhile go next.
-                writer.feed(applied);
             }
             request_flow.serve.activate();
             last_serve_poke = Instant::now();
@@ -304,8 +303,9 @@ struct Sequencer {
     input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
     /// The last LSN taken from the log.
     last_lsn: Lsn,
-    /// The last LSN fed to the apply stage.
+    /// The last LSN fed to the apply stage, and the last whose outcome came back.
     fed_through: Lsn,
+    decided_through: Lsn,
     /// Records taken, not yet fed, and their operations.
     waiting: Vec<(Lsn, Arc<WriteRecord>)>,
     waiting_ops: usize,
@@ -328,6 +328,7 @@ impl Sequencer {
             input,
             last_lsn: 0,
             fed_through: 0,
+            decided_through: 0,
             waiting: Vec::new(),
             waiting_ops: 0,
             deciding: HashMap::new(),
@@ -392,13 +393,17 @@ impl Sequencer {
         self.input.send(Sequenced::Restore(lsn, Arc::new(graph)));
         self.last_lsn = lsn;
         self.fed_through = lsn;
+        // A restore has no outcome; the batch after it waits at the owners until it is applied.
+        self.decided_through = lsn;
         self.input.advance_to(lsn + 1);
     }
 
-    /// Feeds the records waiting as one batch when the last batch is applied (`applied`),
-    /// or when they are many; moves the input past every LSN taken that nothing waits on.
-    fn feed(&mut self, applied: Lsn) {
-        if !self.waiting.is_empty() && (self.fed_through <= applied || self.waiting_ops >= MAX_BATCH_OPS) {
+    /// Feeds the records waiting as one batch once the last batch is decided, or when they
+    /// are many; moves the input past every LSN taken that nothing waits on. While a batch is
+    /// decided, the next one grows: the busier the log, the larger the batches.
+    fn feed(&mut self) {
+        let decided = self.decided_through >= self.fed_through;
+        if !self.waiting.is_empty() && (decided || self.waiting_ops >= MAX_BATCH_OPS) {
             self.feed_waiting();
         }
         let next = self.waiting.first().map_or(self.last_lsn + 1, |(lsn, _)| *lsn);
@@ -418,6 +423,7 @@ impl Sequencer {
 
     /// A record's outcome, from the apply stage.
     fn decided(&mut self, outcome: RecordOutcome) {
+        self.decided_through = self.decided_through.max(outcome.lsn);
         let Some((record, ticket)) = self.deciding.remove(&outcome.lsn) else { return };
         self.count(&record, &outcome);
         if let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) {

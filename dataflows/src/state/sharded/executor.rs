@@ -13,7 +13,7 @@ use crate::state::model::{
 };
 use crate::state::names::Names;
 use crate::state::rules::{check_element, reject, require_id, room_for};
-use crate::state::sharded::overlay::Overlay;
+use crate::state::sharded::overlay::{Overlay, Space};
 use crate::state::sharded::reads::Reads;
 use crate::state::sharded::{Decided, Decision, Effect};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
@@ -53,7 +53,7 @@ impl Executor {
         for (lsn, record) in records {
             let names = self.names.entry(record.namespace.clone()).or_default();
             let mut op = Op {
-                overlay: &mut overlay,
+                space: overlay.space(&record.namespace, self.workers),
                 effects: &mut decision.effects,
                 names,
                 ns: &record.namespace,
@@ -114,7 +114,7 @@ impl Executor {
 
 /// One record's operations being decided.
 struct Op<'a> {
-    overlay: &'a mut Overlay,
+    space: &'a mut Space,
     effects: &'a mut Vec<Decided>,
     names: &'a mut Names,
     ns: &'a Namespace,
@@ -129,7 +129,7 @@ impl Op<'_> {
     fn record(&mut self, record: &WriteRecord) -> RecordOutcome {
         let start = self.effects.len();
         if record.atomic {
-            self.overlay.begin();
+            self.space.begin();
         }
         let mut results = Vec::with_capacity(record.ops.len());
         for op in &record.ops {
@@ -137,12 +137,12 @@ impl Op<'_> {
             let rejected = result.is_err();
             results.push(result);
             if rejected && record.atomic {
-                self.overlay.rollback();
+                self.space.rollback();
                 self.effects.truncate(start);
                 break;
             }
         }
-        self.overlay.commit();
+        self.space.commit();
         RecordOutcome { lsn: self.lsn, results }
     }
 
@@ -164,10 +164,10 @@ impl Op<'_> {
         match op {
             WriteOp::CreateVertex { id, label, properties } => {
                 require_id("vertex id", id)?;
-                if self.overlay.vertex(ns, id).is_some() {
+                if self.space.number(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("vertex {id:?} already exists")));
                 }
-                room_for(ns, "vertices", self.overlay.count(ns)[0], self.capacity.max_vertices)?;
+                room_for(ns, "vertices", self.space.count()[0], self.capacity.max_vertices)?;
                 let mut vertex = Vertex {
                     number: Default::default(),
                     id: id.as_str().into(),
@@ -178,16 +178,16 @@ impl Op<'_> {
                 };
                 check_element(self.limits, "vertex", id, vertex.measure())?;
                 let owner = owner_of(VertexKey::route(ns, id), self.workers);
-                vertex.number = self.overlay.take_number(ns, owner);
+                vertex.number = self.space.take_number(owner);
                 let vertex = Arc::new(vertex);
-                self.overlay.set_vertex(ns, id, Some(vertex.clone()));
-                self.overlay.add_count(ns, 0, 1);
+                self.space.set_vertex(id, Some(vertex.clone()));
+                self.space.add_count(0, 1);
                 self.effect(Effect::VertexCreated(vertex.clone()));
                 Ok(OpEffect::Vertex(vertex))
             }
             WriteOp::UpdateVertex { id, properties, merge, label } => {
                 require_id("vertex id", id)?;
-                let Some(before) = self.overlay.vertex(ns, id).cloned() else {
+                let Some(before) = self.space.vertex(id).cloned() else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
                 let label = label.as_deref().map(|label| self.names.of(label));
@@ -205,16 +205,16 @@ impl Op<'_> {
                 // The element as it would be: a merge can push it past the limit.
                 check_element(self.limits, "vertex", id, after.measure())?;
                 let after = Arc::new(after);
-                self.overlay.set_vertex(ns, id, Some(after.clone()));
+                self.space.set_vertex(id, Some(after.clone()));
                 self.effect(Effect::VertexUpdated { before, after: after.clone() });
                 Ok(OpEffect::Vertex(after))
             }
             WriteOp::DeleteVertex { id, cascade } => {
                 require_id("vertex id", id)?;
-                let Some(vertex) = self.overlay.vertex(ns, id).cloned() else {
+                let Some(vertex) = self.space.vertex(id).cloned() else {
                     return Err(reject(RejectKind::NotFound, format!("vertex {id:?} not found")));
                 };
-                let degree = self.overlay.degree(ns, id);
+                let degree = self.space.degree(id);
                 if degree > 0 && !cascade {
                     return Err(reject(
                         RejectKind::FailedPrecondition,
@@ -222,16 +222,16 @@ impl Op<'_> {
                     ));
                 }
                 let mut deleted = 0;
-                for edge in self.overlay.edges_at(ns, id, vertex.number) {
-                    if let Some(edge) = self.overlay.remove_edge(ns, &edge) {
-                        self.overlay.add_count(ns, 1, -1);
+                for edge in self.space.edges_at(id, vertex.number) {
+                    if let Some(edge) = self.space.remove_edge(&edge) {
+                        self.space.add_count(1, -1);
                         self.effect(Effect::EdgeDeleted(edge));
                         deleted += 1;
                     }
                 }
-                self.overlay.set_vertex(ns, id, None);
-                self.overlay.free_number(ns, vertex.number);
-                self.overlay.add_count(ns, 0, -1);
+                self.space.set_vertex(id, None);
+                self.space.free_number(vertex.number);
+                self.space.add_count(0, -1);
                 self.effect(Effect::VertexDeleted(vertex));
                 Ok(OpEffect::VertexDeleted { edges_deleted: deleted })
             }
@@ -239,16 +239,16 @@ impl Op<'_> {
                 require_id("edge id", id)?;
                 require_id("from_vertex_id", from)?;
                 require_id("to_vertex_id", to)?;
-                if self.overlay.edge(ns, id).is_some() {
+                if self.space.edge(id).is_some() {
                     return Err(reject(RejectKind::AlreadyExists, format!("edge {id:?} already exists")));
                 }
                 let endpoint = |field: &str, endpoint: &String| {
-                    self.overlay.vertex(ns, endpoint).map(|vertex| vertex.number).ok_or_else(|| {
+                    self.space.number(endpoint).ok_or_else(|| {
                         reject(RejectKind::FailedPrecondition, format!("{field}: vertex {endpoint:?} does not exist"))
                     })
                 };
                 let (from_number, to_number) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
-                room_for(ns, "edges", self.overlay.count(ns)[1], self.capacity.max_edges)?;
+                room_for(ns, "edges", self.space.count()[1], self.capacity.max_edges)?;
                 let edge = Arc::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
@@ -259,17 +259,17 @@ impl Op<'_> {
                 });
                 check_element(self.limits, "edge", id, edge.measure())?;
                 let numbered = NumberedEdge { from: from_number, to: to_number, edge: edge.clone() };
-                self.overlay.add_edge(ns, numbered.clone());
-                self.overlay.add_count(ns, 1, 1);
+                self.space.add_edge(numbered.clone());
+                self.space.add_count(1, 1);
                 self.effect(Effect::EdgeCreated(numbered));
                 Ok(OpEffect::Edge(edge))
             }
             WriteOp::DeleteEdge { id } => {
                 require_id("edge id", id)?;
-                let Some(edge) = self.overlay.remove_edge(ns, id) else {
+                let Some(edge) = self.space.remove_edge(id) else {
                     return Err(reject(RejectKind::NotFound, format!("edge {id:?} not found")));
                 };
-                self.overlay.add_count(ns, 1, -1);
+                self.space.add_count(1, -1);
                 self.effect(Effect::EdgeDeleted(edge));
                 Ok(OpEffect::EdgeDeleted)
             }

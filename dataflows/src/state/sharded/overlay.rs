@@ -11,10 +11,11 @@ use crate::state::ids::{NextNumbers, Numbered};
 use crate::state::model::{Id, Namespace, NumberedEdge, Vertex, VertexNumber};
 use crate::state::sharded::reads::Reads;
 
-type Key = (Namespace, Id);
-
 #[derive(Clone, Default)]
 struct VertexView {
+    /// Its number while it exists.
+    number: Option<VertexNumber>,
+    /// The vertex, where the batch needs it (it updates or deletes it, or created it).
     vertex: Option<Arc<Vertex>>,
     degree: u32,
     /// For a vertex a cascade of the batch may delete: the ids of the edges it had, and of
@@ -24,67 +25,79 @@ struct VertexView {
 
 /// What a change replaced, to put back.
 enum Undo {
-    Vertex(Key, VertexView),
-    Edge(Key, Option<NumberedEdge>),
-    Took(Namespace, usize, Numbered),
-    Freed(Namespace, usize),
-    Count(Namespace, [u64; 2]),
+    Vertex(Id, VertexView),
+    Edge(Id, Option<NumberedEdge>),
+    Took(usize, Numbered),
+    Freed(usize),
+    Count([u64; 2]),
 }
 
-pub(super) struct Overlay {
+/// The batch's view of one namespace.
+#[derive(Default)]
+pub(super) struct Space {
     workers: usize,
-    vertices: HashMap<Key, VertexView, RandomState>,
-    edges: HashMap<Key, Option<NumberedEdge>, RandomState>,
-    numbers: HashMap<(Namespace, usize), NextNumbers, RandomState>,
-    counts: HashMap<Namespace, [u64; 2], RandomState>,
+    vertices: HashMap<Id, VertexView, RandomState>,
+    edges: HashMap<Id, Option<NumberedEdge>, RandomState>,
+    /// The numbers each owner gives next.
+    numbers: HashMap<usize, NextNumbers, RandomState>,
+    count: [u64; 2],
     journal: Option<Vec<Undo>>,
 }
 
+/// The batch's view of every namespace it writes.
+pub(super) struct Overlay {
+    spaces: HashMap<Namespace, Space, RandomState>,
+}
+
 impl Overlay {
-    /// The view the owners' `reads` give, tracking the edges of the vertices in `cascades`.
-    pub fn new(workers: usize, reads: impl IntoIterator<Item = (usize, Reads)>, cascades: &[Key]) -> Self {
-        let mut overlay = Overlay {
-            workers,
-            vertices: HashMap::default(),
-            edges: HashMap::default(),
-            numbers: HashMap::default(),
-            counts: HashMap::default(),
-            journal: None,
-        };
+    /// The view the owners' `reads` give (by worker), tracking the edges of the vertices in
+    /// `cascades`.
+    pub fn new(workers: usize, reads: impl IntoIterator<Item = (usize, Reads)>, cascades: &[(Namespace, Id)]) -> Self {
+        let mut spaces: HashMap<Namespace, Space, RandomState> = HashMap::default();
         for (owner, reads) in reads {
-            for (ns, id, read) in reads.vertices {
-                let mut view = VertexView::default();
-                if let Some(read) = read {
-                    for edge in &read.incident {
-                        overlay.edges.entry((ns.clone(), edge.edge.id.clone())).or_insert_with(|| Some(edge.clone()));
+            for (ns, answers) in reads.namespaces {
+                let space = spaces.entry(ns).or_insert_with(|| Space { workers, ..Space::default() });
+                space.vertices.reserve(answers.vertices.len());
+                space.edges.reserve(answers.edges.len());
+                for (id, read) in answers.vertices {
+                    let mut view = VertexView::default();
+                    if let Some(read) = read {
+                        for edge in &read.incident {
+                            space.edges.entry(edge.edge.id.clone()).or_insert_with(|| Some(edge.clone()));
+                        }
+                        view = VertexView {
+                            number: Some(read.number),
+                            vertex: read.vertex,
+                            degree: read.degree,
+                            incident: Some(read.incident.into_iter().map(|edge| edge.edge.id.clone()).collect()),
+                        };
                     }
-                    view = VertexView {
-                        vertex: Some(read.vertex),
-                        degree: read.degree,
-                        incident: Some(read.incident.into_iter().map(|edge| edge.edge.id.clone()).collect()),
-                    };
+                    space.vertices.insert(id, view);
                 }
-                overlay.vertices.insert((ns, id), view);
-            }
-            for (ns, id, edge) in reads.edges {
-                overlay.edges.insert((ns, id), edge);
-            }
-            for (ns, next) in reads.numbers {
-                overlay.numbers.insert((ns, owner), next);
-            }
-            for (ns, [vertices, edges]) in reads.counts {
-                let count = overlay.counts.entry(ns).or_default();
-                count[0] += vertices;
-                count[1] += edges;
+                for (id, edge) in answers.edges {
+                    space.edges.insert(id, edge);
+                }
+                if let Some(next) = answers.numbers {
+                    space.numbers.insert(owner, next);
+                }
+                space.count[0] += answers.count[0];
+                space.count[1] += answers.count[1];
             }
         }
-        for key in cascades {
-            let view = overlay.vertices.entry(key.clone()).or_default();
-            view.incident.get_or_insert_with(Vec::new);
+        for (ns, id) in cascades {
+            let space = spaces.entry(ns.clone()).or_insert_with(|| Space { workers, ..Space::default() });
+            space.vertices.entry(id.clone()).or_default().incident.get_or_insert_with(Vec::new);
         }
-        overlay
+        Overlay { spaces }
     }
 
+    /// The view of `ns`.
+    pub fn space(&mut self, ns: &Namespace, workers: usize) -> &mut Space {
+        self.spaces.entry(ns.clone()).or_insert_with(|| Space { workers, ..Space::default() })
+    }
+}
+
+impl Space {
     /// Journals every change from now, until `commit` or `rollback`.
     pub fn begin(&mut self) {
         self.journal = Some(Vec::new());
@@ -99,17 +112,15 @@ impl Overlay {
         let Some(journal) = self.journal.take() else { return };
         for undo in journal.into_iter().rev() {
             match undo {
-                Undo::Vertex(key, view) => {
-                    self.vertices.insert(key, view);
+                Undo::Vertex(id, view) => {
+                    self.vertices.insert(id, view);
                 }
-                Undo::Edge(key, edge) => {
-                    self.edges.insert(key, edge);
+                Undo::Edge(id, edge) => {
+                    self.edges.insert(id, edge);
                 }
-                Undo::Took(ns, owner, numbered) => self.next_numbers(ns, owner).untake(numbered),
-                Undo::Freed(ns, owner) => self.next_numbers(ns, owner).unfree(),
-                Undo::Count(ns, count) => {
-                    self.counts.insert(ns, count);
-                }
+                Undo::Took(owner, numbered) => self.numbers.entry(owner).or_default().untake(numbered),
+                Undo::Freed(owner) => self.numbers.entry(owner).or_default().unfree(),
+                Undo::Count(count) => self.count = count,
             }
         }
     }
@@ -120,81 +131,84 @@ impl Overlay {
         }
     }
 
-    fn key(ns: &Namespace, id: &str) -> Key {
-        (ns.clone(), id.into())
+    /// The number of vertex `id`, if it exists.
+    pub fn number(&self, id: &str) -> Option<VertexNumber> {
+        self.vertices.get(id)?.number
     }
 
-    pub fn vertex(&self, ns: &Namespace, id: &str) -> Option<&Arc<Vertex>> {
-        self.vertices.get(&Self::key(ns, id))?.vertex.as_ref()
+    /// Vertex `id`, if it exists (the batch reads the vertices it updates or deletes).
+    pub fn vertex(&self, id: &str) -> Option<&Arc<Vertex>> {
+        let view = self.vertices.get(id)?;
+        view.number.and(view.vertex.as_ref())
     }
 
-    pub fn degree(&self, ns: &Namespace, id: &str) -> u32 {
-        self.vertices.get(&Self::key(ns, id)).map_or(0, |view| view.degree)
+    pub fn degree(&self, id: &str) -> u32 {
+        self.vertices.get(id).map_or(0, |view| view.degree)
     }
 
     /// Sets vertex `id` (`None`: deleted). A new vertex has no edges yet.
-    pub fn set_vertex(&mut self, ns: &Namespace, id: &str, vertex: Option<Arc<Vertex>>) {
-        let key = Self::key(ns, id);
-        let view = self.vertices.entry(key.clone()).or_default();
+    pub fn set_vertex(&mut self, id: &str, vertex: Option<Arc<Vertex>>) {
+        let view = self.vertices.entry(id.into()).or_default();
         let before = view.clone();
-        let created = view.vertex.is_none();
+        let created = view.number.is_none();
+        view.number = vertex.as_ref().map(|vertex| vertex.number);
         view.vertex = vertex;
-        if created || view.vertex.is_none() {
+        if created || view.number.is_none() {
             view.degree = 0;
             if let Some(incident) = view.incident.as_mut() {
                 incident.clear();
             }
         }
-        self.journal(|| Undo::Vertex(key, before));
+        self.journal(|| Undo::Vertex(id.into(), before));
     }
 
-    pub fn edge(&self, ns: &Namespace, id: &str) -> Option<&NumberedEdge> {
-        self.edges.get(&Self::key(ns, id))?.as_ref()
+    pub fn edge(&self, id: &str) -> Option<&NumberedEdge> {
+        self.edges.get(id)?.as_ref()
     }
 
     /// Adds `edge`, one more edge at each endpoint.
-    pub fn add_edge(&mut self, ns: &Namespace, edge: NumberedEdge) {
-        let key = Self::key(ns, &edge.edge.id);
-        self.endpoints_changed(ns, &edge, |view, id| {
+    pub fn add_edge(&mut self, edge: NumberedEdge) {
+        let id = edge.edge.id.clone();
+        self.endpoints_changed(&edge, |view, id| {
             view.degree += 1;
             if let Some(incident) = view.incident.as_mut() {
                 incident.push(id.clone());
             }
         });
-        let before = self.edges.insert(key.clone(), Some(edge));
-        self.journal(|| Undo::Edge(key, before.flatten()));
+        let before = self.edges.insert(id.clone(), Some(edge));
+        self.journal(|| Undo::Edge(id, before.flatten()));
     }
 
     /// Removes edge `id`, one edge fewer at each endpoint; the edge, if it was there.
-    pub fn remove_edge(&mut self, ns: &Namespace, id: &str) -> Option<NumberedEdge> {
-        let key = Self::key(ns, id);
-        let edge = self.edges.get_mut(&key)?.take()?;
-        self.journal(|| Undo::Edge(key, Some(edge.clone())));
-        self.endpoints_changed(ns, &edge, |view, _| view.degree = view.degree.saturating_sub(1));
+    pub fn remove_edge(&mut self, id: &str) -> Option<NumberedEdge> {
+        let edge = self.edges.get_mut(id)?.take()?;
+        self.journal(|| Undo::Edge(id.into(), Some(edge.clone())));
+        self.endpoints_changed(&edge, |view, _| view.degree = view.degree.saturating_sub(1));
         Some(edge)
     }
 
     /// Changes the views of `edge`'s endpoints this batch holds (a self-loop's once).
-    fn endpoints_changed(&mut self, ns: &Namespace, edge: &NumberedEdge, change: impl Fn(&mut VertexView, &Id)) {
+    fn endpoints_changed(&mut self, edge: &NumberedEdge, change: impl Fn(&mut VertexView, &Id)) {
         let ends = if edge.edge.from == edge.edge.to { 1 } else { 2 };
         for end in [&edge.edge.from, &edge.edge.to].into_iter().take(ends) {
-            let key = (ns.clone(), end.clone());
-            if let Some(view) = self.vertices.get_mut(&key) {
-                let before = view.clone();
+            if let Some(view) = self.vertices.get_mut(end.as_str()) {
+                let before = self.journal.is_some().then(|| view.clone());
                 change(view, &edge.edge.id);
-                self.journal(|| Undo::Vertex(key, before));
+                if let Some(before) = before {
+                    self.journal(|| Undo::Vertex(end.clone(), before));
+                }
             }
         }
     }
 
     /// The edges at vertex `id` (numbered `number`) now, for a cascade: each once.
-    pub fn edges_at(&self, ns: &Namespace, id: &str, number: VertexNumber) -> Vec<Id> {
-        let Some(incident) = self.vertices.get(&Self::key(ns, id)).and_then(|view| view.incident.as_ref()) else {
+    pub fn edges_at(&self, id: &str, number: VertexNumber) -> Vec<Id> {
+        let Some(incident) = self.vertices.get(id).and_then(|view| view.incident.as_ref()) else {
             return Vec::new();
         };
         let mut found: Vec<Id> = Vec::new();
         for edge_id in incident {
-            let at_vertex = self.edge(ns, edge_id).is_some_and(|edge| edge.from == number || edge.to == number);
+            let at_vertex = self.edge(edge_id).is_some_and(|edge| edge.from == number || edge.to == number);
             if at_vertex && !found.contains(edge_id) {
                 found.push(edge_id.clone());
             }
@@ -202,33 +216,28 @@ impl Overlay {
         found
     }
 
-    fn next_numbers(&mut self, ns: Namespace, owner: usize) -> &mut NextNumbers {
-        self.numbers.entry((ns, owner)).or_default()
-    }
-
     /// A number for a new vertex on `owner`, as its slab will give it.
-    pub fn take_number(&mut self, ns: &Namespace, owner: usize) -> VertexNumber {
-        let numbered = self.next_numbers(ns.clone(), owner).take();
-        self.journal(|| Undo::Took(ns.clone(), owner, numbered));
+    pub fn take_number(&mut self, owner: usize) -> VertexNumber {
+        let numbered = self.numbers.entry(owner).or_default().take();
+        self.journal(|| Undo::Took(owner, numbered));
         VertexNumber::new(numbered.id() as u64, owner, self.workers)
     }
 
-    pub fn free_number(&mut self, ns: &Namespace, number: VertexNumber) {
+    pub fn free_number(&mut self, number: VertexNumber) {
         let (owner, index) = (number.owner(self.workers), number.index(self.workers) as u32);
-        self.next_numbers(ns.clone(), owner).free(index);
-        self.journal(|| Undo::Freed(ns.clone(), owner));
+        self.numbers.entry(owner).or_default().free(index);
+        self.journal(|| Undo::Freed(owner));
     }
 
-    /// How many vertices and edges `ns` holds now.
-    pub fn count(&self, ns: &Namespace) -> [u64; 2] {
-        self.counts.get(ns).copied().unwrap_or_default()
+    /// How many vertices and edges the namespace holds now.
+    pub fn count(&self) -> [u64; 2] {
+        self.count
     }
 
     /// Adds `by` to the count of `kind` (0: vertices, 1: edges).
-    pub fn add_count(&mut self, ns: &Namespace, kind: usize, by: i64) {
-        let count = self.counts.entry(ns.clone()).or_default();
-        let before = *count;
-        count[kind] = count[kind].saturating_add_signed(by);
-        self.journal(|| Undo::Count(ns.clone(), before));
+    pub fn add_count(&mut self, kind: usize, by: i64) {
+        let before = self.count;
+        self.count[kind] = self.count[kind].saturating_add_signed(by);
+        self.journal(|| Undo::Count(before));
     }
 }

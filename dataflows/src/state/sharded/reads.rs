@@ -14,25 +14,33 @@ pub trait Incidence {
     fn edges_at(&self, namespace: &Namespace, vertex: VertexNumber) -> Vec<NumberedEdge>;
 }
 
-/// One worker's answers to a batch, as of the state before it.
+/// One worker's answers to a batch, per namespace it writes, as of the state before it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reads {
+    pub namespaces: Vec<(Namespace, NamespaceReads)>,
+}
+
+/// One worker's answers about one namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceReads {
     /// Every vertex the batch names that this worker owns, and whether it exists.
-    pub vertices: Vec<(Namespace, Id, Option<VertexRead>)>,
+    pub vertices: Vec<(Id, Option<VertexRead>)>,
     /// Every edge id the batch names that this worker owns, and the edge if it exists.
-    pub edges: Vec<(Namespace, Id, Option<NumberedEdge>)>,
-    /// The numbers this worker gives next, per namespace the batch creates vertices of here.
-    pub numbers: Vec<(Namespace, NextNumbers)>,
-    /// How many vertices and edges this worker holds, per namespace the batch writes.
-    pub counts: Vec<(Namespace, [u64; 2])>,
+    pub edges: Vec<(Id, Option<NumberedEdge>)>,
+    /// The numbers this worker gives next, if the batch creates vertices here.
+    pub numbers: Option<NextNumbers>,
+    /// How many vertices and edges this worker holds.
+    pub count: [u64; 2],
 }
 
 /// A vertex as the rules need it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VertexRead {
-    pub vertex: Arc<Vertex>,
+    pub number: VertexNumber,
     /// Its edges, in and out, a self-loop once.
     pub degree: u32,
+    /// The vertex itself, when the batch may update or delete it (what the change retracts).
+    pub vertex: Option<Arc<Vertex>>,
     /// Its edges, when the batch may delete it with them (a cascade) and it has any.
     pub incident: Vec<NumberedEdge>,
 }

@@ -13,7 +13,7 @@ use foldhash::fast::RandomState;
 use crate::state::graph::Change;
 use crate::state::ids::{DenseId, Keyed, Slab};
 use crate::state::model::{owner_of, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
-use crate::state::sharded::reads::{Incidence, Reads, VertexRead};
+use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
 use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
 
@@ -34,6 +34,23 @@ impl Keyed for EdgeSlot {
     fn key(&self) -> &str {
         &self.0.edge.id
     }
+}
+
+/// What a batch asks of one namespace's keys.
+#[derive(Default)]
+struct Asked<'a> {
+    vertices: HashMap<&'a str, Wanted, RandomState>,
+    edges: HashSet<&'a str, RandomState>,
+    creates: usize,
+}
+
+/// What a batch wants of a vertex beyond whether it exists.
+#[derive(Default)]
+struct Wanted {
+    /// The vertex itself: an update or delete.
+    whole: bool,
+    /// Its edges: a cascade.
+    edges: bool,
 }
 
 /// One namespace's keys on this worker.
@@ -71,77 +88,77 @@ impl Shard {
 
     /// What `records` ask of this worker's keys, as of now (the state before them).
     pub fn read(&self, records: &[(Lsn, Arc<WriteRecord>)], incidence: &dyn Incidence) -> Reads {
-        let mut vertices: HashSet<(&Namespace, &str), RandomState> = HashSet::default();
-        let mut cascades: HashSet<(&Namespace, &str), RandomState> = HashSet::default();
-        let mut edges: HashSet<(&Namespace, &str), RandomState> = HashSet::default();
-        let mut creates: HashMap<&Namespace, usize, RandomState> = HashMap::default();
-        let mut namespaces: Vec<&Namespace> = Vec::new();
+        let mut asked: Vec<(&Namespace, Asked)> = Vec::new();
         for (_, record) in records {
             let ns = &record.namespace;
-            if !namespaces.contains(&ns) {
-                namespaces.push(ns);
-            }
+            let at = match asked.iter().position(|(asked, _)| *asked == ns) {
+                Some(at) => at,
+                None => {
+                    asked.push((ns, Asked::default()));
+                    asked.len() - 1
+                }
+            };
+            let asked = &mut asked[at].1;
+            // Only this worker's keys are noted: every worker sees the whole batch.
+            let mine = |id: &str| self.owns_vertex(ns, id);
             for op in &record.ops {
                 match op {
-                    WriteOp::CreateVertex { id, .. } => {
-                        if self.owns_vertex(ns, id) {
-                            vertices.insert((ns, id));
-                            *creates.entry(ns).or_default() += 1;
-                        }
+                    WriteOp::CreateVertex { id, .. } if mine(id) => {
+                        asked.vertices.entry(id).or_default();
+                        asked.creates += 1;
                     }
-                    WriteOp::UpdateVertex { id, .. } => {
-                        vertices.insert((ns, id));
-                    }
-                    WriteOp::DeleteVertex { id, cascade } => {
-                        vertices.insert((ns, id));
-                        if *cascade {
-                            cascades.insert((ns, id));
-                        }
+                    WriteOp::UpdateVertex { id, .. } if mine(id) => asked.vertices.entry(id).or_default().whole = true,
+                    WriteOp::DeleteVertex { id, cascade } if mine(id) => {
+                        let wanted = asked.vertices.entry(id).or_default();
+                        wanted.whole = true;
+                        wanted.edges |= *cascade;
                     }
                     WriteOp::CreateEdge { id, from, to, .. } => {
-                        edges.insert((ns, id));
-                        vertices.insert((ns, from));
-                        vertices.insert((ns, to));
+                        if self.owns_edge(ns, id) {
+                            asked.edges.insert(id);
+                        }
+                        for end in [from, to] {
+                            if mine(end) {
+                                asked.vertices.entry(end).or_default();
+                            }
+                        }
                     }
-                    WriteOp::DeleteEdge { id } => {
-                        edges.insert((ns, id));
+                    WriteOp::DeleteEdge { id } if self.owns_edge(ns, id) => {
+                        asked.edges.insert(id);
                     }
+                    _ => {}
                 }
             }
         }
         let mut reads = Reads::default();
-        for (ns, id) in vertices {
-            if !self.owns_vertex(ns, id) {
-                continue;
+        for (ns, asked) in asked {
+            let owned = self.namespaces.get(ns);
+            let mut answers = NamespaceReads { count: self.count(ns), ..Default::default() };
+            for (id, wanted) in asked.vertices {
+                let slot = owned.and_then(|owned| owned.vertices.get(owned.vertices.find(id)?));
+                let read = slot.map(|slot| VertexRead {
+                    number: slot.vertex.number,
+                    degree: slot.degree,
+                    vertex: wanted.whole.then(|| slot.vertex.clone()),
+                    incident: if wanted.edges && slot.degree > 0 {
+                        incidence.edges_at(ns, slot.vertex.number)
+                    } else {
+                        Vec::new()
+                    },
+                });
+                answers.vertices.push((id.into(), read));
             }
-            let read = self.vertex(ns, id).map(|slot| VertexRead {
-                vertex: slot.vertex.clone(),
-                degree: slot.degree,
-                incident: if slot.degree > 0 && cascades.contains(&(ns, id)) {
-                    incidence.edges_at(ns, slot.vertex.number)
-                } else {
-                    Vec::new()
-                },
-            });
-            reads.vertices.push((ns.clone(), id.into(), read));
-        }
-        for (ns, id) in edges {
-            if self.owns_edge(ns, id) {
-                let edge = self.namespaces.get(ns).and_then(|owned| owned.edges.get(owned.edges.find(id)?));
-                reads.edges.push((ns.clone(), id.into(), edge.map(|slot| slot.0.clone())));
+            for id in asked.edges {
+                let edge = owned.and_then(|owned| owned.edges.get(owned.edges.find(id)?));
+                answers.edges.push((id.into(), edge.map(|slot| slot.0.clone())));
             }
+            if asked.creates > 0 {
+                answers.numbers =
+                    Some(owned.map(|owned| owned.vertices.next_numbers(asked.creates)).unwrap_or_default());
+            }
+            reads.namespaces.push((ns.clone(), answers));
         }
-        for (ns, n) in creates {
-            let next = self.namespaces.get(ns).map(|owned| owned.vertices.next_numbers(n)).unwrap_or_default();
-            reads.numbers.push((ns.clone(), next));
-        }
-        reads.counts = namespaces.into_iter().map(|ns| (ns.clone(), self.count(ns))).collect();
         reads
-    }
-
-    fn vertex(&self, namespace: &Namespace, id: &str) -> Option<&VertexSlot> {
-        let owned = self.namespaces.get(namespace)?;
-        owned.vertices.get(owned.vertices.find(id)?)
     }
 
     fn owned(&mut self, namespace: &Namespace) -> &mut Owned {
