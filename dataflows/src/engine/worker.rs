@@ -294,7 +294,7 @@ fn compact(indexes: &mut Indexes, since: Lsn) {
 }
 
 /// Most operations a batch of records takes while an earlier batch is still being applied.
-const MAX_BATCH_OPS: usize = 1 << 16;
+const MAX_BATCH_OPS: usize = 1 << 19;
 
 /// Worker 0's side of the apply stage: it takes the log's records in order, recognises
 /// retried writes, feeds the rest to the apply stage a batch at a time, and answers each
