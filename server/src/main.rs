@@ -302,10 +302,25 @@ fn exit_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
-        tracing::error!(thread = thread.name().unwrap_or("unnamed"), "panic: {info}; the process stops");
+        let name = thread.name().unwrap_or("unnamed");
+        if let Some(peer) = lost_peer(name) {
+            // A timely cluster is static: without a process it cannot go on, and waiting
+            // would leave every request hanging.
+            tracing::error!(
+                peer,
+                "lost the connection to cluster process {peer}; this process stops too: restart the whole cluster"
+            );
+        }
+        tracing::error!(thread = name, "panic: {info}; the process stops");
         report(info);
         std::process::abort();
     }));
+}
+
+/// The cluster process a timely network thread talks to (`timely:recv-N`, `timely:send-N`).
+fn lost_peer(thread: &str) -> Option<usize> {
+    let peer = thread.strip_prefix("timely:recv-").or_else(|| thread.strip_prefix("timely:send-"))?;
+    peer.parse().ok()
 }
 
 fn main() -> anyhow::Result<()> {

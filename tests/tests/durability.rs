@@ -170,3 +170,64 @@ async fn damage_in_the_middle_stops_the_start_naming_file_and_offset() {
     assert!(exists(&mut client, "v19").await.is_none());
     client.create_vertex(vertex_request("after", "V", &[])).await.unwrap();
 }
+
+/// kill -9 of one process of a two-process cluster while 8 writers write through both: the
+/// other process stops on its own (it must not hang waiting for its peer), and the
+/// restarted cluster holds every acknowledged write and no half batch.
+async fn kill_9_in_a_cluster(victim: usize) {
+    const CLUSTER_WRITERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = start_cluster(dir.path(), 2).await;
+    let acked = Arc::new(Acked::default());
+    let reached = Arc::new(Notify::new());
+    let threshold = 200;
+    let mut tasks = Vec::new();
+    for task in 0..CLUSTER_WRITERS {
+        let client = servers[task % 2].client().await;
+        tasks.push(tokio::spawn(writer(client, task, acked.clone(), reached.clone(), threshold)));
+    }
+    reached.notified().await;
+    servers[victim].kill().await;
+    let survivor = &mut servers[1 - victim];
+    let exited = survivor.wait_exit(Duration::from_secs(30)).await;
+    assert!(exited.is_some(), "the surviving process still runs 30 s after its peer died:\n{}", survivor.log());
+    let named = format!("lost the connection to cluster process {victim}");
+    assert!(survivor.log().contains(&named), "the survivor's log does not say which peer it lost:\n{}", survivor.log());
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let vertices = acked.vertices.lock().unwrap().clone();
+    let batches: HashSet<String> = acked.batches.lock().unwrap().iter().cloned().collect();
+    assert!(vertices.len() + batches.len() >= threshold);
+
+    let servers = start_cluster(dir.path(), 2).await;
+    let mut client = servers[victim].client().await;
+    for (id, value) in &vertices {
+        let vertex = exists(&mut client, id).await.unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
+        assert_eq!(vertex.properties["n"], int(*value));
+    }
+    for task in 0..CLUSTER_WRITERS {
+        for n in (1..).step_by(2) {
+            let prefix = format!("b{task}-{n}");
+            let mut present = 0;
+            for i in 0..BATCH {
+                present += exists(&mut client, &format!("{prefix}-{i}")).await.is_some() as usize;
+            }
+            assert!(present == 0 || present == BATCH, "batch {prefix} half applied: {present} of {BATCH}");
+            if present == 0 {
+                assert!(!batches.contains(&prefix), "acknowledged batch {prefix} lost");
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn kill_9_of_the_log_process_loses_no_acknowledged_write_and_stops_its_peer() {
+    kill_9_in_a_cluster(0).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_other_process_loses_no_acknowledged_write_and_stops_its_peer() {
+    kill_9_in_a_cluster(1).await;
+}
