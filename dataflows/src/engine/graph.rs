@@ -42,8 +42,8 @@ use crate::read::query::{lookup_many, Indexes};
 use crate::state::graph::{Change, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
-use crate::state::sharded::{Decided, Executor, Incidence, Reads, Shard};
-use crate::state::write::{RecordOutcome, WriteOp, WriteRecord};
+use crate::state::sharded::{Decided, Executor, Incidence, Plan, Reads, Shard};
+use crate::state::write::{RecordOutcome, WriteRecord};
 
 /// What worker 0 feeds the apply stage, at the LSN of its first record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,21 +54,10 @@ pub(crate) enum Sequenced {
     Restore(Lsn, Arc<WholeGraph>),
 }
 
-impl Sequenced {
-    fn cascades(&self) -> bool {
-        let Sequenced::Records(records) = self else { return false };
-        records
-            .iter()
-            .any(|(_, record)| record.ops.iter().any(|op| matches!(op, WriteOp::DeleteVertex { cascade: true, .. })))
-    }
-}
-
-/// One worker's reads of a batch, for the batch's executor (which also needs the batch: its
-/// own worker's message carries it).
+/// One worker's reads of a batch, for the executor (which also needs the batch: its own
+/// worker's message carries it).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct ReadsFor {
-    executor: usize,
-    from: usize,
     batch: Option<Sequenced>,
     reads: Reads,
 }
@@ -89,12 +78,9 @@ impl Decisions {
     }
 }
 
-/// The worker that decides the batch starting at `lsn`. Hashed: batches of equal sizes
-/// would otherwise all start at LSNs of one remainder and land on one worker.
-fn executor_of(lsn: Lsn, peers: usize) -> usize {
-    use differential_dataflow::hashable::Hashable;
-    (lsn.hashed() % peers as u64) as usize
-}
+/// The worker that decides every batch, in log order: it keeps what every create touches
+/// (the numbers each owner gives next, the namespaces' counts) from one batch to the next.
+const EXECUTOR: usize = 0;
 
 /// What the graph dataflow gives its worker.
 pub(crate) struct GraphDataflow {
@@ -135,6 +121,8 @@ pub(crate) fn build(
             *read_activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
             let activator = scope.activator_for(info.address.clone());
             let mut queue: VecDeque<(Capability<Lsn>, Sequenced)> = VecDeque::new();
+            // Batches read here whose effects are not all applied here yet, with their plans.
+            let mut unapplied: VecDeque<(Lsn, Option<Plan>)> = VecDeque::new();
             move |input, output| {
                 let port = output.output_index();
                 input.for_each(|capability, data| {
@@ -143,41 +131,55 @@ pub(crate) fn build(
                         queue.push_back((capability.delayed(&time, port), batch));
                     }
                 });
+                let applied_below = |time: Lsn| applied_seen.borrow().iter().all(|applied| *applied > time);
+                while unapplied.front().is_some_and(|(time, _)| applied_below(*time)) {
+                    unapplied.pop_front();
+                }
                 while let Some((capability, batch)) = queue.front() {
                     let time = *capability.time();
-                    if applied_seen.borrow().iter().any(|applied| *applied < time) {
+                    let plan = match batch {
+                        Sequenced::Records(records) => Some(shard_read.borrow().plan(records.as_slice())),
+                        Sequenced::Restore(..) => None,
+                    };
+                    // A batch is read once no earlier one still to be applied here could change
+                    // what it reads (a restore or a cascade waits for all of them).
+                    let waits = match &plan {
+                        Some(plan) if !plan.cascades() => {
+                            unapplied.iter().any(|(_, earlier)| earlier.as_ref().is_none_or(|e| plan.conflicts_with(e)))
+                        }
+                        _ => !unapplied.is_empty(),
+                    };
+                    if waits {
                         break;
                     }
                     let indexes = indexes_read.borrow().clone();
                     let Some(indexes) = indexes else { break };
                     let mut indexes = indexes.borrow_mut();
-                    if batch.cascades() && !adjacencies_through(&mut indexes, time) {
+                    if plan.as_ref().is_some_and(Plan::cascades) && !adjacencies_through(&mut indexes, time) {
                         // The adjacencies give a cascade its edges; they follow the applied
                         // changes by a step of their own.
                         activator.activate_after(Duration::from_millis(1));
                         break;
                     }
-                    let reads = match batch {
-                        Sequenced::Records(records) => {
+                    let reads = match &plan {
+                        Some(plan) => {
                             let incidence = AdjacencyAt { indexes: RefCell::new(&mut indexes), lsn: time - 1 };
-                            shard_read.borrow().read(records.as_slice(), &incidence)
+                            shard_read.borrow().read(plan, &incidence)
                         }
-                        Sequenced::Restore(..) => Reads::default(),
+                        None => Reads::default(),
                     };
-                    let executor = executor_of(time, peers);
-                    let batch = (executor == me).then(|| batch.clone());
-                    output.session(capability).give(ReadsFor { executor, from: me, batch, reads });
+                    let batch = (me == EXECUTOR).then(|| batch.clone());
+                    output.session(capability).give(ReadsFor { batch, reads });
                     queue.pop_front();
+                    unapplied.push_back((time, plan));
                 }
             }
         });
 
-        let decisions = reads.unary_frontier(
-            Exchange::new(|r: &ReadsFor| r.executor as u64),
-            "Decide",
-            move |_capability, _info| {
+        let decisions =
+            reads.unary_frontier(Exchange::new(|_: &ReadsFor| EXECUTOR as u64), "Decide", move |_capability, _info| {
                 let mut executor = Executor::new(peers, limits, capacities);
-                type Pending = (Option<Capability<Lsn>>, Option<Sequenced>, Vec<(usize, Reads)>);
+                type Pending = (Option<Capability<Lsn>>, Option<Sequenced>, Vec<Reads>);
                 let mut pending: BTreeMap<Lsn, Pending> = BTreeMap::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
@@ -185,9 +187,9 @@ pub(crate) fn build(
                         let Some(&time) = capability.least() else { return };
                         let entry = pending.entry(time).or_default();
                         entry.0.get_or_insert_with(|| capability.delayed(&time, port));
-                        for ReadsFor { from, batch, reads, .. } in data.drain(..) {
+                        for ReadsFor { batch, reads } in data.drain(..) {
                             entry.1 = entry.1.take().or(batch);
-                            entry.2.push((from, reads));
+                            entry.2.push(reads);
                         }
                     });
                     while let Some(entry) = pending.first_entry() {
@@ -226,8 +228,7 @@ pub(crate) fn build(
                         }
                     }
                 }
-            },
-        );
+            });
 
         let changes =
             decisions.unary_frontier(Exchange::new(Decisions::target), "ApplyOwned", move |_capability, _info| {

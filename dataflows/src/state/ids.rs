@@ -56,6 +56,7 @@ impl Numbered {
 }
 
 impl<T: Keyed> Slab<T> {
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -127,14 +128,6 @@ impl<T: Keyed> Slab<T> {
         self.index.insert_unique(hash, id, |&id| rehash(slots, hasher, id));
     }
 
-    /// What the next inserts will take: the `n` most recently freed numbers (the last of
-    /// them first) and the number past the end. Another worker that knows this numbers as
-    /// this slab will, for up to `n` inserts.
-    pub fn next_numbers(&self, n: usize) -> NextNumbers {
-        let free = self.free[self.free.len().saturating_sub(n)..].to_vec();
-        NextNumbers { free, end: self.slots.len() as DenseId }
-    }
-
     #[cfg(test)]
     /// Every element with its dense id.
     pub fn iter(&self) -> impl Iterator<Item = (DenseId, &T)> {
@@ -149,8 +142,8 @@ impl<T: Keyed> Slab<T> {
     }
 }
 
-/// The numbers a slab gives next ([`Slab::next_numbers`]), followed elsewhere: taking and
-/// freeing here as the slab will take and free gives the same numbers.
+/// The numbers a slab gives next, followed elsewhere: taking and freeing here as the slab
+/// will take and free gives the same numbers (the last freed first, then past the end).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NextNumbers {
     /// Freed numbers, the next taken last.
@@ -159,6 +152,11 @@ pub struct NextNumbers {
 }
 
 impl NextNumbers {
+    /// What a slab of `end` elements and no freed numbers gives.
+    pub fn starting_at(end: DenseId) -> Self {
+        NextNumbers { free: Vec::new(), end }
+    }
+
     /// The number the next insert takes.
     pub fn take(&mut self) -> Numbered {
         match self.free.pop() {

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use crate::state::graph::WholeGraph;
+use crate::state::ids::{DenseId, NextNumbers};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
     owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::names::Names;
 use crate::state::rules::{check_element, reject, require_id, room_for};
-use crate::state::sharded::overlay::{Overlay, Space};
+use crate::state::sharded::overlay::{Kept, Overlay, Space};
 use crate::state::sharded::reads::Reads;
 use crate::state::sharded::{Decided, Decision, Effect};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
@@ -25,20 +26,19 @@ pub struct Executor {
     limits: ElementLimits,
     capacities: Capacities,
     names: HashMap<Namespace, Names, RandomState>,
+    /// Per namespace, the numbers each owner gives next and the elements held: the rule
+    /// state every create touches, kept here, where batches are decided in order.
+    kept: HashMap<Namespace, Kept, RandomState>,
 }
 
 impl Executor {
     pub fn new(workers: usize, limits: ElementLimits, capacities: Capacities) -> Self {
-        Executor { workers: workers.max(1), limits, capacities, names: HashMap::default() }
+        Executor { workers: workers.max(1), limits, capacities, names: HashMap::default(), kept: HashMap::default() }
     }
 
     /// Decides `records` in order against `reads`, each worker's (by worker index) answers
     /// for them.
-    pub fn decide(
-        &mut self,
-        records: &[(Lsn, Arc<WriteRecord>)],
-        reads: impl IntoIterator<Item = (usize, Reads)>,
-    ) -> Decision {
+    pub fn decide(&mut self, records: &[(Lsn, Arc<WriteRecord>)], reads: impl IntoIterator<Item = Reads>) -> Decision {
         let cascades: Vec<(Namespace, Id)> = records
             .iter()
             .flat_map(|(_, record)| {
@@ -48,12 +48,13 @@ impl Executor {
                 })
             })
             .collect();
-        let mut overlay = Overlay::new(self.workers, reads, &cascades);
+        let kept = std::mem::take(&mut self.kept);
+        let mut overlay = Overlay::new(self.workers, kept, reads, &cascades);
         let mut decision = Decision::default();
         for (lsn, record) in records {
             let names = self.names.entry(record.namespace.clone()).or_default();
             let mut op = Op {
-                space: overlay.space(&record.namespace, self.workers),
+                space: overlay.space(&record.namespace),
                 effects: &mut decision.effects,
                 names,
                 ns: &record.namespace,
@@ -65,6 +66,7 @@ impl Executor {
             };
             decision.outcomes.push(op.record(record));
         }
+        self.kept = overlay.finish();
         decision
     }
 }
@@ -107,6 +109,12 @@ impl Executor {
             names.share_in(&mut edge.label, &mut edge.properties);
             let effect = Effect::EdgeCreated(NumberedEdge { from, to, edge: Arc::new(edge) });
             effects.push(Decided { lsn, namespace: key.namespace.clone(), effect });
+            self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
+        }
+        for ((ns, owner), end) in next {
+            let kept = self.kept.entry(ns).or_default();
+            kept.numbers.insert(owner, NextNumbers::starting_at(end as DenseId));
+            kept.count[0] += end;
         }
         effects
     }

@@ -39,7 +39,7 @@ use crate::state::write::RecordOutcome;
 
 pub use executor::Executor;
 pub use reads::{Incidence, Reads};
-pub use shard::Shard;
+pub use shard::{Plan, Shard};
 
 /// What an accepted operation changed, for the workers that own its keys to apply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

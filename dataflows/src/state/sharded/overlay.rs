@@ -44,19 +44,36 @@ pub(super) struct Space {
     journal: Option<Vec<Undo>>,
 }
 
+/// What the executor keeps of a namespace between batches: the numbers each owner gives
+/// next and how many elements it holds, which every create changes (so that owners need
+/// not be asked, and batches that create on one owner need not wait for each other).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Kept {
+    pub numbers: HashMap<usize, NextNumbers, RandomState>,
+    pub count: [u64; 2],
+}
+
 /// The batch's view of every namespace it writes.
 pub(super) struct Overlay {
+    workers: usize,
     spaces: HashMap<Namespace, Space, RandomState>,
+    /// The executor's kept state of the namespaces the batch has not touched yet.
+    kept: HashMap<Namespace, Kept, RandomState>,
 }
 
 impl Overlay {
-    /// The view the owners' `reads` give (by worker), tracking the edges of the vertices in
-    /// `cascades`.
-    pub fn new(workers: usize, reads: impl IntoIterator<Item = (usize, Reads)>, cascades: &[(Namespace, Id)]) -> Self {
-        let mut spaces: HashMap<Namespace, Space, RandomState> = HashMap::default();
-        for (owner, reads) in reads {
+    /// The view the owners' `reads` give over the executor's `kept` state, tracking the
+    /// edges of the vertices in `cascades`.
+    pub fn new(
+        workers: usize,
+        kept: HashMap<Namespace, Kept, RandomState>,
+        reads: impl IntoIterator<Item = Reads>,
+        cascades: &[(Namespace, Id)],
+    ) -> Self {
+        let mut overlay = Overlay { workers, spaces: HashMap::default(), kept };
+        for reads in reads {
             for (ns, answers) in reads.namespaces {
-                let space = spaces.entry(ns).or_insert_with(|| Space { workers, ..Space::default() });
+                let space = overlay.space(&ns);
                 space.vertices.reserve(answers.vertices.len());
                 space.edges.reserve(answers.edges.len());
                 for (id, read) in answers.vertices {
@@ -77,23 +94,31 @@ impl Overlay {
                 for (id, edge) in answers.edges {
                     space.edges.insert(id, edge);
                 }
-                if let Some(next) = answers.numbers {
-                    space.numbers.insert(owner, next);
-                }
-                space.count[0] += answers.count[0];
-                space.count[1] += answers.count[1];
             }
         }
         for (ns, id) in cascades {
-            let space = spaces.entry(ns.clone()).or_insert_with(|| Space { workers, ..Space::default() });
+            let space = overlay.space(ns);
             space.vertices.entry(id.clone()).or_default().incident.get_or_insert_with(Vec::new);
         }
-        Overlay { spaces }
+        overlay
     }
 
     /// The view of `ns`.
-    pub fn space(&mut self, ns: &Namespace, workers: usize) -> &mut Space {
-        self.spaces.entry(ns.clone()).or_insert_with(|| Space { workers, ..Space::default() })
+    pub fn space(&mut self, ns: &Namespace) -> &mut Space {
+        let (workers, kept) = (self.workers, &mut self.kept);
+        self.spaces.entry(ns.clone()).or_insert_with(|| {
+            let Kept { numbers, count } = kept.remove(ns).unwrap_or_default();
+            Space { workers, numbers, count, ..Space::default() }
+        })
+    }
+
+    /// What the executor keeps after the batch.
+    pub fn finish(self) -> HashMap<Namespace, Kept, RandomState> {
+        let mut kept = self.kept;
+        for (ns, space) in self.spaces {
+            kept.insert(ns, Kept { numbers: space.numbers, count: space.count });
+        }
+        kept
     }
 }
 

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::ids::NextNumbers;
 use crate::state::model::{Id, Namespace, NumberedEdge, Vertex, VertexNumber};
 
 /// The edges at a vertex, as of the state before the batch being read. The rule state keeps
@@ -27,10 +26,6 @@ pub struct NamespaceReads {
     pub vertices: Vec<(Id, Option<VertexRead>)>,
     /// Every edge id the batch names that this worker owns, and the edge if it exists.
     pub edges: Vec<(Id, Option<NumberedEdge>)>,
-    /// The numbers this worker gives next, if the batch creates vertices here.
-    pub numbers: Option<NextNumbers>,
-    /// How many vertices and edges this worker holds.
-    pub count: [u64; 2],
 }
 
 /// A vertex as the rules need it.

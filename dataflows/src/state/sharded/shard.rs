@@ -12,7 +12,7 @@ use foldhash::fast::RandomState;
 
 use crate::state::graph::Change;
 use crate::state::ids::{DenseId, Keyed, Slab};
-use crate::state::model::{owner_of, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{owner_of, EdgeKey, Id, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
 use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
@@ -36,12 +36,43 @@ impl Keyed for EdgeSlot {
     }
 }
 
+/// What a batch asks of one worker's keys, and whether it reaches past the keys it names:
+/// what tells whether a later batch may be read before this one is applied.
+#[derive(Default)]
+pub struct Plan {
+    namespaces: Vec<(Namespace, Asked)>,
+    /// It deletes a vertex of this worker: it reads a degree.
+    reads_degree: bool,
+    /// It deletes edges by id: their endpoints' degrees change wherever they live.
+    moves_degrees: bool,
+    /// It deletes a vertex with its edges: edges and degrees it does not name change.
+    cascades: bool,
+}
+
+impl Plan {
+    /// Whether this batch must wait for `earlier` to be applied before it is read: they
+    /// share a key here, or `earlier` may change what this one reads without naming it.
+    pub fn conflicts_with(&self, earlier: &Plan) -> bool {
+        if self.cascades || earlier.cascades || (self.reads_degree && earlier.moves_degrees) {
+            return true;
+        }
+        self.namespaces.iter().any(|(ns, asked)| {
+            let Some((_, other)) = earlier.namespaces.iter().find(|(other, _)| other == ns) else { return false };
+            asked.vertices.keys().any(|id| other.vertices.contains_key(id))
+                || asked.edges.iter().any(|id| other.edges.contains(id))
+        })
+    }
+
+    pub fn cascades(&self) -> bool {
+        self.cascades
+    }
+}
+
 /// What a batch asks of one namespace's keys.
 #[derive(Default)]
-struct Asked<'a> {
-    vertices: HashMap<&'a str, Wanted, RandomState>,
-    edges: HashSet<&'a str, RandomState>,
-    creates: usize,
+struct Asked {
+    vertices: HashMap<Id, Wanted, RandomState>,
+    edges: HashSet<Id, RandomState>,
 }
 
 /// What a batch wants of a vertex beyond whether it exists.
@@ -82,59 +113,74 @@ impl Shard {
     }
 
     /// How many vertices and edges of `namespace` this worker holds.
+    #[cfg(test)]
     pub fn count(&self, namespace: &Namespace) -> [u64; 2] {
         self.namespaces.get(namespace).map_or([0, 0], |owned| [owned.vertices.len() as u64, owned.edges.len() as u64])
     }
 
-    /// What `records` ask of this worker's keys, as of now (the state before them).
-    pub fn read(&self, records: &[(Lsn, Arc<WriteRecord>)], incidence: &dyn Incidence) -> Reads {
-        let mut asked: Vec<(&Namespace, Asked)> = Vec::new();
+    /// What `records` ask of this worker's keys.
+    pub fn plan(&self, records: &[(Lsn, Arc<WriteRecord>)]) -> Plan {
+        let mut plan = Plan::default();
         for (_, record) in records {
             let ns = &record.namespace;
-            let at = match asked.iter().position(|(asked, _)| *asked == ns) {
+            let at = match plan.namespaces.iter().position(|(asked, _)| asked == ns) {
                 Some(at) => at,
                 None => {
-                    asked.push((ns, Asked::default()));
-                    asked.len() - 1
+                    plan.namespaces.push((ns.clone(), Asked::default()));
+                    plan.namespaces.len() - 1
                 }
             };
-            let asked = &mut asked[at].1;
+            let asked = &mut plan.namespaces[at].1;
             // Only this worker's keys are noted: every worker sees the whole batch.
             let mine = |id: &str| self.owns_vertex(ns, id);
             for op in &record.ops {
                 match op {
                     WriteOp::CreateVertex { id, .. } if mine(id) => {
-                        asked.vertices.entry(id).or_default();
-                        asked.creates += 1;
+                        asked.vertices.entry(id.into()).or_default();
                     }
-                    WriteOp::UpdateVertex { id, .. } if mine(id) => asked.vertices.entry(id).or_default().whole = true,
-                    WriteOp::DeleteVertex { id, cascade } if mine(id) => {
-                        let wanted = asked.vertices.entry(id).or_default();
-                        wanted.whole = true;
-                        wanted.edges |= *cascade;
+                    WriteOp::UpdateVertex { id, .. } if mine(id) => {
+                        asked.vertices.entry(id.into()).or_default().whole = true;
+                    }
+                    WriteOp::DeleteVertex { id, cascade } => {
+                        plan.cascades |= *cascade;
+                        if mine(id) {
+                            plan.reads_degree = true;
+                            let wanted = asked.vertices.entry(id.into()).or_default();
+                            wanted.whole = true;
+                            wanted.edges |= *cascade;
+                        }
                     }
                     WriteOp::CreateEdge { id, from, to, .. } => {
                         if self.owns_edge(ns, id) {
-                            asked.edges.insert(id);
+                            asked.edges.insert(id.into());
                         }
                         for end in [from, to] {
                             if mine(end) {
-                                asked.vertices.entry(end).or_default();
+                                asked.vertices.entry(end.into()).or_default();
                             }
                         }
                     }
-                    WriteOp::DeleteEdge { id } if self.owns_edge(ns, id) => {
-                        asked.edges.insert(id);
+                    WriteOp::DeleteEdge { id } => {
+                        // Its endpoints lose an edge wherever they live, unnamed here.
+                        plan.moves_degrees = true;
+                        if self.owns_edge(ns, id) {
+                            asked.edges.insert(id.into());
+                        }
                     }
-                    _ => {}
+                    WriteOp::CreateVertex { .. } | WriteOp::UpdateVertex { .. } => {}
                 }
             }
         }
+        plan
+    }
+
+    /// The answers to `plan`, as of now (the state before its batch).
+    pub fn read(&self, plan: &Plan, incidence: &dyn Incidence) -> Reads {
         let mut reads = Reads::default();
-        for (ns, asked) in asked {
+        for (ns, asked) in &plan.namespaces {
             let owned = self.namespaces.get(ns);
-            let mut answers = NamespaceReads { count: self.count(ns), ..Default::default() };
-            for (id, wanted) in asked.vertices {
+            let mut answers = NamespaceReads::default();
+            for (id, wanted) in &asked.vertices {
                 let slot = owned.and_then(|owned| owned.vertices.get(owned.vertices.find(id)?));
                 let read = slot.map(|slot| VertexRead {
                     number: slot.vertex.number,
@@ -146,15 +192,11 @@ impl Shard {
                         Vec::new()
                     },
                 });
-                answers.vertices.push((id.into(), read));
+                answers.vertices.push((id.clone(), read));
             }
-            for id in asked.edges {
+            for id in &asked.edges {
                 let edge = owned.and_then(|owned| owned.edges.get(owned.edges.find(id)?));
-                answers.edges.push((id.into(), edge.map(|slot| slot.0.clone())));
-            }
-            if asked.creates > 0 {
-                answers.numbers =
-                    Some(owned.map(|owned| owned.vertices.next_numbers(asked.creates)).unwrap_or_default());
+                answers.edges.push((id.clone(), edge.map(|slot| slot.0.clone())));
             }
             reads.namespaces.push((ns.clone(), answers));
         }
