@@ -80,7 +80,10 @@ impl Decisions {
 
 /// The worker that decides every batch, in log order: it keeps what every create touches
 /// (the numbers each owner gives next, the namespaces' counts) from one batch to the next.
-const EXECUTOR: usize = 0;
+/// The last one: worker 0 already sequences the log and gathers the subscriptions' changes.
+fn executor(peers: usize) -> usize {
+    peers - 1
+}
 
 /// What the graph dataflow gives its worker.
 pub(crate) struct GraphDataflow {
@@ -168,7 +171,7 @@ pub(crate) fn build(
                         }
                         None => Reads::default(),
                     };
-                    let batch = (me == EXECUTOR).then(|| batch.clone());
+                    let batch = (me == executor(peers)).then(|| batch.clone());
                     output.session(capability).give(ReadsFor { batch, reads });
                     queue.pop_front();
                     unapplied.push_back((time, plan));
@@ -177,7 +180,7 @@ pub(crate) fn build(
         });
 
         let decisions =
-            reads.unary_frontier(Exchange::new(|_: &ReadsFor| EXECUTOR as u64), "Decide", move |_capability, _info| {
+            reads.unary_frontier(Exchange::new(move |_: &ReadsFor| executor(peers) as u64), "Decide", move |_capability, _info| {
                 let mut executor = Executor::new(peers, limits, capacities);
                 type Pending = (Option<Capability<Lsn>>, Option<Sequenced>, Vec<Reads>);
                 let mut pending: BTreeMap<Lsn, Pending> = BTreeMap::new();
