@@ -123,7 +123,8 @@ pub(crate) fn build(
         let reads = sequenced.broadcast().unary(Pipeline, "ReadOwned", move |_capability, info| {
             *read_activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
             let activator = scope.activator_for(info.address.clone());
-            let mut queue: VecDeque<(Capability<Lsn>, Sequenced)> = VecDeque::new();
+            // Batches to read, each with this worker's plan of it (made once: a batch may wait).
+            let mut queue: VecDeque<(Capability<Lsn>, Sequenced, Option<Plan>)> = VecDeque::new();
             // Batches read here whose effects are not all applied here yet, with their plans.
             let mut unapplied: VecDeque<(Lsn, Option<Plan>)> = VecDeque::new();
             move |input, output| {
@@ -131,22 +132,22 @@ pub(crate) fn build(
                 input.for_each(|capability, data| {
                     let Some(&time) = capability.least() else { return };
                     for batch in data.drain(..) {
-                        queue.push_back((capability.delayed(&time, port), batch));
+                        let plan = match &batch {
+                            Sequenced::Records(records) => Some(shard_read.borrow().plan(records.as_slice())),
+                            Sequenced::Restore(..) => None,
+                        };
+                        queue.push_back((capability.delayed(&time, port), batch, plan));
                     }
                 });
                 let applied_below = |time: Lsn| applied_seen.borrow().iter().all(|applied| *applied > time);
                 while unapplied.front().is_some_and(|(time, _)| applied_below(*time)) {
                     unapplied.pop_front();
                 }
-                while let Some((capability, batch)) = queue.front() {
+                while let Some((capability, batch, plan)) = queue.front() {
                     let time = *capability.time();
-                    let plan = match batch {
-                        Sequenced::Records(records) => Some(shard_read.borrow().plan(records.as_slice())),
-                        Sequenced::Restore(..) => None,
-                    };
                     // A batch is read once no earlier one still to be applied here could change
                     // what it reads (a restore or a cascade waits for all of them).
-                    let waits = match &plan {
+                    let waits = match plan {
                         Some(plan) if !plan.cascades() => {
                             unapplied.iter().any(|(_, earlier)| earlier.as_ref().is_none_or(|e| plan.conflicts_with(e)))
                         }
@@ -164,7 +165,7 @@ pub(crate) fn build(
                         activator.activate_after(Duration::from_millis(1));
                         break;
                     }
-                    let reads = match &plan {
+                    let reads = match plan {
                         Some(plan) => {
                             let incidence = AdjacencyAt { indexes: RefCell::new(&mut indexes), lsn: time - 1 };
                             shard_read.borrow().read(plan, &incidence)
@@ -173,14 +174,17 @@ pub(crate) fn build(
                     };
                     let batch = (me == executor(peers)).then(|| batch.clone());
                     output.session(capability).give(ReadsFor { batch, reads });
-                    queue.pop_front();
-                    unapplied.push_back((time, plan));
+                    if let Some((_, _, plan)) = queue.pop_front() {
+                        unapplied.push_back((time, plan));
+                    }
                 }
             }
         });
 
-        let decisions =
-            reads.unary_frontier(Exchange::new(move |_: &ReadsFor| executor(peers) as u64), "Decide", move |_capability, _info| {
+        let decisions = reads.unary_frontier(
+            Exchange::new(move |_: &ReadsFor| executor(peers) as u64),
+            "Decide",
+            move |_capability, _info| {
                 let mut executor = Executor::new(peers, limits, capacities);
                 type Pending = (Option<Capability<Lsn>>, Option<Sequenced>, Vec<Reads>);
                 let mut pending: BTreeMap<Lsn, Pending> = BTreeMap::new();
@@ -231,7 +235,8 @@ pub(crate) fn build(
                         }
                     }
                 }
-            });
+            },
+        );
 
         let changes =
             decisions.unary_frontier(Exchange::new(Decisions::target), "ApplyOwned", move |_capability, _info| {

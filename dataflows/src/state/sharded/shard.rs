@@ -58,8 +58,12 @@ impl Plan {
         }
         self.namespaces.iter().any(|(ns, asked)| {
             let Some((_, other)) = earlier.namespaces.iter().find(|(other, _)| other == ns) else { return false };
-            asked.vertices.keys().any(|id| other.vertices.contains_key(id))
-                || asked.edges.iter().any(|id| other.edges.contains(id))
+            // Probing the larger set with the smaller one's keys.
+            let (few, many) =
+                if asked.vertices.len() <= other.vertices.len() { (asked, other) } else { (other, asked) };
+            let vertices = few.vertices.keys().any(|id| many.vertices.contains_key(id));
+            let (few, many) = if asked.edges.len() <= other.edges.len() { (asked, other) } else { (other, asked) };
+            vertices || few.edges.iter().any(|id| many.edges.contains(id))
         })
     }
 
