@@ -238,3 +238,33 @@ async fn a_checkpoint_keeps_the_offset_it_covers_and_recovery_resumes_there() {
     let next = client.create_vertex(vertex_request("e", "User", &[])).await.unwrap();
     assert_eq!(lsn_of(&next), offset as u64 + 2);
 }
+
+/// Availability comes from replicas: a second deployment, itself a two-process cluster,
+/// follows the same topic to the same state (read from either of its processes), and a write
+/// through its second process reaches the first server.
+#[tokio::test]
+async fn a_two_process_cluster_follows_the_topic_as_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start().await;
+    let first = spec(dir.path(), "first", &broker.address(), &[]).start().await;
+    let mut client = first.client().await;
+    let mut written = 0;
+    for i in 0..10 {
+        let reply = client.create_vertex(vertex_request(&format!("u{i}"), "User", &[])).await.unwrap();
+        written = lsn_of(&reply);
+    }
+    let cluster = start_cluster_with(dir.path(), 2, kafka_args(&broker.address(), TOPIC)).await;
+    for server in &cluster {
+        let mut replica = server.client().await;
+        for i in 0..10 {
+            let id = format!("u{i}");
+            let found = get_at(&mut replica, &id, written).await.unwrap_or_else(|s| panic!("{id} on the replica: {s}"));
+            assert_eq!(found.vertex.map(|v| v.id), Some(id));
+        }
+    }
+    let mut via_p1 = cluster[1].client().await;
+    let reply = via_p1.create_vertex(vertex_request("from-the-replica", "User", &[])).await.unwrap();
+    get_at(&mut client, "from-the-replica", lsn_of(&reply))
+        .await
+        .expect("the first server follows the replica's write");
+}
