@@ -26,7 +26,9 @@ pub trait Keyed {
 /// Elements by dense id, with the free numbers reused last-freed first.
 pub struct Slab<T> {
     slots: Vec<Option<T>>,
-    free: Vec<DenseId>,
+    /// Which number the next element takes: the rule another worker follows to number as
+    /// this slab will ([`NextNumbers`]).
+    numbers: NextNumbers,
     /// String id → dense id, hashing the string the slot holds.
     index: HashTable<DenseId>,
     hasher: FixedState,
@@ -34,7 +36,12 @@ pub struct Slab<T> {
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), index: HashTable::new(), hasher: FixedState::default() }
+        Slab {
+            slots: Vec::new(),
+            numbers: NextNumbers::default(),
+            index: HashTable::new(),
+            hasher: FixedState::default(),
+        }
     }
 }
 
@@ -79,16 +86,11 @@ impl<T: Keyed> Slab<T> {
     /// Numbers `element`, whose string id must be new here.
     pub fn insert(&mut self, element: T) -> Numbered {
         let hash = self.hasher.hash_one(element.key());
-        let numbered = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(element);
-                Numbered::Reused(id)
-            }
-            None => {
-                self.slots.push(Some(element));
-                Numbered::Fresh((self.slots.len() - 1) as DenseId)
-            }
-        };
+        let numbered = self.numbers.take();
+        match numbered {
+            Numbered::Reused(id) => self.slots[id as usize] = Some(element),
+            Numbered::Fresh(_) => self.slots.push(Some(element)),
+        }
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, numbered.id(), |&id| rehash(slots, hasher, id));
         numbered
@@ -98,7 +100,7 @@ impl<T: Keyed> Slab<T> {
     pub fn remove(&mut self, id: DenseId) -> Option<T> {
         let element = self.slots.get_mut(id as usize)?.take()?;
         self.unindex(element.key(), id);
-        self.free.push(id);
+        self.numbers.free(id);
         Some(element)
     }
 
@@ -108,20 +110,17 @@ impl<T: Keyed> Slab<T> {
         let id = numbered.id();
         let element = self.slots.get_mut(id as usize)?.take()?;
         self.unindex(element.key(), id);
-        match numbered {
-            Numbered::Fresh(_) => {
-                self.slots.pop();
-            }
-            Numbered::Reused(_) => self.free.push(id),
+        if let Numbered::Fresh(_) = numbered {
+            self.slots.pop();
         }
+        self.numbers.untake(numbered);
         Some(element)
     }
 
     #[cfg(test)]
     /// Undoes `remove`: the element is back under its number, which was the last freed.
     pub fn unremove(&mut self, id: DenseId, element: T) {
-        debug_assert_eq!(self.free.last(), Some(&id));
-        self.free.pop();
+        self.numbers.unfree();
         let hash = self.hasher.hash_one(element.key());
         self.slots[id as usize] = Some(element);
         let (slots, hasher) = (&self.slots, &self.hasher);
@@ -142,8 +141,8 @@ impl<T: Keyed> Slab<T> {
     }
 }
 
-/// The numbers a slab gives next, followed elsewhere: taking and freeing here as the slab
-/// will take and free gives the same numbers (the last freed first, then past the end).
+/// The numbers a slab gives: the last freed first, then past the end. The slab numbers
+/// through one, and a worker that takes and frees as the slab will gives the same numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NextNumbers {
     /// Freed numbers, the next taken last.
