@@ -42,7 +42,7 @@ use crate::read::query::{lookup_many, Indexes};
 use crate::state::graph::{Change, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
-use crate::state::sharded::{Decided, Executor, Incidence, Plan, Reads, Shard};
+use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
 /// What worker 0 feeds the apply stage, at the LSN of its first record.
@@ -212,20 +212,8 @@ pub(crate) fn build(
                             Some(Sequenced::Restore(lsn, graph)) => (Vec::new(), executor.restore(lsn, &graph)),
                             None => (Vec::new(), Vec::new()),
                         };
-                        let mut by_owner: Vec<Vec<Decided>> = vec![Vec::new(); peers];
-                        for decided in effects {
-                            let mut owners = decided.owners(peers).peekable();
-                            while let Some(owner) = owners.next() {
-                                if owners.peek().is_some() {
-                                    by_owner[owner].push(decided.clone());
-                                } else {
-                                    by_owner[owner].push(decided);
-                                    break;
-                                }
-                            }
-                        }
                         let mut session = output.session(&capability);
-                        for (owner, effects) in by_owner.into_iter().enumerate() {
+                        for (owner, effects) in by_owner(effects, peers).into_iter().enumerate() {
                             if !effects.is_empty() {
                                 session.give(Decisions::Effects(owner, effects));
                             }

@@ -62,7 +62,7 @@ pub struct Decided {
 impl Decided {
     /// The workers that apply it: a vertex's owner; an edge's owner and its endpoints'
     /// (each once).
-    pub fn owners(&self, workers: usize) -> impl Iterator<Item = usize> {
+    fn owners(&self, workers: usize) -> impl Iterator<Item = usize> {
         let mut owners = [usize::MAX; 3];
         match &self.effect {
             Effect::VertexCreated(vertex)
@@ -78,6 +78,24 @@ impl Decided {
         }
         (0..3).filter(move |&i| owners[i] != usize::MAX && !owners[..i].contains(&owners[i])).map(move |i| owners[i])
     }
+}
+
+/// `effects` split by the worker that applies each (an edge's go to up to three), each
+/// worker's in their order.
+pub fn by_owner(effects: Vec<Decided>, workers: usize) -> Vec<Vec<Decided>> {
+    let mut by_owner: Vec<Vec<Decided>> = vec![Vec::new(); workers];
+    for decided in effects {
+        let mut owners = decided.owners(workers).peekable();
+        while let Some(owner) = owners.next() {
+            if owners.peek().is_some() {
+                by_owner[owner].push(decided.clone());
+            } else {
+                by_owner[owner].push(decided);
+                break;
+            }
+        }
+    }
+    by_owner
 }
 
 /// What the executor decided for a batch: every record's outcome, in log order, and the

@@ -104,7 +104,7 @@ fn check_batches(records: &[(Lsn, Arc<WriteRecord>)], cuts: &[bool], workers: us
     let (mut outcomes, mut changes) = (Vec::new(), Vec::new());
     // The batch decided but not yet applied, with each worker's plan of it: a worker reads
     // the next batch before applying it when the plans do not conflict, as the engine does.
-    let mut unapplied: Option<(Decision, Vec<Plan>)> = None;
+    let mut unapplied: Option<(Vec<Vec<Decided>>, Vec<Plan>)> = None;
     let mut start = 0;
     for end in 1..=records.len() + 1 {
         if end <= records.len() && end < records.len() && !cuts[end] {
@@ -123,9 +123,9 @@ fn check_batches(records: &[(Lsn, Arc<WriteRecord>)], cuts: &[bool], workers: us
             .map(|(w, shard)| shard.read(&plans[w], &edges))
             .collect();
         let mut batch_changes = Vec::new();
-        if let Some((decision, _)) = &unapplied {
-            for (w, shard) in shards.iter_mut().enumerate() {
-                shard.apply(decision.effects.iter().filter(|d| d.owners(workers).any(|o| o == w)), &mut batch_changes);
+        if let Some((effects, _)) = unapplied.take() {
+            for (shard, effects) in shards.iter_mut().zip(effects) {
+                shard.apply(&effects, &mut batch_changes);
             }
         }
         for (_, change) in &batch_changes {
@@ -148,8 +148,8 @@ fn check_batches(records: &[(Lsn, Arc<WriteRecord>)], cuts: &[bool], workers: us
             break;
         }
         let decision = executor.decide(batch, reads);
-        outcomes.extend(decision.outcomes.clone());
-        unapplied = Some((decision, plans));
+        outcomes.extend(decision.outcomes);
+        unapplied = Some((by_owner(decision.effects, workers), plans));
     }
     assert_eq!(outcomes, expected_outcomes);
     assert_eq!(consolidate(changes), consolidate(expected_changes));
@@ -207,8 +207,8 @@ proptest! {
         let effects = executor.restore(9, &graph);
         let mut shards: Vec<Shard> = (0..workers).map(|me| Shard::new(me, workers)).collect();
         let mut changes = Vec::new();
-        for (w, shard) in shards.iter_mut().enumerate() {
-            shard.apply(effects.iter().filter(|d| d.owners(workers).any(|o| o == w)), &mut changes);
+        for (shard, effects) in shards.iter_mut().zip(by_owner(effects, workers)) {
+            shard.apply(&effects, &mut changes);
         }
         prop_assert_eq!(consolidate(changes), consolidate(expected.into_iter().map(|change| (9, change))));
     }
