@@ -39,7 +39,7 @@ use timely::worker::Worker;
 
 use crate::engine::subscriptions::Hub;
 use crate::read::query::{lookup_many, Indexes};
-use crate::state::graph::{Change, WholeGraph};
+use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Shard};
@@ -62,18 +62,19 @@ struct ReadsFor {
     reads: Reads,
 }
 
-/// What a batch's executor sends: each owner its effects, worker 0 the outcomes.
+/// What the executor sends for a batch: each owner its effects, worker 0 the outcomes and
+/// every namespace's size after it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Decisions {
     Effects(usize, Vec<Decided>),
-    Outcomes(Vec<RecordOutcome>),
+    Outcomes(Vec<RecordOutcome>, Vec<NamespaceSize>),
 }
 
 impl Decisions {
     fn target(&self) -> u64 {
         match self {
             Decisions::Effects(owner, _) => *owner as u64,
-            Decisions::Outcomes(_) => 0,
+            Decisions::Outcomes(..) => 0,
         }
     }
 }
@@ -92,6 +93,8 @@ pub(crate) struct GraphDataflow {
     pub indexes: Rc<RefCell<Indexes>>,
     /// Outcomes of decided records, in LSN order, as they reach worker 0.
     pub outcomes: Rc<RefCell<Vec<RecordOutcome>>>,
+    /// Every namespace's size after the last batch decided, on worker 0.
+    pub sizes: Rc<RefCell<Vec<NamespaceSize>>>,
 }
 
 /// Builds the graph dataflow; `probe` reports when every arrangement is complete through an
@@ -106,6 +109,8 @@ pub(crate) fn build(
 ) -> GraphDataflow {
     let outcomes = Rc::new(RefCell::new(Vec::new()));
     let outcomes_in = outcomes.clone();
+    let sizes = Rc::new(RefCell::new(Vec::new()));
+    let sizes_in = sizes.clone();
     worker.dataflow::<Lsn, _, _>(|scope| {
         let (me, peers) = (scope.index(), scope.peers());
         let shard = Rc::new(RefCell::new(Shard::new(me, peers)));
@@ -218,9 +223,7 @@ pub(crate) fn build(
                                 session.give(Decisions::Effects(owner, effects));
                             }
                         }
-                        if !outcomes.is_empty() {
-                            session.give(Decisions::Outcomes(outcomes));
-                        }
+                        session.give(Decisions::Outcomes(outcomes, executor.sizes()));
                     }
                 }
             },
@@ -245,7 +248,10 @@ pub(crate) fn build(
                                     }
                                     changes.clear();
                                 }
-                                Decisions::Outcomes(decided) => outcomes_in.borrow_mut().extend(decided),
+                                Decisions::Outcomes(decided, sizes) => {
+                                    outcomes_in.borrow_mut().extend(decided);
+                                    *sizes_in.borrow_mut() = sizes;
+                                }
                             }
                         }
                     });
@@ -301,7 +307,7 @@ pub(crate) fn build(
             in_edges: in_index.trace,
         }));
         *indexes_slot.borrow_mut() = Some(indexes.clone());
-        GraphDataflow { input, indexes, outcomes }
+        GraphDataflow { input, indexes, outcomes, sizes }
     })
 }
 

@@ -24,10 +24,10 @@ use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
 use crate::engine::{EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
 use crate::read::query::{GraphTrace, Indexes};
-use crate::state::graph::{NamespaceSize, WholeGraph};
+use crate::state::graph::WholeGraph;
 use crate::state::model::{owner_of, Lsn, Namespace};
 use crate::state::request_ids::{First, RequestIds};
-use crate::state::write::{OpEffect, RecordOutcome, WriteOp, WriteRecord};
+use crate::state::write::{RecordOutcome, WriteRecord};
 
 /// How long an idle worker parks before it looks at deadlines and compaction again.
 const IDLE_PARK: Duration = Duration::from_millis(20);
@@ -44,7 +44,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         if is_writer { Hub::new(shared.subscriptions.clone()).map(|hub| Rc::new(RefCell::new(hub))) } else { None };
     let graph = graph::build(worker, &probe, hub.clone(), shared.limits, shared.capacities.clone());
     let indexes = graph.indexes.clone();
-    let outcomes = graph.outcomes.clone();
+    let (outcomes, sizes) = (graph.outcomes.clone(), graph.sizes.clone());
     let outbox = Rc::new(RefCell::new(Vec::new()));
     let log = is_writer.then(|| shared.log.clone());
     let since = Rc::new(std::cell::Cell::new(0));
@@ -104,8 +104,9 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                     continue;
                 }
                 Work::Sizes => {
-                    if let Some(writer) = writer.as_ref() {
-                        let _ = reply.send(Reply::Sizes(writer.sizes()));
+                    // Worker 0 takes the sizes with the outcomes (the front routes this to it).
+                    if is_writer {
+                        let _ = reply.send(Reply::Sizes(sizes.borrow().clone()));
                     }
                     continue;
                 }
@@ -203,20 +204,19 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
 
         worker.step_or_park(Some(IDLE_PARK));
 
+        let now_applied = requests::applied(&probe);
         if let Some(writer) = writer.as_mut() {
             for outcome in outcomes.borrow_mut().drain(..) {
                 writer.decided(outcome);
             }
             writer.feed();
-            writer.release(requests::applied(&probe), &mut outbox.borrow_mut());
+            if now_applied != Lsn::MAX && writer.release(now_applied, &mut outbox.borrow_mut()) {
+                request_flow.serve.activate();
+            }
         }
-        let now_applied = requests::applied(&probe);
         if now_applied != applied && now_applied != Lsn::MAX {
             applied = now_applied;
             shared.publish_applied(applied);
-            if let Some(writer) = writer.as_mut() {
-                writer.release(applied, &mut outbox.borrow_mut());
-            }
             request_flow.serve.activate();
             last_serve_poke = Instant::now();
         } else if last_serve_poke.elapsed() >= IDLE_PARK {
@@ -303,20 +303,17 @@ struct Sequencer {
     input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
     /// The last LSN taken from the log.
     last_lsn: Lsn,
-    /// The last LSN fed to the apply stage, and the last whose outcome came back.
-    fed_through: Lsn,
-    decided_through: Lsn,
     /// Records taken, not yet fed, and their operations.
     waiting: Vec<(Lsn, Arc<WriteRecord>)>,
     waiting_ops: usize,
-    /// Records fed whose outcome has not come back, with the write waiting for each.
+    /// Records taken whose outcome has not come back (those waiting and those fed), with
+    /// the write waiting for each.
     deciding: HashMap<Lsn, (Arc<WriteRecord>, Option<Ticket>)>,
     /// Retries of writes still being decided: (the first's LSN, the retry's), and the retry.
     retries: Vec<(Lsn, Lsn, Ticket)>,
     /// Outcomes to answer once their LSN is applied everywhere.
     replies: BTreeMap<Lsn, (Ticket, RecordOutcome)>,
     request_ids: RequestIds,
-    sizes: HashMap<Namespace, [u64; 2]>,
 }
 
 impl Sequencer {
@@ -327,15 +324,12 @@ impl Sequencer {
         Sequencer {
             input,
             last_lsn: 0,
-            fed_through: 0,
-            decided_through: 0,
             waiting: Vec::new(),
             waiting_ops: 0,
             deciding: HashMap::new(),
             retries: Vec::new(),
             replies: BTreeMap::new(),
             request_ids,
-            sizes: HashMap::new(),
         }
     }
 
@@ -383,18 +377,11 @@ impl Sequencer {
             let first = First::Decided(remembered.outcome.clone());
             self.request_ids.remember(&remembered.namespace, &remembered.request_id, remembered.timestamp, first);
         }
-        for (key, _) in &graph.vertices {
-            self.sizes.entry(key.namespace.clone()).or_default()[0] += 1;
-        }
-        for (key, _) in &graph.edges {
-            self.sizes.entry(key.namespace.clone()).or_default()[1] += 1;
-        }
         self.input.advance_to(lsn);
         self.input.send(Sequenced::Restore(lsn, Arc::new(graph)));
+        // A restore has no outcome: the batch after it goes at once, and waits at the owners
+        // until the restore is applied.
         self.last_lsn = lsn;
-        self.fed_through = lsn;
-        // A restore has no outcome; the batch after it waits at the owners until it is applied.
-        self.decided_through = lsn;
         self.input.advance_to(lsn + 1);
     }
 
@@ -402,7 +389,8 @@ impl Sequencer {
     /// are many; moves the input past every LSN taken that nothing waits on. While a batch is
     /// decided, the next one grows: the busier the log, the larger the batches.
     fn feed(&mut self) {
-        let decided = self.decided_through >= self.fed_through;
+        // Every record taken but not waiting was fed: none of them left means all decided.
+        let decided = self.deciding.len() == self.waiting.len();
         if !self.waiting.is_empty() && (decided || self.waiting_ops >= MAX_BATCH_OPS) {
             self.feed_waiting();
         }
@@ -413,19 +401,16 @@ impl Sequencer {
     }
 
     fn feed_waiting(&mut self) {
-        let Some(&(first, _)) = self.waiting.first() else { return };
-        self.fed_through = self.waiting.last().map_or(first, |(lsn, _)| *lsn);
+        let (Some(&(first, _)), Some(&(last, _))) = (self.waiting.first(), self.waiting.last()) else { return };
         self.input.advance_to(first);
         self.input.send(Sequenced::Records(Arc::new(std::mem::take(&mut self.waiting))));
         self.waiting_ops = 0;
-        self.input.advance_to(self.fed_through + 1);
+        self.input.advance_to(last + 1);
     }
 
     /// A record's outcome, from the apply stage.
     fn decided(&mut self, outcome: RecordOutcome) {
-        self.decided_through = self.decided_through.max(outcome.lsn);
         let Some((record, ticket)) = self.deciding.remove(&outcome.lsn) else { return };
-        self.count(&record, &outcome);
         if let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) {
             self.request_ids.decided(&record.namespace, request_id, outcome.clone());
             let lsn = outcome.lsn;
@@ -441,44 +426,9 @@ impl Sequencer {
         }
     }
 
-    /// Counts what an accepted record created and deleted.
-    fn count(&mut self, record: &WriteRecord, outcome: &RecordOutcome) {
-        let rejected = outcome.first_rejection().is_some();
-        let size = self.sizes.entry(record.namespace.clone()).or_default();
-        if record.atomic && rejected {
-            return;
-        }
-        for (op, result) in record.ops.iter().zip(&outcome.results) {
-            match (op, result) {
-                (WriteOp::CreateVertex { .. }, Ok(_)) => size[0] += 1,
-                (WriteOp::DeleteVertex { .. }, Ok(OpEffect::VertexDeleted { edges_deleted })) => {
-                    size[0] = size[0].saturating_sub(1);
-                    size[1] = size[1].saturating_sub(*edges_deleted);
-                }
-                (WriteOp::CreateEdge { .. }, Ok(_)) => size[1] += 1,
-                (WriteOp::DeleteEdge { .. }, Ok(_)) => size[1] = size[1].saturating_sub(1),
-                _ => {}
-            }
-        }
-    }
-
-    /// Vertices and edges per namespace, in namespace order.
-    fn sizes(&self) -> Vec<NamespaceSize> {
-        let mut sizes: Vec<NamespaceSize> = self
-            .sizes
-            .iter()
-            .map(|(namespace, [vertices, edges])| NamespaceSize {
-                namespace: namespace.clone(),
-                vertices: *vertices,
-                edges: *edges,
-            })
-            .collect();
-        sizes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
-        sizes
-    }
-
-    /// Answers the writes whose record is now applied everywhere.
-    fn release(&mut self, applied: Lsn, outbox: &mut Vec<Response>) {
+    /// Answers the writes whose record is now applied everywhere; whether there were any.
+    fn release(&mut self, applied: Lsn, outbox: &mut Vec<Response>) -> bool {
+        let before = outbox.len();
         while let Some(entry) = self.replies.first_entry() {
             if *entry.key() > applied {
                 break;
@@ -486,5 +436,6 @@ impl Sequencer {
             let (ticket, outcome) = entry.remove();
             outbox.push(Response { origin: ticket.origin, id: ticket.request, reply: Reply::Write(Ok(outcome)) });
         }
+        outbox.len() > before
     }
 }

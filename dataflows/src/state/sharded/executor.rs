@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::state::graph::WholeGraph;
+use crate::state::graph::{NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, NextNumbers};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
@@ -34,6 +34,22 @@ pub struct Executor {
 impl Executor {
     pub fn new(workers: usize, limits: ElementLimits, capacities: Capacities) -> Self {
         Executor { workers: workers.max(1), limits, capacities, names: HashMap::default(), kept: HashMap::default() }
+    }
+
+    /// How many vertices and edges each namespace holds, after the batches decided so far,
+    /// in namespace order.
+    pub fn sizes(&self) -> Vec<NamespaceSize> {
+        let mut sizes: Vec<NamespaceSize> = self
+            .kept
+            .iter()
+            .map(|(namespace, kept)| NamespaceSize {
+                namespace: namespace.clone(),
+                vertices: kept.count[0],
+                edges: kept.count[1],
+            })
+            .collect();
+        sizes.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        sizes
     }
 
     /// Decides `records` in order against `reads`, each worker's (by worker index) answers
