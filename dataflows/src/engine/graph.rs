@@ -127,7 +127,6 @@ pub(crate) fn build(
         let (input, sequenced) = scope.new_input::<Vec<Sequenced>>();
         let reads = sequenced.broadcast().unary(Pipeline, "ReadOwned", move |_capability, info| {
             *read_activator_slot.borrow_mut() = Some(scope.activator_for(info.address.clone()));
-            let activator = scope.activator_for(info.address.clone());
             // Batches to read, each with this worker's plan of it (made once: a batch may wait).
             let mut queue: VecDeque<(Capability<Lsn>, Sequenced, Option<Plan>)> = VecDeque::new();
             // Batches read here whose effects are not all applied here yet, with their plans.
@@ -167,7 +166,9 @@ pub(crate) fn build(
                     if plan.as_ref().is_some_and(Plan::cascades) && !adjacencies_through(&mut indexes, time) {
                         // The adjacencies give a cascade its edges; they follow the applied
                         // changes by a step of their own.
-                        activator.activate_after(Duration::from_millis(1));
+                        if let Some(activator) = read_activator_slot.borrow().as_ref() {
+                            activator.activate_after(Duration::from_millis(1));
+                        }
                         break;
                     }
                     let reads = match plan {
