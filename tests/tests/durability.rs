@@ -50,6 +50,76 @@ async fn writer(mut client: Client, task: usize, acked: Arc<Acked>, reached: Arc
     }
 }
 
+/// One writer per client, each until its connection dies.
+struct Writers {
+    acked: Arc<Acked>,
+    reached: Arc<Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    threshold: usize,
+}
+
+impl Writers {
+    fn start(clients: Vec<Client>, threshold: usize) -> Self {
+        let (acked, reached) = (Arc::new(Acked::default()), Arc::new(Notify::new()));
+        let tasks = clients
+            .into_iter()
+            .enumerate()
+            .map(|(task, client)| tokio::spawn(writer(client, task, acked.clone(), reached.clone(), threshold)))
+            .collect();
+        Writers { acked, reached, tasks, threshold }
+    }
+
+    /// Once `threshold` writes are acknowledged, with the writers still going.
+    async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Waits for every writer to stop (its server died): what they had acknowledged.
+    async fn stopped(self) -> Acknowledged {
+        let writers = self.tasks.len();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let vertices = self.acked.vertices.lock().unwrap().clone();
+        let batches: HashSet<String> = self.acked.batches.lock().unwrap().iter().cloned().collect();
+        assert!(vertices.len() + batches.len() >= self.threshold);
+        Acknowledged { writers, vertices, batches }
+    }
+}
+
+/// What stopped writers had acknowledged.
+struct Acknowledged {
+    writers: usize,
+    vertices: Vec<(String, i64)>,
+    batches: HashSet<String>,
+}
+
+impl Acknowledged {
+    /// Checks through `client` (of the restarted server) that every acknowledged write is
+    /// there and every batch any writer attempted is whole or absent.
+    async fn check(&self, client: &mut Client) {
+        let (vertices, batches) = (&self.vertices, &self.batches);
+        for (id, value) in vertices {
+            let vertex = exists(client, id).await.unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
+            assert_eq!(vertex.properties["n"], int(*value));
+        }
+        for task in 0..self.writers {
+            for n in (1..).step_by(2) {
+                let prefix = format!("b{task}-{n}");
+                let mut present = 0;
+                for i in 0..BATCH {
+                    present += exists(client, &format!("{prefix}-{i}")).await.is_some() as usize;
+                }
+                assert!(present == 0 || present == BATCH, "batch {prefix} half applied: {present} of {BATCH}");
+                if present == 0 {
+                    assert!(!batches.contains(&prefix), "acknowledged batch {prefix} lost");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 async fn exists(client: &mut Client, id: &str) -> Option<pb::Vertex> {
     match client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await {
         Ok(reply) => reply.into_inner().vertex,
@@ -64,46 +134,18 @@ async fn kill_9_under_concurrent_writes_loses_no_acknowledged_write() {
     let spec = ServerSpec::new(&dir.path().join("data"), 2);
     let mut server = spec.start().await;
 
-    let acked = Arc::new(Acked::default());
-    let reached = Arc::new(Notify::new());
-    let threshold = 400;
-    let mut tasks = Vec::new();
-    for task in 0..WRITERS {
-        let client = server.client().await;
-        tasks.push(tokio::spawn(writer(client, task, acked.clone(), reached.clone(), threshold)));
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(server.client().await);
     }
+    let writers = Writers::start(clients, 400);
     // Kill while the writers are still going.
-    reached.notified().await;
+    writers.reached().await;
     server.kill().await;
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let vertices = acked.vertices.lock().unwrap().clone();
-    let batches = acked.batches.lock().unwrap().clone();
-    assert!(vertices.len() + batches.len() >= threshold);
+    let acknowledged = writers.stopped().await;
 
     let server = spec.start().await;
-    let mut client = server.client().await;
-    for (id, value) in &vertices {
-        let vertex = exists(&mut client, id).await.unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
-        assert_eq!(vertex.properties["n"], int(*value));
-    }
-    let acked_batches: HashSet<&String> = batches.iter().collect();
-    // Every batch any writer attempted is whole or absent; acknowledged ones are whole.
-    for task in 0..WRITERS {
-        for n in (1..).step_by(2) {
-            let prefix = format!("b{task}-{n}");
-            let mut present = 0;
-            for i in 0..BATCH {
-                present += exists(&mut client, &format!("{prefix}-{i}")).await.is_some() as usize;
-            }
-            assert!(present == 0 || present == BATCH, "batch {prefix} half applied: {present} of {BATCH}");
-            if present == 0 {
-                assert!(!acked_batches.contains(&prefix), "acknowledged batch {prefix} lost");
-                break;
-            }
-        }
-    }
+    acknowledged.check(&mut server.client().await).await;
 }
 
 fn segments(data_dir: &Path) -> Vec<PathBuf> {
@@ -178,48 +220,22 @@ async fn kill_9_in_a_cluster(victim: usize) {
     const CLUSTER_WRITERS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let mut servers = start_cluster(dir.path(), 2).await;
-    let acked = Arc::new(Acked::default());
-    let reached = Arc::new(Notify::new());
-    let threshold = 200;
-    let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for task in 0..CLUSTER_WRITERS {
-        let client = servers[task % 2].client().await;
-        tasks.push(tokio::spawn(writer(client, task, acked.clone(), reached.clone(), threshold)));
+        clients.push(servers[task % 2].client().await);
     }
-    reached.notified().await;
+    let writers = Writers::start(clients, 200);
+    writers.reached().await;
     servers[victim].kill().await;
     let survivor = &mut servers[1 - victim];
     let exited = survivor.wait_exit(Duration::from_secs(30)).await;
     assert!(exited.is_some(), "the surviving process still runs 30 s after its peer died:\n{}", survivor.log());
     let named = format!("lost the connection to cluster process {victim}");
     assert!(survivor.log().contains(&named), "the survivor's log does not say which peer it lost:\n{}", survivor.log());
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let vertices = acked.vertices.lock().unwrap().clone();
-    let batches: HashSet<String> = acked.batches.lock().unwrap().iter().cloned().collect();
-    assert!(vertices.len() + batches.len() >= threshold);
+    let acknowledged = writers.stopped().await;
 
     let servers = start_cluster(dir.path(), 2).await;
-    let mut client = servers[victim].client().await;
-    for (id, value) in &vertices {
-        let vertex = exists(&mut client, id).await.unwrap_or_else(|| panic!("acknowledged vertex {id} lost"));
-        assert_eq!(vertex.properties["n"], int(*value));
-    }
-    for task in 0..CLUSTER_WRITERS {
-        for n in (1..).step_by(2) {
-            let prefix = format!("b{task}-{n}");
-            let mut present = 0;
-            for i in 0..BATCH {
-                present += exists(&mut client, &format!("{prefix}-{i}")).await.is_some() as usize;
-            }
-            assert!(present == 0 || present == BATCH, "batch {prefix} half applied: {present} of {BATCH}");
-            if present == 0 {
-                assert!(!batches.contains(&prefix), "acknowledged batch {prefix} lost");
-                break;
-            }
-        }
-    }
+    acknowledged.check(&mut servers[victim].client().await).await;
 }
 
 #[tokio::test]
