@@ -174,7 +174,8 @@ impl Space {
     /// Sets vertex `id` (`None`: deleted). A new vertex has no edges yet.
     pub fn set_vertex(&mut self, id: &str, vertex: Option<Arc<Vertex>>) {
         let view = self.vertices.entry(id.into()).or_default();
-        let before = view.clone();
+        // Kept only for an atomic record, which may have to put it back.
+        let before = self.journal.is_some().then(|| view.clone());
         let created = view.number.is_none();
         view.number = vertex.as_ref().map(|vertex| vertex.number);
         view.vertex = vertex;
@@ -184,7 +185,9 @@ impl Space {
                 incident.clear();
             }
         }
-        self.journal(|| Undo::Vertex(id.into(), before));
+        if let Some(before) = before {
+            self.journal(|| Undo::Vertex(id.into(), before));
+        }
     }
 
     pub fn edge(&self, id: &str) -> Option<&NumberedEdge> {
