@@ -42,7 +42,7 @@ use crate::read::query::{lookup_many, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
-use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Shard};
+use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
 /// What worker 0 feeds the apply stage, at the LSN of its first record.
@@ -67,13 +67,15 @@ struct ReadsFor {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Decisions {
     Effects(usize, Vec<Decided>),
+    /// A restore at its LSN: each owner takes its part of the graph it read.
+    Restore(usize, Lsn, Restore),
     Outcomes(Vec<RecordOutcome>, Vec<NamespaceSize>),
 }
 
 impl Decisions {
     fn target(&self) -> u64 {
         match self {
-            Decisions::Effects(owner, _) => *owner as u64,
+            Decisions::Effects(owner, _) | Decisions::Restore(owner, ..) => *owner as u64,
             Decisions::Outcomes(..) => 0,
         }
     }
@@ -123,6 +125,10 @@ pub(crate) fn build(
         let read_activator_slot = read_activator.clone();
         let indexes_slot: Rc<RefCell<Option<Rc<RefCell<Indexes>>>>> = Rc::default();
         let indexes_read = indexes_slot.clone();
+        // The restores ReadOwned passed on, for ApplyOwned on this worker to take its part of
+        // once the executor says where the numbers start: every worker has the graph already.
+        let restoring: Rc<RefCell<VecDeque<(Lsn, Arc<WholeGraph>)>>> = Rc::default();
+        let restoring_read = restoring.clone();
 
         let (input, sequenced) = scope.new_input::<Vec<Sequenced>>();
         let reads = sequenced.broadcast().unary(Pipeline, "ReadOwned", move |_capability, info| {
@@ -178,6 +184,9 @@ pub(crate) fn build(
                         }
                         None => Reads::default(),
                     };
+                    if let Sequenced::Restore(lsn, graph) = batch {
+                        restoring_read.borrow_mut().push_back((*lsn, graph.clone()));
+                    }
                     let batch = (me == executor(peers)).then(|| batch.clone());
                     output.session(capability).give(ReadsFor { batch, reads });
                     if let Some((_, _, plan)) = queue.pop_front() {
@@ -210,15 +219,21 @@ pub(crate) fn build(
                             break;
                         }
                         let (Some(capability), batch, reads) = entry.remove() else { continue };
+                        let mut session = output.session(&capability);
                         let (outcomes, effects) = match batch {
                             Some(Sequenced::Records(records)) => {
                                 let decision = executor.decide(records.as_slice(), reads);
                                 (decision.outcomes, decision.effects)
                             }
-                            Some(Sequenced::Restore(lsn, graph)) => (Vec::new(), executor.restore(lsn, &graph)),
+                            Some(Sequenced::Restore(lsn, graph)) => {
+                                let restore = executor.restore(&graph);
+                                for owner in 0..peers {
+                                    session.give(Decisions::Restore(owner, lsn, restore.clone()));
+                                }
+                                (Vec::new(), Vec::new())
+                            }
                             None => (Vec::new(), Vec::new()),
                         };
-                        let mut session = output.session(&capability);
                         for (owner, effects) in by_owner(effects, peers).into_iter().enumerate() {
                             if !effects.is_empty() {
                                 session.give(Decisions::Effects(owner, effects));
@@ -248,6 +263,17 @@ pub(crate) fn build(
                                             .give_iterator(same_lsn.iter().map(|(lsn, c)| (c.clone(), *lsn)));
                                     }
                                     changes.clear();
+                                }
+                                Decisions::Restore(_, lsn, restore) => {
+                                    let Some((at, graph)) = restoring.borrow_mut().pop_front() else {
+                                        tracing::error!(lsn, "a restore decided that was not read here");
+                                        continue;
+                                    };
+                                    debug_assert_eq!(at, lsn, "restores are decided in the order they are read");
+                                    shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
+                                    drop(graph);
+                                    let at = capability.delayed(&lsn, port);
+                                    output.session(&at).give_iterator(changes.drain(..).map(|(lsn, c)| (c, lsn)));
                                 }
                                 Decisions::Outcomes(decided, sizes) => {
                                     outcomes_in.borrow_mut().extend(decided);

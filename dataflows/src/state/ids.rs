@@ -96,6 +96,32 @@ impl<T: Keyed> Slab<T> {
         numbered
     }
 
+    /// Numbers `element` past the end, leaving the free numbers for later inserts: what a
+    /// restore gives ([`NextNumbers::extend`]). `None` if its string id is here already.
+    pub fn push(&mut self, element: T) -> Option<DenseId> {
+        let hash = self.hasher.hash_one(element.key());
+        let id = self.numbers.end();
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let key = element.key();
+        let same = |&other: &DenseId| slots[other as usize].as_ref().is_some_and(|slot| slot.key() == key);
+        match self.index.entry(hash, same, |&id| rehash(slots, hasher, id)) {
+            hashbrown::hash_table::Entry::Occupied(_) => return None,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(id);
+            }
+        }
+        self.numbers.extend(1);
+        self.slots.push(Some(element));
+        Some(id)
+    }
+
+    /// Room for `additional` more elements without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.reserve(additional, |&id| rehash(slots, hasher, id));
+    }
+
     /// Removes the element numbered `id`, freeing the number.
     pub fn remove(&mut self, id: DenseId) -> Option<T> {
         let element = self.slots.get_mut(id as usize)?.take()?;
@@ -151,11 +177,6 @@ pub struct NextNumbers {
 }
 
 impl NextNumbers {
-    /// What a slab of `end` elements and no freed numbers gives.
-    pub fn starting_at(end: DenseId) -> Self {
-        NextNumbers { free: Vec::new(), end }
-    }
-
     /// The number the next insert takes.
     pub fn take(&mut self) -> Numbered {
         match self.free.pop() {
@@ -169,6 +190,16 @@ impl NextNumbers {
 
     pub fn free(&mut self, id: DenseId) {
         self.free.push(id);
+    }
+
+    /// The number past the end: the next one taken when none is free.
+    pub fn end(&self) -> DenseId {
+        self.end
+    }
+
+    /// Moves the end past `count` numbers taken there without the free ones (a restore's).
+    pub fn extend(&mut self, count: DenseId) {
+        self.end += count;
     }
 
     /// Undoes `take`.

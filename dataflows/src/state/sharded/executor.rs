@@ -1,6 +1,5 @@
 //! The rules of the graph, decided for a batch of records against the owners' reads.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -9,13 +8,12 @@ use foldhash::fast::RandomState;
 use crate::state::graph::{NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, NextNumbers};
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{
-    owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber,
-};
+use crate::state::model::{owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey};
 use crate::state::names::Names;
 use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::sharded::overlay::{Kept, Overlay, Space};
 use crate::state::sharded::reads::Reads;
+use crate::state::sharded::restore::{numbering, Restore};
 use crate::state::sharded::{Decided, Decision, Effect};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
@@ -88,51 +86,48 @@ impl Executor {
 }
 
 impl Executor {
-    /// A checkpoint's graph as the effects that put it back at `lsn` into an empty state, its
-    /// vertices numbered in the checkpoint's order (as each owner's slab will give them). No
-    /// rule is checked: the checkpoint was a valid graph. Holds every vertex's number while
-    /// it runs, which per-shard checkpoints will not need.
-    pub fn restore(&mut self, lsn: Lsn, graph: &WholeGraph) -> Vec<Decided> {
-        let mut numbers: HashMap<(Namespace, Id), VertexNumber, RandomState> = HashMap::default();
-        let mut next: HashMap<(Namespace, usize), u64, RandomState> = HashMap::default();
-        let mut effects = Vec::with_capacity(graph.vertices.len() + graph.edges.len());
-        for (key, vertex) in &graph.vertices {
-            let Entry::Vacant(slot) = numbers.entry((key.namespace.clone(), key.id.clone())) else { continue };
-            let owner = owner_of(VertexKey::route(&key.namespace, &key.id), self.workers);
-            let index = next.entry((key.namespace.clone(), owner)).or_default();
-            let number = VertexNumber::new(*index, owner, self.workers);
-            *index += 1;
-            slot.insert(number);
-            let names = self.names.entry(key.namespace.clone()).or_default();
-            let mut vertex = Vertex::clone(vertex);
-            vertex.number = number;
-            names.share_in(&mut vertex.label, &mut vertex.properties);
-            let effect = Effect::VertexCreated(Arc::new(vertex));
-            effects.push(Decided { lsn, namespace: key.namespace.clone(), effect });
-        }
-        let mut seen: HashSet<(Namespace, Id), RandomState> = HashSet::default();
-        for (key, edge) in &graph.edges {
-            let number = |id: &Id| numbers.get(&(key.namespace.clone(), id.clone())).copied();
-            let (Some(from), Some(to)) = (number(&edge.from), number(&edge.to)) else {
-                tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
-                continue;
-            };
-            if !seen.insert((key.namespace.clone(), key.id.clone())) {
+    /// Takes `graph` into the namespaces it names that are empty here, at once: says where
+    /// each owner's numbers start in each (the owners then number and keep their own parts,
+    /// [`Shard::restore`](crate::state::sharded::Shard::restore)) and counts what they
+    /// will hold. No rule is checked: the graph was a valid one (a checkpoint, or a snapshot
+    /// checked whole), with each edge id once. A namespace that holds anything is left out,
+    /// with an error logged: the caller restores only into empty ones.
+    pub fn restore(&mut self, graph: &WholeGraph) -> Restore {
+        let mut restore = Restore::default();
+        let named = graph
+            .vertices
+            .iter()
+            .map(|(key, _)| &key.namespace)
+            .chain(graph.edges.iter().map(|(key, _)| &key.namespace));
+        let mut considered: HashSet<&Namespace, RandomState> = HashSet::default();
+        for namespace in named {
+            if !considered.insert(namespace) {
                 continue;
             }
-            let names = self.names.entry(key.namespace.clone()).or_default();
-            let mut edge = Edge::clone(edge);
-            names.share_in(&mut edge.label, &mut edge.properties);
-            let effect = Effect::EdgeCreated(NumberedEdge { from, to, edge: Arc::new(edge) });
-            effects.push(Decided { lsn, namespace: key.namespace.clone(), effect });
-            self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
+            let kept = self.kept.entry(namespace.clone()).or_default();
+            if kept.count != [0, 0] {
+                tracing::error!(%namespace, "a restore into a namespace that is not empty; left out");
+                continue;
+            }
+            let starts = (0..self.workers).map(|owner| kept.numbers.get(&owner).map_or(0, NextNumbers::end)).collect();
+            restore.starts.push((namespace.clone(), starts));
         }
-        for ((ns, owner), end) in next {
-            let kept = self.kept.entry(ns).or_default();
-            kept.numbers.insert(owner, NextNumbers::starting_at(end as DenseId));
-            kept.count[0] += end;
+        let numberings = numbering(graph, &restore, self.workers);
+        for (namespace, numbering) in &numberings {
+            let kept = self.kept.entry(namespace.clone()).or_default();
+            for owner in 0..self.workers {
+                let taken = numbering.taken(owner);
+                kept.numbers.entry(owner).or_default().extend(taken as DenseId);
+                kept.count[0] += taken;
+            }
         }
-        effects
+        for (key, edge) in &graph.edges {
+            let Some(numbering) = numberings.get(&key.namespace) else { continue };
+            if numbering.get(&edge.from).is_some() && numbering.get(&edge.to).is_some() {
+                self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
+            }
+        }
+        restore
     }
 }
 

@@ -26,6 +26,7 @@
 mod executor;
 mod overlay;
 mod reads;
+mod restore;
 mod shard;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ use crate::state::write::RecordOutcome;
 
 pub use executor::Executor;
 pub use reads::{Incidence, Reads};
+pub use restore::Restore;
 pub use shard::{Plan, Shard};
 
 /// What an accepted operation changed, for the workers that own its keys to apply.

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use crate::state::graph::Change;
+use crate::state::graph::{Change, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Slab};
-use crate::state::model::{owner_of, EdgeKey, Id, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{owner_of, Edge, EdgeKey, Id, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
+use crate::state::names::Names;
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
+use crate::state::sharded::restore::{numbering, Restore};
 use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
 
@@ -94,6 +96,8 @@ struct Owned {
     name: Namespace,
     vertices: Slab<VertexSlot>,
     edges: Slab<EdgeSlot>,
+    /// Labels and property keys shared by the elements a restore builds here.
+    names: Names,
 }
 
 /// One worker's vertices and edges, as the rules need them.
@@ -212,6 +216,7 @@ impl Shard {
             name: namespace.clone(),
             vertices: Slab::default(),
             edges: Slab::default(),
+            names: Names::default(),
         })
     }
 
@@ -267,6 +272,77 @@ impl Shard {
                     let owned = self.owned(namespace);
                     owned.vertices.remove(slot_of(vertex.number, workers));
                     changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex.clone(), -1)));
+                }
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Takes this worker's part of `graph` at `lsn`, in the namespaces `restore` lists (empty
+    /// ones), appending the collections' changes: its vertices, numbered as every worker
+    /// numbers them, the edges whose ids it owns, and its vertices' degrees.
+    pub fn restore(&mut self, lsn: Lsn, restore: &Restore, graph: &WholeGraph, changes: &mut Vec<(Lsn, Change)>) {
+        let (me, workers) = (self.me, self.workers);
+        let numberings = numbering(graph, restore, workers);
+        for (namespace, numbering) in &numberings {
+            let owned = self.owned(namespace);
+            owned.vertices.reserve(numbering.taken(me) as usize);
+            // Edges shard evenly by id: this worker's share, and a little more.
+            owned.edges.reserve(graph.edges.len() / workers + graph.edges.len() / (workers * 32));
+        }
+        for (key, vertex) in &graph.vertices {
+            let Some(number) = numberings.get(&key.namespace).and_then(|numbering| numbering.get(&key.id)) else {
+                continue;
+            };
+            if number.owner(workers) != me {
+                continue;
+            }
+            let owned = self.owned(&key.namespace);
+            let mut vertex = Vertex::clone(vertex);
+            vertex.number = number;
+            owned.names.share_in(&mut vertex.label, &mut vertex.properties);
+            let vertex = Arc::new(vertex);
+            // A vertex given twice keeps its first number, and its first version.
+            let Some(slot) = owned.vertices.push(VertexSlot { vertex: vertex.clone(), degree: 0 }) else { continue };
+            if slot != slot_of(number, workers) {
+                tracing::error!(vertex = %vertex.id, "a restored vertex's number differs from its slot here");
+                debug_assert!(false, "numbers decided and given differ");
+            }
+            changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex, 1)));
+        }
+        for (key, edge) in &graph.edges {
+            let Some(numbering) = numberings.get(&key.namespace) else { continue };
+            let ns = &key.namespace;
+            // Owners by hash first: a number is looked up only where this worker needs it.
+            let mine = self.owns_edge(ns, &key.id);
+            let [from_here, to_here] = [&edge.from, &edge.to].map(|end| self.owns_vertex(ns, end));
+            if !(mine || from_here || to_here) {
+                continue;
+            }
+            let (Some(from), Some(to)) = (numbering.get(&edge.from), numbering.get(&edge.to)) else {
+                if mine {
+                    tracing::warn!(namespace = %ns, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+                }
+                continue;
+            };
+            let owned = self.owned(ns);
+            if mine {
+                let mut body = Edge::clone(edge);
+                owned.names.share_in(&mut body.label, &mut body.properties);
+                let edge = NumberedEdge { from, to, edge: Arc::new(body) };
+                if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
+                    tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
+                    continue;
+                }
+                changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
+            }
+            let ends = if from == to { 1 } else { 2 };
+            for (end, here) in [(from, from_here), (to, to_here)].into_iter().take(ends) {
+                if here {
+                    if let Some(slot) = owned.vertices.get_mut(slot_of(end, workers)) {
+                        slot.degree += 1;
+                    }
                 }
             }
         }

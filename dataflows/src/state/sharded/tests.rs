@@ -28,6 +28,22 @@ impl Incidence for Edges {
     }
 }
 
+impl Edges {
+    /// What the adjacencies hold once `changes` are applied.
+    fn follow(&mut self, changes: &[(Lsn, Change)]) {
+        for (_, change) in changes {
+            if let Change::Edge(key, edge, diff) = change {
+                let key = (key.namespace.clone(), key.id.clone());
+                if *diff > 0 {
+                    self.0.insert(key, edge.clone());
+                } else {
+                    self.0.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Element {
     Vertex(VertexKey, Arc<Vertex>),
@@ -128,16 +144,7 @@ fn check_batches(records: &[(Lsn, Arc<WriteRecord>)], cuts: &[bool], workers: us
                 shard.apply(&effects, &mut batch_changes);
             }
         }
-        for (_, change) in &batch_changes {
-            if let Change::Edge(key, edge, diff) = change {
-                let key = (key.namespace.clone(), key.id.clone());
-                if *diff > 0 {
-                    edges.0.insert(key, edge.clone());
-                } else {
-                    edges.0.remove(&key);
-                }
-            }
-        }
+        edges.follow(&batch_changes);
         // The others read once the batch before is applied (a cascade also once the
         // adjacencies hold it).
         reads.extend(
@@ -192,7 +199,11 @@ proptest! {
     /// A checkpoint restored through the owners gives the changes the one-worker stage's
     /// restore gives, numbers included.
     #[test]
-    fn a_restored_checkpoint_matches(records in prop::collection::vec(record(), 1..30), workers in 1usize..5) {
+    fn a_restored_checkpoint_matches(
+        records in prop::collection::vec(record(), 1..30),
+        after in prop::collection::vec(record(), 0..10),
+        workers in 1usize..5,
+    ) {
         let mut one = ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers);
         for (i, (atomic, other, ops)) in records.into_iter().enumerate() {
             let namespace = Namespace::new(if other { "other" } else { "default" });
@@ -200,17 +211,43 @@ proptest! {
         }
         let graph = one.whole_graph();
         let mut expected = Vec::new();
-        ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers)
-            .restore_checkpoint(graph.clone(), &mut expected);
+        let mut restored = ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers);
+        restored.restore_checkpoint(graph.clone(), &mut expected);
 
         let mut executor = Executor::new(workers, ElementLimits::default(), Capacities::default());
-        let effects = executor.restore(9, &graph);
+        let restore = executor.restore(&graph);
         let mut shards: Vec<Shard> = (0..workers).map(|me| Shard::new(me, workers)).collect();
         let mut changes = Vec::new();
-        for (shard, effects) in shards.iter_mut().zip(by_owner(effects, workers)) {
-            shard.apply(&effects, &mut changes);
+        for shard in &mut shards {
+            shard.restore(9, &restore, &graph, &mut changes);
         }
+        let mut edges = Edges::default();
+        edges.follow(&changes);
         prop_assert_eq!(consolidate(changes), consolidate(expected.into_iter().map(|change| (9, change))));
+        let counts: Vec<_> = executor.sizes().into_iter().map(|size| (size.namespace, [size.vertices, size.edges])).collect();
+        let held: Vec<_> = counts.iter().map(|(ns, _)| (ns.clone(), shards.iter().map(|s| s.count(ns)).fold([0, 0], |a, c| [a[0] + c[0], a[1] + c[1]]))).collect();
+        prop_assert_eq!(counts, held, "the executor counts what the owners hold");
+
+        // Records after the restore number and decide as they would after the reference's.
+        let (mut expected, mut changes) = (Vec::new(), Vec::new());
+        for (i, (atomic, other, ops)) in after.into_iter().enumerate() {
+            let namespace = Namespace::new(if other { "other" } else { "default" });
+            let lsn = 10 + i as Lsn;
+            let record = Arc::new(WriteRecord { namespace, atomic, timestamp: 1, ops, request_id: None });
+            let mut made = Vec::new();
+            restored.apply(lsn, &record, &mut made);
+            expected.extend(made.into_iter().map(|change| (lsn, change)));
+            let batch = [(lsn, record)];
+            let reads = shards.iter().map(|shard| shard.read(&shard.plan(&batch), &edges)).collect::<Vec<_>>();
+            let decision = executor.decide(&batch, reads);
+            let mut made = Vec::new();
+            for (shard, effects) in shards.iter_mut().zip(by_owner(decision.effects, workers)) {
+                shard.apply(&effects, &mut made);
+            }
+            edges.follow(&made);
+            changes.extend(made);
+        }
+        prop_assert_eq!(consolidate(changes), consolidate(expected));
     }
 }
 
