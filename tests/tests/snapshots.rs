@@ -336,3 +336,18 @@ async fn checkpoints_bound_recovery_and_let_the_log_before_them_go() {
     let next = client.create_vertex(vertex_request("later", "P", &[])).await.unwrap();
     assert_eq!(lsn_of(&next), last + 1, "LSNs go on after the checkpoint and the log");
 }
+
+#[tokio::test]
+async fn either_process_of_a_cluster_exports_the_whole_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_cluster(dir.path(), 2).await;
+    let graph = oracle::random_graph(&mut StdRng::seed_from_u64(8), 30, 60);
+    oracle::load(&mut servers[0].client().await, &graph).await;
+    for (process, server) in servers.iter().enumerate() {
+        let path = dir.path().join(format!("from-{process}.snap"));
+        let (ok, _, err) =
+            cli(&["snapshot", "export", "--server", &server.address.to_string(), "-o", path.to_str().unwrap()]).await;
+        assert!(ok, "process {process}: {err}");
+        assert_eq!(items(&path).len(), 90, "process {process}: both processes' shards");
+    }
+}

@@ -1,6 +1,7 @@
 //! SubscribePageRank over gRPC: the first result and every change against the reference
 //! PageRank (tests/src/oracle.rs) of the graph at the message's LSN, heartbeats, many
-//! subscribers, a subscriber that stops reading, and the errors.
+//! subscribers, a subscriber that stops reading, either process of a cluster, and the
+//! errors.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -123,6 +124,37 @@ async fn a_subscription_follows_inserts_and_deletes_and_ends_at_the_final_graphs
     }
     let latest = latest.expect("changes inside the subgraph sent results");
     assert_within(&latest, &oracle::pagerank(&graph, keep, CONVERGED, 0.85), 5);
+}
+
+#[tokio::test]
+async fn either_process_of_a_cluster_serves_a_subscription_that_follows_writes_through_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_cluster(dir.path(), 2).await;
+    let mut clients = [servers[0].client().await, servers[1].client().await];
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut graph: Graph = oracle::random_graph(&mut rng, 30, 80);
+    oracle::load(&mut clients[0], &graph).await;
+
+    let mut streams = Vec::new();
+    for client in &mut clients {
+        streams.push(client.subscribe_page_rank(subscribe_request(0, None)).await.unwrap().into_inner());
+    }
+    let want = oracle::pagerank(&graph, |_, _| true, CONVERGED, 0.85);
+    for stream in &mut streams {
+        assert_within(&result_at(stream, 0).await, &want, 0);
+    }
+    for step in 0..10 {
+        let (from, to) = (format!("v{:02}", rng.random_range(0..30)), format!("v{:02}", rng.random_range(0..30)));
+        graph.edges.push(edge(format!("n{step}"), from.clone(), to.clone()));
+        let through = &mut clients[step % 2];
+        let lsn = lsn_of(&through.create_edge(edge_request(&format!("n{step}"), "A", &from, &to)).await.unwrap());
+        let want = oracle::pagerank(&graph, |_, _| true, CONVERGED, 0.85);
+        for (process, stream) in streams.iter_mut().enumerate() {
+            let update = result_at(stream, lsn).await;
+            assert_eq!(update.lsn, lsn, "process {process}: one message per change, at its LSN");
+            assert_within(&update, &want, 0);
+        }
+    }
 }
 
 #[tokio::test]

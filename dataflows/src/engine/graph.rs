@@ -88,6 +88,9 @@ fn executor(peers: usize) -> usize {
     peers - 1
 }
 
+/// The restores a worker read, each with its LSN, oldest first.
+type Restoring = VecDeque<(Lsn, Arc<WholeGraph>)>;
+
 /// What the graph dataflow gives its worker.
 pub(crate) struct GraphDataflow {
     /// Worker 0 feeds it (the others close theirs).
@@ -100,12 +103,13 @@ pub(crate) struct GraphDataflow {
 }
 
 /// Builds the graph dataflow; `probe` reports when every arrangement is complete through an
-/// LSN on every worker. The collections' changes also go to `hub` on worker 0 (the
-/// standing PageRanks).
+/// LSN on every worker. The collections' changes also go to `hub` on each process's first
+/// worker (the standing PageRanks); a process runs `local_workers` workers.
 pub(crate) fn build(
     worker: &mut Worker,
     probe: &ProbeHandle<Lsn>,
     hub: Option<Rc<RefCell<Hub>>>,
+    local_workers: usize,
     limits: ElementLimits,
     capacities: Capacities,
 ) -> GraphDataflow {
@@ -127,7 +131,7 @@ pub(crate) fn build(
         let indexes_read = indexes_slot.clone();
         // The restores ReadOwned passed on, for ApplyOwned on this worker to take its part of
         // once the executor says where the numbers start: every worker has the graph already.
-        let restoring: Rc<RefCell<VecDeque<(Lsn, Arc<WholeGraph>)>>> = Rc::default();
+        let restoring: Rc<RefCell<Restoring>> = Rc::default();
         let restoring_read = restoring.clone();
 
         let (input, sequenced) = scope.new_input::<Vec<Sequenced>>();
@@ -292,7 +296,8 @@ pub(crate) fn build(
                 }
             });
 
-        feed_subscriptions(changes.clone(), hub);
+        let firsts: Vec<usize> = (0..peers).step_by(local_workers.max(1)).collect();
+        feed_subscriptions(changes.clone(), hub, firsts);
         let vertices = changes
             .clone()
             .flat_map(|(change, lsn)| match change {
@@ -400,23 +405,36 @@ fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Adjacent)>
     )
 }
 
-/// Hands each LSN's changes to the hub on worker 0 once the LSN is complete (the frontier
-/// has passed it), in LSN order, and tells it how far the changes are complete. Every
-/// change is stashed until its LSN completes, whether or not a standing PageRank wants it
-/// yet: a topic that starts meanwhile takes every LSN completed after it was noticed.
+/// Hands each LSN's changes to the hub on every process's first worker (`firsts`) once the
+/// LSN is complete (the frontier has passed it), in LSN order, and tells it how far the
+/// changes are complete. Every change is stashed until its LSN completes, whether or not a
+/// standing PageRank wants it yet: a topic that starts meanwhile takes every LSN completed
+/// after it was noticed.
 fn feed_subscriptions<'scope>(
     changes: timely::dataflow::StreamVec<'scope, Lsn, (Change, Lsn)>,
     hub: Option<Rc<RefCell<Hub>>>,
+    firsts: Vec<usize>,
 ) {
+    // A copy for each process; one process moves its changes without copying them.
+    let copies = match firsts.as_slice() {
+        &[only] => changes.map(move |(change, lsn)| (only, change, lsn)),
+        _ => changes.flat_map(move |(change, lsn)| {
+            let mut copies: Vec<_> = firsts.iter().map(|&first| (first, change.clone(), lsn)).collect();
+            copies.pop();
+            copies.push((firsts[firsts.len() - 1], change, lsn));
+            copies
+        }),
+    };
     let mut stash: BTreeMap<Lsn, Vec<Change>> = BTreeMap::new();
-    changes.sink(Exchange::new(|_: &(Change, Lsn)| 0), "PageRankSubscriptions", move |(input, frontier)| {
+    let to_first = Exchange::new(|(first, _, _): &(usize, Change, Lsn)| *first as u64);
+    copies.sink(to_first, "PageRankSubscriptions", move |(input, frontier)| {
         let Some(hub) = hub.as_ref() else {
             input.for_each(|_, _| {});
             return;
         };
         let mut hub = hub.borrow_mut();
         input.for_each(|_, data| {
-            for (change, lsn) in data.drain(..) {
+            for (_, change, lsn) in data.drain(..) {
                 stash.entry(lsn).or_default().push(change);
             }
         });

@@ -371,11 +371,6 @@ impl Engine {
         buffer: usize,
         timeout: Duration,
     ) -> Result<subscriptions::Subscribed, EngineError> {
-        if !self.is_writer_process() {
-            return Err(EngineError::NotHere(
-                "PageRank subscriptions are served by process 0 of the cluster, which applies the log".into(),
-            ));
-        }
         let read_graph = |namespace, after| self.namespace_graph(namespace, after, timeout);
         self.shared.subscriptions.subscribe(params, buffer, timeout, read_graph).await
     }

@@ -40,9 +40,11 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     // Worker 0 appends to the log and feeds its records to the apply stage; every worker
     // decides and applies them.
     let is_writer = index == 0;
+    // Each process's first worker serves its subscriptions.
     let hub =
-        if is_writer { Hub::new(shared.subscriptions.clone()).map(|hub| Rc::new(RefCell::new(hub))) } else { None };
-    let graph = graph::build(worker, &probe, hub.clone(), shared.limits, shared.capacities.clone());
+        (local == 0).then(|| Hub::new(shared.subscriptions.clone())).flatten().map(|hub| Rc::new(RefCell::new(hub)));
+    let local_workers = shared.inbox_senders.len();
+    let graph = graph::build(worker, &probe, hub.clone(), local_workers, shared.limits, shared.capacities.clone());
     let indexes = graph.indexes.clone();
     let (outcomes, sizes) = (graph.outcomes.clone(), graph.sizes.clone());
     let outbox = Rc::new(RefCell::new(Vec::new()));

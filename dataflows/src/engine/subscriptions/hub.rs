@@ -1,7 +1,7 @@
-//! Worker 0's side of the subscriptions: notices new topics and hands every completed LSN's
-//! changes to the subscription thread.
+//! A process's first worker's side of the subscriptions: notices new topics and hands every
+//! completed LSN's changes to the subscription thread of its process.
 //!
-//! The inbox of that thread is bounded and never waited on: worker 0 applies the log, and a
+//! The inbox of that thread is bounded and never waited on: the worker applies the log, and a
 //! write must not wait for subscribers. Should the thread fall that far behind (it takes its
 //! inbox between slices of bounded work, so only a thread stuck for seconds does), every
 //! topic is cut off: their subscribers are told, and subscribing again starts afresh.

@@ -6,14 +6,15 @@
 //!   (creating it if it is the first, up to `max_standing_page_ranks`), reads the current
 //!   result, then follows a bounded broadcast; dropping the feed leaves the topic, and the
 //!   last one out stops it;
-//! - worker 0's side ([`hub`]): it starts a topic from the apply stage's current graph, and a
-//!   sink operator on the collections (see `graph.rs`) hands it every completed LSN's changes;
+//! - the process's first worker's side ([`hub`]): it notices a new topic, which starts from
+//!   the graph read at an LSN after it, and a sink operator on the collections (see
+//!   `graph.rs`) hands it every completed LSN's changes;
 //! - the subscription thread ([`thread`]): it keeps each topic's [`StandingPageRank`],
 //!   applies the changes in LSN order, and shares its time between topics in slices of
 //!   bounded work, publishing a topic's ranking whenever its pushes settle and it changed.
 //!
-//! Why the changes are taken on worker 0: they originate there (the apply stage feeds the
-//! collections), so following them needs no exchange. Why a thread of its own: a change's
+//! Every process has all three, so any process serves subscriptions: each process's first
+//! worker receives every change, from whichever worker made it. Why a thread of its own: a change's
 //! pushes then cost the writes nothing (a write is acknowledged when it is applied, not when
 //! subscribers have heard of it), and run in one loop with no rounds of progress messages
 //! between workers.

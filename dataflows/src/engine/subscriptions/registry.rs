@@ -25,7 +25,7 @@ pub(crate) const INBOX: usize = 65_536;
 
 /// What the subscription thread is told, in order.
 pub(crate) enum ToStanding {
-    /// A new topic: keep the changes of the LSNs after `after` for it (from worker 0).
+    /// A new topic: keep the changes of the LSNs after `after` for it (from the first worker).
     Pending { topic: Arc<Topic>, after: Lsn },
     /// Build the topic's standing PageRank from the graph at `from`, at least its `after`
     /// (from the subscriber that started it, which read the graph).
@@ -59,7 +59,7 @@ pub(crate) enum Published {
     End(FeedError),
 }
 
-/// One parameter set's shared state between the front, worker 0 and the subscription thread.
+/// One parameter set's shared state between the front, the first worker and the subscription thread.
 pub(crate) struct Topic {
     pub id: u64,
     /// `params.key()`, under which the registry files the topic.
@@ -73,7 +73,7 @@ pub(crate) struct Topic {
     pub processed: AtomicU64,
     /// Set once no subscriber is left (or the topic was cut off): its work stops.
     pub stopped: AtomicBool,
-    /// Set by worker 0 when it notices the topic: the changes of every LSN after it reach
+    /// Set by the first worker when it notices the topic: the changes of every LSN after it reach
     /// the topic, so its graph must be read at that LSN or later.
     pub changes_after: watch::Sender<Option<Lsn>>,
 }
@@ -97,13 +97,13 @@ impl Topic {
     }
 }
 
-/// The subscriptions of this process (served by worker 0 and the subscription thread).
+/// The subscriptions of this process (served by the first worker and the subscription thread).
 pub(crate) struct Registry {
     /// Topics by parameter key, with their number of subscribers.
     topics: Mutex<HashMap<String, (Arc<Topic>, usize)>>,
-    /// Topics started, for worker 0 to notice (it forwards their changes).
+    /// Topics started, for the first worker to notice (it forwards their changes).
     starts: Mutex<Vec<Arc<Topic>>>,
-    /// How many topics the registry holds: worker 0 forwards changes while there are any.
+    /// How many topics the registry holds: the first worker forwards changes while there are any.
     live: AtomicUsize,
     next_id: AtomicU64,
     waker: Waker,
@@ -111,8 +111,8 @@ pub(crate) struct Registry {
     max_topics: usize,
     /// Standing PageRanks the subscription thread holds (built or being built).
     pub standing: watch::Sender<usize>,
-    /// The subscription thread's inbox: worker 0 sends on it, and a topic's end wakes the
-    /// thread through it (so that the topic's state goes at once). Closed with worker 0's
+    /// The subscription thread's inbox: the first worker sends on it, and a topic's end wakes the
+    /// thread through it (so that the topic's state goes at once). Closed with the first worker's
     /// hub, which ends the thread.
     to_standing: Mutex<Option<Sender<ToStanding>>>,
     inbox: Mutex<Option<Receiver<ToStanding>>>,
@@ -238,7 +238,7 @@ impl Registry {
         Ok(Subscribed { first, feed })
     }
 
-    /// Reads the graph a new topic starts from, once worker 0 has noticed it, and hands it to
+    /// Reads the graph a new topic starts from, once the first worker has noticed it, and hands it to
     /// the subscription thread; a read that fails ends the topic with its error.
     async fn start<F, Fut>(&self, topic: &Arc<Topic>, read_graph: F)
     where
