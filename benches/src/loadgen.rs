@@ -43,7 +43,8 @@ struct Args {
     /// Timely workers of the spawned server.
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Use a running server instead of spawning one (memory is then not measured).
+    /// Use running servers instead of spawning one, comma-separated (the processes of a
+    /// cluster: calls are spread over them; memory is then not measured).
     #[arg(long)]
     server: Option<String>,
     /// The prism-graph binary to spawn [default: next to this one].
@@ -108,9 +109,17 @@ async fn main() -> anyhow::Result<()> {
     let address =
         args.server.clone().unwrap_or_else(|| spawned.as_ref().map(|s| s.address.clone()).unwrap_or_default());
     let pid = spawned.as_ref().and_then(|s| s.child.id());
-    let channels = harness::connect(&address, 4).await?;
+    let mut channels = Vec::new();
+    for address in address.split(',') {
+        channels.extend(harness::connect(address, 4).await?);
+    }
+    // Interleaved, so that consecutive clients call different servers.
+    let servers = address.split(',').count();
+    let channels: Vec<_> = (0..4).flat_map(|i| (0..servers).map(move |s| s * 4 + i)).map(|i| channels[i].clone()).collect();
     let client = |i: usize| GraphServiceClient::new(channels[i % channels.len()].clone());
-    harness::wait_serving(channels[0].clone()).await?;
+    for channel in &channels[..servers] {
+        harness::wait_serving(channel.clone()).await?;
+    }
     let cores = harness::cores();
     println!("prism-loadgen: {cores} cores, server workers {}, concurrency {}", args.workers, args.concurrency);
 
