@@ -100,6 +100,7 @@ async fn write_latency(args: &Args, brokers: &str) -> anyhow::Result<()> {
         timestamp: 1,
         ops: vec![vertex(0)],
         request_id: None,
+        bulk_load: false,
     };
     let payload = codec::encode_record(&record);
     let options = KafkaOptions::new(brokers, "bare");
@@ -157,6 +158,7 @@ async fn ingestion(args: &Args, brokers: &str) -> anyhow::Result<()> {
             timestamp: 1,
             ops: ids.map(vertex).collect(),
             request_id: None,
+            bulk_load: false,
         });
         let producer = producer.clone();
         in_flight.spawn(async move { producer.send("default", &payload).await });

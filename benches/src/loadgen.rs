@@ -115,7 +115,8 @@ async fn main() -> anyhow::Result<()> {
     }
     // Interleaved, so that consecutive clients call different servers.
     let servers = address.split(',').count();
-    let channels: Vec<_> = (0..4).flat_map(|i| (0..servers).map(move |s| s * 4 + i)).map(|i| channels[i].clone()).collect();
+    let channels: Vec<_> =
+        (0..4).flat_map(|i| (0..servers).map(move |s| s * 4 + i)).map(|i| channels[i].clone()).collect();
     let client = |i: usize| GraphServiceClient::new(channels[i % channels.len()].clone());
     for channel in &channels[..servers] {
         harness::wait_serving(channel.clone()).await?;

@@ -60,6 +60,7 @@ pub fn to_proto(record: &WriteRecord) -> WalRecord {
         atomic: record.atomic,
         namespace: record.namespace.as_str().to_owned(),
         request_id: record.request_id.clone().unwrap_or_default(),
+        bulk_load: record.bulk_load,
     }
 }
 
@@ -125,6 +126,7 @@ pub fn from_proto(record: WalRecord) -> Result<WriteRecord, CodecError> {
         timestamp,
         ops,
         request_id: (!record.request_id.is_empty()).then_some(record.request_id),
+        bulk_load: record.bulk_load,
     })
 }
 
@@ -303,6 +305,7 @@ mod tests {
                 WriteOp::DeleteEdge { id: "e".into() },
             ],
             request_id: Some("retry-1".into()),
+            bulk_load: false,
         };
         assert_eq!(decode_record(&encode_record(&record)).unwrap(), record);
     }
@@ -315,6 +318,7 @@ mod tests {
             timestamp: 1,
             ops: vec![WriteOp::DeleteEdge { id: "e".into() }, WriteOp::DeleteEdge { id: "f".into() }],
             request_id: None,
+            bulk_load: false,
         });
         wire.operations[1].r#type = wal_operation::OperationType::CreateVertex as i32;
         let err = from_proto(wire).unwrap_err().to_string();

@@ -26,7 +26,14 @@ fn rich() -> Filter {
 }
 
 async fn write(engine: &Engine, ops: Vec<WriteOp>) -> Lsn {
-    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops, request_id: None };
+    let record = WriteRecord {
+        namespace: Namespace::default(),
+        atomic: true,
+        timestamp: 1,
+        ops,
+        request_id: None,
+        bulk_load: false,
+    };
     let outcome = engine.write(record, TIMEOUT).await.unwrap();
     assert!(outcome.first_rejection().is_none(), "{outcome:?}");
     outcome.lsn

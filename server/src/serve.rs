@@ -40,6 +40,12 @@ pub enum ServeError {
     Snapshot { path: String, message: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(
+        "the graph loaded in bulk at LSN {lsn} is only in the checkpoint at LSN {newest}, which is \
+         damaged (recovery fell back to LSN {restored}): repair or restore that checkpoint, or load \
+         the snapshot again into a fresh data directory"
+    )]
+    BulkLoadLost { lsn: Lsn, newest: Lsn, restored: Lsn },
     #[error("data directory {0} is in use by another prism-graph process")]
     Locked(String),
     #[error("gRPC server: {0}")]
@@ -251,6 +257,7 @@ async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<Runni
     let started = std::time::Instant::now();
     let (wal, recovery) = tokio::task::spawn_blocking(move || EmbeddedWal::open(&options, sink)).await??;
     engine.wait_applied(recovery.last_lsn.max(checkpoint)).await?;
+    refuse_lost_bulk_loads(config, checkpoint, &recovery.bulk_loads)?;
     tracing::info!(
         checkpoint,
         records = recovery.records,
@@ -261,6 +268,22 @@ async fn recover_embedded(config: &Config, engine: &Arc<Engine>) -> Result<Runni
     );
     engine.attach_log(wal.clone());
     Ok(RunningLog::Embedded(wal))
+}
+
+/// A bulk load's graph is only in the checkpoint written after its marker. Replaying a
+/// marker means recovery started from a checkpoint older than it: either that load never
+/// finished (the server stopped before its checkpoint, so it never served it: its namespace
+/// stays empty, and `--snapshot` loads it again), or the checkpoint that held it is the
+/// damaged one recovery fell back past, and starting would lose what it acknowledged.
+fn refuse_lost_bulk_loads(config: &Config, restored: Lsn, bulk_loads: &[Lsn]) -> Result<(), ServeError> {
+    let newest = checkpoints::newest(&checkpoints::dir(&config.server.data_dir)).map_or(0, |(lsn, _)| lsn);
+    for &lsn in bulk_loads {
+        if lsn <= newest && newest > restored {
+            return Err(ServeError::BulkLoadLost { lsn, newest, restored });
+        }
+        tracing::warn!(lsn, "a bulk load at this LSN did not finish before the server stopped; its namespace is empty");
+    }
+    Ok(())
 }
 
 /// Follows the Kafka topic from its start until the records written before now are applied

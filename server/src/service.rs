@@ -76,7 +76,14 @@ impl GraphApi {
             Some(_) => ops.iter().map(Operation::of).collect(),
             None => Vec::new(),
         };
-        let record = WriteRecord { namespace: namespace.clone(), atomic, timestamp: now_micros(), ops, request_id };
+        let record = WriteRecord {
+            namespace: namespace.clone(),
+            atomic,
+            timestamp: now_micros(),
+            ops,
+            request_id,
+            bulk_load: false,
+        };
         let written = self.engine.write(record, timeout).await.map_err(status::from_engine);
         if let Some(audit) = &self.audit {
             let outcome = match &written {

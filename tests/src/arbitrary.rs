@@ -84,6 +84,7 @@ pub fn write_record(kinds: Values) -> impl Strategy<Value = WriteRecord> {
             timestamp,
             ops,
             request_id,
+            bulk_load: false,
         },
     )
 }

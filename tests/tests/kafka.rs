@@ -30,6 +30,7 @@ fn record(ops: Vec<WriteOp>) -> Vec<u8> {
         timestamp: 7,
         ops,
         request_id: None,
+        bulk_load: false,
     })
 }
 

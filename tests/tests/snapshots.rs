@@ -245,8 +245,10 @@ async fn serve_streams_every_section_in_records_with_edges_after_their_vertices(
     items.push(edge("x", "p", "q"));
     items.extend([vertex("p"), vertex("q")]);
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
-    // Records of two operations: the first namespace takes several.
-    let config = "namespaces:\n  - name: first\n    performance:\n      batch_size: 2\n";
+    // Records of two operations: the first namespace takes several. (Without checkpoints a
+    // load goes through the log; with them, it goes in bulk: see below.)
+    let config =
+        "server:\n  checkpoint_interval: 0s\nnamespaces:\n  - name: first\n    performance:\n      batch_size: 2\n";
     let mut spec = ServerSpec::configured(dir.path(), config);
     spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);
     let mut server = spec.start().await;
@@ -268,6 +270,121 @@ async fn serve_streams_every_section_in_records_with_edges_after_their_vertices(
     let v6 = client.get_vertex(ask("v6", "first")).await.unwrap().into_inner();
     assert_eq!(v6.edges.len(), 1);
     server.kill().await;
+}
+
+/// A snapshot of namespace `first` (a path of `n` vertices, `v0` to `v{n-1}`) and of
+/// `second` (`p -> q`).
+fn two_sections(path: &Path, n: usize) {
+    let vertex =
+        |id: &str| SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), ..Default::default() });
+    let edge = |id: &str, from: &str, to: &str| {
+        SnapshotItem::Edge(SnapshotEdge {
+            id: id.into(),
+            label: "A".into(),
+            from: from.into(),
+            to: to.into(),
+            ..Default::default()
+        })
+    };
+    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("first".into()), ..Default::default() })];
+    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
+    items.extend((1..n).map(|i| edge(&format!("e{i}"), &format!("v{}", i - 1), &format!("v{i}"))));
+    items.push(SnapshotItem::Section(Section { namespace: Some("second".into()), ..Default::default() }));
+    items.extend([vertex("p"), vertex("q"), edge("x", "p", "q")]);
+    write(path, &items, Encoding::Protobuf, Compression::Zstd);
+}
+
+#[tokio::test]
+async fn serve_loads_empty_namespaces_in_bulk_durable_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    two_sections(&path, 1000);
+    let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
+    spec.extra_args = vec!["--snapshot".into(), path.display().to_string()];
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let ask = |id: &str, namespace: &str| {
+        request(pb::GetVertexRequest { id: id.into(), include_edges: true }, Some(namespace))
+    };
+    let v500 = client.get_vertex(ask("v500", "first")).await.unwrap();
+    assert_eq!(lsn_of(&v500), 2, "one marker record per section, not a record per element");
+    assert_eq!(v500.into_inner().edges.len(), 2);
+    assert!(newest_checkpoint(&spec.data_dir).is_some_and(|lsn| lsn >= 2), "a checkpoint holds the load");
+    // Writes after it, on loaded vertices, number and decide as any other.
+    client.create_edge(request(edge_request("back", "A", "v999", "v0"), Some("first"))).await.unwrap();
+    client.create_vertex(request(vertex_request("r", "P", &[]), Some("second"))).await.unwrap();
+
+    // kill -9, then start without the snapshot: the checkpoint and the log after it.
+    server.kill().await;
+    spec.extra_args.clear();
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let v0 = client.get_vertex(ask("v0", "first")).await.unwrap().into_inner();
+    let mut edges: Vec<String> = v0.edges.into_iter().map(|e| e.id).collect();
+    edges.sort();
+    assert_eq!(edges, ["back", "e1"]);
+    let p = client.get_vertex(ask("p", "second")).await.unwrap().into_inner();
+    assert_eq!(p.edges.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["x"]);
+    assert!(client.get_vertex(ask("r", "second")).await.is_ok());
+    let ranks = client
+        .page_rank(request(
+            pb::PageRankRequest { iterations: 5, damping_factor: 0.85, limit: 1000, vertex_filter: None },
+            Some("first"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ranks.scores.len(), 1000, "every loaded vertex is in the adjacencies");
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn a_bulk_load_past_a_capacity_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    two_sections(&path, 10);
+    let config = "namespaces:\n  - name: first\n    backend:\n      max_vertices: 9\n";
+    let mut spec = ServerSpec::configured(dir.path(), config);
+    spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);
+    let mut server = spec.spawn().await.expect("the server starts listening before it loads");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).await, Some(false), "it stops");
+    assert!(server.log().contains("max_vertices"), "the log names the limit:\n{}", server.log());
+    spec.extra_args.truncate(2);
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let v0 = client.get_vertex(request(pb::GetVertexRequest { id: "v0".into(), include_edges: false }, Some("first")));
+    assert_eq!(v0.await.unwrap_err().code(), tonic::Code::NotFound, "nothing was written");
+    server.kill().await;
+}
+
+#[tokio::test]
+async fn a_bulk_load_whose_checkpoint_is_damaged_stops_the_server_instead_of_vanishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    two_sections(&path, 10);
+    // A checkpoint from before the load, to fall back to.
+    let mut spec = ServerSpec::configured(dir.path(), FREQUENT_CHECKPOINTS);
+    let data = spec.data_dir.clone();
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let before = lsn_of(&client.create_vertex(request(vertex_request("o", "P", &[]), Some("other"))).await.unwrap());
+    eventually("a checkpoint before the load", || newest_checkpoint(&data).is_some_and(|lsn| lsn >= before)).await;
+    server.kill().await;
+    // The load, and its checkpoint; no other checkpoint after it.
+    spec.extra_args = config_args(dir.path(), "server:\n  checkpoint_interval: 60m\n");
+    spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);
+    let mut server = spec.start().await;
+    server.kill().await;
+    let kept = checkpoints(&data);
+    assert_eq!(kept.len(), 2, "the one before the load and the load's: {kept:?}");
+    let newest = data.join("checkpoints").join(format!("checkpoint-{:020}.snap", kept[1]));
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+
+    spec.extra_args.truncate(2);
+    let mut server = spec.spawn().await.expect("the server starts listening before it recovers");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).await, Some(false), "it stops");
+    assert!(server.log().contains("loaded in bulk at LSN"), "the log says what would be lost:\n{}", server.log());
 }
 
 #[tokio::test]

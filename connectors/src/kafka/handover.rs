@@ -126,7 +126,14 @@ mod tests {
 
     fn record(id: &str) -> WriteRecord {
         let op = WriteOp::CreateVertex { id: id.into(), label: "V".into(), properties: Default::default() };
-        WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops: vec![op], request_id: None }
+        WriteRecord {
+            namespace: Namespace::default(),
+            atomic: true,
+            timestamp: 1,
+            ops: vec![op],
+            request_id: None,
+            bulk_load: false,
+        }
     }
 
     fn handed(received: &crossbeam_channel::Receiver<Committed>) -> Vec<(Lsn, String, Option<Ticket>)> {

@@ -90,6 +90,9 @@ pub struct Recovery {
     pub torn_bytes: u64,
     /// Bytes dropped at a damaged place because `truncate_corrupt` was set.
     pub truncated_bytes: u64,
+    /// The LSNs of the bulk-load markers replayed (`WriteRecord::bulk_load`): loads whose
+    /// graph only a checkpoint at or after them holds, which recovery did not start from.
+    pub bulk_loads: Vec<Lsn>,
 }
 
 /// The embedded log. Appending never blocks the caller: the record queues for the writer
@@ -218,6 +221,9 @@ fn replay(segments: &mut Vec<(Lsn, PathBuf)>, options: &WalOptions, sink: &Commi
                             // Records a checkpoint holds are read (the chain is checked) but
                             // not handed over again.
                             if lsn > options.after {
+                                if record.bulk_load {
+                                    recovery.bulk_loads.push(lsn);
+                                }
                                 sink.committed(lsn, record, None);
                                 recovery.records += 1;
                             }

@@ -277,7 +277,10 @@ pub(crate) fn build(
                                     shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
                                     drop(graph);
                                     let at = capability.delayed(&lsn, port);
-                                    output.session(&at).give_iterator(changes.drain(..).map(|(lsn, c)| (c, lsn)));
+                                    // Moved out whole: a restore's changes are the whole graph's,
+                                    // room this buffer must not keep.
+                                    let made = std::mem::take(&mut changes);
+                                    output.session(&at).give_iterator(made.into_iter().map(|(lsn, c)| (c, lsn)));
                                 }
                                 Decisions::Outcomes(decided, sizes) => {
                                     outcomes_in.borrow_mut().extend(decided);

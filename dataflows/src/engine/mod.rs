@@ -153,8 +153,11 @@ pub(crate) struct Shared {
     pub request_ids: crate::state::request_ids::RequestIdLimits,
     /// Each worker reports here once it runs.
     pub started: std::sync::mpsc::Sender<()>,
-    /// PageRank subscriptions (served by worker 0).
+    /// PageRank subscriptions (served by each process's first worker).
     pub subscriptions: Arc<subscriptions::Registry>,
+    /// A graph loaded in bulk, waiting for its marker record to be sequenced (worker 0
+    /// takes it then): see [`Engine::load_bulk`].
+    pub bulk: Arc<std::sync::Mutex<Option<crate::state::graph::WholeGraph>>>,
     /// Per local worker, the updates its shard of each arrangement holds (in `ARRANGEMENTS`
     /// order), as it last counted them.
     pub records: Vec<[AtomicU64; 4]>,
@@ -227,6 +230,7 @@ impl Engine {
             request_ids: config.request_ids,
             started: started_tx,
             subscriptions: Arc::new(subscriptions::Registry::new(wakers[0].clone(), config.max_standing_page_ranks)),
+            bulk: Arc::default(),
             records: (0..workers).map(|_| Default::default()).collect(),
         });
         // The apply stage runs on worker 0: records committed in this process go there.
@@ -458,6 +462,41 @@ impl Engine {
             return Err(EngineError::NotHere("the log is sequenced on process 0 of the cluster".into()));
         }
         self.submit(work, 0, timeout).await
+    }
+
+    /// Loads `graph` into its namespaces at one new LSN, which it returns once every worker
+    /// holds its part: the log gets an empty record marking the load (`bulk_load`), and the
+    /// graph goes to the workers beside it, each taking its own part at once. The graph is
+    /// held to the limits and capacities first (nothing is written past one); ids once and
+    /// edges between its vertices are the caller's to check, and only empty namespaces take
+    /// it. The log does not hold the graph: it
+    /// is durable once a checkpoint covers the LSN, which the caller writes.
+    pub async fn load_bulk(
+        &self,
+        graph: crate::state::graph::WholeGraph,
+        timeout: Duration,
+    ) -> Result<Lsn, EngineError> {
+        if !self.is_writer_process() {
+            return Err(EngineError::NotHere("the log is sequenced on process 0 of the cluster".into()));
+        }
+        crate::state::rules::check_graph(&graph, &self.shared.limits, &self.shared.capacities)
+            .map_err(|rejection| EngineError::Limit(rejection.message))?;
+        let namespace = graph.vertices.first().map(|(key, _)| key.namespace.clone()).unwrap_or_default();
+        {
+            let mut slot = self.shared.bulk.lock().map_err(|_| EngineError::Shutdown)?;
+            if slot.is_some() {
+                return Err(EngineError::NotHere("another bulk load is under way".into()));
+            }
+            *slot = Some(graph);
+        }
+        let marker =
+            WriteRecord { namespace, atomic: true, timestamp: 0, ops: Vec::new(), request_id: None, bulk_load: true };
+        let written = self.write(marker, timeout).await;
+        // Taken by the sequencer with the marker; left only if the marker never got there.
+        if let Ok(mut slot) = self.shared.bulk.lock() {
+            slot.take();
+        }
+        Ok(written?.lsn)
     }
 
     /// Appends `record` to the log and waits until it is durable and applied.

@@ -67,7 +67,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut writer = if is_writer {
         let mut input = graph.input;
         input.advance_to(1);
-        Some(Sequencer::new(input, RequestIds::new(shared.request_ids)))
+        Some(Sequencer::new(input, RequestIds::new(shared.request_ids), shared.bulk.clone()))
     } else {
         drop(graph.input);
         None
@@ -316,12 +316,15 @@ struct Sequencer {
     /// Outcomes to answer once their LSN is applied everywhere.
     replies: BTreeMap<Lsn, (Ticket, RecordOutcome)>,
     request_ids: RequestIds,
+    /// A graph loaded in bulk, for the marker record this process writes for it.
+    bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
 }
 
 impl Sequencer {
     fn new(
         input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
         request_ids: RequestIds,
+        bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
     ) -> Self {
         Sequencer {
             input,
@@ -332,6 +335,7 @@ impl Sequencer {
             retries: Vec::new(),
             replies: BTreeMap::new(),
             request_ids,
+            bulk,
         }
     }
 
@@ -341,6 +345,16 @@ impl Sequencer {
         if lsn <= self.last_lsn {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a record at or below the applied LSN");
             return;
+        }
+        // The marker of a bulk load this process wrote: the graph goes in at its LSN. Any
+        // other marker (replayed, or another server's) is an empty record.
+        if let (true, Some(ticket)) = (record.bulk_load, ticket) {
+            let graph = self.bulk.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(graph) = graph {
+                self.restore(lsn, graph);
+                self.replies.insert(lsn, (ticket, RecordOutcome { lsn, results: Vec::new() }));
+                return;
+            }
         }
         self.last_lsn = lsn;
         if let Some(request_id) = record.request_id.as_deref().filter(|id| !id.is_empty()) {
@@ -368,7 +382,8 @@ impl Sequencer {
         self.deciding.insert(lsn, (record, ticket));
     }
 
-    /// Puts back a checkpoint's graph at `lsn`, after the records taken before it.
+    /// Puts a checkpoint's graph (or one loaded in bulk) in at `lsn`, after the records taken
+    /// before it.
     fn restore(&mut self, lsn: Lsn, graph: WholeGraph) {
         if lsn <= self.last_lsn {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");

@@ -520,7 +520,7 @@ mod tests {
     use crate::state::model::{Id, Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
-        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None }
+        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None, bulk_load: false }
     }
 
     fn vertex(id: &str) -> WriteOp {

@@ -2,7 +2,10 @@
 //! within their limits, namespaces within their capacity. Each answers with the
 //! [`Rejection`] a client sees, naming the field or the limit.
 
-use crate::state::limits::{too_deep, ElementLimits, Measure, MAX_VALUE_DEPTH};
+use std::collections::HashMap;
+
+use crate::state::graph::WholeGraph;
+use crate::state::limits::{too_deep, Capacities, ElementLimits, Measure, MAX_VALUE_DEPTH};
 use crate::state::model::Namespace;
 use crate::state::write::{RejectKind, Rejection};
 
@@ -45,4 +48,32 @@ pub fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
     } else {
         Ok(())
     }
+}
+
+/// The rules a whole graph loaded at once is held to, as its elements would be one by one:
+/// ids present, every element within the limits, every namespace within its capacity. (Ids
+/// once and edges between the graph's vertices are the caller's to check as it reads it.)
+pub fn check_graph(graph: &WholeGraph, limits: &ElementLimits, capacities: &Capacities) -> Result<(), Rejection> {
+    let mut counts: HashMap<&Namespace, [u64; 2]> = HashMap::new();
+    for (key, vertex) in &graph.vertices {
+        require_id("vertex id", &key.id)?;
+        check_element(limits, "vertex", &key.id, vertex.measure())?;
+        counts.entry(&key.namespace).or_default()[0] += 1;
+    }
+    for (key, edge) in &graph.edges {
+        require_id("edge id", &key.id)?;
+        check_element(limits, "edge", &key.id, edge.measure())?;
+        counts.entry(&key.namespace).or_default()[1] += 1;
+    }
+    for (namespace, [vertices, edges]) in counts {
+        let capacity = capacities.of(namespace);
+        // One past the last element the namespace may hold is refused, as a create would be.
+        if vertices > 0 {
+            room_for(namespace, "vertices", vertices - 1, capacity.max_vertices)?;
+        }
+        if edges > 0 {
+            room_for(namespace, "edges", edges - 1, capacity.max_edges)?;
+        }
+    }
+    Ok(())
 }

@@ -115,6 +115,10 @@ pub struct WriteRecord {
     /// Set by a client that may retry the write: a record whose id was applied before (in
     /// this namespace, within the retry window) changes nothing and gets the first outcome.
     pub request_id: Option<String>,
+    /// Marks the LSN at which a graph was loaded in bulk into empty namespaces: the record
+    /// has no operations, and the graph is in the checkpoint written at or after its LSN,
+    /// not in the log. Replayed without that checkpoint, it changes nothing.
+    pub bulk_load: bool,
 }
 
 /// Why an operation was rejected. The kinds map one to one onto gRPC status codes at the

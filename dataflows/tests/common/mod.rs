@@ -43,7 +43,14 @@ pub async fn load(engine: &Engine, vertices: &[String], edges: &[(String, &str, 
         to: to.clone(),
         properties: [("w".to_string(), Value::Int(*w))].into_iter().collect(),
     }));
-    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops, request_id: None };
+    let record = WriteRecord {
+        namespace: Namespace::default(),
+        atomic: true,
+        timestamp: 1,
+        ops,
+        request_id: None,
+        bulk_load: false,
+    };
     let outcome = engine.write(record, TIMEOUT).await.unwrap();
     assert!(outcome.first_rejection().is_none(), "{outcome:?}");
 }

@@ -328,9 +328,17 @@ impl Shard {
             };
             let owned = self.owned(ns);
             if mine {
-                let mut body = Edge::clone(edge);
-                owned.names.share_in(&mut body.label, &mut body.properties);
-                let edge = NumberedEdge { from, to, edge: Arc::new(body) };
+                // An edge whose names are the ones shared here already (a loader that held
+                // each label once) is kept as it is, not copied.
+                let shared = Arc::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
+                let edge = if shared {
+                    edge.clone()
+                } else {
+                    let mut body = Edge::clone(edge);
+                    owned.names.share_in(&mut body.label, &mut body.properties);
+                    Arc::new(body)
+                };
+                let edge = NumberedEdge { from, to, edge };
                 if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
                     tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
                     continue;
