@@ -67,11 +67,23 @@ pub fn newest_readable(dir: &Path) -> Option<(Lsn, WholeGraph, PathBuf)> {
     None
 }
 
+/// Each label read once: elements share one copy of their label, as the engine keeps them,
+/// so that it takes them without copying.
+#[derive(Default)]
+pub(crate) struct Labels(std::collections::HashMap<String, Arc<str>>);
+
+impl Labels {
+    pub fn share(&mut self, label: String) -> Arc<str> {
+        self.0.entry(label).or_insert_with_key(|label| Arc::from(label.as_str())).clone()
+    }
+}
+
 /// Reads a checkpoint back: its LSN and graph.
 pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     let mut graph = WholeGraph::default();
     let mut namespace = Namespace::default();
     let mut lsn = None;
+    let mut labels = Labels::default();
     let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
     for item in reader {
         match item.map_err(|e| format!("{}: {e}", path.display()))? {
@@ -82,7 +94,11 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
             SnapshotItem::Vertex(v) => {
                 graph.vertices.push((VertexKey::new(&namespace, &v.id), Arc::new(Vertex::from(v))));
             }
-            SnapshotItem::Edge(e) => graph.edges.push((EdgeKey::new(&namespace, &e.id), Arc::new(Edge::from(e)))),
+            SnapshotItem::Edge(mut e) => {
+                let key = EdgeKey::new(&namespace, &e.id);
+                let label = labels.share(std::mem::take(&mut e.label));
+                graph.edges.push((key, Arc::new(Edge { label, ..Edge::from(e) })));
+            }
             SnapshotItem::Request(r) => graph.request_ids.push(Remembered {
                 namespace: namespace.clone(),
                 request_id: r.request_id,
@@ -199,7 +215,13 @@ pub async fn run(engine: Arc<Engine>, dir: PathBuf, interval: Duration, wal: Opt
         };
         let started = std::time::Instant::now();
         let into = dir.clone();
-        let written = tokio::task::spawn_blocking(move || write(&into, lsn, &graph)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            let written = write(&into, lsn, &graph);
+            drop(graph);
+            crate::serve::release_memory();
+            written
+        })
+        .await;
         match written {
             Ok(Ok(Written { path, oldest_kept })) => {
                 last = lsn;

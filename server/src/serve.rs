@@ -226,8 +226,13 @@ enum RunningLog {
 async fn restore_checkpoint(config: &Config, engine: &Arc<Engine>) -> Result<Lsn, ServeError> {
     let dir = checkpoints::dir(&config.server.data_dir);
     let started = std::time::Instant::now();
-    let Some((lsn, graph, path)) = tokio::task::spawn_blocking(move || checkpoints::newest_readable(&dir)).await?
-    else {
+    let read = move || {
+        let newest = checkpoints::newest_readable(&dir);
+        // The parse's own garbage goes back now, not whenever this thread runs again.
+        release_memory();
+        newest
+    };
+    let Some((lsn, graph, path)) = tokio::task::spawn_blocking(read).await? else {
         return Ok(0);
     };
     let (vertices, edges) = (graph.vertices.len(), graph.edges.len());
@@ -326,7 +331,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServeError> {
 /// merge that is whole batches, about a third of the resident memory of a loaded graph
 /// (`prism-arrangebench`). Forced, so that it purges at once; it takes milliseconds, every
 /// few seconds per worker. With another global allocator it does nothing.
-fn release_memory() {
+pub(crate) fn release_memory() {
     // SAFETY: mi_collect takes no pointer and only walks mimalloc's own heap of this thread.
     unsafe { libmimalloc_sys::mi_collect(true) };
 }

@@ -19,8 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
-use std::collections::HashMap;
-
 use prism_dataflows::snapshot_diff::{Element, RunningPrints};
 use prism_dataflows::{
     Batcher, Edge, EdgeKey, Engine, Namespace, Vertex, VertexKey, VertexNumber, WholeGraph, WriteRecord,
@@ -82,9 +80,14 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
         // The log holds only the loads' markers: the graph is durable once this is written.
         let (lsn, graph) = engine.whole_graph(AT_START).await.map_err(|e| e.to_string())?;
         let dir = crate::checkpoints::dir(&config.server.data_dir);
-        let written = tokio::task::spawn_blocking(move || crate::checkpoints::write(&dir, lsn, &graph))
-            .await
-            .map_err(|e| e.to_string())??;
+        let written = tokio::task::spawn_blocking(move || {
+            let written = crate::checkpoints::write(&dir, lsn, &graph);
+            drop(graph);
+            crate::serve::release_memory();
+            written
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         tracing::info!(lsn, path = %written.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "checkpointed the snapshot loaded in bulk");
     }
     Ok(())
@@ -99,10 +102,15 @@ const AT_START: Duration = Duration::from_secs(24 * 3600);
 /// checkpoint the caller writes covers it.
 async fn load_in_bulk(engine: &Arc<Engine>, path: PathBuf, section: &SectionPlace) -> Result<u64, Status> {
     let (namespace, index) = (section.namespace.clone(), section.index);
-    let graph = tokio::task::spawn_blocking(move || read_section(&path, index, &namespace))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(Status::invalid_argument)?;
+    let graph = tokio::task::spawn_blocking(move || {
+        let graph = read_section(&path, index, &namespace);
+        // The parse's own garbage goes back now, not whenever this thread runs again.
+        crate::serve::release_memory();
+        graph
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(Status::invalid_argument)?;
     let elements = (graph.vertices.len() + graph.edges.len()) as u64;
     engine.load_bulk(graph, AT_START).await.map_err(status::from_engine)?;
     Ok(elements)
@@ -112,8 +120,7 @@ async fn load_in_bulk(engine: &Arc<Engine>, path: PathBuf, section: &SectionPlac
 /// load through the log would), each label held once.
 fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<WholeGraph, String> {
     let now = now_micros();
-    let mut labels: HashMap<String, Arc<str>> = HashMap::new();
-    let mut label = |label: String| labels.entry(label).or_insert_with_key(|label| Arc::from(label.as_str())).clone();
+    let mut labels = crate::checkpoints::Labels::default();
     let mut graph = WholeGraph::default();
     each_in_section(path, index, |item| {
         match item {
@@ -121,7 +128,7 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<Whol
                 let vertex = Vertex {
                     number: VertexNumber::UNASSIGNED,
                     id: v.id.as_str().into(),
-                    label: label(v.label),
+                    label: labels.share(v.label),
                     properties: v.properties,
                     created_at: now,
                     updated_at: now,
@@ -131,7 +138,7 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<Whol
             SnapshotItem::Edge(e) => {
                 let edge = Edge {
                     id: e.id.as_str().into(),
-                    label: label(e.label),
+                    label: labels.share(e.label),
                     from: e.from.into(),
                     to: e.to.into(),
                     properties: e.properties,
