@@ -8,7 +8,8 @@
 //!   and handed to every worker at once (`Engine::load_bulk`, which holds it to the limits
 //!   and capacities first); the log gets one marker record, and a checkpoint written before
 //!   SERVING makes the load durable. No record per element, and no rule decided one by one.
-//! - empty otherwise (on Kafka the elements must reach the topic, for its replicas): one pass
+//! - empty otherwise (on Kafka the elements must reach the topic, for its replicas; in a
+//!   cluster the whole graph would cross to every process at once): one pass
 //!   streams its vertices and another its edges as atomic records through the log, several
 //!   in flight, while the next records are parsed.
 //! - holding a graph already (a restart, or a load cut short): as one record of its
@@ -48,8 +49,12 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
     let sections = tokio::task::spawn_blocking(move || check(&file)).await.map_err(|e| e.to_string())??;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "checked the snapshot");
     // In bulk where a checkpoint can hold the load: the embedded log, checkpoints on. On
-    // Kafka the records must reach the topic, for the replicas that follow it.
-    let in_bulk = matches!(config.wal.backend, WalBackend::Embedded) && !config.server.checkpoint_interval.is_zero();
+    // Kafka the records must reach the topic, for the replicas that follow it. In a cluster
+    // the graph would cross to every other process whole, serialized, and be held there
+    // while it is taken (6 GB a process for 10M edges, where streaming it needs 2.4).
+    let in_bulk = matches!(config.wal.backend, WalBackend::Embedded)
+        && !config.server.checkpoint_interval.is_zero()
+        && config.cluster.as_ref().is_none_or(|cluster| cluster.processes == 1);
     let mut loaded_in_bulk = false;
     for section in sections {
         let namespace = section.namespace.clone();

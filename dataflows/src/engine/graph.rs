@@ -50,9 +50,16 @@ use crate::state::write::{RecordOutcome, WriteRecord};
 pub(crate) enum Sequenced {
     /// Consecutive log records, in LSN order, decided as one batch.
     Records(Arc<Vec<(Lsn, Arc<WriteRecord>)>>),
-    /// A checkpoint's graph, put back at its LSN into an empty engine.
+    /// A graph (a checkpoint's, or one loaded in bulk) put into empty namespaces at its LSN.
     Restore(Lsn, Arc<WholeGraph>),
+    /// From its time on, every worker also sends its changes to this worker: the first of a
+    /// process other than 0 where a PageRank subscription started.
+    Forward(usize),
 }
+
+/// The workers every worker sends its changes to besides worker 0 and its own process's
+/// first, each with the LSN from which it does (in the order they were asked for).
+pub(crate) type Forwarding = Rc<RefCell<Vec<(usize, Lsn)>>>;
 
 /// One worker's reads of a batch, for the executor (which also needs the batch: its own
 /// worker's message carries it).
@@ -100,6 +107,7 @@ pub(crate) struct GraphDataflow {
     pub outcomes: Rc<RefCell<Vec<RecordOutcome>>>,
     /// Every namespace's size after the last batch decided, on worker 0.
     pub sizes: Rc<RefCell<Vec<NamespaceSize>>>,
+    pub forwarding: Forwarding,
 }
 
 /// Builds the graph dataflow; `probe` reports when every arrangement is complete through an
@@ -133,6 +141,8 @@ pub(crate) fn build(
         // once the executor says where the numbers start: every worker has the graph already.
         let restoring: Rc<RefCell<Restoring>> = Rc::default();
         let restoring_read = restoring.clone();
+        let forwarding: Forwarding = Rc::default();
+        let forwarding_read = forwarding.clone();
 
         let (input, sequenced) = scope.new_input::<Vec<Sequenced>>();
         let reads = sequenced.broadcast().unary(Pipeline, "ReadOwned", move |_capability, info| {
@@ -149,6 +159,14 @@ pub(crate) fn build(
                         let plan = match &batch {
                             Sequenced::Records(records) => Some(shard_read.borrow().plan(records.as_slice())),
                             Sequenced::Restore(..) => None,
+                            Sequenced::Forward(to) => {
+                                // Before any batch after it is read here, so before its changes.
+                                let mut forwarding = forwarding_read.borrow_mut();
+                                if !forwarding.iter().any(|(worker, _)| worker == to) {
+                                    forwarding.push((*to, time));
+                                }
+                                continue;
+                            }
                         };
                         queue.push_back((capability.delayed(&time, port), batch, plan));
                     }
@@ -236,7 +254,8 @@ pub(crate) fn build(
                                 }
                                 (Vec::new(), Vec::new())
                             }
-                            None => (Vec::new(), Vec::new()),
+                            // ReadOwned takes forwards; nothing else comes without a batch.
+                            Some(Sequenced::Forward(_)) | None => (Vec::new(), Vec::new()),
                         };
                         for (owner, effects) in by_owner(effects, peers).into_iter().enumerate() {
                             if !effects.is_empty() {
@@ -299,8 +318,12 @@ pub(crate) fn build(
                 }
             });
 
-        let firsts: Vec<usize> = (0..peers).step_by(local_workers.max(1)).collect();
-        feed_subscriptions(changes.clone(), hub, firsts);
+        // Worker 0's sink takes every change; another process's first worker takes its own
+        // process's, and everyone's once a subscription there asked (`Sequenced::Forward`).
+        let first_here = me - me % local_workers.max(1);
+        let always = if first_here == 0 { vec![0] } else { vec![0, first_here] };
+        let one_process = local_workers >= peers;
+        feed_subscriptions(changes.clone(), hub, always, forwarding.clone(), one_process);
         let vertices = changes
             .clone()
             .flat_map(|(change, lsn)| match change {
@@ -342,7 +365,7 @@ pub(crate) fn build(
             in_edges: in_index.trace,
         }));
         *indexes_slot.borrow_mut() = Some(indexes.clone());
-        GraphDataflow { input, indexes, outcomes, sizes }
+        GraphDataflow { input, indexes, outcomes, sizes, forwarding }
     })
 }
 
@@ -408,25 +431,33 @@ fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Adjacent)>
     )
 }
 
-/// Hands each LSN's changes to the hub on every process's first worker (`firsts`) once the
-/// LSN is complete (the frontier has passed it), in LSN order, and tells it how far the
-/// changes are complete. Every change is stashed until its LSN completes, whether or not a
-/// standing PageRank wants it yet: a topic that starts meanwhile takes every LSN completed
-/// after it was noticed.
+/// Hands each LSN's changes to the hub on the workers that take them (`always`, and those
+/// `forwarding` names from their LSN on) once the LSN is complete (the frontier has passed
+/// it), in LSN order, and tells it how far the changes are complete. Every change is stashed
+/// until its LSN completes, whether or not a standing PageRank wants it yet: a topic that
+/// starts meanwhile takes every LSN completed after it was noticed (and, on a process other
+/// than 0, after its process was forwarded to).
 fn feed_subscriptions<'scope>(
     changes: timely::dataflow::StreamVec<'scope, Lsn, (Change, Lsn)>,
     hub: Option<Rc<RefCell<Hub>>>,
-    firsts: Vec<usize>,
+    always: Vec<usize>,
+    forwarding: Forwarding,
+    one_process: bool,
 ) {
-    // A copy for each process; one process moves its changes without copying them.
-    let copies = match firsts.as_slice() {
-        &[only] => changes.map(move |(change, lsn)| (only, change, lsn)),
-        _ => changes.flat_map(move |(change, lsn)| {
-            let mut copies: Vec<_> = firsts.iter().map(|&first| (first, change.clone(), lsn)).collect();
+    // One process has one sink, worker 0's: its changes go there as they are.
+    let copies = if one_process {
+        changes.map(|(change, lsn)| (0, change, lsn))
+    } else {
+        changes.flat_map(move |(change, lsn)| {
+            let forwarding = forwarding.borrow();
+            let more = forwarding.iter().filter(|(to, since)| *since <= lsn && !always.contains(to)).map(|(to, _)| *to);
+            let targets: Vec<usize> = always.iter().copied().chain(more).collect();
+            // The last copy is the change itself.
+            let mut copies: Vec<_> = targets.iter().map(|&to| (to, change.clone(), lsn)).collect();
             copies.pop();
-            copies.push((firsts[firsts.len() - 1], change, lsn));
+            copies.push((targets[targets.len() - 1], change, lsn));
             copies
-        }),
+        })
     };
     let mut stash: BTreeMap<Lsn, Vec<Change>> = BTreeMap::new();
     let to_first = Exchange::new(|(first, _, _): &(usize, Change, Lsn)| *first as u64);

@@ -55,6 +55,10 @@ pub(crate) enum RequestBody {
     /// Answered by worker 0 once the writer process has recovered (other processes wait
     /// for it before they serve).
     AwaitRecovery,
+    /// Asks worker 0 to have every worker send its changes to this worker too (the first of
+    /// another process, where a PageRank subscription started). Not answered: the worker
+    /// sees the `Sequenced::Forward` that follows.
+    Forward(usize),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,6 +81,8 @@ pub(crate) struct ServeState {
     pub since: Rc<Cell<Lsn>>,
     /// Set once the writer process has recovered (read on worker 0).
     pub recovered: Arc<OnceLock<Lsn>>,
+    /// Workers that asked for every change (`RequestBody::Forward`), for worker 0's sequencer.
+    pub forward: Rc<RefCell<Vec<usize>>>,
 }
 
 pub(crate) struct RequestDataflow {
@@ -168,6 +174,7 @@ impl Server {
                 let expires = Instant::now() + Duration::from_micros(request.timeout_micros);
                 self.waiting.push((Request { body, ..request }, expires));
             }
+            RequestBody::Forward(to) => self.state.forward.borrow_mut().push(to),
             RequestBody::Write(record) => match self.state.log.as_ref().and_then(|log| log.get()) {
                 Some(log) => log.append(record, Ticket { origin, request: id }),
                 None => ready.push(Response { origin, id, reply: Reply::Write(Err(EngineError::NoLog)) }),

@@ -49,6 +49,10 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let (outcomes, sizes) = (graph.outcomes.clone(), graph.sizes.clone());
     let outbox = Rc::new(RefCell::new(Vec::new()));
     let log = is_writer.then(|| shared.log.clone());
+    let forward_requests = Rc::new(RefCell::new(Vec::new()));
+    let forwarding = graph.forwarding.clone();
+    // Whether this worker asked worker 0 to forward every change to it.
+    let mut asked_forwarding = false;
     let since = Rc::new(std::cell::Cell::new(0));
     let serve_state = ServeState {
         indexes: indexes.clone(),
@@ -57,6 +61,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
         log,
         since: since.clone(),
         recovered: shared.recovered.clone(),
+        forward: forward_requests.clone(),
     };
     let mut request_flow = requests::build(worker, serve_state);
     let mut algorithm_flow = algorithm_runs::build(worker, indexes.clone());
@@ -67,7 +72,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
     let mut writer = if is_writer {
         let mut input = graph.input;
         input.advance_to(1);
-        Some(Sequencer::new(input, RequestIds::new(shared.request_ids), shared.bulk.clone()))
+        Some(Sequencer::new(input, RequestIds::new(shared.request_ids), shared.bulk.clone(), forward_requests))
     } else {
         drop(graph.input);
         None
@@ -133,6 +138,23 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
                 injected = true;
             }
         }
+        // A subscription started on a process other than 0 needs every worker's changes from
+        // some LSN on: worker 0 orders that with the log (`Sequenced::Forward`).
+        if let Some(hub) = hub.as_ref().filter(|_| index != 0 && !asked_forwarding) {
+            if hub.borrow().has_starts() {
+                next_request_id += 1;
+                let body = requests::RequestBody::Forward(index);
+                request_flow.input.send(Request {
+                    origin: index,
+                    id: next_request_id,
+                    route: 0,
+                    timeout_micros: 0,
+                    body,
+                });
+                injected = true;
+                asked_forwarding = true;
+            }
+        }
         if local {
             request_flow.serve.activate();
         }
@@ -144,7 +166,11 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
 
         // New subscriptions: each takes the changes of every LSN completed from now on.
         if let Some(hub) = hub.as_ref() {
-            hub.borrow_mut().take_starts();
+            let from = match index {
+                0 => Some(0),
+                _ => forwarding.borrow().iter().find(|(to, _)| *to == index).map(|(_, since)| *since),
+            };
+            hub.borrow_mut().take_starts(from);
         }
 
         // Durable records, in log order, into the apply stage.
@@ -318,6 +344,9 @@ struct Sequencer {
     request_ids: RequestIds,
     /// A graph loaded in bulk, for the marker record this process writes for it.
     bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
+    /// Workers that asked for every change, and those already told to every worker.
+    forward_requests: Rc<RefCell<Vec<usize>>>,
+    forwarded: Vec<usize>,
 }
 
 impl Sequencer {
@@ -325,6 +354,7 @@ impl Sequencer {
         input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
         request_ids: RequestIds,
         bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
+        forward_requests: Rc<RefCell<Vec<usize>>>,
     ) -> Self {
         Sequencer {
             input,
@@ -336,6 +366,8 @@ impl Sequencer {
             replies: BTreeMap::new(),
             request_ids,
             bulk,
+            forward_requests,
+            forwarded: Vec::new(),
         }
     }
 
@@ -406,6 +438,16 @@ impl Sequencer {
     /// are many; moves the input past every LSN taken that nothing waits on. While a batch is
     /// decided, the next one grows: the busier the log, the larger the batches.
     fn feed(&mut self) {
+        // Records fed from now on are forwarded to the workers that asked (at the input's
+        // time: no record at or after it has been fed).
+        for to in self.forward_requests.borrow_mut().drain(..) {
+            if !self.forwarded.contains(&to) {
+                self.forwarded.push(to);
+                self.input.send(Sequenced::Forward(to));
+                // Now, not with the next batch: the subscription waits for it.
+                self.input.flush();
+            }
+        }
         // Every record taken but not waiting was fed: none of them left means all decided.
         let decided = self.deciding.len() == self.waiting.len();
         if !self.waiting.is_empty() && (decided || self.waiting_ops >= MAX_BATCH_OPS) {

@@ -44,10 +44,19 @@ impl Hub {
         self.registry.is_idle()
     }
 
-    /// Notices the topics subscribers started: each takes the changes of every LSN after the
-    /// last complete one, and its subscriber reads the graph at that LSN or later to start
-    /// from.
-    pub fn take_starts(&mut self) {
+    /// Whether topics started that wait to be noticed.
+    pub fn has_starts(&self) -> bool {
+        self.registry.has_starts()
+    }
+
+    /// Notices the topics subscribers started, once this worker takes every change from
+    /// LSN `from` on (`None`: not yet) and every change up to it has completed: each takes
+    /// the changes of every LSN after the last complete one, and its subscriber reads the
+    /// graph at that LSN or later to start from.
+    pub fn take_starts(&mut self, from: Option<Lsn>) {
+        if from.is_none_or(|from| self.complete + 1 < from) {
+            return;
+        }
         for topic in self.registry.take_starts() {
             if topic.is_stopped() {
                 continue;

@@ -171,6 +171,11 @@ impl Registry {
     }
 
     /// The topics to start, once each.
+    /// Whether topics started that the first worker has not noticed yet.
+    pub fn has_starts(&self) -> bool {
+        self.starts.lock().is_ok_and(|starts| !starts.is_empty())
+    }
+
     pub fn take_starts(&self) -> Vec<Arc<Topic>> {
         self.starts.lock().map(|mut starts| std::mem::take(&mut *starts)).unwrap_or_default()
     }
