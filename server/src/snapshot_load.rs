@@ -117,6 +117,7 @@ async fn load_in_bulk(engine: &Arc<Engine>, path: PathBuf, section: &SectionPlac
     .map_err(|e| Status::internal(e.to_string()))?
     .map_err(Status::invalid_argument)?;
     let elements = (graph.vertices.len() + graph.edges.len()) as u64;
+    tracing::info!(namespace = %section.namespace, elements, "read the section whole; the workers take it");
     engine.load_bulk(graph, AT_START).await.map_err(status::from_engine)?;
     Ok(elements)
 }

@@ -444,31 +444,42 @@ fn feed_subscriptions<'scope>(
     forwarding: Forwarding,
     one_process: bool,
 ) {
-    // One process has one sink, worker 0's: its changes go there as they are.
-    let copies = if one_process {
-        changes.map(|(change, lsn)| (0, change, lsn))
-    } else {
-        changes.flat_map(move |(change, lsn)| {
-            let forwarding = forwarding.borrow();
-            let more = forwarding.iter().filter(|(to, since)| *since <= lsn && !always.contains(to)).map(|(to, _)| *to);
-            let targets: Vec<usize> = always.iter().copied().chain(more).collect();
-            // The last copy is the change itself.
-            let mut copies: Vec<_> = targets.iter().map(|&to| (to, change.clone(), lsn)).collect();
-            copies.pop();
-            copies.push((targets[targets.len() - 1], change, lsn));
-            copies
-        })
-    };
+    // One process has one sink, worker 0's: its changes go there as they are, through no
+    // operator more (a write's answer waits on every step of its LSN).
+    if one_process {
+        sink_changes(changes, |_| 0, |update| update, hub);
+        return;
+    }
+    let copies = changes.flat_map(move |(change, lsn)| {
+        let forwarding = forwarding.borrow();
+        let more = forwarding.iter().filter(|(to, since)| *since <= lsn && !always.contains(to)).map(|(to, _)| *to);
+        let targets: Vec<usize> = always.iter().copied().chain(more).collect();
+        // The last copy is the change itself.
+        let mut copies: Vec<_> = targets.iter().map(|&to| (to, change.clone(), lsn)).collect();
+        copies.pop();
+        copies.push((targets[targets.len() - 1], change, lsn));
+        copies
+    });
+    sink_changes(copies, |(to, _, _)| *to as u64, |(_, change, lsn)| (change, lsn), hub);
+}
+
+/// The sink of [`feed_subscriptions`]: updates exchanged by `route`, each a change at an LSN
+/// once `split`.
+fn sink_changes<'scope, D: timely::ExchangeData>(
+    updates: timely::dataflow::StreamVec<'scope, Lsn, D>,
+    route: impl Fn(&D) -> u64 + 'static,
+    split: impl Fn(D) -> (Change, Lsn) + 'static,
+    hub: Option<Rc<RefCell<Hub>>>,
+) {
     let mut stash: BTreeMap<Lsn, Vec<Change>> = BTreeMap::new();
-    let to_first = Exchange::new(|(first, _, _): &(usize, Change, Lsn)| *first as u64);
-    copies.sink(to_first, "PageRankSubscriptions", move |(input, frontier)| {
+    updates.sink(Exchange::new(route), "PageRankSubscriptions", move |(input, frontier)| {
         let Some(hub) = hub.as_ref() else {
             input.for_each(|_, _| {});
             return;
         };
         let mut hub = hub.borrow_mut();
         input.for_each(|_, data| {
-            for (_, change, lsn) in data.drain(..) {
+            for (change, lsn) in data.drain(..).map(&split) {
                 stash.entry(lsn).or_default().push(change);
             }
         });
