@@ -218,7 +218,7 @@ pub async fn run(engine: Arc<Engine>, dir: PathBuf, interval: Duration, wal: Opt
         let written = tokio::task::spawn_blocking(move || {
             let written = write(&into, lsn, &graph);
             drop(graph);
-            crate::serve::release_memory();
+            crate::memory::release();
             written
         })
         .await;

@@ -11,6 +11,7 @@ pub mod checkpoints;
 pub mod codec;
 pub mod config;
 pub mod convert;
+pub mod memory;
 pub mod paths;
 pub mod prometheus;
 pub mod serve;

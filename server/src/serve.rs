@@ -95,7 +95,7 @@ pub async fn serve(
         capacities,
         max_standing_page_ranks: config.server.max_standing_page_ranks,
         request_ids: config.request_ids(),
-        release_memory: Some(release_memory),
+        release_memory: Some(crate::memory::release),
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -229,7 +229,7 @@ async fn restore_checkpoint(config: &Config, engine: &Arc<Engine>) -> Result<Lsn
     let read = move || {
         let newest = checkpoints::newest_readable(&dir);
         // The parse's own garbage goes back now, not whenever this thread runs again.
-        release_memory();
+        crate::memory::release();
         newest
     };
     let Some((lsn, graph, path)) = tokio::task::spawn_blocking(read).await? else {
@@ -324,14 +324,4 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServeError> {
         Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::Locked(dir.display().to_string())),
         Err(std::fs::TryLockError::Error(e)) => Err(io(format!("lock {}", path.display()))(e)),
     }
-}
-
-/// Returns the memory this thread freed to the system. The `prism-graph` binary allocates
-/// with mimalloc, which keeps a thread's freed pages for that thread: after an arrangement
-/// merge that is whole batches, about a third of the resident memory of a loaded graph
-/// (`prism-arrangebench`). Forced, so that it purges at once; it takes milliseconds, every
-/// few seconds per worker. With another global allocator it does nothing.
-pub(crate) fn release_memory() {
-    // SAFETY: mi_collect takes no pointer and only walks mimalloc's own heap of this thread.
-    unsafe { libmimalloc_sys::mi_collect(true) };
 }

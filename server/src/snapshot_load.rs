@@ -88,7 +88,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
         let written = tokio::task::spawn_blocking(move || {
             let written = crate::checkpoints::write(&dir, lsn, &graph);
             drop(graph);
-            crate::serve::release_memory();
+            crate::memory::release();
             written
         })
         .await
@@ -110,7 +110,7 @@ async fn load_in_bulk(engine: &Arc<Engine>, path: PathBuf, section: &SectionPlac
     let graph = tokio::task::spawn_blocking(move || {
         let graph = read_section(&path, index, &namespace);
         // The parse's own garbage goes back now, not whenever this thread runs again.
-        crate::serve::release_memory();
+        crate::memory::release();
         graph
     })
     .await
