@@ -158,6 +158,49 @@ async fn either_process_of_a_cluster_serves_a_subscription_that_follows_writes_t
 }
 
 #[tokio::test]
+async fn a_subscription_started_on_another_process_under_writes_misses_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = start_cluster(dir.path(), 2).await;
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut graph: Graph = oracle::random_graph(&mut rng, 30, 60);
+    oracle::load(&mut servers[0].client().await, &graph).await;
+    let added: Vec<TestEdge> = (0..60)
+        .map(|i| {
+            edge(
+                format!("w{i}"),
+                format!("v{:02}", rng.random_range(0..30)),
+                format!("v{:02}", rng.random_range(0..30)),
+            )
+        })
+        .collect();
+
+    // Writes through process 0, one after another, while process 1 starts the topic: the
+    // changes around its start come from both processes' workers.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let mut writer = servers[0].client().await;
+    let writes = added.clone();
+    let writing = tokio::spawn(async move {
+        let mut started = Some(started_tx);
+        let mut last = 0;
+        for (i, e) in writes.iter().enumerate() {
+            if i == 10 {
+                started.take().map(|tx| tx.send(()));
+            }
+            last = lsn_of(&writer.create_edge(edge_request(&e.id, "A", &e.from, &e.to)).await.unwrap());
+        }
+        last
+    });
+    started_rx.await.unwrap();
+    let mut stream =
+        servers[1].client().await.subscribe_page_rank(subscribe_request(0, None)).await.unwrap().into_inner();
+    let last = writing.await.unwrap();
+    graph.edges.extend(added);
+    let update = result_at(&mut stream, last).await;
+    assert_eq!(update.lsn, last, "the last write's message");
+    assert_within(&update, &oracle::pagerank(&graph, |_, _| true, CONVERGED, 0.85), 0);
+}
+
+#[tokio::test]
 async fn heartbeats_carry_the_applied_lsn_while_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with(dir.path(), "      subscription_heartbeat: 100ms\n").await;
