@@ -99,8 +99,7 @@ async fn write_latency(args: &Args, brokers: &str) -> anyhow::Result<()> {
         atomic: true,
         timestamp: 1,
         ops: vec![vertex(0)],
-        request_id: None,
-        bulk_load: false,
+        ..Default::default()
     };
     let payload = codec::encode_record(&record);
     let options = KafkaOptions::new(brokers, "bare");
@@ -157,8 +156,7 @@ async fn ingestion(args: &Args, brokers: &str) -> anyhow::Result<()> {
             atomic: true,
             timestamp: 1,
             ops: ids.map(vertex).collect(),
-            request_id: None,
-            bulk_load: false,
+            ..Default::default()
         });
         let producer = producer.clone();
         in_flight.spawn(async move { producer.send("default", &payload).await });

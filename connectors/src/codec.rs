@@ -305,7 +305,7 @@ mod tests {
                 WriteOp::DeleteEdge { id: "e".into() },
             ],
             request_id: Some("retry-1".into()),
-            bulk_load: false,
+            ..Default::default()
         };
         assert_eq!(decode_record(&encode_record(&record)).unwrap(), record);
     }
@@ -317,8 +317,7 @@ mod tests {
             atomic: false,
             timestamp: 1,
             ops: vec![WriteOp::DeleteEdge { id: "e".into() }, WriteOp::DeleteEdge { id: "f".into() }],
-            request_id: None,
-            bulk_load: false,
+            ..Default::default()
         });
         wire.operations[1].r#type = wal_operation::OperationType::CreateVertex as i32;
         let err = from_proto(wire).unwrap_err().to_string();

@@ -76,7 +76,7 @@ pub fn record_from_json(text: &str, now: i64) -> Result<WriteRecord, JsonError> 
         .enumerate()
         .map(|(i, op)| operation(op, &format!("operations[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WriteRecord { namespace, atomic, timestamp, ops, request_id, bulk_load: false })
+    Ok(WriteRecord { namespace, atomic, timestamp, ops, request_id, ..Default::default() })
 }
 
 fn operation(json: &Json, path: &str) -> Result<WriteOp, JsonError> {

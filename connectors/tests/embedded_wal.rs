@@ -15,8 +15,7 @@ fn record(i: u64) -> WriteRecord {
         atomic: true,
         timestamp: i as i64,
         ops: vec![WriteOp::CreateVertex { id: format!("v{i}"), label: "User".into(), properties: Default::default() }],
-        request_id: None,
-        bulk_load: false,
+        ..Default::default()
     }
 }
 

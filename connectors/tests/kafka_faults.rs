@@ -11,14 +11,7 @@ const TOPIC: &str = "graph-log";
 
 fn record(id: &str) -> WriteRecord {
     let op = WriteOp::CreateVertex { id: id.into(), label: "V".into(), properties: Default::default() };
-    WriteRecord {
-        namespace: Namespace::default(),
-        atomic: true,
-        timestamp: 1,
-        ops: vec![op],
-        request_id: None,
-        bulk_load: false,
-    }
+    WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops: vec![op], ..Default::default() }
 }
 
 fn next(received: &crossbeam_channel::Receiver<Committed>, within: Duration) -> Committed {

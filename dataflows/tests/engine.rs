@@ -18,8 +18,7 @@ fn record(ops: Vec<WriteOp>) -> WriteRecord {
         atomic: true,
         timestamp: CLOCK.fetch_add(1, Ordering::Relaxed) as i64,
         ops,
-        request_id: None,
-        bulk_load: false,
+        ..Default::default()
     }
 }
 

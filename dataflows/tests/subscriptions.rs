@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{start_engine, TIMEOUT};
+use common::{start_engine, write, TIMEOUT};
 use prism_dataflows::PageRankParams;
-use prism_dataflows::{Engine, Lsn, Namespace, Value, WriteOp, WriteRecord};
+use prism_dataflows::{Engine, Lsn, Namespace, Value, WriteOp};
 use prism_dataflows::{Filter, Operator, Predicate};
 use prism_dataflows::{PageRankFeed, Subscribed};
 use prism_dataflows::{RankUpdate, SubscriptionParams};
@@ -23,20 +23,6 @@ fn params(filter: Option<Filter>, top_k: usize) -> SubscriptionParams {
 fn rich() -> Filter {
     let predicate = Predicate { operator: Operator::Ge, value: Value::Int(1) };
     Filter { labels: Vec::new(), properties: vec![("rich".into(), predicate)] }
-}
-
-async fn write(engine: &Engine, ops: Vec<WriteOp>) -> Lsn {
-    let record = WriteRecord {
-        namespace: Namespace::default(),
-        atomic: true,
-        timestamp: 1,
-        ops,
-        request_id: None,
-        bulk_load: false,
-    };
-    let outcome = engine.write(record, TIMEOUT).await.unwrap();
-    assert!(outcome.first_rejection().is_none(), "{outcome:?}");
-    outcome.lsn
 }
 
 fn vertex(i: u32, rich: i64) -> WriteOp {

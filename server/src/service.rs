@@ -82,7 +82,7 @@ impl GraphApi {
             timestamp: now_micros(),
             ops,
             request_id,
-            bulk_load: false,
+            ..Default::default()
         };
         let written = self.engine.write(record, timeout).await.map_err(status::from_engine);
         if let Some(audit) = &self.audit {

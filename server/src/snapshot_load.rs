@@ -254,8 +254,7 @@ async fn stream_into_empty(
                 atomic: true,
                 timestamp: now_micros(),
                 ops,
-                request_id: None,
-                bulk_load: false,
+                ..Default::default()
             };
             let outcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
             match outcome.results.iter().find_map(|r| r.as_ref().err()) {

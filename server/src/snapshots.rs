@@ -233,8 +233,7 @@ where
     let lsn = if ops.is_empty() {
         lsn
     } else {
-        let record =
-            WriteRecord { namespace, atomic: true, timestamp: now_micros(), ops, request_id: None, bulk_load: false };
+        let record = WriteRecord { namespace, atomic: true, timestamp: now_micros(), ops, ..Default::default() };
         let outcome: RecordOutcome = engine.write(record, timeout).await.map_err(status::from_engine)?;
         if let Some(rejection) = outcome.results.iter().find_map(|r| r.as_ref().err()) {
             return Err(status::from_rejection(rejection, "snapshot: the graph is unchanged: "));

@@ -29,8 +29,7 @@ fn record(ops: Vec<WriteOp>) -> Vec<u8> {
         atomic: true,
         timestamp: 7,
         ops,
-        request_id: None,
-        bulk_load: false,
+        ..Default::default()
     })
 }
 

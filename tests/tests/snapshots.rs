@@ -25,6 +25,22 @@ fn write(path: &Path, items: &[SnapshotItem], encoding: Encoding, compression: C
     writer.finish().unwrap();
 }
 
+/// A vertex labelled `P` with no properties.
+fn vertex(id: &str) -> SnapshotItem {
+    SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), ..Default::default() })
+}
+
+/// An edge labelled `A` with no properties.
+fn edge(id: &str, from: &str, to: &str) -> SnapshotItem {
+    SnapshotItem::Edge(SnapshotEdge {
+        id: id.into(),
+        label: "A".into(),
+        from: from.into(),
+        to: to.into(),
+        ..Default::default()
+    })
+}
+
 /// The current LSN, as a read of vertex `id` (which must exist) answers it.
 async fn lsn(client: &mut Client, id: &str) -> u64 {
     lsn_of(&client.get_vertex(pb::GetVertexRequest { id: id.into(), include_edges: false }).await.unwrap())
@@ -194,22 +210,7 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
     let path = dir.path().join("start.snap");
     let mut items =
         vec![SnapshotItem::Section(Section { vertex_count: Some(2), edge_count: Some(1), ..Default::default() })];
-    for id in ["a", "b"] {
-        items.push(SnapshotItem::Vertex(SnapshotVertex {
-            id: id.into(),
-            label: "P".into(),
-            properties: Properties::new(),
-            ..Default::default()
-        }));
-    }
-    items.push(SnapshotItem::Edge(SnapshotEdge {
-        id: "e".into(),
-        label: "A".into(),
-        from: "a".into(),
-        to: "b".into(),
-        properties: Properties::new(),
-        ..Default::default()
-    }));
+    items.extend([vertex("a"), vertex("b"), edge("e", "a", "b")]);
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
     spec.extra_args = vec!["--snapshot".into(), path.display().to_string()];
@@ -226,17 +227,6 @@ async fn serve_loads_a_snapshot_at_start_and_again_without_duplicating_it() {
 async fn serve_streams_every_section_in_records_with_edges_after_their_vertices() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("start.snap");
-    let vertex =
-        |id: &str| SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), ..Default::default() });
-    let edge = |id: &str, from: &str, to: &str| {
-        SnapshotItem::Edge(SnapshotEdge {
-            id: id.into(),
-            label: "A".into(),
-            from: from.into(),
-            to: to.into(),
-            ..Default::default()
-        })
-    };
     // Two namespaces; in the second, an edge comes before the vertices it joins.
     let mut items = vec![SnapshotItem::Section(Section { namespace: Some("first".into()), ..Default::default() })];
     items.extend((0..7).map(|i| vertex(&format!("v{i}"))));
@@ -275,17 +265,6 @@ async fn serve_streams_every_section_in_records_with_edges_after_their_vertices(
 /// A snapshot of namespace `first` (a path of `n` vertices, `v0` to `v{n-1}`) and of
 /// `second` (`p -> q`).
 fn two_sections(path: &Path, n: usize) {
-    let vertex =
-        |id: &str| SnapshotItem::Vertex(SnapshotVertex { id: id.into(), label: "P".into(), ..Default::default() });
-    let edge = |id: &str, from: &str, to: &str| {
-        SnapshotItem::Edge(SnapshotEdge {
-            id: id.into(),
-            label: "A".into(),
-            from: from.into(),
-            to: to.into(),
-            ..Default::default()
-        })
-    };
     let mut items = vec![SnapshotItem::Section(Section { namespace: Some("first".into()), ..Default::default() })];
     items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
     items.extend((1..n).map(|i| edge(&format!("e{i}"), &format!("v{}", i - 1), &format!("v{i}"))));
@@ -391,16 +370,8 @@ async fn a_bulk_load_whose_checkpoint_is_damaged_stops_the_server_instead_of_van
 async fn serve_refuses_a_snapshot_with_a_bad_edge_at_its_end_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("start.snap");
-    let mut items: Vec<SnapshotItem> = (0..5)
-        .map(|i| SnapshotItem::Vertex(SnapshotVertex { id: format!("v{i}"), label: "P".into(), ..Default::default() }))
-        .collect();
-    items.push(SnapshotItem::Edge(SnapshotEdge {
-        id: "e".into(),
-        label: "A".into(),
-        from: "v0".into(),
-        to: "missing".into(),
-        ..Default::default()
-    }));
+    let mut items: Vec<SnapshotItem> = (0..5).map(|i| vertex(&format!("v{i}"))).collect();
+    items.push(edge("e", "v0", "missing"));
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
     let mut spec = ServerSpec::new(&dir.path().join("data"), 2);
     spec.extra_args = vec!["--snapshot".into(), path.display().to_string()];

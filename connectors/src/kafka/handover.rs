@@ -126,14 +126,7 @@ mod tests {
 
     fn record(id: &str) -> WriteRecord {
         let op = WriteOp::CreateVertex { id: id.into(), label: "V".into(), properties: Default::default() };
-        WriteRecord {
-            namespace: Namespace::default(),
-            atomic: true,
-            timestamp: 1,
-            ops: vec![op],
-            request_id: None,
-            bulk_load: false,
-        }
+        WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops: vec![op], ..Default::default() }
     }
 
     fn handed(received: &crossbeam_channel::Receiver<Committed>) -> Vec<(Lsn, String, Option<Ticket>)> {

@@ -489,8 +489,7 @@ impl Engine {
             }
             *slot = Some(graph);
         }
-        let marker =
-            WriteRecord { namespace, atomic: true, timestamp: 0, ops: Vec::new(), request_id: None, bulk_load: true };
+        let marker = WriteRecord { namespace, atomic: true, bulk_load: true, ..Default::default() };
         let written = self.write(marker, timeout).await;
         // Taken by the sequencer with the marker; left only if the marker never got there.
         if let Ok(mut slot) = self.shared.bulk.lock() {

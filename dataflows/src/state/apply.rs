@@ -520,7 +520,7 @@ mod tests {
     use crate::state::model::{Id, Properties, Value};
 
     fn record(atomic: bool, ops: Vec<WriteOp>) -> WriteRecord {
-        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, request_id: None, bulk_load: false }
+        WriteRecord { namespace: Namespace::default(), atomic, timestamp: 7, ops, ..Default::default() }
     }
 
     fn vertex(id: &str) -> WriteOp {

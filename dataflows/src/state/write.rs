@@ -103,7 +103,7 @@ impl Batcher {
 }
 
 /// A log record: operations applied in order at one LSN.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriteRecord {
     pub namespace: Namespace,
     /// All or nothing: one failing operation rejects the whole record.

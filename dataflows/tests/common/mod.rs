@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prism_dataflows::{CommitSink, Engine, EngineConfig, Namespace, Ticket, Value, WriteLog, WriteOp, WriteRecord};
+use prism_dataflows::{
+    CommitSink, Engine, EngineConfig, Lsn, Namespace, Ticket, Value, WriteLog, WriteOp, WriteRecord,
+};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,16 +45,15 @@ pub async fn load(engine: &Engine, vertices: &[String], edges: &[(String, &str, 
         to: to.clone(),
         properties: [("w".to_string(), Value::Int(*w))].into_iter().collect(),
     }));
-    let record = WriteRecord {
-        namespace: Namespace::default(),
-        atomic: true,
-        timestamp: 1,
-        ops,
-        request_id: None,
-        bulk_load: false,
-    };
+    write(engine, ops).await;
+}
+
+/// Writes `ops` as one atomic record, which must be accepted whole; its LSN.
+pub async fn write(engine: &Engine, ops: Vec<WriteOp>) -> Lsn {
+    let record = WriteRecord { namespace: Namespace::default(), atomic: true, timestamp: 1, ops, ..Default::default() };
     let outcome = engine.write(record, TIMEOUT).await.unwrap();
     assert!(outcome.first_rejection().is_none(), "{outcome:?}");
+    outcome.lsn
 }
 
 /// A complete directed graph on `n` vertices `v00`…: every ordered pair, label "A", w 1.

@@ -185,7 +185,7 @@ proptest! {
             .map(|(i, (atomic, other, ops))| {
                 let namespace = Namespace::new(if other { "other" } else { "default" });
                 let lsn = i as Lsn + 1;
-                (lsn, Arc::new(WriteRecord { namespace, atomic, timestamp: lsn as i64, ops, request_id: None, bulk_load: false  }))
+                (lsn, Arc::new(WriteRecord { namespace, atomic, timestamp: lsn as i64, ops, ..Default::default()}))
             })
             .collect();
 
@@ -207,7 +207,7 @@ proptest! {
         let mut one = ApplyState::with_limits(ElementLimits::default(), Capacities::default(), Default::default(), workers);
         for (i, (atomic, other, ops)) in records.into_iter().enumerate() {
             let namespace = Namespace::new(if other { "other" } else { "default" });
-            one.apply(i as Lsn + 1, &WriteRecord { namespace, atomic, timestamp: 1, ops, request_id: None, bulk_load: false  }, &mut Vec::new());
+            one.apply(i as Lsn + 1, &WriteRecord { namespace, atomic, timestamp: 1, ops, ..Default::default()}, &mut Vec::new());
         }
         let graph = one.whole_graph();
         let mut expected = Vec::new();
@@ -233,7 +233,7 @@ proptest! {
         for (i, (atomic, other, ops)) in after.into_iter().enumerate() {
             let namespace = Namespace::new(if other { "other" } else { "default" });
             let lsn = 10 + i as Lsn;
-            let record = Arc::new(WriteRecord { namespace, atomic, timestamp: 1, ops, request_id: None, bulk_load: false  });
+            let record = Arc::new(WriteRecord { namespace, atomic, timestamp: 1, ops, ..Default::default()});
             let mut made = Vec::new();
             restored.apply(lsn, &record, &mut made);
             expected.extend(made.into_iter().map(|change| (lsn, change)));
@@ -263,8 +263,7 @@ fn a_degree_is_not_read_before_an_edge_deleted_by_id_is_applied() {
                 atomic: false,
                 timestamp: 1,
                 ops,
-                request_id: None,
-                bulk_load: false,
+                ..Default::default()
             }),
         )
     };
