@@ -273,19 +273,12 @@ pub(crate) fn build(
                 let mut changes: Vec<(Lsn, Change)> = Vec::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
+                    let mut restored = false;
                     input.for_each(|capability, data| {
                         for decisions in data.drain(..) {
                             match decisions {
                                 Decisions::Effects(_, effects) => {
                                     shard.borrow_mut().apply(&effects, &mut changes);
-                                    for same_lsn in changes.chunk_by(|a, b| a.0 == b.0) {
-                                        let lsn = same_lsn[0].0;
-                                        let at = capability.delayed(&lsn, port);
-                                        output
-                                            .session(&at)
-                                            .give_iterator(same_lsn.iter().map(|(lsn, c)| (c.clone(), *lsn)));
-                                    }
-                                    changes.clear();
                                 }
                                 Decisions::Restore(_, lsn, restore) => {
                                     let Some((at, graph)) = restoring.borrow_mut().pop_front() else {
@@ -294,20 +287,29 @@ pub(crate) fn build(
                                     };
                                     debug_assert_eq!(at, lsn, "restores are decided in the order they are read");
                                     shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
-                                    drop(graph);
-                                    let at = capability.delayed(&lsn, port);
-                                    // Moved out whole: a restore's changes are the whole graph's,
-                                    // room this buffer must not keep.
-                                    let made = std::mem::take(&mut changes);
-                                    output.session(&at).give_iterator(made.into_iter().map(|(lsn, c)| (c, lsn)));
+                                    restored = true;
                                 }
                                 Decisions::Outcomes(decided, sizes) => {
                                     outcomes_in.borrow_mut().extend(decided);
                                     *sizes_in.borrow_mut() = sizes;
                                 }
                             }
+                            // Moved out, each at its LSN (they come in LSN order).
+                            let mut made = changes.drain(..).peekable();
+                            while let Some((lsn, first)) = made.next() {
+                                let at = capability.delayed(&lsn, port);
+                                let mut session = output.session(&at);
+                                session.give((first, lsn));
+                                while let Some((_, change)) = made.next_if(|(next, _)| *next == lsn) {
+                                    session.give((change, lsn));
+                                }
+                            }
                         }
                     });
+                    if restored {
+                        // A restore's changes are a whole graph's: room this buffer must not keep.
+                        changes.shrink_to_fit();
+                    }
                     let now = frontier.frontier().to_owned();
                     if *applied.borrow() != now {
                         *applied.borrow_mut() = now;
