@@ -100,6 +100,18 @@ struct Owned {
     names: Names,
 }
 
+impl Owned {
+    /// An edge made (or gone) moves the degrees of its ends held here; a self-loop counts once.
+    fn count_degrees(&mut self, [from, to]: [VertexNumber; 2], made: bool, me: usize, workers: usize) {
+        let ends = if from == to { 1 } else { 2 };
+        for end in [from, to].into_iter().take(ends).filter(|end| end.owner(workers) == me) {
+            if let Some(slot) = self.vertices.get_mut(slot_of(end, workers)) {
+                slot.degree = if made { slot.degree + 1 } else { slot.degree.saturating_sub(1) };
+            }
+        }
+    }
+}
+
 /// One worker's vertices and edges, as the rules need them.
 pub struct Shard {
     me: usize,
@@ -241,14 +253,7 @@ impl Shard {
                         }
                         changes.push((lsn, Change::Edge(key, edge.clone(), if created { 1 } else { -1 })));
                     }
-                    let ends = if edge.from == edge.to { 1 } else { 2 };
-                    for end in [edge.from, edge.to].into_iter().take(ends) {
-                        if end.owner(workers) == me {
-                            if let Some(slot) = owned.vertices.get_mut(slot_of(end, workers)) {
-                                slot.degree = if created { slot.degree + 1 } else { slot.degree.saturating_sub(1) };
-                            }
-                        }
-                    }
+                    owned.count_degrees([edge.from, edge.to], created, me, workers);
                 }
                 Effect::VertexCreated(vertex) => {
                     let owned = self.owned(namespace);
@@ -331,28 +336,21 @@ impl Shard {
                 // An edge whose names are the ones shared here already (a loader that held
                 // each label once) is kept as it is, not copied.
                 let shared = Arc::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
-                let edge = if shared {
+                let body = if shared {
                     edge.clone()
                 } else {
                     let mut body = Edge::clone(edge);
                     owned.names.share_in(&mut body.label, &mut body.properties);
                     Arc::new(body)
                 };
-                let edge = NumberedEdge { from, to, edge };
+                let edge = NumberedEdge { from, to, edge: body };
                 if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
                     tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
                     continue;
                 }
                 changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
             }
-            let ends = if from == to { 1 } else { 2 };
-            for (end, here) in [(from, from_here), (to, to_here)].into_iter().take(ends) {
-                if here {
-                    if let Some(slot) = owned.vertices.get_mut(slot_of(end, workers)) {
-                        slot.degree += 1;
-                    }
-                }
-            }
+            owned.count_degrees([from, to], true, me, workers);
         }
     }
 }
