@@ -469,8 +469,8 @@ impl Engine {
     /// graph goes to the workers beside it, each taking its own part at once. The graph is
     /// held to the limits and capacities first (nothing is written past one); ids once and
     /// edges between its vertices are the caller's to check, and only empty namespaces take
-    /// it. The log does not hold the graph: it
-    /// is durable once a checkpoint covers the LSN, which the caller writes.
+    /// it. The log does not hold the graph: it is durable once a checkpoint covers the LSN,
+    /// which the caller writes.
     pub async fn load_bulk(
         &self,
         graph: crate::state::graph::WholeGraph,

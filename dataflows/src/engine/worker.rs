@@ -344,9 +344,9 @@ struct Sequencer {
     request_ids: RequestIds,
     /// A graph loaded in bulk, for the marker record this process writes for it.
     bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
-    /// Workers that asked for every change, and those already told to every worker.
+    /// Workers that asked for every change (each asks once; every worker keeps the first
+    /// forward it sees for a worker).
     forward_requests: Rc<RefCell<Vec<usize>>>,
-    forwarded: Vec<usize>,
 }
 
 impl Sequencer {
@@ -367,7 +367,6 @@ impl Sequencer {
             request_ids,
             bulk,
             forward_requests,
-            forwarded: Vec::new(),
         }
     }
 
@@ -440,13 +439,11 @@ impl Sequencer {
     fn feed(&mut self) {
         // Records fed from now on are forwarded to the workers that asked (at the input's
         // time: no record at or after it has been fed).
-        for to in self.forward_requests.borrow_mut().drain(..) {
-            if !self.forwarded.contains(&to) {
-                self.forwarded.push(to);
-                self.input.send(Sequenced::Forward(to));
-                // Now, not with the next batch: the subscription waits for it.
-                self.input.flush();
-            }
+        let asked = std::mem::take(&mut *self.forward_requests.borrow_mut());
+        for to in asked {
+            self.input.send(Sequenced::Forward(to));
+            // Now, not with the next batch: the subscription waits for it.
+            self.input.flush();
         }
         // Every record taken but not waiting was fed: none of them left means all decided.
         let decided = self.deciding.len() == self.waiting.len();

@@ -15,8 +15,9 @@
 //!
 //! Every process has all three, so any process serves subscriptions: worker 0 receives
 //! every change, and another process's first worker its own process's, and everyone's from
-//! the LSN worker 0 orders its first subscription at (`Sequenced::Forward`). Why a thread of its own: a change's
-//! pushes then cost the writes nothing (a write is acknowledged when it is applied, not when
+//! the LSN worker 0 orders its first subscription at (`Sequenced::Forward`).
+//!
+//! Why a thread of its own: a change's pushes then cost the writes nothing (a write is acknowledged when it is applied, not when
 //! subscribers have heard of it), and run in one loop with no rounds of progress messages
 //! between workers.
 //!

@@ -59,7 +59,8 @@ pub(crate) enum Published {
     End(FeedError),
 }
 
-/// One parameter set's shared state between the front, the first worker and the subscription thread.
+/// One parameter set's shared state between the front, the first worker and the
+/// subscription thread.
 pub(crate) struct Topic {
     pub id: u64,
     /// `params.key()`, under which the registry files the topic.
@@ -73,8 +74,8 @@ pub(crate) struct Topic {
     pub processed: AtomicU64,
     /// Set once no subscriber is left (or the topic was cut off): its work stops.
     pub stopped: AtomicBool,
-    /// Set by the first worker when it notices the topic: the changes of every LSN after it reach
-    /// the topic, so its graph must be read at that LSN or later.
+    /// Set by the first worker when it notices the topic: the changes of every LSN after it
+    /// reach the topic, so its graph must be read at that LSN or later.
     pub changes_after: watch::Sender<Option<Lsn>>,
 }
 
@@ -111,9 +112,9 @@ pub(crate) struct Registry {
     max_topics: usize,
     /// Standing PageRanks the subscription thread holds (built or being built).
     pub standing: watch::Sender<usize>,
-    /// The subscription thread's inbox: the first worker sends on it, and a topic's end wakes the
-    /// thread through it (so that the topic's state goes at once). Closed with the first worker's
-    /// hub, which ends the thread.
+    /// The subscription thread's inbox: the first worker sends on it, and a topic's end wakes
+    /// the thread through it (so that the topic's state goes at once). Closed with the first
+    /// worker's hub, which ends the thread.
     to_standing: Mutex<Option<Sender<ToStanding>>>,
     inbox: Mutex<Option<Receiver<ToStanding>>>,
 }
@@ -243,8 +244,8 @@ impl Registry {
         Ok(Subscribed { first, feed })
     }
 
-    /// Reads the graph a new topic starts from, once the first worker has noticed it, and hands it to
-    /// the subscription thread; a read that fails ends the topic with its error.
+    /// Reads the graph a new topic starts from, once the first worker has noticed it, and
+    /// hands it to the subscription thread; a read that fails ends the topic with its error.
     async fn start<F, Fut>(&self, topic: &Arc<Topic>, read_graph: F)
     where
         F: FnOnce(Namespace, Lsn) -> Fut,
