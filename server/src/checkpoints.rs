@@ -17,7 +17,7 @@ use prism_connectors::EmbeddedWal;
 use prism_dataflows::RecordOutcome;
 use prism_dataflows::Remembered;
 use prism_dataflows::WholeGraph;
-use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Namespace, Vertex, VertexKey};
+use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Micros, Namespace, Vertex, VertexKey};
 use prism_snapshots::{
     Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,
 };
@@ -67,14 +67,45 @@ pub fn newest_readable(dir: &Path) -> Option<(Lsn, WholeGraph, PathBuf)> {
     None
 }
 
-/// Each label read once: elements share one copy of their label, as the engine keeps them,
-/// so that it takes them without copying.
+/// Snapshot records as the engine's vertices and edges, keyed in their namespace, each
+/// label read once: elements share one copy, as the engine keeps them, so that it takes them
+/// without copying. `created`, when given, replaces the records' timestamps (a load writes
+/// everything at once; a checkpoint keeps what it had).
 #[derive(Default)]
-pub(crate) struct Labels(std::collections::HashMap<String, Arc<str>>);
+pub(crate) struct Elements {
+    labels: std::collections::HashMap<String, Arc<str>>,
+}
 
-impl Labels {
-    pub fn share(&mut self, label: String) -> Arc<str> {
-        self.0.entry(label).or_insert_with_key(|label| Arc::from(label.as_str())).clone()
+impl Elements {
+    fn label(&mut self, label: String) -> Arc<str> {
+        self.labels.entry(label).or_insert_with_key(|label| Arc::from(label.as_str())).clone()
+    }
+
+    pub fn vertex(
+        &mut self,
+        namespace: &Namespace,
+        mut v: SnapshotVertex,
+        created: Option<Micros>,
+    ) -> (VertexKey, Arc<Vertex>) {
+        let key = VertexKey::new(namespace, &v.id);
+        let label = self.label(std::mem::take(&mut v.label));
+        let mut vertex = Vertex { label, ..Vertex::from(v) };
+        if let Some(now) = created {
+            (vertex.created_at, vertex.updated_at) = (now, now);
+        }
+        (key, Arc::new(vertex))
+    }
+
+    pub fn edge(
+        &mut self,
+        namespace: &Namespace,
+        mut e: SnapshotEdge,
+        created: Option<Micros>,
+    ) -> (EdgeKey, Arc<Edge>) {
+        let key = EdgeKey::new(namespace, &e.id);
+        let label = self.label(std::mem::take(&mut e.label));
+        let created_at = created.unwrap_or(e.created_at);
+        (key, Arc::new(Edge { label, created_at, ..Edge::from(e) }))
     }
 }
 
@@ -83,7 +114,7 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     let mut graph = WholeGraph::default();
     let mut namespace = Namespace::default();
     let mut lsn = None;
-    let mut labels = Labels::default();
+    let mut elements = Elements::default();
     let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
     for item in reader {
         match item.map_err(|e| format!("{}: {e}", path.display()))? {
@@ -91,14 +122,8 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
                 namespace = Namespace::new(section.namespace.as_deref().unwrap_or(""));
                 lsn = Some(section.lsn);
             }
-            SnapshotItem::Vertex(v) => {
-                graph.vertices.push((VertexKey::new(&namespace, &v.id), Arc::new(Vertex::from(v))));
-            }
-            SnapshotItem::Edge(mut e) => {
-                let key = EdgeKey::new(&namespace, &e.id);
-                let label = labels.share(std::mem::take(&mut e.label));
-                graph.edges.push((key, Arc::new(Edge { label, ..Edge::from(e) })));
-            }
+            SnapshotItem::Vertex(v) => graph.vertices.push(elements.vertex(&namespace, v, None)),
+            SnapshotItem::Edge(e) => graph.edges.push(elements.edge(&namespace, e, None)),
             SnapshotItem::Request(r) => graph.request_ids.push(Remembered {
                 namespace: namespace.clone(),
                 request_id: r.request_id,

@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
 use prism_dataflows::snapshot_diff::{Element, RunningPrints};
-use prism_dataflows::{
-    Batcher, Edge, EdgeKey, Engine, Namespace, Vertex, VertexKey, VertexNumber, WholeGraph, WriteRecord,
-};
+use prism_dataflows::{Batcher, Engine, Namespace, WholeGraph, WriteRecord};
 use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -125,33 +123,13 @@ async fn load_in_bulk(engine: &Arc<Engine>, path: PathBuf, section: &SectionPlac
 /// Section `index` of the file as a graph in `namespace`, every element created now (as a
 /// load through the log would), each label held once.
 fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<WholeGraph, String> {
-    let now = now_micros();
-    let mut labels = crate::checkpoints::Labels::default();
+    let now = Some(now_micros());
+    let mut elements = crate::checkpoints::Elements::default();
     let mut graph = WholeGraph::default();
     each_in_section(path, index, |item| {
         match item {
-            SnapshotItem::Vertex(v) => {
-                let vertex = Vertex {
-                    number: VertexNumber::UNASSIGNED,
-                    id: v.id.as_str().into(),
-                    label: labels.share(v.label),
-                    properties: v.properties,
-                    created_at: now,
-                    updated_at: now,
-                };
-                graph.vertices.push((VertexKey::new(namespace, &v.id), Arc::new(vertex)));
-            }
-            SnapshotItem::Edge(e) => {
-                let edge = Edge {
-                    id: e.id.as_str().into(),
-                    label: labels.share(e.label),
-                    from: e.from.into(),
-                    to: e.to.into(),
-                    properties: e.properties,
-                    created_at: now,
-                };
-                graph.edges.push((EdgeKey::new(namespace, &e.id), Arc::new(edge)));
-            }
+            SnapshotItem::Vertex(v) => graph.vertices.push(elements.vertex(namespace, v, now)),
+            SnapshotItem::Edge(e) => graph.edges.push(elements.edge(namespace, e, now)),
             SnapshotItem::Section(_) | SnapshotItem::Request(_) => {}
         }
         true
