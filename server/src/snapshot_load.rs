@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
-use prism_dataflows::snapshot_diff::{Element, RunningPrints};
 use prism_dataflows::{Batcher, Engine, Namespace, WholeGraph, WriteRecord};
 use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
@@ -28,7 +27,7 @@ use tonic::Status;
 
 use crate::config::WalBackend;
 use crate::convert::now_micros;
-use crate::snapshots::apply_newer;
+use crate::snapshots::{apply_newer, read_ahead};
 use crate::status;
 
 /// Records written at once while loading.
@@ -68,8 +67,12 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
             stream_into_empty(engine, path.to_owned(), &section, sizes, timeout).await
         } else {
             let (file, index) = (path.to_owned(), section.index);
-            let read = move |prints: &mut RunningPrints| differing_in_section(&file, index, prints);
-            apply_newer(engine, namespace.clone(), running, read, timeout).await.map(|a| {
+            let items = read_ahead(move |take| each_in_section(&file, index, take).map_err(Status::invalid_argument));
+            let applied = match items {
+                Ok(items) => apply_newer(engine, namespace.clone(), running, items, timeout).await,
+                Err(status) => Err(status),
+            };
+            applied.map(|a| {
                 let changes = [a.vertices_added, a.vertices_removed, a.vertices_modified];
                 let changes = changes.into_iter().chain([a.edges_added, a.edges_removed, a.edges_modified]);
                 changes.sum::<i64>() as u64
@@ -126,7 +129,7 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<Whol
     let now = Some(now_micros());
     let mut elements = crate::checkpoints::Elements::default();
     let mut graph = WholeGraph::default();
-    each_in_section(path, index, |item| {
+    each_in_section(path, index, &mut |item| {
         match item {
             SnapshotItem::Vertex(v) => graph.vertices.push(elements.vertex(namespace, v, now)),
             SnapshotItem::Edge(e) => graph.edges.push(elements.edge(namespace, e, now)),
@@ -166,19 +169,8 @@ fn check(path: &Path) -> Result<Vec<SectionPlace>, String> {
     Ok(sections.into_iter().map(|(place, _)| place).collect())
 }
 
-/// The vertices and edges of section `index` that differ from the running graph's `prints`.
-fn differing_in_section(path: &Path, index: usize, prints: &mut RunningPrints) -> Result<Vec<Element>, Status> {
-    let mut kept = Vec::new();
-    each_in_section(path, index, |item| {
-        kept.extend(item.into_element().filter(|element| prints.differs(element)));
-        true
-    })
-    .map_err(Status::invalid_argument)?;
-    Ok(kept)
-}
-
 /// Calls `take` with every item of section `index` (until it returns false).
-fn each_in_section(path: &Path, index: usize, mut take: impl FnMut(SnapshotItem) -> bool) -> Result<(), String> {
+fn each_in_section(path: &Path, index: usize, take: &mut dyn FnMut(SnapshotItem) -> bool) -> Result<(), String> {
     let mut at = 0;
     for item in SnapshotReader::open(path).map_err(|e| e.to_string())? {
         // Checked by the first pass: an error now means the file changed since.
@@ -209,7 +201,7 @@ async fn stream_into_empty(
         let parse = tokio::task::spawn_blocking(move || {
             let mut batcher = Batcher::new(batch, batch_bytes);
             // A send fails only when the writes stopped at an error, which is what is told.
-            each_in_section(&file, index, |item| {
+            each_in_section(&file, index, &mut |item| {
                 let wanted = matches!((&item, edges), (SnapshotItem::Vertex(_), false) | (SnapshotItem::Edge(_), true));
                 match item.into_element().filter(|_| wanted) {
                     Some(element) => match batcher.push(element.into_create()) {

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_dataflows::snapshot_diff::{self, DiffCounts, Element, RunningPrints};
+use prism_dataflows::snapshot_diff::{self, DiffCounts, RunningPrints};
 use prism_dataflows::{Engine, Lsn, Namespace, NamespaceGraph, Properties, RecordOutcome, Value, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
@@ -155,21 +155,61 @@ impl Read for ChunkReader {
     }
 }
 
-/// The elements of a snapshot that differ from the running graph's (`prints`), checked as
-/// they are read (`SnapshotCheck`: counts, ids once, edge ends), so that bad input is
-/// refused before anything is written. Every section's elements, whatever namespace it
-/// names: an applied snapshot goes to the namespace of the call.
-fn differing(reader: SnapshotReader, prints: &mut RunningPrints) -> Result<Vec<Element>, Status> {
+/// Items of a newer version, in batches, as a thread of their own reads them: the difference
+/// is told on another thread meanwhile (reading and checking a 10M-edge file is about as much
+/// work as fingerprinting and comparing it).
+pub type Items = std::sync::mpsc::Receiver<Result<Vec<SnapshotItem>, Status>>;
+
+/// Items per batch handed from the reading thread.
+const ITEMS_PER_BATCH: usize = 4096;
+
+/// Starts `read` on a thread of its own, handing what it gives (until it returns false) to
+/// the returned [`Items`], a batch at a time; its error, if any, comes last. It stops early
+/// when the receiver goes.
+pub fn read_ahead<F>(read: F) -> Result<Items, Status>
+where
+    F: FnOnce(&mut dyn FnMut(SnapshotItem) -> bool) -> Result<(), Status> + Send + 'static,
+{
+    let (sender, items) = std::sync::mpsc::sync_channel(256);
+    std::thread::Builder::new()
+        .name("snapshot-read".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(ITEMS_PER_BATCH);
+            let send = |batch: &mut Vec<SnapshotItem>| {
+                sender.send(Ok(std::mem::replace(batch, Vec::with_capacity(ITEMS_PER_BATCH)))).is_ok()
+            };
+            let read = read(&mut |item| {
+                batch.push(item);
+                batch.len() < ITEMS_PER_BATCH || send(&mut batch)
+            });
+            match read {
+                Ok(()) if !batch.is_empty() => drop(send(&mut batch)),
+                Ok(()) => {}
+                Err(status) => drop(sender.send(Err(status))),
+            }
+            crate::memory::release();
+        })
+        .map_err(|e| Status::internal(format!("starting the snapshot's reader: {e}")))?;
+    Ok(items)
+}
+
+/// Every item of a snapshot read from `reader`, checked as they pass (`SnapshotCheck`:
+/// counts, ids once, edge ends), so that bad input is refused before anything is written.
+/// Every section's elements, whatever namespace it names: an applied snapshot goes to the
+/// namespace of the call.
+fn checked(reader: impl Read + Send + 'static, take: &mut dyn FnMut(SnapshotItem) -> bool) -> Result<(), Status> {
     let refuse = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
+    let reader = SnapshotReader::new(reader).map_err(|e| refuse(&e))?;
     let mut check = SnapshotCheck::new();
-    let mut kept = Vec::new();
     for item in reader {
         let item = item.map_err(|e| refuse(&e))?;
         check.item(&item).map_err(|e| refuse(&e))?;
-        kept.extend(item.into_element().filter(|element| prints.differs(element)));
+        if !take(item) {
+            return Ok(());
+        }
     }
     check.finish().map_err(|e| refuse(&e))?;
-    Ok(kept)
+    Ok(())
 }
 
 /// Applies the snapshot in `chunks` to `namespace` as one record of its difference.
@@ -180,11 +220,9 @@ pub async fn apply(
     timeout: Duration,
 ) -> Result<ApplySnapshotResponse, Status> {
     let (bytes, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    let read = move |prints: &mut RunningPrints| {
-        let reader = ChunkReader { chunks: received, current: std::io::Cursor::new(Vec::new()) };
-        let reader = SnapshotReader::new(reader).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
-        differing(reader, prints)
-    };
+    let items = read_ahead(move |take| {
+        checked(ChunkReader { chunks: received, current: std::io::Cursor::new(Vec::new()) }, take)
+    })?;
     let pump = async move {
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
@@ -198,7 +236,7 @@ pub async fn apply(
     };
     let applying = async {
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(status::from_engine)?;
-        apply_newer(engine, namespace, running, read, timeout).await
+        apply_newer(engine, namespace, running, items, timeout).await
     };
     let (applied, pumped) = tokio::join!(applying, pump);
     pumped?;
@@ -206,23 +244,25 @@ pub async fn apply(
 }
 
 /// Writes the difference between `running` (the namespace's graph, as
-/// `Engine::namespace_graph` gave it) and a newer version as one atomic record. `read` reads
-/// the newer version on a blocking thread, keeping only the elements that differ from the
-/// running graph's prints it is given.
-pub async fn apply_newer<R>(
+/// `Engine::namespace_graph` gave it) and a newer version, its `items`, as one atomic record.
+/// The running graph's prints are taken while the first items are read; then each element
+/// equal to its running version is dropped as it arrives, so only the difference is held.
+pub async fn apply_newer(
     engine: &Arc<Engine>,
     namespace: Namespace,
     (lsn, vertices, edges): NamespaceGraph,
-    read: R,
+    items: Items,
     timeout: Duration,
-) -> Result<ApplySnapshotResponse, Status>
-where
-    R: FnOnce(&mut RunningPrints) -> Result<Vec<Element>, Status> + Send + 'static,
-{
+) -> Result<ApplySnapshotResponse, Status> {
     let started = std::time::Instant::now();
     let differences = tokio::task::spawn_blocking(move || {
         let mut prints = RunningPrints::new(vertices, edges);
-        let kept = read(&mut prints)?;
+        let mut kept = Vec::new();
+        for batch in items {
+            for item in batch? {
+                kept.extend(item.into_element().filter(|element| prints.differs(element)));
+            }
+        }
         prints.difference(kept).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
     })
     .await

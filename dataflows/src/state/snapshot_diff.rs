@@ -256,42 +256,58 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
     classify(old, new, &changed, &twice)
 }
 
-/// The running graph's fingerprints (key print → content print), against which a newer
-/// version is told apart as it is read: an element equal to the running one is dropped at
-/// once, so only the difference is ever held, and the keys never seen when the newer version
-/// ends are the ones it removed. A hash join rather than [`diff`]'s dataflow: one side is
-/// already in memory, and the other is then never held whole.
+/// The running graph's fingerprints (key print → content print and the element's place),
+/// against which a newer version is told apart as it is read: an element equal to the running
+/// one is dropped at once, so only the difference is ever held, and the keys never seen when
+/// the newer version ends are the ones it removed. A hash join rather than [`diff`]'s
+/// dataflow: one side is already in memory, and the other is then never held whole.
 pub struct RunningPrints {
     vertices: Vec<Arc<Vertex>>,
     edges: Vec<Arc<Edge>>,
-    by_key: HashMap<u64, u64, FixedState>,
+    /// Places number the vertices, then the edges.
+    by_key: HashMap<u64, (u64, usize), FixedState>,
+    /// The places of running elements whose newer version differs.
+    changed: Vec<usize>,
 }
 
 impl RunningPrints {
     /// The prints of the running graph's vertices and edges (the apply stage's, shared).
     pub fn new(vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>>) -> Self {
         let mut by_key = HashMap::with_capacity_and_hasher(vertices.len() + edges.len(), FixedState::default());
-        by_key.extend(vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e))));
-        RunningPrints { vertices, edges, by_key }
+        let prints = vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e)));
+        by_key.extend(prints.enumerate().map(|(place, (key, content))| (key, (content, place))));
+        RunningPrints { vertices, edges, by_key, changed: Vec::new() }
     }
 
     /// Whether `element` of the newer version differs from the running graph's (is new, or
     /// changed): the elements to keep. Each id may come once (the snapshot check sees to it).
     pub fn differs(&mut self, element: &Element) -> bool {
         let (key, content) = element.prints();
-        self.by_key.remove(&key) != Some(content)
+        match self.by_key.remove(&key) {
+            Some((running, _)) if running == content => false,
+            Some((_, place)) => {
+                self.changed.push(place);
+                true
+            }
+            None => true,
+        }
     }
 
     /// The difference from the running graph to the newer version, given the elements
-    /// [`RunningPrints::differs`] kept; only the running elements of changed keys are copied.
+    /// [`RunningPrints::differs`] kept; only the running elements of changed keys are copied
+    /// (found by their places: the running graph is not hashed again).
     pub fn difference(self, kept: Vec<Element>) -> Result<Vec<Difference>, DiffError> {
-        let mut changed: HashSet<u64> = self.by_key.into_keys().collect();
-        changed.extend(kept.iter().map(Element::key_print));
-        let old_vertices =
-            self.vertices.iter().filter(|v| changed.contains(&key_print(false, &v.id))).map(|v| Element::of_vertex(v));
-        let old_edges =
-            self.edges.iter().filter(|e| changed.contains(&key_print(true, &e.id))).map(|e| Element::of_edge(e));
-        classify(old_vertices.chain(old_edges), kept, &changed, &HashSet::new())
+        let RunningPrints { vertices, edges, by_key, mut changed } = self;
+        let mut keys: HashSet<u64> = kept.iter().map(Element::key_print).collect();
+        for (key, (_, place)) in by_key {
+            keys.insert(key);
+            changed.push(place);
+        }
+        let old = changed.into_iter().map(|place| match vertices.get(place) {
+            Some(vertex) => Element::of_vertex(vertex),
+            None => Element::of_edge(&edges[place - vertices.len()]),
+        });
+        classify(old, kept, &keys, &HashSet::new())
     }
 }
 
@@ -461,5 +477,43 @@ mod tests {
     fn a_duplicate_id_in_the_new_version_is_an_error() {
         let error = diff(vec![], vec![vertex("a", "U", 1), vertex("a", "V", 1)]).unwrap_err();
         assert_eq!(error, DiffError::Duplicate { kind: "vertex", id: "a".into(), side: "new" });
+    }
+
+    /// A version of a small graph: vertex ids to ages, edge ids to their ends.
+    fn version() -> impl proptest::strategy::Strategy<Value = (BTreeMap<u8, i64>, BTreeMap<u8, (u8, u8)>)> {
+        (
+            proptest::collection::btree_map(0u8..24, 0i64..3, 0..24),
+            proptest::collection::btree_map(0u8..24, (0u8..4, 0u8..4), 0..24),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Against the running graph, the difference is the one between two snapshots.
+        #[test]
+        fn the_running_graph_gives_the_difference_two_snapshots_give(old in version(), new in version()) {
+            let elements = |(vertices, edges): &(BTreeMap<u8, i64>, BTreeMap<u8, (u8, u8)>)| {
+                let vertices = vertices.iter().map(|(id, age)| vertex(&format!("v{id}"), "U", *age));
+                let edges = edges.iter().map(|(id, (from, to))| edge(&format!("e{id}"), &format!("v{from}"), &format!("v{to}")));
+                vertices.chain(edges).collect::<Vec<_>>()
+            };
+            let running_vertices = old.0.iter().map(|(id, age)| {
+                let properties = [("age".to_string(), Value::Int(*age))].into_iter().collect();
+                Arc::new(Vertex { number: VertexNumber::UNASSIGNED, id: format!("v{id}").into(), label: "U".into(), properties, created_at: 1, updated_at: 1 })
+            });
+            let running_edges = old.1.iter().map(|(id, (from, to))| Arc::new(Edge {
+                id: format!("e{id}").into(),
+                label: "E".into(),
+                from: format!("v{from}").into(),
+                to: format!("v{to}").into(),
+                properties: Properties::new(),
+                created_at: 1,
+            }));
+            let mut prints = RunningPrints::new(running_vertices.collect(), running_edges.collect());
+            // Newest first, so that places and arrival orders differ.
+            let kept: Vec<Element> = elements(&new).into_iter().rev().filter(|e| prints.differs(e)).collect();
+            proptest::prop_assert_eq!(prints.difference(kept).unwrap(), diff(elements(&old), elements(&new)).unwrap());
+        }
     }
 }
