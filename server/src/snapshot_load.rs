@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
-use prism_dataflows::{Batcher, Engine, Namespace, WholeGraph, WriteRecord};
+use prism_dataflows::{Batcher, Engine, Lsn, Namespace, WholeGraph, WriteRecord};
 use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -43,6 +43,8 @@ struct SectionPlace {
 
 pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::config::Config) -> Result<(), String> {
     let started = std::time::Instant::now();
+    // Nothing in the log and no checkpoint: then a graph loaded in bulk is all there is.
+    let fresh = engine.applied_lsn() == 0;
     // In bulk where a checkpoint can hold the load: the embedded log, checkpoints on. On
     // Kafka the records must reach the topic, for the replicas that follow it. In a cluster
     // the graph would cross to every other process whole, serialized, and be held there
@@ -60,19 +62,28 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
     let file = path.to_owned();
     let sections = tokio::task::spawn_blocking(move || check(&file)).await.map_err(|e| e.to_string())??;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "checked the snapshot");
-    let mut loaded_in_bulk = false;
+    // A fresh server that takes the file's one section in bulk holds exactly that graph at
+    // the load's LSN: its checkpoint is written as it was read, not gathered back from the
+    // workers (2-3 s for 10M edges). Written while the workers take it, it saved nothing:
+    // they keep both cores busy.
+    let whole = fresh && sections.len() == 1;
+    let (mut loaded_in_bulk, mut as_read) = (false, None);
     for section in sections {
         let namespace = section.namespace.clone();
         let timeout = config.server.write_timeout;
         // Taken once: it says whether the namespace is empty, and is what a difference is from.
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(|e| e.to_string())?;
         let written = if running.1.is_empty() && running.2.is_empty() && in_bulk {
-            loaded_in_bulk = true;
             let read = match ahead.take() {
                 Some(ahead) => ahead.take(section.index).await,
                 None => None,
             };
-            load_in_bulk(engine, path.to_owned(), &section, read).await
+            loaded_in_bulk = true;
+            load_in_bulk(engine, path.to_owned(), &section, read).await.map(|(lsn, graph)| {
+                let elements = (graph.vertices.len() + graph.edges.len()) as u64;
+                as_read = whole.then_some((lsn, graph));
+                elements
+            })
         } else if running.1.is_empty() && running.2.is_empty() {
             // Records well within the log's limit, whatever the elements weigh.
             let sizes = (config.limits(namespace.as_str()).batch_size, config.record_limit() / 2);
@@ -96,7 +107,13 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
     }
     if loaded_in_bulk {
         // The log holds only the loads' markers: the graph is durable once this is written.
-        let (lsn, graph) = engine.whole_graph(AT_START).await.map_err(|e| e.to_string())?;
+        let (lsn, graph) = match as_read {
+            Some(as_read) => as_read,
+            None => {
+                let (lsn, graph) = engine.whole_graph(AT_START).await.map_err(|e| e.to_string())?;
+                (lsn, Arc::new(graph))
+            }
+        };
         let dir = crate::checkpoints::dir(&config.server.data_dir);
         let written = tokio::task::spawn_blocking(move || {
             let written = crate::checkpoints::write(&dir, lsn, &graph);
@@ -117,13 +134,14 @@ const AT_START: Duration = Duration::from_secs(24 * 3600);
 /// Section `section` into its empty namespace at one LSN: read whole (checked by the first
 /// pass; `read` if it was read already), then handed to every worker at once
 /// ([`Engine::load_bulk`]), each taking its own part, with no record per element. Returns
-/// the elements loaded. Durable once the checkpoint the caller writes covers it.
+/// the load's LSN and the graph loaded. Durable once the checkpoint the caller writes
+/// covers it.
 async fn load_in_bulk(
     engine: &Arc<Engine>,
     path: PathBuf,
     section: &SectionPlace,
     read: Option<Result<WholeGraph, String>>,
-) -> Result<u64, Status> {
+) -> Result<(Lsn, Arc<WholeGraph>), Status> {
     let (namespace, index) = (section.namespace.clone(), section.index);
     let graph = match read {
         Some(graph) => graph,
@@ -131,11 +149,11 @@ async fn load_in_bulk(
             .await
             .map_err(|e| Status::internal(e.to_string()))?,
     };
-    let graph = graph.map_err(Status::invalid_argument)?;
+    let graph = Arc::new(graph.map_err(Status::invalid_argument)?);
     let elements = (graph.vertices.len() + graph.edges.len()) as u64;
     tracing::info!(namespace = %section.namespace, elements, "read the section whole; the workers take it");
-    engine.load_bulk(graph, AT_START).await.map_err(status::from_engine)?;
-    Ok(elements)
+    let lsn = engine.load_bulk(graph.clone(), AT_START).await.map_err(status::from_engine)?;
+    Ok((lsn, graph))
 }
 
 /// Section `index` of the file as a graph in `namespace`, every element created now (as a

@@ -318,6 +318,50 @@ async fn serve_loads_empty_namespaces_in_bulk_durable_before_serving() {
 }
 
 #[tokio::test]
+async fn a_fresh_server_loading_one_section_in_bulk_checkpoints_it_at_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("start.snap");
+    let n = 500;
+    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("only".into()), ..Default::default() })];
+    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
+    items.extend((1..n).map(|i| edge(&format!("e{i}"), &format!("v{}", i - 1), &format!("v{i}"))));
+    write(&path, &items, Encoding::Protobuf, Compression::Zstd);
+    // No periodic checkpoint: the load's own is the only one.
+    let mut spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 60m\n");
+    spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);
+    let mut server = spec.start().await;
+    assert_eq!(checkpoints(&spec.data_dir), [1], "the checkpoint of the load, at its marker's LSN");
+    let left: Vec<_> = std::fs::read_dir(spec.data_dir.join("checkpoints")).unwrap().collect();
+    assert_eq!(left.len(), 1, "no partial file left beside it: {left:?}");
+    let mut client = server.client().await;
+    client.create_edge(request(edge_request("back", "A", "v499", "v0"), Some("only"))).await.unwrap();
+
+    // kill -9, then start without the snapshot: the checkpoint holds the graph, the log the
+    // edge after it.
+    server.kill().await;
+    spec.extra_args.truncate(2);
+    let mut server = spec.start().await;
+    let mut client = server.client().await;
+    let ask = |id: &str| request(pb::GetVertexRequest { id: id.into(), include_edges: true }, Some("only"));
+    let v0 = client.get_vertex(ask("v0")).await.unwrap().into_inner();
+    let mut edges: Vec<String> = v0.edges.into_iter().map(|e| e.id).collect();
+    edges.sort();
+    assert_eq!(edges, ["back", "e1"]);
+    let v250 = client.get_vertex(ask("v250")).await.unwrap().into_inner();
+    assert_eq!(v250.edges.len(), 2);
+    let ranks = client
+        .page_rank(request(
+            pb::PageRankRequest { iterations: 5, damping_factor: 0.85, limit: 1000, vertex_filter: None },
+            Some("only"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ranks.scores.len(), n, "every loaded vertex is in the adjacencies");
+    server.kill().await;
+}
+
+#[tokio::test]
 async fn a_bulk_load_past_a_capacity_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("start.snap");

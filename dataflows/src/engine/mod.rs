@@ -157,7 +157,7 @@ pub(crate) struct Shared {
     pub subscriptions: Arc<subscriptions::Registry>,
     /// A graph loaded in bulk, waiting for its marker record to be sequenced (worker 0
     /// takes it then): see [`Engine::load_bulk`].
-    pub bulk: Arc<std::sync::Mutex<Option<crate::state::graph::WholeGraph>>>,
+    pub bulk: Arc<std::sync::Mutex<Option<Arc<crate::state::graph::WholeGraph>>>>,
     /// Per local worker, the updates its shard of each arrangement holds (in `ARRANGEMENTS`
     /// order), as it last counted them.
     pub records: Vec<[AtomicU64; 4]>,
@@ -475,10 +475,10 @@ impl Engine {
     /// held to the limits and capacities first (nothing is written past one); ids once and
     /// edges between its vertices are the caller's to check, and only empty namespaces take
     /// it. The log does not hold the graph: it is durable once a checkpoint covers the LSN,
-    /// which the caller writes.
+    /// which the caller writes (shared, so that it may write it from the same graph).
     pub async fn load_bulk(
         &self,
-        graph: crate::state::graph::WholeGraph,
+        graph: Arc<crate::state::graph::WholeGraph>,
         timeout: Duration,
     ) -> Result<Lsn, EngineError> {
         if !self.is_writer_process() {

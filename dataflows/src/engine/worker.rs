@@ -178,7 +178,7 @@ pub(crate) fn run(worker: &mut Worker, shared: Arc<Shared>) {
             for item in committed.try_iter() {
                 match item {
                     Committed::Record { lsn, record, ticket } => writer.take(lsn, record, ticket),
-                    Committed::Restore { lsn, graph } => writer.restore(lsn, *graph),
+                    Committed::Restore { lsn, graph } => writer.restore(lsn, Arc::new(*graph)),
                     Committed::Failed { ticket, error } => {
                         outbox.borrow_mut().push(Response {
                             origin: ticket.origin,
@@ -343,7 +343,7 @@ struct Sequencer {
     replies: BTreeMap<Lsn, (Ticket, RecordOutcome)>,
     request_ids: RequestIds,
     /// A graph loaded in bulk, for the marker record this process writes for it.
-    bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
+    bulk: Arc<std::sync::Mutex<Option<Arc<WholeGraph>>>>,
     /// Workers that asked for every change (each asks once; every worker keeps the first
     /// forward it sees for a worker).
     forward_requests: Rc<RefCell<Vec<usize>>>,
@@ -353,7 +353,7 @@ impl Sequencer {
     fn new(
         input: timely::dataflow::InputHandle<Lsn, timely::container::CapacityContainerBuilder<Vec<Sequenced>>>,
         request_ids: RequestIds,
-        bulk: Arc<std::sync::Mutex<Option<WholeGraph>>>,
+        bulk: Arc<std::sync::Mutex<Option<Arc<WholeGraph>>>>,
         forward_requests: Rc<RefCell<Vec<usize>>>,
     ) -> Self {
         Sequencer {
@@ -415,7 +415,7 @@ impl Sequencer {
 
     /// Puts a checkpoint's graph (or one loaded in bulk) in at `lsn`, after the records taken
     /// before it.
-    fn restore(&mut self, lsn: Lsn, graph: WholeGraph) {
+    fn restore(&mut self, lsn: Lsn, graph: Arc<WholeGraph>) {
         if lsn <= self.last_lsn {
             tracing::warn!(lsn, last = self.last_lsn, "skipping a checkpoint at or below the applied LSN");
             return;
@@ -426,7 +426,7 @@ impl Sequencer {
             self.request_ids.remember(&remembered.namespace, &remembered.request_id, remembered.timestamp, first);
         }
         self.input.advance_to(lsn);
-        self.input.send(Sequenced::Restore(lsn, Arc::new(graph)));
+        self.input.send(Sequenced::Restore(lsn, graph));
         // A restore has no outcome: the batch after it goes at once, and waits at the owners
         // until the restore is applied.
         self.last_lsn = lsn;
