@@ -480,7 +480,9 @@ mod tests {
     }
 
     /// A version of a small graph: vertex ids to ages, edge ids to their ends.
-    fn version() -> impl proptest::strategy::Strategy<Value = (BTreeMap<u8, i64>, BTreeMap<u8, (u8, u8)>)> {
+    type Version = (BTreeMap<u8, i64>, BTreeMap<u8, (u8, u8)>);
+
+    fn version() -> impl proptest::strategy::Strategy<Value = Version> {
         (
             proptest::collection::btree_map(0u8..24, 0i64..3, 0..24),
             proptest::collection::btree_map(0u8..24, (0u8..4, 0u8..4), 0..24),
@@ -493,7 +495,7 @@ mod tests {
         /// Against the running graph, the difference is the one between two snapshots.
         #[test]
         fn the_running_graph_gives_the_difference_two_snapshots_give(old in version(), new in version()) {
-            let elements = |(vertices, edges): &(BTreeMap<u8, i64>, BTreeMap<u8, (u8, u8)>)| {
+            let elements = |(vertices, edges): &Version| {
                 let vertices = vertices.iter().map(|(id, age)| vertex(&format!("v{id}"), "U", *age));
                 let edges = edges.iter().map(|(id, (from, to))| edge(&format!("e{id}"), &format!("v{from}"), &format!("v{to}")));
                 vertices.chain(edges).collect::<Vec<_>>()
