@@ -55,7 +55,12 @@ impl SnapshotWriter {
         let output = match compression {
             Compression::None => Output::Plain(sink),
             Compression::Gzip => Output::Gzip(flate2::write::GzEncoder::new(sink, flate2::Compression::fast())),
-            Compression::Zstd => Output::Zstd(zstd::Encoder::new(sink, 3)?),
+            Compression::Zstd => {
+                let mut encoder = zstd::Encoder::new(sink, 3)?;
+                // Compressed on a thread of zstd's own while this one encodes the records.
+                encoder.multithread(1)?;
+                Output::Zstd(encoder)
+            }
         };
         Ok(SnapshotWriter { output, encoding, buffer: Vec::new() })
     }
