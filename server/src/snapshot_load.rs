@@ -115,14 +115,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
             }
         };
         let dir = crate::checkpoints::dir(&config.server.data_dir);
-        let written = tokio::task::spawn_blocking(move || {
-            let written = crate::checkpoints::write(&dir, lsn, &graph);
-            drop(graph);
-            crate::memory::release();
-            written
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        let written = crate::checkpoints::write_in_background(dir, lsn, graph).await?;
         tracing::info!(lsn, path = %written.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "checkpointed the snapshot loaded in bulk");
     }
     Ok(())
