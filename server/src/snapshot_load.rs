@@ -75,7 +75,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(|e| e.to_string())?;
         let written = if running.1.is_empty() && running.2.is_empty() && in_bulk {
             let read = match ahead.take() {
-                Some(ahead) => ahead.take(section.index).await,
+                Some(ahead) => ahead.section(section.index).await,
                 None => None,
             };
             loaded_in_bulk = true;
@@ -203,7 +203,7 @@ impl SectionAhead {
     }
 
     /// Section `index`, if it is the one read ahead.
-    async fn take(mut self, index: usize) -> Option<Result<WholeGraph, String>> {
+    async fn section(mut self, index: usize) -> Option<Result<WholeGraph, String>> {
         let graph = self.graph.take().filter(|_| index == self.index)?;
         Some(graph.await.unwrap_or_else(|e| Err(e.to_string())))
     }
