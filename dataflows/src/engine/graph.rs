@@ -455,11 +455,11 @@ fn feed_subscriptions<'scope>(
     let copies = changes.flat_map(move |(change, lsn)| {
         let forwarding = forwarding.borrow();
         let more = forwarding.iter().filter(|(to, since)| *since <= lsn && !always.contains(to)).map(|(to, _)| *to);
-        let targets: Vec<usize> = always.iter().copied().chain(more).collect();
-        // The last copy is the change itself.
-        let mut copies: Vec<_> = targets.iter().map(|&to| (to, change.clone(), lsn)).collect();
-        copies.pop();
-        copies.push((targets[targets.len() - 1], change, lsn));
+        let mut targets: Vec<usize> = always.iter().copied().chain(more).collect();
+        // Copies for all but the last, which takes the change itself (`always` is never empty).
+        let last = targets.pop();
+        let mut copies: Vec<_> = targets.into_iter().map(|to| (to, change.clone(), lsn)).collect();
+        copies.extend(last.map(|to| (to, change, lsn)));
         copies
     });
     sink_changes(copies, |(to, _, _)| *to as u64, |(_, change, lsn)| (change, lsn), hub);
