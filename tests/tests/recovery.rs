@@ -65,12 +65,15 @@ async fn recovery_falls_back_to_the_previous_checkpoint_when_the_newest_is_damag
     })
     .await;
     server.kill().await;
+    // Two are kept; a kill between a checkpoint's rename into place and the removal of the
+    // oldest leaves a third, which the next checkpoint removes.
     let kept = checkpoints(&data);
-    assert_eq!(kept.len(), 2, "two checkpoints kept: {kept:?}");
-    assert!(segment_starts(&data)[0] <= kept[0] + 1, "segments {:?}, checkpoints {kept:?}", segment_starts(&data));
+    assert!((2..=3).contains(&kept.len()), "two checkpoints kept (three if killed mid-prune): {kept:?}");
+    let (fallback, newest) = (kept[kept.len() - 2], kept[kept.len() - 1]);
+    assert!(segment_starts(&data)[0] <= fallback + 1, "segments {:?}, checkpoints {kept:?}", segment_starts(&data));
 
     // Damage the newest checkpoint: cut it in half.
-    let newest = data.join("checkpoints").join(format!("checkpoint-{:020}.snap", kept[1]));
+    let newest = data.join("checkpoints").join(format!("checkpoint-{newest:020}.snap"));
     let bytes = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
 
