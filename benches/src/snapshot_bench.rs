@@ -157,6 +157,15 @@ async fn main() -> anyhow::Result<()> {
         counts.edges_modified
     );
     drop(differences);
+    // Sampled again once the server has sat idle through the diff above (past its workers'
+    // 10 s release of freed pages): at SERVING the figure still holds what the load's
+    // threads freed, and moves by tens of bytes an edge between runs.
+    let settled = server.child.id().and_then(harness::rss_bytes).unwrap_or(0);
+    println!(
+        "resident memory settled (after the diff, the server idle): {:.0} MiB = {:.0} bytes per edge",
+        settled as f64 / (1 << 20) as f64,
+        settled as f64 / args.edges as f64
+    );
 
     let mut client = GraphServiceClient::new(channels[0].clone());
     let bytes = std::fs::read(&second)?;

@@ -5,20 +5,20 @@
 
 use std::hash::BuildHasher;
 
-use compact_str::CompactString;
+use ecow::EcoString;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
 use crate::item::{Section, SnapshotItem};
 
-/// A set of ids, each held inline in the table's slot (up to 24 bytes; longer ones on the
-/// heap): checking 10M ids costs no allocation per id (a `HashSet<String>` of clones made the
+/// A set of ids, each held inline in the table's 16-byte slot (up to 15 bytes; longer ones on
+/// the heap): checking 10M ids costs no allocation per id (a `HashSet<String>` of clones made the
 /// check the slowest part of reading a snapshot), and a lookup that finds its id touches one
 /// slot (ids kept end to end in one string cost three cache misses a lookup, two of them
 /// into the string and its index, about a third of reading a 10M-edge file).
 #[derive(Default)]
 struct Ids {
-    table: HashTable<CompactString>,
+    table: HashTable<EcoString>,
     hasher: FixedState,
 }
 
@@ -33,7 +33,7 @@ impl Ids {
         match self.table.entry(hasher.hash_one(id), |held| held == id, |held| hasher.hash_one(held.as_str())) {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(CompactString::from(id));
+                slot.insert(EcoString::from(id));
                 true
             }
         }

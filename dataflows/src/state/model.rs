@@ -93,10 +93,12 @@ impl fmt::Display for Namespace {
     }
 }
 
-/// A vertex's or an edge's id, RFC-055's string id: held inline up to 24 bytes, so the ids
-/// most graphs use cost no allocation of their own in any index, and compare without
-/// following a pointer (which is most of what merging an arrangement does).
-pub type Id = compact_str::CompactString;
+/// A vertex's or an edge's id, RFC-055's string id: 16 bytes, holding ids of up to 15 bytes
+/// inline, so the ids most graphs use cost no allocation of their own in any index and
+/// compare without following a pointer (which is most of what merging an arrangement
+/// does); a longer id is one shared heap block, so copies of it into several indexes cost
+/// a pointer each. An edge holds three ids, so every byte here counts three times.
+pub type Id = ecow::EcoString;
 
 /// The key of a vertex: its id within a namespace. Arrangements are sharded by its hash.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -435,6 +437,17 @@ mod tests {
         assert!(a < b && b > also_a);
         assert_eq!(Namespace::new(""), Namespace::default());
         assert_eq!(std::mem::size_of::<Namespace>(), 8, "one pointer in every key");
+    }
+
+    #[test]
+    fn ids_up_to_fifteen_bytes_are_held_inline_in_sixteen() {
+        assert_eq!(std::mem::size_of::<Id>(), 16, "an edge holds three");
+        for id in ["", "v1", "e123456789abcde", "a-longer-id-on-the-heap", "ünïcödé-ïd"] {
+            let held = Id::from(id);
+            assert_eq!(held.as_str(), id);
+            assert_eq!(held.clone(), held);
+        }
+        assert!(Id::from("a") < Id::from("b") && Id::from("ab") > Id::from("a"), "ids order as strings");
     }
 
     #[test]
