@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_dataflows::snapshot_diff::{self, DiffCounts, RunningPrints};
+use prism_dataflows::snapshot_diff::{self, DiffCounts, DiffError, RunningPrints};
 use prism_dataflows::{Engine, Lsn, Namespace, NamespaceGraph, Properties, RecordOutcome, Value, WriteRecord};
 use prism_proto::graph::{ApplySnapshotResponse, SnapshotChunk};
 use prism_snapshots::{
@@ -199,13 +199,14 @@ where
 }
 
 /// Every item of a snapshot read from `reader`, checked as they pass (`SnapshotCheck`:
-/// counts, ids once, edge ends), so that bad input is refused before anything is written.
-/// Every section's elements, whatever namespace it names: an applied snapshot goes to the
-/// namespace of the call.
+/// counts, vertex ids once, edge ends; edge ids once is left to [`apply_newer`]'s
+/// comparison, which holds every id anyway), so that bad input is refused before anything
+/// is written. Every section's elements, whatever namespace it names: an applied snapshot
+/// goes to the namespace of the call.
 fn checked(reader: impl Read + Send + 'static, take: &mut dyn FnMut(SnapshotItem) -> bool) -> Result<(), Status> {
     let refuse = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
     let reader = SnapshotReader::new(reader).map_err(|e| refuse(&e))?;
-    let mut check = SnapshotCheck::new();
+    let mut check = SnapshotCheck::leaving_edge_ids_to_the_caller();
     for item in reader {
         let item = item.map_err(|e| refuse(&e))?;
         check.item(&item).map_err(|e| refuse(&e))?;
@@ -250,8 +251,10 @@ pub async fn apply(
 
 /// Writes the difference between `running` (the namespace's graph, as
 /// `Engine::namespace_graph` gave it) and a newer version, its `items`, as one atomic record.
-/// The running graph's prints are taken while the first items are read; then each element
-/// equal to its running version is dropped as it arrives, so only the difference is held.
+/// The running graph's prints are taken while the first items are read; then the elements
+/// equal to their running versions are dropped a chunk at a time, so only the difference
+/// (and a chunk) is held.
+/// An id given twice is refused here (the items' check may leave edge ids to it).
 pub async fn apply_newer(
     engine: &Arc<Engine>,
     namespace: Namespace,
@@ -262,13 +265,13 @@ pub async fn apply_newer(
     let started = std::time::Instant::now();
     let differences = tokio::task::spawn_blocking(move || {
         let mut prints = RunningPrints::new(vertices, edges);
-        let mut kept = Vec::new();
+        let refuse = |e: DiffError| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
         for batch in items {
-            for item in batch? {
-                kept.extend(item.into_element().filter(|element| prints.differs(element)));
+            for element in batch?.into_iter().filter_map(SnapshotItem::into_element) {
+                prints.push(element).map_err(refuse)?;
             }
         }
-        prints.difference(kept).map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))
+        prints.difference().map_err(refuse)
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))??;

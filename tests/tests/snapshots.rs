@@ -181,6 +181,15 @@ async fn bad_input_names_the_record_and_changes_nothing() {
         ));
         write(&path, &[vertex("a"), vertex("a")], Encoding::JsonLines, Compression::None);
         cases.push(("a duplicate id", std::fs::read(&path).unwrap(), "appears"));
+        // Repeated edge ids are found by the comparison with the running graph in an apply,
+        // by the check in a load.
+        write(
+            &path,
+            &[vertex("a"), vertex("b"), edge("e", "b"), edge("e", "a")],
+            Encoding::Protobuf,
+            Compression::Zstd,
+        );
+        cases.push(("a duplicate edge id", std::fs::read(&path).unwrap(), "appears"));
         write(&path, &[vertex("a"), edge("e", "nobody")], Encoding::JsonLines, Compression::None);
         cases.push(("an edge to a missing vertex", std::fs::read(&path).unwrap(), "nobody"));
         let counted = [
