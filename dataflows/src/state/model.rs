@@ -447,7 +447,13 @@ mod tests {
             assert_eq!(held.as_str(), id);
             assert_eq!(held.clone(), held);
         }
-        assert!(Id::from("a") < Id::from("b") && Id::from("ab") > Id::from("a"), "ids order as strings");
+        let mut ids: Vec<Id> = ["b", "ab", "a", "a-longer-id-on-the-heap"].into_iter().map(Id::from).collect();
+        ids.sort();
+        assert_eq!(
+            ids.iter().map(Id::as_str).collect::<Vec<_>>(),
+            ["a", "a-longer-id-on-the-heap", "ab", "b"],
+            "as strings"
+        );
     }
 
     #[test]
