@@ -5,8 +5,9 @@
 //!
 //! Two snapshots ([`diff`]) go through a differential dataflow: both enter one collection, the
 //! old version with weight −1 and the new with +1, and whatever is the same cancels as it
-//! consolidates. A snapshot against the running graph ([`RunningPrints`]) is a hash join
-//! instead: the running side is in memory already, and the newer one is then never held.
+//! consolidates. A snapshot against the running graph ([`RunningPrints`]) is a sorted merge
+//! instead: the running side is in memory already, and the newer one is then never held
+//! whole.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -270,8 +271,8 @@ pub fn diff(old: Vec<Element>, new: Vec<Element>) -> Result<Vec<Difference>, Dif
 /// It also finds an id the newer version gives twice, so its reader need not keep a set of
 /// the ids for that. Ids compare by their 64-bit prints here, as everywhere in the diff.
 pub struct RunningPrints {
-    vertices: Vec<Arc<Vertex>>,
-    edges: Vec<Arc<Edge>>,
+    vertices: Vec<Shared<Vertex>>,
+    edges: Vec<Shared<Edge>>,
     /// (key print, content print, place), sorted by key; places number the vertices, then
     /// the edges.
     sorted: Vec<(u64, u64, usize)>,
@@ -295,11 +296,11 @@ const CHUNK: usize = 1 << 19;
 
 impl RunningPrints {
     /// The prints of the running graph's vertices and edges (the apply stage's, shared).
-    pub fn new(vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>>) -> Self {
+    pub fn new(vertices: Vec<Shared<Vertex>>, edges: Vec<Shared<Edge>>) -> Self {
         Self::comparing_in_chunks_of(vertices, edges, CHUNK)
     }
 
-    fn comparing_in_chunks_of(vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>>, chunk: usize) -> Self {
+    fn comparing_in_chunks_of(vertices: Vec<Shared<Vertex>>, edges: Vec<Shared<Edge>>, chunk: usize) -> Self {
         let prints = vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e)));
         let mut sorted: Vec<(u64, u64, usize)> =
             prints.enumerate().map(|(place, (key, content))| (key, content, place)).collect();
@@ -523,7 +524,7 @@ mod tests {
     fn the_running_graph_fingerprints_like_its_elements() {
         let vertex = |id: &str, age: i64| {
             let properties = [("age".to_string(), Value::Int(age))].into_iter().collect();
-            Arc::new(Vertex {
+            Shared::new(Vertex {
                 number: VertexNumber::UNASSIGNED,
                 id: id.into(),
                 label: "U".into(),
@@ -532,7 +533,7 @@ mod tests {
                 updated_at: 2,
             })
         };
-        let edge = Arc::new(Edge {
+        let edge = Shared::new(Edge {
             id: "e1".into(),
             label: "E".into(),
             from: "a".into(),
@@ -575,7 +576,7 @@ mod tests {
                 created_at: 1,
                 updated_at: 1,
             };
-            Arc::new(vertex)
+            Shared::new(vertex)
         };
         let duplicate = |id: &str| DiffError::Duplicate { kind: "vertex", id: id.into(), side: "new" };
         // In one chunk and across two.
@@ -622,9 +623,9 @@ mod tests {
             };
             let running_vertices = old.0.iter().map(|(id, age)| {
                 let properties = [("age".to_string(), Value::Int(*age))].into_iter().collect();
-                Arc::new(Vertex { number: VertexNumber::UNASSIGNED, id: format!("v{id}").into(), label: "U".into(), properties, created_at: 1, updated_at: 1 })
+                Shared::new(Vertex { number: VertexNumber::UNASSIGNED, id: format!("v{id}").into(), label: "U".into(), properties, created_at: 1, updated_at: 1 })
             });
-            let running_edges = old.1.iter().map(|(id, (from, to))| Arc::new(Edge {
+            let running_edges = old.1.iter().map(|(id, (from, to))| Shared::new(Edge {
                 id: format!("e{id}").into(),
                 label: "E".into(),
                 from: format!("v{from}").into(),
