@@ -9,8 +9,8 @@
 //! memory then (as the allocator keeps it, and once the workers have given what they freed
 //! back to the system) and at its peak, each per edge.
 //!
-//! - `strings` (the engine before vertex numbers): `EdgeKey → Arc<Edge>` and `VertexKey → Arc<Edge>` twice,
-//!   edges and vertices named by strings ("e123", "v45"), one shared `Arc<Edge>` per edge.
+//! - `strings` (the engine before vertex numbers): `EdgeKey → Shared<Edge>` and `VertexKey → Shared<Edge>` twice,
+//!   edges and vertices named by strings ("e123", "v45"), one shared `Shared<Edge>` per edge.
 //! - `integers`: out- and in-adjacency as `u32 → (label, neighbour, edge)` over dense ids,
 //!   and the edge index as the edge's string id → `(from, to, label)`: the string once.
 //! - `adjacency`: the two integer adjacencies alone, to tell what the string-keyed edge
@@ -26,7 +26,7 @@ use differential_dataflow::input::Input;
 use differential_dataflow::trace::{ExertionLogic, TraceReader};
 use prism_benches::harness;
 use prism_benches::rmat::rmat;
-use prism_dataflows::{Edge, EdgeKey, Namespace, VertexKey};
+use prism_dataflows::{Edge, EdgeKey, Name, Namespace, Shared, VertexKey};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 use timely::progress::Antichain;
@@ -116,7 +116,7 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
         let probe = ProbeHandle::new();
         // Only one of the two dataflows gets input; the other's stay empty.
         let (mut strings, mut string_traces) = worker.dataflow::<u64, _, _>(|scope| {
-            let (input, edges) = scope.new_collection::<(EdgeKey, Arc<Edge>), isize>();
+            let (input, edges) = scope.new_collection::<(EdgeKey, Shared<Edge>), isize>();
             let by_id = edges.clone().arrange_by_key();
             let out = edges
                 .clone()
@@ -146,7 +146,7 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
         });
         let namespace = Namespace::new("bench");
         // One label shared by every edge, as the apply stage shares a namespace's labels.
-        let label: std::sync::Arc<str> = "L".into();
+        let label: Name = "L".into();
         for (n, (from, to)) in rmat(scale, edges, 7).into_iter().enumerate().filter(|(n, _)| n % peers == me) {
             let id = format!("e{n}");
             if integers {
@@ -160,7 +160,7 @@ fn run(args: &Args, representation: &str) -> anyhow::Result<()> {
                     properties: Default::default(),
                     created_at: 0,
                 };
-                strings.update((EdgeKey { namespace: namespace.clone(), id: id.into() }, Arc::new(edge)), 1);
+                strings.update((EdgeKey { namespace: namespace.clone(), id: id.into() }, Shared::new(edge)), 1);
             }
             // Keep the input's buffer from holding every edge at once, as the engine's does.
             if n % 100_000 < peers {

@@ -22,7 +22,7 @@ use prism_benches::cost_baseline;
 use prism_benches::harness::{self, spawn_server};
 use prism_benches::rmat::rmat;
 use prism_dataflows::Change;
-use prism_dataflows::{Edge, EdgeKey, Namespace, NumberedEdge, Vertex, VertexNumber};
+use prism_dataflows::{Edge, EdgeKey, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
 use prism_dataflows::{StandingPageRank, SubscriptionParams};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
@@ -170,7 +170,7 @@ async fn through_the_server(args: &Args, vertices: usize, edges: Arc<Vec<(u32, u
 fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recompute: f64) -> anyhow::Result<()> {
     let namespace = Namespace::default();
     let vertex = |i: u32| {
-        Arc::new(Vertex {
+        Shared::new(Vertex {
             number: VertexNumber(u64::from(i)),
             id: format!("v{i}").into(),
             label: "V".into(),
@@ -180,7 +180,7 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
         })
     };
     let edge = |i: usize, (from, to): (u32, u32)| {
-        Arc::new(Edge {
+        Shared::new(Edge {
             id: format!("e{i}").into(),
             label: "L".into(),
             from: format!("v{from}").into(),
@@ -189,13 +189,13 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
             created_at: 0,
         })
     };
-    let numbered = |from: u32, to: u32, edge: Arc<Edge>| NumberedEdge {
+    let numbered = |from: u32, to: u32, edge: Shared<Edge>| NumberedEdge {
         from: VertexNumber(u64::from(from)),
         to: VertexNumber(u64::from(to)),
         edge,
     };
-    let all_vertices: Vec<Arc<Vertex>> = (0..vertices as u32).map(vertex).collect();
-    let mut all_edges: Vec<Arc<Edge>> = edges.iter().enumerate().map(|(i, &e)| edge(i, e)).collect();
+    let all_vertices: Vec<Shared<Vertex>> = (0..vertices as u32).map(vertex).collect();
+    let mut all_edges: Vec<Shared<Edge>> = edges.iter().enumerate().map(|(i, &e)| edge(i, e)).collect();
     let params = SubscriptionParams {
         namespace: namespace.clone(),
         damping: 0.85,

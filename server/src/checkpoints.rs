@@ -17,7 +17,7 @@ use prism_connectors::EmbeddedWal;
 use prism_dataflows::RecordOutcome;
 use prism_dataflows::Remembered;
 use prism_dataflows::WholeGraph;
-use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Micros, Namespace, Vertex, VertexKey};
+use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Micros, Name, Namespace, Shared, Vertex, VertexKey};
 use prism_snapshots::{
     Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,
 };
@@ -73,12 +73,12 @@ pub fn newest_readable(dir: &Path) -> Option<(Lsn, WholeGraph, PathBuf)> {
 /// everything at once; a checkpoint keeps what it had).
 #[derive(Default)]
 pub(crate) struct Elements {
-    labels: std::collections::HashMap<String, Arc<str>>,
+    labels: std::collections::HashMap<String, Name>,
 }
 
 impl Elements {
-    fn label(&mut self, label: String) -> Arc<str> {
-        self.labels.entry(label).or_insert_with_key(|label| Arc::from(label.as_str())).clone()
+    fn label(&mut self, label: String) -> Name {
+        self.labels.entry(label).or_insert_with_key(|label| Name::from(label)).clone()
     }
 
     pub fn vertex(
@@ -86,14 +86,14 @@ impl Elements {
         namespace: &Namespace,
         mut v: SnapshotVertex,
         created: Option<Micros>,
-    ) -> (VertexKey, Arc<Vertex>) {
+    ) -> (VertexKey, Shared<Vertex>) {
         let key = VertexKey::new(namespace, &v.id);
         let label = self.label(std::mem::take(&mut v.label));
         let mut vertex = Vertex { label, ..Vertex::from(v) };
         if let Some(now) = created {
             (vertex.created_at, vertex.updated_at) = (now, now);
         }
-        (key, Arc::new(vertex))
+        (key, Shared::new(vertex))
     }
 
     pub fn edge(
@@ -101,11 +101,11 @@ impl Elements {
         namespace: &Namespace,
         mut e: SnapshotEdge,
         created: Option<Micros>,
-    ) -> (EdgeKey, Arc<Edge>) {
+    ) -> (EdgeKey, Shared<Edge>) {
         let key = EdgeKey::new(namespace, &e.id);
         let label = self.label(std::mem::take(&mut e.label));
         let created_at = created.unwrap_or(e.created_at);
-        (key, Arc::new(Edge { label, created_at, ..Edge::from(e) }))
+        (key, Shared::new(Edge { label, created_at, ..Edge::from(e) }))
     }
 }
 

@@ -1,10 +1,8 @@
 //! One snapshot record in either encoding: a [`SnapshotItem`] to and from snapshot.proto's
 //! `SnapshotRecord` and its JSON line. The reader and the writer frame and compress them.
 
-use std::sync::Arc;
-
 use prism_connectors::codec::value;
-use prism_dataflows::{Edge, OpEffect, RejectKind, Rejection, Vertex};
+use prism_dataflows::{Edge, OpEffect, RejectKind, Rejection, Shared, Vertex};
 use prism_proto::snapshot::{
     operation_result, snapshot_record, EdgeRecord, OperationResult, RequestRecord, SnapshotMetadata, SnapshotRecord,
     VertexRecord,
@@ -104,9 +102,9 @@ fn request_from_proto(request: RequestRecord) -> Result<SnapshotRequest, String>
         .into_iter()
         .map(|result| {
             Ok(match result.result {
-                Some(Kind::Vertex(v)) => Ok(OpEffect::Vertex(Arc::new(Vertex::from(vertex_from_proto(v)?)))),
+                Some(Kind::Vertex(v)) => Ok(OpEffect::Vertex(Shared::new(Vertex::from(vertex_from_proto(v)?)))),
                 Some(Kind::VertexDeleted(edges_deleted)) => Ok(OpEffect::VertexDeleted { edges_deleted }),
-                Some(Kind::Edge(e)) => Ok(OpEffect::Edge(Arc::new(Edge::from(edge_from_proto(e)?)))),
+                Some(Kind::Edge(e)) => Ok(OpEffect::Edge(Shared::new(Edge::from(edge_from_proto(e)?)))),
                 Some(Kind::EdgeDeleted(_)) => Ok(OpEffect::EdgeDeleted),
                 Some(Kind::Rejection(r)) => Err(rejection(&r.kind, r.message)?),
                 None => return Err("request: a result of no kind".to_string()),
@@ -262,12 +260,12 @@ fn request_from_json(json: &Json) -> Result<SnapshotRequest, String> {
         .iter()
         .map(|result| {
             if let Some(v) = result.get("vertex") {
-                Ok(Ok(OpEffect::Vertex(Arc::new(Vertex::from(vertex_from_json(v)?)))))
+                Ok(Ok(OpEffect::Vertex(Shared::new(Vertex::from(vertex_from_json(v)?)))))
             } else if let Some(n) = result.get("vertex_deleted") {
                 let edges_deleted = n.as_u64().ok_or("vertex_deleted: must be a count")?;
                 Ok(Ok(OpEffect::VertexDeleted { edges_deleted }))
             } else if let Some(e) = result.get("edge") {
-                Ok(Ok(OpEffect::Edge(Arc::new(Edge::from(edge_from_json(e)?)))))
+                Ok(Ok(OpEffect::Edge(Shared::new(Edge::from(edge_from_json(e)?)))))
             } else if result.get("edge_deleted").is_some() {
                 Ok(Ok(OpEffect::EdgeDeleted))
             } else if let Some(r) = result.get("rejection") {

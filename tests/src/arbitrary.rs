@@ -2,10 +2,9 @@
 //! round-trip (log records, JSON records, snapshot items).
 
 use prism_dataflows::limits::MAX_VALUE_DEPTH;
-use std::sync::Arc;
 
 use prism_dataflows::{
-    Edge, Namespace, OpEffect, Properties, RejectKind, Rejection, Value, Vertex, WriteOp, WriteRecord,
+    Edge, Namespace, OpEffect, Properties, RejectKind, Rejection, Shared, Value, Vertex, WriteOp, WriteRecord,
 };
 use prism_snapshots::{Section, SnapshotEdge, SnapshotItem, SnapshotRequest, SnapshotVertex};
 use proptest::collection::{btree_map, vec};
@@ -137,12 +136,12 @@ fn request(
     ];
     let result = prop_oneof![
         vertex.prop_map(|item| match item {
-            SnapshotItem::Vertex(v) => Ok(OpEffect::Vertex(Arc::new(Vertex::from(v)))),
+            SnapshotItem::Vertex(v) => Ok(OpEffect::Vertex(Shared::new(Vertex::from(v)))),
             _ => Ok(OpEffect::EdgeDeleted),
         }),
         any::<u64>().prop_map(|edges_deleted| Ok(OpEffect::VertexDeleted { edges_deleted })),
         edge.prop_map(|item| match item {
-            SnapshotItem::Edge(e) => Ok(OpEffect::Edge(Arc::new(Edge::from(e)))),
+            SnapshotItem::Edge(e) => Ok(OpEffect::Edge(Shared::new(Edge::from(e)))),
             _ => Ok(OpEffect::EdgeDeleted),
         }),
         Just(Ok(OpEffect::EdgeDeleted)),

@@ -18,7 +18,7 @@ use foldhash::fast::RandomState;
 use crate::algorithms::incremental_page_rank::IncrementalPageRank;
 use crate::read::filter::Filter;
 use crate::state::graph::Change;
-use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex};
 
 /// What a subscriber asks for; subscribers asking the same share one standing PageRank.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,21 +101,21 @@ impl Mirror {
 }
 
 /// A vertex id an LSN touched, with its version afterwards (none: deleted).
-type VertexAfter<'a> = (&'a Id, Option<&'a Arc<Vertex>>);
+type VertexAfter<'a> = (&'a Id, Option<&'a Shared<Vertex>>);
 
 /// One LSN's changes in `namespace`, netted (a record may create and delete the same thing):
 /// each touched vertex id with the version it has afterwards (none: deleted), and each edge
 /// with its net count.
 fn net_changes<'a>(namespace: &Namespace, changes: &'a [Change]) -> (Vec<VertexAfter<'a>>, Vec<(&'a Edge, isize)>) {
-    let mut vertices: HashMap<*const Vertex, (&'a Id, &'a Arc<Vertex>, isize), RandomState> = HashMap::default();
+    let mut vertices: HashMap<*const Vertex, (&'a Id, &'a Shared<Vertex>, isize), RandomState> = HashMap::default();
     let mut edges: HashMap<*const Edge, (&'a Edge, isize), RandomState> = HashMap::default();
     for change in changes {
         match change {
             Change::Vertex(key, vertex, diff) if key.namespace == *namespace => {
-                vertices.entry(Arc::as_ptr(vertex)).or_insert((&key.id, vertex, 0)).2 += diff;
+                vertices.entry(Shared::as_ptr(vertex)).or_insert((&key.id, vertex, 0)).2 += diff;
             }
             Change::Edge(key, edge, diff) if key.namespace == *namespace => {
-                edges.entry(Arc::as_ptr(&edge.edge)).or_insert((&edge.edge, 0)).1 += diff;
+                edges.entry(Shared::as_ptr(&edge.edge)).or_insert((&edge.edge, 0)).1 += diff;
             }
             _ => {}
         }
@@ -164,7 +164,7 @@ pub struct StandingPageRank {
 impl StandingPageRank {
     /// The standing PageRank of the namespace's `vertices` and `edges` (those of other
     /// namespaces must already be left out), settled and ranked.
-    pub fn build(params: SubscriptionParams, vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
+    pub fn build(params: SubscriptionParams, vertices: &[Shared<Vertex>], edges: &[Shared<Edge>]) -> Self {
         let mut standing = Self::start(params, vertices, edges);
         standing.settle(u64::MAX);
         standing
@@ -173,7 +173,7 @@ impl StandingPageRank {
     /// As [`StandingPageRank::build`], with the pushes that follow the start's power
     /// iterations still to run: [`StandingPageRank::settle`] runs them, a budget at a time,
     /// and fills the ranking once they are done.
-    pub fn start(params: SubscriptionParams, vertices: &[Arc<Vertex>], edges: &[Arc<Edge>]) -> Self {
+    pub fn start(params: SubscriptionParams, vertices: &[Shared<Vertex>], edges: &[Shared<Edge>]) -> Self {
         let mut slots: HashMap<Arc<str>, u32, RandomState> = HashMap::default();
         let mut ids = Vec::with_capacity(vertices.len());
         let mut member = Vec::with_capacity(vertices.len());

@@ -41,7 +41,7 @@ use crate::engine::subscriptions::Hub;
 use crate::read::query::{lookup_many, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, VertexNumber};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, VertexNumber};
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
@@ -404,14 +404,14 @@ impl Incidence for AdjacencyAt<'_> {
     }
 }
 
-type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Arc<Edge>), (), Lsn, isize>>>;
+type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Shared<Edge>), (), Lsn, isize>>>;
 
 /// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
 /// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
-fn edge_by_key<'scope>(edges: VecCollection<'scope, Lsn, ((Namespace, Arc<Edge>), ())>) -> EdgeIndex<'scope> {
-    type Update = (((Namespace, Arc<Edge>), ()), Lsn, isize);
+fn edge_by_key<'scope>(edges: VecCollection<'scope, Lsn, ((Namespace, Shared<Edge>), ())>) -> EdgeIndex<'scope> {
+    type Update = (((Namespace, Shared<Edge>), ()), Lsn, isize);
     let by_key = Exchange::new(|(((namespace, edge), ()), _, _): &Update| EdgeKey::route(namespace, &edge.id));
-    arrange_core::<_, _, ValBatcher<(Namespace, Arc<Edge>), (), Lsn, isize>, _>(
+    arrange_core::<_, _, ValBatcher<(Namespace, Shared<Edge>), (), Lsn, isize>, _>(
         edges.inner,
         by_key,
         "EdgeByKey",

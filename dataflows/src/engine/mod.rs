@@ -30,8 +30,8 @@ pub use reply::{EngineError, NamespaceGraph};
 /// Vertices and edges with their keys, at an LSN.
 type Gathered = (
     Lsn,
-    Vec<(crate::state::model::VertexKey, Arc<crate::state::model::Vertex>)>,
-    Vec<(crate::state::model::EdgeKey, Arc<crate::state::model::Edge>)>,
+    Vec<(crate::state::model::VertexKey, crate::state::model::Shared<crate::state::model::Vertex>)>,
+    Vec<(crate::state::model::EdgeKey, crate::state::model::Shared<crate::state::model::Edge>)>,
 );
 pub use subscriptions::{FeedError, PageRankFeed, Subscribed};
 pub use wake::Waker;

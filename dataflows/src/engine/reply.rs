@@ -3,14 +3,13 @@
 //! A leaf of the engine: the request dataflow, the algorithm loop and the front all speak
 //! these types, and this module knows none of them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::algorithms::{Grouped, Ranked};
 use crate::read::query::Answer;
-use crate::state::model::{Edge, Lsn, Vertex};
+use crate::state::model::{Edge, Lsn, Shared, Vertex};
 use crate::state::write::RecordOutcome;
 
 /// What a request gets back.
@@ -58,4 +57,4 @@ pub enum EngineError {
 }
 
 /// A namespace's graph at an LSN, sharing the engine's vertices and edges.
-pub type NamespaceGraph = (Lsn, Vec<Arc<Vertex>>, Vec<Arc<Edge>>);
+pub type NamespaceGraph = (Lsn, Vec<Shared<Vertex>>, Vec<Shared<Edge>>);

@@ -3,8 +3,6 @@
 //! A query is routed to the worker that owns its key (the same hash the arrangements are
 //! sharded by) and read there with a cursor, as of one LSN.
 
-use std::sync::Arc;
-
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
@@ -14,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
@@ -23,9 +21,9 @@ pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 #[derive(Clone)]
 pub struct Indexes {
     /// Vertex by key.
-    pub vertices: GraphTrace<VertexKey, Arc<Vertex>>,
+    pub vertices: GraphTrace<VertexKey, Shared<Vertex>>,
     /// Edge by key: each edge in its namespace, the edge itself the key (see `lookup_edge`).
-    pub edges: GraphTrace<(Namespace, Arc<Edge>), ()>,
+    pub edges: GraphTrace<(Namespace, Shared<Edge>), ()>,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
@@ -84,28 +82,28 @@ pub enum Query {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Answer {
     Vertex(Option<VertexWithEdges>),
-    Edge(Option<Arc<Edge>>),
+    Edge(Option<Shared<Edge>>),
     /// For `Expand`: (index of the key, edge, whether it was followed outward); `truncated`
     /// when `max_edges` cut the list short; `missing`, the indexes of keys with no vertex
     /// (when `check_sources` asked for them).
     Expanded {
-        edges: Vec<(u32, Arc<Edge>, bool)>,
+        edges: Vec<(u32, Shared<Edge>, bool)>,
         truncated: bool,
         missing: Vec<u32>,
     },
     /// For `Vertices`: one entry per key, in order.
-    Vertices(Vec<Option<Arc<Vertex>>>),
+    Vertices(Vec<Option<Shared<Vertex>>>),
     Shard {
-        vertices: Vec<(VertexKey, Arc<Vertex>)>,
-        edges: Vec<(EdgeKey, Arc<Edge>)>,
+        vertices: Vec<(VertexKey, Shared<Vertex>)>,
+        edges: Vec<(EdgeKey, Shared<Edge>)>,
     },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VertexWithEdges {
-    pub vertex: Arc<Vertex>,
+    pub vertex: Shared<Vertex>,
     /// Outgoing edges, then incoming ones (a self-loop once). Empty unless asked for.
-    pub edges: Vec<Arc<Edge>>,
+    pub edges: Vec<Shared<Edge>>,
     /// The vertex has more edges than the query's `max_edges`.
     pub truncated: bool,
 }
@@ -135,7 +133,7 @@ impl Query {
                 if *include_edges {
                     let key = [AdjacencyKey { number: vertex.number, namespace: key.namespace.clone() }];
                     let key = key.as_slice();
-                    let mut take = |edge: &Arc<Edge>| {
+                    let mut take = |edge: &Shared<Edge>| {
                         if edges.len() < *max_edges {
                             edges.push(edge.clone());
                         } else {
@@ -168,7 +166,7 @@ impl Query {
                 let (adjacency_keys, at): (Vec<AdjacencyKey>, Vec<usize>) = numbered.into_iter().unzip();
                 let mut edges = Vec::new();
                 let mut truncated = false;
-                let mut take = |index: usize, edge: &Arc<Edge>, outward: bool| {
+                let mut take = |index: usize, edge: &Shared<Edge>, outward: bool| {
                     let wanted = (labels.is_empty() || labels.iter().any(|l| **l == *edge.label))
                         && filter.as_ref().is_none_or(|f| f.matches_edge(edge));
                     if wanted {
@@ -243,10 +241,10 @@ where
 
 /// The edge with `key` as of `lsn`. The index holds edges as keys, ordered by namespace and
 /// then id: the search starts at the least edge with the id and reads the versions there.
-fn lookup_edge(trace: &mut GraphTrace<(Namespace, Arc<Edge>), ()>, key: &EdgeKey, lsn: Lsn) -> Option<Arc<Edge>> {
+fn lookup_edge(trace: &mut GraphTrace<(Namespace, Shared<Edge>), ()>, key: &EdgeKey, lsn: Lsn) -> Option<Shared<Edge>> {
     let batches = trace.batches_through(Antichain::new().borrow())?;
     let (mut cursor, storage) = cursor_list(batches);
-    cursor.seek_key(&storage, &(key.namespace.clone(), Arc::new(Edge::least_with_id(&key.id))));
+    cursor.seek_key(&storage, &(key.namespace.clone(), Shared::new(Edge::least_with_id(&key.id))));
     while let Some((namespace, edge)) = cursor.get_key(&storage) {
         if *namespace != key.namespace || edge.id != key.id {
             return None;

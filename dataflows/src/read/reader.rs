@@ -2,13 +2,12 @@
 //! owning them, all at one LSN, each within what is left of the query's deadline.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError};
 use crate::read::filter::Filter;
 use crate::read::query::{Answer, Direction, Query};
-use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex, VertexKey};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex, VertexKey};
 
 /// Why a multi-step query failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,7 @@ pub enum QueryError {
 }
 
 /// An edge followed from a vertex: (source id, edge, followed outward).
-pub(crate) type Move = (Id, Arc<Edge>, bool);
+pub(crate) type Move = (Id, Shared<Edge>, bool);
 
 /// What to follow in one hop, and how many edges may still be expanded.
 struct Hop<'a> {
@@ -99,7 +98,7 @@ impl<'a> Reader<'a> {
         ids: &[Id],
         at: Option<Lsn>,
         min_lsn: Lsn,
-    ) -> Result<(Lsn, Vec<Arc<Vertex>>), QueryError> {
+    ) -> Result<(Lsn, Vec<Shared<Vertex>>), QueryError> {
         if ids.is_empty() {
             return Ok((at.unwrap_or(0), Vec::new()));
         }

@@ -12,14 +12,13 @@
 //! count is the number of walks from the start that reach a vertex through the steps.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::read::filter::Filter;
 use crate::read::query::Direction;
 use crate::read::reader::{limit, Move, QueryError, Reader};
-use crate::state::model::{Edge, Id, Lsn, Namespace, Vertex};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -70,11 +69,11 @@ pub struct Path {
 #[derive(Clone, Debug, Default)]
 pub struct Traversed {
     pub lsn: Lsn,
-    pub vertices: Vec<Arc<Vertex>>,
+    pub vertices: Vec<Shared<Vertex>>,
     /// Parallel to `vertices`.
     pub path_counts: Vec<u64>,
     /// The edges on the walks from the start to the returned vertices, by id.
-    pub edges: Vec<Arc<Edge>>,
+    pub edges: Vec<Shared<Edge>>,
     /// Paths ending at the returned vertices (when asked), at most `max_paths`.
     pub paths: Vec<Path>,
 }
@@ -169,7 +168,7 @@ pub async fn traverse(
     let excluded: HashSet<&str> = traversal.exclude.iter().map(String::as_str).collect();
     let ids: Vec<Id> = level.counts.keys().filter(|id| !excluded.contains(id.as_str())).cloned().collect();
     let (_, bodies) = reader.vertices(&ids, Some(lsn), 0).await?;
-    let mut found: Vec<(Arc<Vertex>, u64)> = bodies
+    let mut found: Vec<(Shared<Vertex>, u64)> = bodies
         .into_iter()
         .filter(|v| traversal.vertex_filter.as_ref().is_none_or(|f| f.matches_vertex(v)))
         .map(|v| {
@@ -220,8 +219,8 @@ struct StepHistory {
 /// No level sets are kept: a target not reached at some hop has no move into it there. For
 /// the same reason a step of `min_hops` 0 can pass all its targets back: one not in its input
 /// was never in the previous step's counted levels.
-fn edges_to(history: &[StepHistory], mut targets: HashSet<Id>) -> Vec<Arc<Edge>> {
-    let mut kept: HashMap<&str, &Arc<Edge>> = HashMap::new();
+fn edges_to(history: &[StepHistory], mut targets: HashSet<Id>) -> Vec<Shared<Edge>> {
+    let mut kept: HashMap<&str, &Shared<Edge>> = HashMap::new();
     for step in history.iter().rev() {
         let mut sources: HashSet<Id> = HashSet::new();
         for (index, moves) in step.hops.iter().enumerate().rev() {

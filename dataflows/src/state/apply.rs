@@ -13,21 +13,22 @@
 //! retracts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
-use crate::state::model::{Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{
+    Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexKey, VertexNumber,
+};
 use crate::state::names::Names;
 use crate::state::request_ids::{First, Remembered, RequestIdLimits, RequestIds};
 use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::write::{OpEffect, RecordOutcome, RejectKind, Rejection, WriteOp, WriteRecord};
 
 struct VertexSlot {
-    vertex: Arc<Vertex>,
+    vertex: Shared<Vertex>,
     /// Its edges, in and out (a self-loop once), in no order.
     edges: Vec<DenseId>,
 }
@@ -40,7 +41,7 @@ impl Keyed for VertexSlot {
 
 #[derive(Clone)]
 struct EdgeSlot {
-    edge: Arc<Edge>,
+    edge: Shared<Edge>,
     from: DenseId,
     to: DenseId,
     /// Its places in `from`'s and `to`'s lists of edges (the same for a self-loop).
@@ -107,7 +108,7 @@ impl NamespaceState {
 /// One step an atomic record took, kept so that a rejection can take it back.
 enum Step {
     VertexCreated(Numbered, Taken),
-    VertexUpdated(DenseId, Arc<Vertex>),
+    VertexUpdated(DenseId, Shared<Vertex>),
     VertexDeleted(DenseId, VertexSlot),
     EdgeCreated(Numbered),
     EdgeDeleted(DenseId, EdgeSlot),
@@ -189,7 +190,7 @@ impl ApplyState {
             let state = self.namespace(&key.namespace);
             key.namespace = state.name.clone();
             if state.vertices.find(&vertex.id).is_none() {
-                let vertex_mut = Arc::make_mut(&mut vertex);
+                let vertex_mut = Shared::make_mut(&mut vertex);
                 vertex_mut.number = state.numbers.take_for(&key.namespace, &key.id).number;
                 state.names.share_in(&mut vertex_mut.label, &mut vertex_mut.properties);
                 changes.push(Change::Vertex(key, vertex.clone(), 1));
@@ -206,7 +207,7 @@ impl ApplyState {
             if state.edges.find(&edge.id).is_some() {
                 continue;
             }
-            let edge_mut = Arc::make_mut(&mut edge);
+            let edge_mut = Shared::make_mut(&mut edge);
             state.names.share_in(&mut edge_mut.label, &mut edge_mut.properties);
             changes.push(Change::Edge(key, state.numbered(&edge, from, to), 1));
             state.add_edge(edge, from, to);
@@ -317,7 +318,7 @@ impl NamespaceState {
 
     /// `edge` between the vertices `from` and `to`, with their numbers. A vertex keeps its
     /// number while it has edges, so an edge's retraction carries the numbers its insertion did.
-    fn numbered(&self, edge: &Arc<Edge>, from: DenseId, to: DenseId) -> NumberedEdge {
+    fn numbered(&self, edge: &Shared<Edge>, from: DenseId, to: DenseId) -> NumberedEdge {
         NumberedEdge { from: self.number_of(from), to: self.number_of(to), edge: edge.clone() }
     }
 
@@ -327,7 +328,7 @@ impl NamespaceState {
     }
 
     /// Numbers `edge` between `from` and `to`, appended to both endpoints' lists.
-    fn add_edge(&mut self, edge: Arc<Edge>, from: DenseId, to: DenseId) -> Numbered {
+    fn add_edge(&mut self, edge: Shared<Edge>, from: DenseId, to: DenseId) -> Numbered {
         let place = |vertices: &Slab<VertexSlot>, v: DenseId| vertices.get(v).map_or(0, |s| s.edges.len() as u32);
         let at_from = place(&self.vertices, from);
         let at_to = if from == to { at_from } else { place(&self.vertices, to) };
@@ -403,7 +404,7 @@ impl NamespaceState {
                 check_element(limits, "vertex", id, vertex.measure())?;
                 let taken = self.numbers.take_for(ns, id);
                 vertex.number = taken.number;
-                let vertex = Arc::new(vertex);
+                let vertex = Shared::new(vertex);
                 changes.push(Change::Vertex(VertexKey::new(ns, id), vertex.clone(), 1));
                 let numbered = self.vertices.insert(VertexSlot { vertex: vertex.clone(), edges: Vec::new() });
                 record(Step::VertexCreated(numbered, taken));
@@ -429,7 +430,7 @@ impl NamespaceState {
                 updated.updated_at = now;
                 // The element as it would be: a merge can push it past the limit.
                 check_element(limits, "vertex", id, updated.measure())?;
-                let updated = Arc::new(updated);
+                let updated = Shared::new(updated);
                 let old = std::mem::replace(&mut slot.vertex, updated.clone());
                 let key = VertexKey::new(ns, id);
                 changes.push(Change::Vertex(key.clone(), old.clone(), -1));
@@ -475,7 +476,7 @@ impl NamespaceState {
                 };
                 let (from_id, to_id) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
                 room_for(ns, "edges", self.edges.len() as u64, self.capacity.max_edges)?;
-                let edge = Arc::new(Edge {
+                let edge = Shared::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
                     from: from.as_str().into(),
@@ -846,7 +847,7 @@ mod tests {
             properties: [("email", Value::String(format!("{id}@x")))].into_iter().collect(),
         };
         let outcome = state.apply(1, &record(true, vec![with_email("a"), with_email("b")]), &mut Vec::new());
-        let vertices: Vec<Arc<Vertex>> = outcome
+        let vertices: Vec<Shared<Vertex>> = outcome
             .results
             .into_iter()
             .map(|r| match r {
@@ -854,7 +855,7 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert!(Arc::ptr_eq(&vertices[0].label, &vertices[1].label));
+        assert!(crate::state::model::Name::ptr_eq(&vertices[0].label, &vertices[1].label));
         let key = |v: &Vertex| v.properties.keys().next().map(|k| k.as_ptr());
         assert_eq!(key(&vertices[0]), key(&vertices[1]), "one copy of the key");
     }

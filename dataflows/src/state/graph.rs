@@ -1,17 +1,15 @@
 //! The graph as the engine hands it around: a change to one of its collections, a whole
 //! graph (what a checkpoint holds), and how much a namespace holds.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Edge, EdgeKey, Namespace, NumberedEdge, Vertex, VertexKey};
+use crate::state::model::{Edge, EdgeKey, Namespace, NumberedEdge, Shared, Vertex, VertexKey};
 use crate::state::request_ids::Remembered;
 
 /// A change to one of the graph's collections, produced by applying a record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Change {
-    Vertex(VertexKey, Arc<Vertex>, isize),
+    Vertex(VertexKey, Shared<Vertex>, isize),
     Edge(EdgeKey, NumberedEdge, isize),
 }
 
@@ -27,8 +25,8 @@ pub struct NamespaceSize {
 /// checkpoint holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WholeGraph {
-    pub vertices: Vec<(VertexKey, Arc<Vertex>)>,
-    pub edges: Vec<(EdgeKey, Arc<Edge>)>,
+    pub vertices: Vec<(VertexKey, Shared<Vertex>)>,
+    pub edges: Vec<(EdgeKey, Shared<Edge>)>,
     /// Oldest first.
     pub request_ids: Vec<Remembered>,
 }

@@ -6,7 +6,6 @@
 //! element, so every element holds a pointer to the one copy.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 
@@ -43,7 +42,7 @@ impl Names {
     pub fn of(&mut self, name: &str) -> Name {
         match self.shared.get(name) {
             Some(shared) => shared.clone(),
-            None => self.share(&Arc::from(name)),
+            None => self.share(&Name::from(name)),
         }
     }
 }
@@ -56,13 +55,13 @@ mod tests {
     fn a_name_is_held_once_until_the_table_is_full() {
         let mut names = Names::default();
         let a = names.of("follows");
-        let b = names.share(&Arc::from("follows"));
-        assert!(Arc::ptr_eq(&a, &b));
+        let b = names.share(&Name::from("follows"));
+        assert!(Name::ptr_eq(&a, &b));
         for i in 0..MAX_SHARED {
             names.of(&format!("k{i}"));
         }
         let late = names.of("late");
-        assert!(!Arc::ptr_eq(&late, &names.of("late")), "past the cap, names are not kept");
-        assert!(Arc::ptr_eq(&a, &names.of("follows")), "those kept still are");
+        assert!(!Name::ptr_eq(&late, &names.of("late")), "past the cap, names are not kept");
+        assert!(Name::ptr_eq(&a, &names.of("follows")), "those kept still are");
     }
 }

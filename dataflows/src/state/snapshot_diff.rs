@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Inspect, Probe};
 
-use crate::state::model::{Edge, Properties, Vertex};
+use crate::state::model::{Edge, Properties, Shared, Vertex};
 use crate::state::write::WriteOp;
 
 /// A vertex or an edge as a snapshot has it (no timestamps).

@@ -3,11 +3,9 @@
 //! A [`WriteRecord`] is the unit of the log: one record, one LSN. The apply stage checks each
 //! operation against the rules of the graph at that LSN and reports a [`RecordOutcome`].
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Edge, Lsn, Micros, Namespace, Properties, Vertex};
+use crate::state::model::{Edge, Lsn, Micros, Namespace, Properties, Shared, Vertex};
 
 /// One write operation (RFC-055's `WALOperation`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,12 +174,12 @@ impl Rejection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OpEffect {
     /// The vertex as written by a create or update.
-    Vertex(Arc<Vertex>),
+    Vertex(Shared<Vertex>),
     /// A deleted vertex and the number of edges deleted with it.
     VertexDeleted {
         edges_deleted: u64,
     },
-    Edge(Arc<Edge>),
+    Edge(Shared<Edge>),
     EdgeDeleted,
 }
 

@@ -18,7 +18,7 @@ use crate::algorithms::standing_page_rank::{RankUpdate, SubscriptionParams};
 use crate::engine::wake::Waker;
 use crate::engine::{EngineError, NamespaceGraph};
 use crate::state::graph::Change;
-use crate::state::model::{Edge, Lsn, Namespace, Vertex};
+use crate::state::model::{Edge, Lsn, Namespace, Shared, Vertex};
 
 /// Messages the subscription thread's inbox holds: each completed LSN is one.
 pub(crate) const INBOX: usize = 65_536;
@@ -29,7 +29,7 @@ pub(crate) enum ToStanding {
     Pending { topic: Arc<Topic>, after: Lsn },
     /// Build the topic's standing PageRank from the graph at `from`, at least its `after`
     /// (from the subscriber that started it, which read the graph).
-    Start { topic: Arc<Topic>, from: Lsn, vertices: Vec<Arc<Vertex>>, edges: Vec<Arc<Edge>> },
+    Start { topic: Arc<Topic>, from: Lsn, vertices: Vec<Shared<Vertex>>, edges: Vec<Shared<Edge>> },
     /// One completed LSN's changes.
     Changes(Lsn, Arc<Vec<Change>>),
     /// Every LSN up to this one is complete.

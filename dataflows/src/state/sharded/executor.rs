@@ -8,7 +8,7 @@ use foldhash::fast::RandomState;
 use crate::state::graph::{NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, NextNumbers};
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Vertex, VertexKey};
+use crate::state::model::{owner_of, Edge, Id, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexKey};
 use crate::state::names::Names;
 use crate::state::rules::{check_element, reject, require_id, room_for};
 use crate::state::sharded::overlay::{Kept, Overlay, Space};
@@ -198,7 +198,7 @@ impl Op<'_> {
                 check_element(self.limits, "vertex", id, vertex.measure())?;
                 let owner = owner_of(VertexKey::route(ns, id), self.workers);
                 vertex.number = self.space.take_number(owner);
-                let vertex = Arc::new(vertex);
+                let vertex = Shared::new(vertex);
                 self.space.set_vertex(id, Some(vertex.clone()));
                 self.space.add_count(0, 1);
                 self.effect(Effect::VertexCreated(vertex.clone()));
@@ -223,7 +223,7 @@ impl Op<'_> {
                 after.updated_at = self.now;
                 // The element as it would be: a merge can push it past the limit.
                 check_element(self.limits, "vertex", id, after.measure())?;
-                let after = Arc::new(after);
+                let after = Shared::new(after);
                 self.space.set_vertex(id, Some(after.clone()));
                 self.effect(Effect::VertexUpdated { before, after: after.clone() });
                 Ok(OpEffect::Vertex(after))
@@ -268,7 +268,7 @@ impl Op<'_> {
                 };
                 let (from_number, to_number) = (endpoint("from_vertex_id", from)?, endpoint("to_vertex_id", to)?);
                 room_for(ns, "edges", self.space.count()[1], self.capacity.max_edges)?;
-                let edge = Arc::new(Edge {
+                let edge = Shared::new(Edge {
                     id: id.as_str().into(),
                     label: self.names.of(label),
                     from: from.as_str().into(),

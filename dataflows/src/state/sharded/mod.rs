@@ -31,11 +31,9 @@ mod shard;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{owner_of, EdgeKey, Lsn, Namespace, NumberedEdge, Vertex};
+use crate::state::model::{owner_of, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex};
 use crate::state::write::RecordOutcome;
 
 pub use executor::Executor;
@@ -46,9 +44,9 @@ pub use shard::{Plan, Shard};
 /// What an accepted operation changed, for the workers that own its keys to apply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Effect {
-    VertexCreated(Arc<Vertex>),
-    VertexUpdated { before: Arc<Vertex>, after: Arc<Vertex> },
-    VertexDeleted(Arc<Vertex>),
+    VertexCreated(Shared<Vertex>),
+    VertexUpdated { before: Shared<Vertex>, after: Shared<Vertex> },
+    VertexDeleted(Shared<Vertex>),
     EdgeCreated(NumberedEdge),
     EdgeDeleted(NumberedEdge),
 }

@@ -3,12 +3,11 @@
 //! record journals what it changes, so that a rejection puts the view back exactly.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
 use crate::state::ids::{NextNumbers, Numbered};
-use crate::state::model::{Id, Namespace, NumberedEdge, Vertex, VertexNumber};
+use crate::state::model::{Id, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
 use crate::state::sharded::reads::Reads;
 
 #[derive(Clone, Default)]
@@ -16,7 +15,7 @@ struct VertexView {
     /// Its number while it exists.
     number: Option<VertexNumber>,
     /// The vertex, where the batch needs it (it updates or deletes it, or created it).
-    vertex: Option<Arc<Vertex>>,
+    vertex: Option<Shared<Vertex>>,
     degree: u32,
     /// For a vertex a cascade of the batch may delete: the ids of the edges it had, and of
     /// those the batch added at it (some may be gone since).
@@ -162,7 +161,7 @@ impl Space {
     }
 
     /// Vertex `id`, if it exists (the batch reads the vertices it updates or deletes).
-    pub fn vertex(&self, id: &str) -> Option<&Arc<Vertex>> {
+    pub fn vertex(&self, id: &str) -> Option<&Shared<Vertex>> {
         let view = self.vertices.get(id)?;
         view.number.and(view.vertex.as_ref())
     }
@@ -172,7 +171,7 @@ impl Space {
     }
 
     /// Sets vertex `id` (`None`: deleted). A new vertex has no edges yet.
-    pub fn set_vertex(&mut self, id: &str, vertex: Option<Arc<Vertex>>) {
+    pub fn set_vertex(&mut self, id: &str, vertex: Option<Shared<Vertex>>) {
         let view = self.vertices.entry(id.into()).or_default();
         // Kept only for an atomic record, which may have to put it back.
         let before = self.journal.is_some().then(|| view.clone());

@@ -1,10 +1,8 @@
 //! What a batch asks of each worker's keys, and how a worker finds a vertex's edges.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Id, Namespace, NumberedEdge, Vertex, VertexNumber};
+use crate::state::model::{Id, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
 
 /// The edges at a vertex, as of the state before the batch being read. The rule state keeps
 /// a vertex's degree, not its edges: a cascade delete asks whoever holds them (the
@@ -35,7 +33,7 @@ pub struct VertexRead {
     /// Its edges, in and out, a self-loop once.
     pub degree: u32,
     /// The vertex itself, when the batch may update or delete it (what the change retracts).
-    pub vertex: Option<Arc<Vertex>>,
+    pub vertex: Option<Shared<Vertex>>,
     /// Its edges, when the batch may delete it with them (a cascade) and it has any.
     pub incident: Vec<NumberedEdge>,
 }

@@ -12,7 +12,9 @@ use foldhash::fast::RandomState;
 
 use crate::state::graph::{Change, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Slab};
-use crate::state::model::{owner_of, Edge, EdgeKey, Id, Lsn, Namespace, NumberedEdge, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{
+    owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
+};
 use crate::state::names::Names;
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
 use crate::state::sharded::restore::{numbering, Restore};
@@ -20,7 +22,7 @@ use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
 
 struct VertexSlot {
-    vertex: Arc<Vertex>,
+    vertex: Shared<Vertex>,
     degree: u32,
 }
 
@@ -307,7 +309,7 @@ impl Shard {
             let mut vertex = Vertex::clone(vertex);
             vertex.number = number;
             owned.names.share_in(&mut vertex.label, &mut vertex.properties);
-            let vertex = Arc::new(vertex);
+            let vertex = Shared::new(vertex);
             // A vertex given twice keeps its first number, and its first version.
             let Some(slot) = owned.vertices.push(VertexSlot { vertex: vertex.clone(), degree: 0 }) else { continue };
             if slot != slot_of(number, workers) {
@@ -335,13 +337,13 @@ impl Shard {
             if mine {
                 // An edge whose names are the ones shared here already (a loader that held
                 // each label once) is kept as it is, not copied.
-                let shared = Arc::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
+                let shared = Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
                 let body = if shared {
                     edge.clone()
                 } else {
                     let mut body = Edge::clone(edge);
                     owned.names.share_in(&mut body.label, &mut body.properties);
-                    Arc::new(body)
+                    Shared::new(body)
                 };
                 let edge = NumberedEdge { from, to, edge: body };
                 if owned.edges.push(EdgeSlot(edge.clone())).is_none() {

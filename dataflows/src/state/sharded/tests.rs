@@ -11,7 +11,7 @@ use super::*;
 use crate::state::apply::ApplyState;
 use crate::state::graph::Change;
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
-use crate::state::model::{EdgeKey, Id, Namespace, NumberedEdge, Value, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{EdgeKey, Id, Namespace, NumberedEdge, Shared, Value, Vertex, VertexKey, VertexNumber};
 use crate::state::write::{WriteOp, WriteRecord};
 
 /// The edges of the graph before a batch, as the adjacency arrangements would give them.
@@ -46,7 +46,7 @@ impl Edges {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Element {
-    Vertex(VertexKey, Arc<Vertex>),
+    Vertex(VertexKey, Shared<Vertex>),
     Edge(EdgeKey, NumberedEdge),
 }
 
