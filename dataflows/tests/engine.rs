@@ -94,3 +94,56 @@ async fn crud_on_three_workers() {
 async fn crud_on_four_workers() {
     crud(4).await;
 }
+
+/// A graph loaded in bulk is read back whole on every worker, edges included; once the
+/// engine serves, a bulk load is refused (its changes reach no subscription, so none may
+/// exist yet).
+#[tokio::test]
+async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
+    use prism_dataflows::{Edge, EngineError, Shared, Vertex, VertexNumber, WholeGraph};
+    let engine = start_engine(2);
+    let namespace = Namespace::default();
+    let ids: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    let vertices = ids
+        .iter()
+        .map(|id| {
+            let vertex = Vertex {
+                number: VertexNumber::UNASSIGNED,
+                id: id.as_str().into(),
+                label: "User".into(),
+                properties: Default::default(),
+                created_at: 1,
+                updated_at: 1,
+            };
+            (VertexKey::new(&namespace, id), Shared::new(vertex))
+        })
+        .collect();
+    let edges = (1..ids.len())
+        .map(|i| {
+            let id = format!("e{i}");
+            let edge = Edge {
+                id: id.as_str().into(),
+                label: "NEXT".into(),
+                from: ids[i - 1].as_str().into(),
+                to: ids[i].as_str().into(),
+                properties: Default::default(),
+                created_at: 1,
+            };
+            (EdgeKey::new(&namespace, &id), Shared::new(edge))
+        })
+        .collect();
+    let graph = std::sync::Arc::new(WholeGraph { vertices, edges, request_ids: Vec::new() });
+    let lsn = engine.load_bulk(graph.clone(), TIMEOUT).await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let found = get_vertex(&engine, id, true).await.unwrap_or_else(|| panic!("{id} loaded"));
+        let ends = usize::from(i > 0) + usize::from(i + 1 < ids.len());
+        assert_eq!(found.edges.len(), ends, "{id}'s edges");
+    }
+
+    engine.mark_recovered();
+    match engine.load_bulk(graph, TIMEOUT).await {
+        Err(EngineError::NotHere(message)) => assert!(message.contains("before the server serves"), "{message}"),
+        other => panic!("a bulk load while serving answered {other:?}"),
+    }
+    assert_eq!(engine.applied_lsn(), lsn, "nothing written by the refused load");
+}

@@ -29,10 +29,11 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Capability, Input, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle};
+use timely::dataflow::{InputHandle, ProbeHandle, StreamVec};
 use timely::progress::Antichain;
 use timely::scheduling::Activator;
 use timely::worker::Worker;
@@ -41,7 +42,9 @@ use crate::engine::subscriptions::Hub;
 use crate::read::query::{lookup_many, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, VertexNumber};
+use crate::state::model::{
+    AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
+};
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
@@ -268,79 +271,17 @@ pub(crate) fn build(
             },
         );
 
-        let changes =
-            decisions.unary_frontier(Exchange::new(Decisions::target), "ApplyOwned", move |_capability, _info| {
-                let mut changes: Vec<(Lsn, Change)> = Vec::new();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    let mut restored = false;
-                    input.for_each(|capability, data| {
-                        for decisions in data.drain(..) {
-                            match decisions {
-                                Decisions::Effects(_, effects) => {
-                                    shard.borrow_mut().apply(&effects, &mut changes);
-                                }
-                                Decisions::Restore(_, lsn, restore) => {
-                                    let Some((at, graph)) = restoring.borrow_mut().pop_front() else {
-                                        tracing::error!(lsn, "a restore decided that was not read here");
-                                        continue;
-                                    };
-                                    debug_assert_eq!(at, lsn, "restores are decided in the order they are read");
-                                    shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
-                                    restored = true;
-                                }
-                                Decisions::Outcomes(decided, sizes) => {
-                                    outcomes_in.borrow_mut().extend(decided);
-                                    *sizes_in.borrow_mut() = sizes;
-                                }
-                            }
-                            // Moved out, each at its LSN (they come in LSN order).
-                            let mut made = changes.drain(..).peekable();
-                            while let Some((lsn, first)) = made.next() {
-                                let at = capability.delayed(&lsn, port);
-                                let mut session = output.session(&at);
-                                session.give((first, lsn));
-                                while let Some((_, change)) = made.next_if(|(next, _)| *next == lsn) {
-                                    session.give((change, lsn));
-                                }
-                            }
-                        }
-                    });
-                    if restored {
-                        // A restore's changes are a whole graph's: room this buffer must not keep.
-                        changes.shrink_to_fit();
-                    }
-                    let now = frontier.frontier().to_owned();
-                    if *applied.borrow() != now {
-                        *applied.borrow_mut() = now;
-                        if let Some(activator) = read_activator.borrow().as_ref() {
-                            activator.activate();
-                        }
-                    }
-                }
-            });
+        let applied = apply_owned(decisions, shard, restoring, outcomes_in, sizes_in, applied, read_activator);
 
         // Worker 0's sink takes every change; another process's first worker takes its own
         // process's, and everyone's once a subscription there asked (`Sequenced::Forward`).
         let first_here = me - me % local_workers.max(1);
         let always = if first_here == 0 { vec![0] } else { vec![0, first_here] };
         let one_process = local_workers >= peers;
-        feed_subscriptions(changes.clone(), hub, always, forwarding.clone(), one_process);
-        let vertices = changes
-            .clone()
-            .flat_map(|(change, lsn)| match change {
-                Change::Vertex(key, vertex, diff) => Some(((key, vertex), lsn, diff)),
-                Change::Edge(..) => None,
-            })
-            .as_collection();
-        let edges = changes
-            .flat_map(|(change, lsn)| match change {
-                Change::Edge(key, edge, diff) => Some(((key, edge), lsn, diff)),
-                Change::Vertex(..) => None,
-            })
-            .as_collection();
+        feed_subscriptions(applied.subscribed, hub, always, forwarding.clone(), one_process);
+        let edges = applied.edges;
 
-        let vertex_index = vertices.arrange_by_key_named("VertexByKey");
+        let vertex_index = applied.vertices.arrange_by_key_named("VertexByKey");
         let edge_index = edge_by_key(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())));
         let out_index = adjacency(
             edges.clone().map(|(key, NumberedEdge { from, to, edge })| {
@@ -402,6 +343,110 @@ impl Incidence for AdjacencyAt<'_> {
         });
         edges
     }
+}
+
+/// What ApplyOwned gives: the updates of the vertex and edge collections, and the changes
+/// the subscription sink takes.
+struct Applied<'scope> {
+    vertices: VecCollection<'scope, Lsn, (VertexKey, Shared<Vertex>)>,
+    edges: VecCollection<'scope, Lsn, (EdgeKey, NumberedEdge)>,
+    subscribed: StreamVec<'scope, Lsn, (Change, Lsn)>,
+}
+
+/// ApplyOwned: every worker applies the effects on its keys and takes its part of a restore,
+/// giving each change at its record's LSN straight to its collection, and a copy to the
+/// subscriptions (one operator, one copy: the collections used to split a stream of every
+/// change, which copied each change twice and took two steps more per LSN).
+///
+/// A restore's changes get no copy. A graph is restored only before the server serves (at
+/// recovery, or loaded in bulk), so no subscription exists to want them, and one that starts
+/// later reads the graph itself; copying a 10M-edge restore to worker 0's sink and stashing
+/// it there until its LSN completed cost more than a gigabyte of fresh pages and an atomic
+/// count on every element.
+#[allow(clippy::too_many_arguments)]
+fn apply_owned<'scope>(
+    decisions: StreamVec<'scope, Lsn, Decisions>,
+    shard: Rc<RefCell<Shard>>,
+    restoring: Rc<RefCell<Restoring>>,
+    outcomes: Rc<RefCell<Vec<RecordOutcome>>>,
+    sizes: Rc<RefCell<Vec<NamespaceSize>>>,
+    applied: Rc<RefCell<Antichain<Lsn>>>,
+    read_activator: Rc<RefCell<Option<Activator>>>,
+) -> Applied<'scope> {
+    type VertexUpdate = ((VertexKey, Shared<Vertex>), Lsn, isize);
+    type EdgeUpdate = ((EdgeKey, NumberedEdge), Lsn, isize);
+    let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), decisions.scope());
+    let mut input = builder.new_input(decisions, Exchange::new(Decisions::target));
+    let (vertices_out, vertices) = builder.new_output::<Vec<VertexUpdate>>();
+    let (edges_out, edges) = builder.new_output::<Vec<EdgeUpdate>>();
+    let (subscribed_out, subscribed) = builder.new_output::<Vec<(Change, Lsn)>>();
+    let mut vertices_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(vertices_out);
+    let mut edges_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(edges_out);
+    let mut subscribed_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(subscribed_out);
+    builder.build(move |_capabilities| {
+        let mut changes: Vec<(Lsn, Change)> = Vec::new();
+        move |frontiers| {
+            let mut vertices_out = vertices_out.activate();
+            let mut edges_out = edges_out.activate();
+            let mut subscribed_out = subscribed_out.activate();
+            let ports = [vertices_out.output_index(), edges_out.output_index(), subscribed_out.output_index()];
+            let mut restored = false;
+            input.for_each(|capability, data| {
+                for decisions in data.drain(..) {
+                    let restore = match decisions {
+                        Decisions::Effects(_, effects) => {
+                            shard.borrow_mut().apply(&effects, &mut changes);
+                            false
+                        }
+                        Decisions::Restore(_, lsn, restore) => {
+                            let Some((at, graph)) = restoring.borrow_mut().pop_front() else {
+                                tracing::error!(lsn, "a restore decided that was not read here");
+                                continue;
+                            };
+                            debug_assert_eq!(at, lsn, "restores are decided in the order they are read");
+                            shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
+                            true
+                        }
+                        Decisions::Outcomes(decided, latest) => {
+                            outcomes.borrow_mut().extend(decided);
+                            *sizes.borrow_mut() = latest;
+                            false
+                        }
+                    };
+                    restored |= restore;
+                    // Moved out, each at its LSN (they come in LSN order).
+                    let mut made = changes.drain(..).peekable();
+                    while let Some(&(lsn, _)) = made.peek() {
+                        let at = ports.map(|port| capability.delayed(&lsn, port));
+                        let mut vertices = vertices_out.session(&at[0]);
+                        let mut edges = edges_out.session(&at[1]);
+                        let mut subscribed = subscribed_out.session(&at[2]);
+                        while let Some((_, change)) = made.next_if(|(next, _)| *next == lsn) {
+                            if !restore {
+                                subscribed.give((change.clone(), lsn));
+                            }
+                            match change {
+                                Change::Vertex(key, vertex, diff) => vertices.give(((key, vertex), lsn, diff)),
+                                Change::Edge(key, edge, diff) => edges.give(((key, edge), lsn, diff)),
+                            }
+                        }
+                    }
+                }
+            });
+            if restored {
+                // A restore's changes are a whole graph's: room this buffer must not keep.
+                changes.shrink_to_fit();
+            }
+            let now = frontiers[0].frontier().to_owned();
+            if *applied.borrow() != now {
+                *applied.borrow_mut() = now;
+                if let Some(activator) = read_activator.borrow().as_ref() {
+                    activator.activate();
+                }
+            }
+        }
+    });
+    Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
 type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Shared<Edge>), (), Lsn, isize>>>;

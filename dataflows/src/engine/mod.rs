@@ -475,7 +475,8 @@ impl Engine {
     /// held to the limits and capacities first (nothing is written past one); ids once and
     /// edges between its vertices are the caller's to check, and only empty namespaces take
     /// it. The log does not hold the graph: it is durable once a checkpoint covers the LSN,
-    /// which the caller writes (shared, so that it may write it from the same graph).
+    /// which the caller writes (shared, so that it may write it from the same graph). Only
+    /// before the server serves ([`Engine::mark_recovered`]).
     pub async fn load_bulk(
         &self,
         graph: Arc<crate::state::graph::WholeGraph>,
@@ -483,6 +484,10 @@ impl Engine {
     ) -> Result<Lsn, EngineError> {
         if !self.is_writer_process() {
             return Err(EngineError::NotHere("the log is sequenced on process 0 of the cluster".into()));
+        }
+        // A restore's changes reach no subscription (`ApplyOwned`): none may exist yet.
+        if self.shared.recovered.get().is_some() {
+            return Err(EngineError::NotHere("a bulk load runs only before the server serves".into()));
         }
         crate::state::rules::check_graph(&graph, &self.shared.limits, &self.shared.capacities)
             .map_err(|rejection| EngineError::Limit(rejection.message))?;
