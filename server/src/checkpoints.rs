@@ -78,7 +78,7 @@ pub(crate) struct Elements {
 
 impl Elements {
     fn label(&mut self, label: String) -> Name {
-        self.labels.entry(label).or_insert_with_key(|label| Name::from(label)).clone()
+        self.labels.entry(label).or_insert_with_key(|label| Name::from(label.as_str())).clone()
     }
 
     pub fn vertex(

@@ -23,8 +23,9 @@ pub type Micros = i64;
 ///
 /// A [`Name`], because every key carries one: a thin pointer (8 bytes in each key), and the
 /// apply stage hands out one copy per namespace, so keys usually compare by that pointer
-/// before they compare names.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// before they compare names. It hashes as the name's string, which routing relies on
+/// (`VertexKey::route`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Namespace(Name);
 
 impl Namespace {
@@ -36,13 +37,6 @@ impl Namespace {
 
     pub fn as_str(&self) -> &str {
         self.0.as_str()
-    }
-}
-
-/// As the name's own hash, which routing relies on (`VertexKey::route`).
-impl std::hash::Hash for Namespace {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
     }
 }
 
@@ -307,12 +301,6 @@ impl From<String> for Name {
     }
 }
 
-impl From<&String> for Name {
-    fn from(name: &String) -> Self {
-        Name::from(name.as_str())
-    }
-}
-
 impl PartialEq for Name {
     fn eq(&self, other: &Self) -> bool {
         Name::ptr_eq(self, other) || self.as_str() == other.as_str()
@@ -320,12 +308,6 @@ impl PartialEq for Name {
 }
 
 impl Eq for Name {}
-
-impl PartialEq<str> for Name {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
 
 impl Ord for Name {
     fn cmp(&self, other: &Self) -> Ordering {
