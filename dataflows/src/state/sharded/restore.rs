@@ -67,12 +67,10 @@ pub(super) struct Numbering {
 
 impl Numbering {
     fn number(&mut self, namespace: &Namespace, id: &Id, workers: usize) {
-        if self.numbers.contains_key(id) {
-            return;
-        }
+        let std::collections::hash_map::Entry::Vacant(slot) = self.numbers.entry(id.clone()) else { return };
         let owner = owner_of(VertexKey::route(namespace, id), workers);
         let start = self.starts.get(owner).copied().unwrap_or(0) as u64;
-        self.numbers.insert(id.clone(), VertexNumber::new(start + self.taken[owner], owner, workers));
+        slot.insert(VertexNumber::new(start + self.taken[owner], owner, workers));
         self.taken[owner] += 1;
     }
 
