@@ -282,8 +282,9 @@ pub struct RunningPrints {
     added: HashSet<u64, FixedState>,
     /// The places of running elements whose newer version differs.
     changed: Vec<usize>,
-    /// Newer elements not yet compared, and their (key, content) prints.
-    pending: Vec<Element>,
+    /// Newer elements not yet compared (each taken once, in key order), and their (key,
+    /// content) prints with their places here.
+    pending: Vec<Option<Element>>,
     pending_prints: Vec<(u64, u64, usize)>,
     chunk: usize,
     /// The newer elements that differ.
@@ -324,7 +325,7 @@ impl RunningPrints {
     pub fn push(&mut self, element: Element) -> Result<(), DiffError> {
         let (key, content) = element.prints();
         self.pending_prints.push((key, content, self.pending.len()));
-        self.pending.push(element);
+        self.pending.push(Some(element));
         if self.pending.len() >= self.chunk {
             self.compare_pending()?;
         }
@@ -335,7 +336,7 @@ impl RunningPrints {
     fn compare_pending(&mut self) -> Result<(), DiffError> {
         let mut prints = std::mem::take(&mut self.pending_prints);
         prints.sort_unstable_by_key(|&(key, _, _)| key);
-        let mut pending: Vec<Option<Element>> = self.pending.drain(..).map(Some).collect();
+        let pending = &mut self.pending;
         let mut take = |index: usize| pending[index].take().expect("each pending element is taken once");
         let mut at = 0;
         for (key, content, index) in prints.drain(..) {
@@ -358,6 +359,7 @@ impl RunningPrints {
                 }
             }
         }
+        self.pending.clear();
         self.pending_prints = prints;
         Ok(())
     }
