@@ -223,8 +223,7 @@ fn classify(
         let key = element.key();
         let entry = sides.entry(key.clone()).or_default();
         if entry.1.is_some() {
-            let kind = if key.0 { "edge" } else { "vertex" };
-            return Err(DiffError::Duplicate { kind, id: key.1, side: "new" });
+            return Err(duplicate(&element));
         }
         entry.1 = Some(element);
     }
@@ -398,6 +397,7 @@ fn seek(sorted: &[(u64, u64, usize)], from: usize, key: u64) -> usize {
     from + low + rest[low..high].partition_point(|&(held, _, _)| held < key)
 }
 
+/// An id the newer version gives twice.
 fn duplicate(element: &Element) -> DiffError {
     let (is_edge, id) = element.key();
     let kind = if is_edge { "edge" } else { "vertex" };
