@@ -197,11 +197,11 @@ pub mod value {
         }
         Ok(match &value.value {
             None => return Err(ValueError { path: String::new(), problem: "value has no kind set".into() }),
-            Some(Kind::StringValue(s)) => Value::String(s.clone()),
+            Some(Kind::StringValue(s)) => Value::String(s.as_str().into()),
             Some(Kind::IntValue(i)) => Value::Int(*i),
             Some(Kind::DoubleValue(d)) => Value::Double(*d),
             Some(Kind::BoolValue(b)) => Value::Bool(*b),
-            Some(Kind::BytesValue(b)) => Value::Bytes(b.clone()),
+            Some(Kind::BytesValue(b)) => Value::Bytes(b.as_slice().into()),
             Some(Kind::ListValue(list)) => Value::List(
                 list.values
                     .iter()
@@ -213,7 +213,8 @@ pub mod value {
                 map.fields
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), from_proto_at(v, depth + 1).map_err(|e| e.under(format!(".{k}")))?)))
-                    .collect::<Result<_, ValueError>>()?,
+                    .collect::<Result<std::collections::BTreeMap<_, _>, ValueError>>()
+                    .map(Box::new)?,
             ),
         })
     }
@@ -221,11 +222,11 @@ pub mod value {
     pub fn to_proto(value: &Value) -> graph::Value {
         use graph::value::Value as Kind;
         let kind = match value {
-            Value::String(s) => Kind::StringValue(s.clone()),
+            Value::String(s) => Kind::StringValue(s.to_string()),
             Value::Int(i) => Kind::IntValue(*i),
             Value::Double(d) => Kind::DoubleValue(*d),
             Value::Bool(b) => Kind::BoolValue(*b),
-            Value::Bytes(b) => Kind::BytesValue(b.clone()),
+            Value::Bytes(b) => Kind::BytesValue(b.to_vec()),
             Value::List(list) => Kind::ListValue(graph::ListValue { values: list.iter().map(to_proto).collect() }),
             Value::Map(map) => {
                 Kind::MapValue(graph::MapValue { fields: map.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect() })
@@ -287,9 +288,9 @@ mod tests {
             ("i".to_string(), Value::Int(-3)),
             ("d".to_string(), Value::Double(2.5)),
             ("b".to_string(), Value::Bool(true)),
-            ("y".to_string(), Value::Bytes(vec![0, 255])),
-            ("l".to_string(), Value::List(vec![Value::Int(1), Value::List(vec![])])),
-            ("m".to_string(), Value::Map([("k".to_string(), Value::Double(-0.0))].into_iter().collect())),
+            ("y".to_string(), Value::Bytes([0, 255].into())),
+            ("l".to_string(), Value::List([Value::Int(1), Value::List([].into())].into())),
+            ("m".to_string(), Value::Map(Box::new([("k".to_string(), Value::Double(-0.0))].into_iter().collect()))),
         ]
         .into_iter()
         .collect();

@@ -136,7 +136,7 @@ fn value_at(json: &Json, path: &str, depth: usize) -> Result<Value, JsonError> {
     }
     let value = |json: &Json, path: &str| value_at(json, path, depth + 1);
     Ok(match json {
-        Json::String(s) => Value::String(s.clone()),
+        Json::String(s) => Value::String(s.as_str().into()),
         Json::Bool(b) => Value::Bool(*b),
         Json::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
@@ -149,7 +149,8 @@ fn value_at(json: &Json, path: &str, depth: usize) -> Result<Value, JsonError> {
             fields
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), value(v, &format!("{path}.{k}"))?)))
-                .collect::<Result<BTreeMap<_, _>, JsonError>>()?,
+                .collect::<Result<BTreeMap<_, _>, JsonError>>()
+                .map(Box::new)?,
         ),
         Json::Null => return Err(error(path, "null is not a property value")),
     })
@@ -184,7 +185,7 @@ pub fn op_to_json(op: &WriteOp) -> Json {
 /// double only if written with a fraction, so round trips keep ints and doubles apart).
 pub fn to_json(value: &Value) -> Json {
     match value {
-        Value::String(s) => Json::String(s.clone()),
+        Value::String(s) => Json::String(s.to_string()),
         Value::Int(i) => Json::from(*i),
         Value::Double(d) => serde_json::Number::from_f64(*d).map_or(Json::Null, Json::Number),
         Value::Bool(b) => Json::Bool(*b),
@@ -214,7 +215,7 @@ mod tests {
         let WriteOp::CreateVertex { properties, .. } = &record.ops[0] else { panic!("{:?}", record.ops[0]) };
         assert_eq!(properties.get("i"), Some(&Value::Int(4)));
         assert_eq!(properties.get("d"), Some(&Value::Double(1.5)));
-        assert_eq!(properties.get("l"), Some(&Value::List(vec![Value::Int(1), Value::String("y".into())])));
+        assert_eq!(properties.get("l"), Some(&Value::List([Value::Int(1), Value::String("y".into())].into())));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub use engine::{
 pub use state::graph::{Change, NamespaceSize, WholeGraph};
 pub use state::limits::{self, Capacities, Capacity, ElementLimits, MAX_VALUE_DEPTH};
 pub use state::model::{
-    Edge, EdgeKey, Id, Lsn, Micros, Name, Namespace, NumberedEdge, Properties, Shared, Value, Vertex, VertexKey,
+    Edge, EdgeKey, Id, Lsn, Micros, Name, Namespace, NumberedEdge, Properties, Shared, Text, Value, Vertex, VertexKey,
     VertexNumber,
 };
 pub use state::request_ids::{Remembered, RequestIdLimits};

@@ -23,7 +23,7 @@ fn record(ops: Vec<WriteOp>) -> WriteRecord {
 }
 
 fn vertex(id: &str) -> WriteOp {
-    let properties = [("name".to_string(), Value::String(id.to_uppercase()))].into_iter().collect();
+    let properties = [("name".to_string(), Value::String(id.to_uppercase().into()))].into_iter().collect();
     WriteOp::CreateVertex { id: id.into(), label: "User".into(), properties }
 }
 
@@ -44,7 +44,7 @@ async fn crud(workers: usize) {
     // Every vertex is readable right after the write is acknowledged, on whichever worker.
     for id in &ids {
         let found = get_vertex(&engine, id, false).await.expect("vertex written before the read");
-        assert_eq!(found.vertex.properties["name"], Value::String(id.to_uppercase()));
+        assert_eq!(found.vertex.properties["name"], Value::String(id.to_uppercase().into()));
     }
     let edge = WriteOp::CreateEdge {
         id: "e1".into(),

@@ -12,7 +12,7 @@ fn items() -> Vec<SnapshotItem> {
         ("name".to_string(), Value::String("Alice".into())),
         ("age".to_string(), Value::Int(42)),
         ("score".to_string(), Value::Double(0.5)),
-        ("tags".to_string(), Value::List(vec![Value::String("a".into()), Value::Bool(true)])),
+        ("tags".to_string(), Value::List([Value::String("a".into()), Value::Bool(true)].into())),
     ]
     .into_iter()
     .collect();

@@ -35,19 +35,20 @@ pub fn value(kinds: Values) -> BoxedStrategy<Value> {
         Values::Json => (-1e12f64..1e12).boxed(),
     };
     let mut leaves = vec![
-        text().prop_map(Value::String).boxed(),
+        // Past 15 bytes too: strings up to 15 are held inline, longer ones on the heap.
+        "[a-zé0-9_ -]{0,24}".prop_map(|s: String| Value::String(s.into())).boxed(),
         any::<i64>().prop_map(Value::Int).boxed(),
         double.prop_map(Value::Double).boxed(),
         any::<bool>().prop_map(Value::Bool).boxed(),
     ];
     if let Values::All = kinds {
-        leaves.push(vec(any::<u8>(), 0..8).prop_map(Value::Bytes).boxed());
+        leaves.push(vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(b.into())).boxed());
     }
     let leaf = proptest::strategy::Union::new(leaves);
     leaf.prop_recursive(MAX_VALUE_DEPTH as u32 - 1, 48, 4, |inner| {
         prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(Value::List),
-            btree_map(text(), inner, 0..4).prop_map(Value::Map),
+            vec(inner.clone(), 0..4).prop_map(|l| Value::List(l.into())),
+            btree_map(text(), inner, 0..4).prop_map(|m| Value::Map(Box::new(m))),
         ]
     })
     .boxed()

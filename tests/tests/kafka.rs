@@ -86,7 +86,7 @@ async fn the_topic_is_the_log_for_this_server_other_producers_and_replicas() {
     // A record nesting a value past max_value_depth does not decode, here as on any replica:
     // it is skipped like garbage, by name (the writer's own writes never get that far).
     let deep_value =
-        (1..60).fold(Value::Int(1), |inner, _| Value::Map([("k".to_string(), inner)].into_iter().collect()));
+        (1..60).fold(Value::Int(1), |inner, _| Value::Map(Box::new([("k".to_string(), inner)].into_iter().collect())));
     let properties = [("p".to_string(), deep_value)].into_iter().collect();
     let deep_vertex = WriteOp::CreateVertex { id: "deep".into(), label: "User".into(), properties };
     let deep = broker.produce(TOPIC, "default", &record(vec![deep_vertex])).await;

@@ -21,7 +21,7 @@ fn nested_json(levels: usize) -> serde_json::Value {
 
 fn engine_nested(levels: usize) -> prism_dataflows::Value {
     (1..levels).fold(prism_dataflows::Value::Int(7), |inner, _| {
-        prism_dataflows::Value::Map([("k".to_string(), inner)].into_iter().collect())
+        prism_dataflows::Value::Map(Box::new([("k".to_string(), inner)].into_iter().collect()))
     })
 }
 

@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn in_contains_and_starts_with() {
-        let list = Value::List(vec![Value::Int(1), Value::String("x".into())]);
+        let list = Value::List([Value::Int(1), Value::String("x".into())].into());
         assert!(p(Operator::In, list.clone()).matches(&Value::Double(1.0)));
         assert!(!p(Operator::In, list.clone()).matches(&Value::Int(2)));
         assert!(p(Operator::Contains, Value::String("x".into())).matches(&list));

@@ -793,13 +793,14 @@ mod tests {
             1,
         );
         let mut changes = Vec::new();
-        let text = |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n)))].into_iter().collect() };
+        let text =
+            |n: usize| -> Properties { [("p".to_string(), Value::String("x".repeat(n).into()))].into_iter().collect() };
         let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties: text(100) };
         assert!(state.apply(1, &record(false, vec![create]), &mut changes).first_rejection().is_none());
         let too_big = WriteOp::CreateVertex { id: "b".into(), label: "L".into(), properties: text(300) };
         let outcome = state.apply(2, &record(false, vec![too_big]), &mut changes);
         assert_eq!(outcome.first_rejection().map(|(_, r)| r.kind.clone()), Some(RejectKind::ResourceExhausted));
-        let more: Properties = [("q".to_string(), Value::String("y".repeat(100)))].into_iter().collect();
+        let more: Properties = [("q".to_string(), Value::String("y".repeat(100).into()))].into_iter().collect();
         let merge = WriteOp::UpdateVertex { id: "a".into(), properties: more, merge: true, label: None };
         let outcome = state.apply(3, &record(false, vec![merge]), &mut changes);
         let (_, rejection) = outcome.first_rejection().expect("the merge would pass the limit");
@@ -830,7 +831,7 @@ mod tests {
     fn a_value_nested_too_deep_is_refused() {
         let mut state = ApplyState::new();
         let mut changes = Vec::new();
-        let deep = (0..MAX_VALUE_DEPTH).fold(Value::Int(1), |inner, _| Value::List(vec![inner]));
+        let deep = (0..MAX_VALUE_DEPTH).fold(Value::Int(1), |inner, _| Value::List([inner].into()));
         let properties: Properties = [("p".to_string(), deep)].into_iter().collect();
         let create = WriteOp::CreateVertex { id: "a".into(), label: "L".into(), properties };
         let outcome = state.apply(1, &record(false, vec![create]), &mut changes);
@@ -844,7 +845,7 @@ mod tests {
         let with_email = |id: &str| WriteOp::CreateVertex {
             id: id.into(),
             label: "User".into(),
-            properties: [("email", Value::String(format!("{id}@x")))].into_iter().collect(),
+            properties: [("email", Value::String(ecow::eco_format!("{id}@x")))].into_iter().collect(),
         };
         let outcome = state.apply(1, &record(true, vec![with_email("a"), with_email("b")]), &mut Vec::new());
         let vertices: Vec<Shared<Vertex>> = outcome

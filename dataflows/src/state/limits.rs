@@ -147,22 +147,22 @@ mod tests {
     use super::*;
 
     fn nested(levels: usize) -> Value {
-        (1..levels).fold(Value::Int(1), |inner, _| Value::List(vec![inner]))
+        (1..levels).fold(Value::Int(1), |inner, _| Value::List([inner].into()))
     }
 
     #[test]
     fn depth_counts_levels() {
         assert_eq!(Value::Int(3).depth(), 1);
-        assert_eq!(Value::List(vec![]).depth(), 1);
+        assert_eq!(Value::List([].into()).depth(), 1);
         assert_eq!(nested(5).depth(), 5);
-        let map = Value::Map([("a".to_string(), nested(3))].into_iter().collect());
+        let map = Value::Map(Box::new([("a".to_string(), nested(3))].into_iter().collect()));
         assert_eq!(map.depth(), 4);
     }
 
     #[test]
     fn size_grows_with_the_data() {
         let small = Value::String("x".into()).size_bytes();
-        let large = Value::String("x".repeat(1000)).size_bytes();
+        let large = Value::String("x".repeat(1000).into()).size_bytes();
         assert_eq!(large - small, 999);
     }
 }

@@ -170,20 +170,27 @@ impl EdgeKey {
     }
 }
 
+/// A string property value: 16 bytes, holding strings of up to 15 bytes inline, as [`Id`]
+/// does, so the short strings most properties hold cost no allocation of their own.
+pub type Text = ecow::EcoString;
+
 /// A property value.
 ///
 /// Totally ordered so that it can live in arrangements: doubles order by `f64::total_cmp`,
 /// and values of different kinds order by kind. (Query predicates compare by type instead;
 /// see the query path.)
+///
+/// 24 bytes: every property of every element holds one, so each kind keeps its payload in
+/// at most 16 (a boxed slice, not a vector's three words; a map, rare, behind a pointer).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Value {
-    String(String),
+    String(Text),
     Int(i64),
     Double(f64),
     Bool(bool),
-    Bytes(Vec<u8>),
-    List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    Bytes(Box<[u8]>),
+    List(Box<[Value]>),
+    Map(Box<BTreeMap<String, Value>>),
 }
 
 impl Value {
@@ -508,6 +515,12 @@ mod tests {
         assert_eq!(std::mem::size_of::<Name>(), 8);
         assert!(std::mem::size_of::<Edge>() + 8 <= 80, "an edge: {} bytes", std::mem::size_of::<Edge>());
         assert!(std::mem::size_of::<Vertex>() + 8 <= 64, "a vertex: {} bytes", std::mem::size_of::<Vertex>());
+    }
+
+    #[test]
+    fn a_value_is_24_bytes_and_holds_short_strings_inline() {
+        assert_eq!(std::mem::size_of::<Value>(), 24, "every property holds one");
+        assert_eq!(Value::String("fifteen-bytes!!".into()), Value::String(Text::from("fifteen-bytes!!")));
     }
 
     #[test]
