@@ -28,6 +28,7 @@ pub use engine::{
 
 // The graph's types and the records that change it.
 pub use state::graph::{Change, NamespaceSize, WholeGraph};
+pub use state::id_table::IdTable;
 pub use state::limits::{self, Capacities, Capacity, ElementLimits, MAX_VALUE_DEPTH};
 pub use state::model::{
     Edge, EdgeKey, Id, Lsn, Micros, Name, Namespace, NumberedEdge, Properties, Shared, Text, Value, Vertex, VertexKey,

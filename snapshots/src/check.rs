@@ -3,76 +3,14 @@
 //! (a snapshot is a whole graph, so an edge to a vertex it lacks is an error, not a
 //! reference into the running graph).
 
-use std::hash::BuildHasher;
-
-use ecow::EcoString;
-use foldhash::fast::FixedState;
-use hashbrown::HashTable;
+use prism_dataflows::IdTable;
 
 use crate::item::{Section, SnapshotItem};
 
-/// A set of ids, each held inline in the table's 16-byte slot (up to 15 bytes; longer ones on
-/// the heap): checking 10M ids costs no allocation per id (a `HashSet<String>` of clones made the
-/// check the slowest part of reading a snapshot), and a lookup that finds its id touches one
-/// slot (ids kept end to end in one string cost three cache misses a lookup, two of them
-/// into the string and its index, about a third of reading a 10M-edge file).
-#[derive(Default)]
-struct Ids {
-    table: HashTable<EcoString>,
-    hasher: FixedState,
-}
-
-impl Ids {
-    fn contains(&self, id: &str) -> bool {
-        self.table.find(self.hasher.hash_one(id), |held| held == id).is_some()
-    }
-
-    /// False when `id` was there already.
-    fn insert(&mut self, id: &str) -> bool {
-        let hasher = &self.hasher;
-        match self.table.entry(hasher.hash_one(id), |held| held == id, |held| hasher.hash_one(held.as_str())) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(EcoString::from(id));
-                true
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        self.table.clear();
-    }
-
-    /// Whether each of `ids` is held, looked up in the order of their buckets rather than as
-    /// given: a walk forwards through the table instead of a cache miss or two per id (the
-    /// edges' ends of a 10M-edge file, looked up one by one, were a third of reading it).
-    fn contain(&self, ids: &[&str]) -> Vec<bool> {
-        // The table's buckets are a power of two, at most 8/7 of its capacity, picked by the
-        // hash's low bits: shifting those to the top sorts by bucket.
-        let buckets = (self.table.capacity() * 8 / 7).max(2).next_power_of_two();
-        let shift = 64 - buckets.trailing_zeros();
-        let mut order: Vec<(u64, u64, usize)> = ids
-            .iter()
-            .enumerate()
-            .map(|(at, id)| {
-                let hash = self.hasher.hash_one(id);
-                (hash << shift, hash, at)
-            })
-            .collect();
-        order.sort_unstable_by_key(|&(bucket, _, _)| bucket);
-        let mut held = vec![false; ids.len()];
-        for (_, hash, at) in order {
-            held[at] = self.table.find(hash, |id| id == ids[at]).is_some();
-        }
-        held
-    }
-
-    /// Room for `more` ids, so that growing does not rehash them all.
-    fn reserve(&mut self, more: usize) {
-        let hasher = &self.hasher;
-        self.table.reserve(more, |held| hasher.hash_one(held.as_str()));
-    }
-}
+/// A set of ids: each held inline in the table's 16-byte slot, so checking 10M ids costs no
+/// allocation per id (a `HashSet<String>` of clones made the check the slowest part of
+/// reading a snapshot), and edges' ends looked up many at a time in bucket order.
+type Ids = IdTable<()>;
 
 /// An edge's ends, checked when its section closes: (record, edge id, from, to) as indexes
 /// into one string of them all.
@@ -171,13 +109,13 @@ impl SnapshotCheck {
             }
             SnapshotItem::Vertex(v) => {
                 self.counts.0 += 1;
-                if !self.vertex_ids.insert(&v.id) {
+                if !self.vertex_ids.insert(&v.id, ()) {
                     return Err(CheckError::Twice { record, kind: "vertex", id: v.id.clone() });
                 }
             }
             SnapshotItem::Edge(e) => {
                 self.counts.1 += 1;
-                if self.edge_ids.as_mut().is_some_and(|ids| !ids.insert(&e.id)) {
+                if self.edge_ids.as_mut().is_some_and(|ids| !ids.insert(&e.id, ())) {
                     return Err(CheckError::Twice { record, kind: "edge", id: e.id.clone() });
                 }
                 // Sections list their vertices first, as this crate writes them: an edge whose
@@ -203,9 +141,9 @@ impl SnapshotCheck {
     /// `ends`, in record order.
     fn settle(&mut self) {
         let ends: Vec<&str> = self.unsettled.iter().flat_map(|(_, _, from, to)| [from, to]).collect();
-        let held = self.vertex_ids.contain(&ends);
+        let held = self.vertex_ids.get_many(&ends);
         for ((record, id, from, to), both) in self.unsettled.iter().zip(held.chunks(2)) {
-            if both != [true, true] {
+            if both != [Some(()), Some(())] {
                 self.ends.push(record, id, from, to);
             }
         }
@@ -226,7 +164,7 @@ impl SnapshotCheck {
             }
         }
         for (record, id, from, to) in self.ends.iter() {
-            if let Some(end) = [from, to].into_iter().find(|end| !self.vertex_ids.contains(end)) {
+            if let Some(end) = [from, to].into_iter().find(|end| self.vertex_ids.get(end).is_none()) {
                 return Err(CheckError::MissingEnd { record, id: id.to_owned(), end: end.to_owned() });
             }
         }
@@ -279,23 +217,5 @@ mod tests {
         // A vertex of another section is no end.
         let elsewhere = [section(), vertex("a"), section(), vertex("b"), edge("e", "b", "a")];
         assert_eq!(check(&elsewhere), Err(CheckError::MissingEnd { record: 5, id: "e".into(), end: "a".into() }));
-    }
-
-    #[test]
-    fn ids_are_told_apart_exactly_through_growth() {
-        let mut ids = Ids::default();
-        for i in 0..50_000 {
-            assert!(ids.insert(&format!("v{i}")));
-        }
-        assert!(!ids.insert("v49999") && !ids.insert("v0"));
-        assert!(ids.insert("") && !ids.insert(""), "the empty id is an id");
-        assert!(ids.contains("v123") && !ids.contains("v50000") && !ids.contains("v1234567"));
-        let asked: Vec<String> = (0..2_000).map(|i| format!("v{}", i * 37 % 60_000)).collect();
-        let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
-        let held: Vec<bool> = asked.iter().map(|id| ids.contains(id)).collect();
-        assert_eq!(ids.contain(&asked), held, "ids looked up in bucket order, answered in the order asked");
-        assert!(held.contains(&true) && held.contains(&false));
-        ids.clear();
-        assert!(!ids.contains("v1") && ids.insert("v1"));
     }
 }

@@ -9,6 +9,7 @@
 #[cfg(test)]
 pub mod apply;
 pub mod graph;
+pub mod id_table;
 pub mod ids;
 pub mod limits;
 pub mod model;

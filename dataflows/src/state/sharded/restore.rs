@@ -14,8 +14,9 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::state::graph::WholeGraph;
+use crate::state::id_table::IdTable;
 use crate::state::ids::DenseId;
-use crate::state::model::{owner_of, Id, Namespace, VertexKey, VertexNumber};
+use crate::state::model::{owner_of, Namespace, VertexKey, VertexNumber};
 
 /// Where a restore's numbers start: per namespace restored, the first index each owner
 /// gives (its slab's end). A namespace the graph names but that is not listed was not
@@ -45,7 +46,7 @@ pub(super) fn numbering(
             Some(numbering) => numbering,
             None => {
                 let Some(starts) = restore.starts(&key.namespace) else { continue };
-                let fresh = Numbering { numbers: HashMap::default(), taken: vec![0; workers], starts: starts.to_vec() };
+                let fresh = Numbering { numbers: IdTable::default(), taken: vec![0; workers], starts: starts.to_vec() };
                 numberings.entry(key.namespace.clone()).or_insert(fresh)
             }
         };
@@ -57,25 +58,30 @@ pub(super) fn numbering(
 /// One namespace's vertex numbers.
 pub(super) struct Numbering {
     /// By a copy of the id, not a pointer to the vertex's: an id of up to 15 bytes is then
-    /// compared where the table holds it, one cache miss a lookup instead of two (every
-    /// edge's ends are looked up on every worker that holds one of them).
-    numbers: HashMap<Id, VertexNumber, RandomState>,
+    /// compared where the table holds it; every worker looks up every edge's ends, many at
+    /// a time in the table's order.
+    numbers: IdTable<VertexNumber>,
     /// Per owner, how many it numbered.
     taken: Vec<u64>,
     starts: Vec<DenseId>,
 }
 
 impl Numbering {
-    fn number(&mut self, namespace: &Namespace, id: &Id, workers: usize) {
-        let std::collections::hash_map::Entry::Vacant(slot) = self.numbers.entry(id.clone()) else { return };
+    fn number(&mut self, namespace: &Namespace, id: &str, workers: usize) {
         let owner = owner_of(VertexKey::route(namespace, id), workers);
         let start = self.starts.get(owner).copied().unwrap_or(0) as u64;
-        slot.insert(VertexNumber::new(start + self.taken[owner], owner, workers));
-        self.taken[owner] += 1;
+        if self.numbers.insert(id, VertexNumber::new(start + self.taken[owner], owner, workers)) {
+            self.taken[owner] += 1;
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<VertexNumber> {
-        self.numbers.get(id).copied()
+        self.numbers.get(id)
+    }
+
+    /// The numbers of `ids`, in the order asked.
+    pub fn get_many(&self, ids: &[&str]) -> Vec<Option<VertexNumber>> {
+        self.numbers.get_many(ids)
     }
 
     /// How many vertices `owner` numbered.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use crate::state::graph::{Change, WholeGraph};
+use crate::state::id_table::LOOKUPS_AT_ONCE;
 use crate::state::ids::{DenseId, Keyed, Slab};
 use crate::state::model::{
     owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
@@ -318,41 +319,56 @@ impl Shard {
             }
             changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex, 1)));
         }
-        for (key, edge) in &graph.edges {
-            let Some(numbering) = numberings.get(&key.namespace) else { continue };
-            let ns = &key.namespace;
-            // Owners by hash first: a number is looked up only where this worker needs it.
-            let mine = self.owns_edge(ns, &key.id);
-            let [from_here, to_here] = [&edge.from, &edge.to].map(|end| self.owns_vertex(ns, end));
-            if !(mine || from_here || to_here) {
-                continue;
-            }
-            let (Some(from), Some(to)) = (numbering.get(&edge.from), numbering.get(&edge.to)) else {
-                if mine {
-                    tracing::warn!(namespace = %ns, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+        // Ends are looked up a chunk of edges at a time, in the numbering table's order: one
+        // by one, each was a cache miss or two, a fifth of the workers' time in a bulk load.
+        let mut touching: Vec<(&EdgeKey, &Shared<Edge>, bool)> = Vec::with_capacity(LOOKUPS_AT_ONCE / 2);
+        for chunk in graph.edges.chunks(LOOKUPS_AT_ONCE / 2) {
+            touching.clear();
+            for (key, edge) in chunk {
+                // Owners by hash first: a number is looked up only where this worker needs it.
+                let ns = &key.namespace;
+                let mine = self.owns_edge(ns, &key.id);
+                if mine || self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to) {
+                    touching.push((key, edge, mine));
                 }
-                continue;
-            };
-            let owned = self.owned(ns);
-            if mine {
-                // An edge whose names are the ones shared here already (a loader that held
-                // each label once) is kept as it is, not copied.
-                let shared = Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
-                let body = if shared {
-                    edge.clone()
-                } else {
-                    let mut body = Edge::clone(edge);
-                    owned.names.share_in(&mut body.label, &mut body.properties);
-                    Shared::new(body)
-                };
-                let edge = NumberedEdge { from, to, edge: body };
-                if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
-                    tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
-                    continue;
-                }
-                changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
             }
-            owned.count_degrees([from, to], true, me, workers);
+            // Within a chunk, the namespaces of a graph's edges come in runs.
+            for run in touching.chunk_by(|(a, _, _), (b, _, _)| a.namespace == b.namespace) {
+                let Some(numbering) = numberings.get(&run[0].0.namespace) else { continue };
+                let ends: Vec<&str> =
+                    run.iter().flat_map(|(_, edge, _)| [edge.from.as_str(), edge.to.as_str()]).collect();
+                let numbers = numbering.get_many(&ends);
+                for (&(key, edge, mine), numbers) in run.iter().zip(numbers.chunks(2)) {
+                    let ns = &key.namespace;
+                    let [Some(from), Some(to)] = [numbers[0], numbers[1]] else {
+                        if mine {
+                            tracing::warn!(namespace = %ns, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+                        }
+                        continue;
+                    };
+                    let owned = self.owned(ns);
+                    if mine {
+                        // An edge whose names are the ones shared here already (a loader that
+                        // held each label once) is kept as it is, not copied.
+                        let shared =
+                            Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
+                        let body = if shared {
+                            edge.clone()
+                        } else {
+                            let mut body = Edge::clone(edge);
+                            owned.names.share_in(&mut body.label, &mut body.properties);
+                            Shared::new(body)
+                        };
+                        let edge = NumberedEdge { from, to, edge: body };
+                        if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
+                            tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
+                            continue;
+                        }
+                        changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
+                    }
+                    owned.count_degrees([from, to], true, me, workers);
+                }
+            }
         }
     }
 }
