@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::implementations::{ValBatcher, ValSpine};
+use differential_dataflow::trace::implementations::{KeyBatcher, ValBatcher, ValSpine};
 use differential_dataflow::trace::TraceReader;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 use crate::engine::subscriptions::Hub;
-use crate::read::query::{lookup_many, Indexes};
+use crate::read::query::{lookup_many, EdgeTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
@@ -449,18 +449,18 @@ fn apply_owned<'scope>(
     Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
-type EdgeIndex<'scope> = Arranged<'scope, TraceAgent<ValSpine<(Namespace, Shared<Edge>), (), Lsn, isize>>>;
+type EdgeIndex<'scope> = Arranged<'scope, EdgeTrace>;
 
 /// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
 /// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
 fn edge_by_key<'scope>(edges: VecCollection<'scope, Lsn, ((Namespace, Shared<Edge>), ())>) -> EdgeIndex<'scope> {
     type Update = (((Namespace, Shared<Edge>), ()), Lsn, isize);
     let by_key = Exchange::new(|(((namespace, edge), ()), _, _): &Update| EdgeKey::route(namespace, &edge.id));
-    arrange_core::<_, _, ValBatcher<(Namespace, Shared<Edge>), (), Lsn, isize>, _>(
+    arrange_core::<_, _, KeyBatcher<(Namespace, Shared<Edge>), Lsn, isize>, _>(
         edges.inner,
         by_key,
         "EdgeByKey",
-        ValBatcher::new,
+        KeyBatcher::new,
     )
 }
 

@@ -23,7 +23,7 @@ use crate::engine::reply::Reply;
 use crate::engine::requests::{self, Request, Response, ServeState};
 use crate::engine::subscriptions::Hub;
 use crate::engine::{EngineError, Shared, Submission, Work, RELEASE_MEMORY_EVERY};
-use crate::read::query::{GraphTrace, Indexes};
+use crate::read::query::Indexes;
 use crate::state::graph::WholeGraph;
 use crate::state::model::{owner_of, Lsn, Namespace};
 use crate::state::request_ids::{First, RequestIds};
@@ -296,7 +296,10 @@ const COUNT_RECORDS_EVERY: Duration = Duration::from_secs(1);
 /// The updates each of this worker's shards holds, in `ARRANGEMENTS` order: the sum of its
 /// batches' lengths (no walk over the updates).
 fn count_records(indexes: &mut Indexes) -> [u64; 4] {
-    fn count<K: Ord + Clone + 'static, V: Ord + Clone + 'static>(trace: &mut GraphTrace<K, V>) -> u64 {
+    fn count<Tr: TraceReader<Time = Lsn>>(trace: &mut Tr) -> u64
+    where
+        Tr::Batch: SpineBatch,
+    {
         let batches = trace.batches_through(Antichain::new().borrow()).unwrap_or_default();
         batches.iter().map(|batch| batch.len() as u64).sum()
     }

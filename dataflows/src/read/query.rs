@@ -5,8 +5,8 @@
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::cursor::{cursor_list, Cursor};
-use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::trace::cursor::{cursor_list, Cursor, Navigable};
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::trace::TraceReader;
 use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
@@ -14,8 +14,12 @@ use timely::progress::Antichain;
 use crate::read::filter::Filter;
 use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
 
-/// A trace of `key -> value` at LSN times, as every graph arrangement is.
+/// A trace of `key -> value` at LSN times, as every graph arrangement but the edge index is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
+
+/// The edge index: each edge in its namespace, the edge itself the key and nothing its
+/// value, so a batch keeps no value offsets (4 bytes an edge).
+pub type EdgeTrace = TraceAgent<KeySpine<(Namespace, Shared<Edge>), Lsn, isize>>;
 
 /// The arrangements a worker reads queries from: its shard of each.
 #[derive(Clone)]
@@ -23,7 +27,7 @@ pub struct Indexes {
     /// Vertex by key.
     pub vertices: GraphTrace<VertexKey, Shared<Vertex>>,
     /// Edge by key: each edge in its namespace, the edge itself the key (see `lookup_edge`).
-    pub edges: GraphTrace<(Namespace, Shared<Edge>), ()>,
+    pub edges: EdgeTrace,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
@@ -241,7 +245,7 @@ where
 
 /// The edge with `key` as of `lsn`. The index holds edges as keys, ordered by namespace and
 /// then id: the search starts at the least edge with the id and reads the versions there.
-fn lookup_edge(trace: &mut GraphTrace<(Namespace, Shared<Edge>), ()>, key: &EdgeKey, lsn: Lsn) -> Option<Shared<Edge>> {
+fn lookup_edge(trace: &mut EdgeTrace, key: &EdgeKey, lsn: Lsn) -> Option<Shared<Edge>> {
     let batches = trace.batches_through(Antichain::new().borrow())?;
     let (mut cursor, storage) = cursor_list(batches);
     cursor.seek_key(&storage, &(key.namespace.clone(), Shared::new(Edge::least_with_id(&key.id))));
@@ -271,11 +275,22 @@ where
     found
 }
 
-/// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order.
-pub fn scan<K, V>(trace: &mut GraphTrace<K, V>, lsn: Lsn, mut found: impl FnMut(&K, &V))
+/// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order: of a
+/// [`GraphTrace`], or of the edge index, whose values are `()`.
+pub fn scan<Tr, K, V>(trace: &mut Tr, lsn: Lsn, mut found: impl FnMut(&K, &V))
 where
-    K: Ord + Clone + 'static,
-    V: Ord + Clone + 'static,
+    Tr: TraceReader<Time = Lsn>,
+    Tr::Batch: Navigable,
+    for<'a> <Tr::Batch as Navigable>::Cursor: Cursor<
+        Key<'a> = &'a K,
+        Val<'a> = &'a V,
+        TimeGat<'a> = &'a Lsn,
+        DiffGat<'a> = &'a isize,
+        Time = Lsn,
+        Diff = isize,
+    >,
+    K: 'static,
+    V: 'static,
 {
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
