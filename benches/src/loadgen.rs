@@ -7,13 +7,13 @@
 //! - GetVertex and CreateVertex latency (one call at a time) and throughput (`--concurrency`
 //!   calls in flight; CreateVertex is durable and applied when answered);
 //! - the batch load rate;
-//! - the server's resident memory per vertex.
+//! - the server's resident memory per vertex, right after the load and once settled.
 //!
 //! Run: `cargo run --release -p prism-benches --bin prism-loadgen -- --vertices 1000000`
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use prism_benches::harness::{self, measure, rss_bytes, spawn_server, Run};
@@ -160,6 +160,16 @@ async fn main() -> anyhow::Result<()> {
             after as f64 / 1048576.0,
             (after.saturating_sub(before)) as f64 / args.vertices as f64
         );
+        // Again once idle past the workers' 10 s release of the pages their threads freed:
+        // the figure above still holds what the load's batches and merges freed.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        if let Some(settled) = pid.and_then(rss_bytes) {
+            println!(
+                "resident memory settled (idle 12 s): {:.0} MiB = {:.0} bytes per vertex",
+                settled as f64 / 1048576.0,
+                (settled.saturating_sub(before)) as f64 / args.vertices as f64
+            );
+        }
     }
 
     let n = args.vertices as u64;
