@@ -215,10 +215,10 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
             }))
             .map_err(|e| fail(&e))?;
         for vertex in vertices {
-            writer.write(&SnapshotItem::Vertex(SnapshotVertex::of(vertex))).map_err(|e| fail(&e))?;
+            writer.write_vertex(vertex).map_err(|e| fail(&e))?;
         }
         for edge in edges {
-            writer.write(&SnapshotItem::Edge(SnapshotEdge::of(edge))).map_err(|e| fail(&e))?;
+            writer.write_edge(edge).map_err(|e| fail(&e))?;
         }
         for remembered in request_ids {
             let request = SnapshotRequest {

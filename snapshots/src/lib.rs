@@ -10,6 +10,7 @@
 //! Like the connectors, this crate knows bytes and files, not timely.
 
 mod check;
+mod element_records;
 mod format;
 mod item;
 mod reader;

@@ -5,9 +5,9 @@ use std::io::{BufWriter, Write};
 use prost::Message;
 
 use crate::format::{Compression, Encoding};
-use crate::item::SnapshotItem;
+use crate::item::{SnapshotEdge, SnapshotItem, SnapshotVertex};
 use crate::reader::SnapshotError;
-use crate::records;
+use crate::{element_records, records};
 
 pub struct SnapshotWriter {
     output: Output,
@@ -79,6 +79,31 @@ impl SnapshotWriter {
                 output.write_all(b"\n")?;
             }
         }
+        Ok(())
+    }
+
+    /// Writes a vertex of the engine's, as `write` would its [`SnapshotVertex::of`], without
+    /// copying it into one first.
+    pub fn write_vertex(&mut self, vertex: &prism_dataflows::Vertex) -> Result<(), SnapshotError> {
+        match self.encoding {
+            Encoding::Protobuf => self.write_encoded(|buffer| element_records::vertex(vertex, buffer)),
+            Encoding::JsonLines => self.write(&SnapshotItem::Vertex(SnapshotVertex::of(vertex))),
+        }
+    }
+
+    /// Writes an edge of the engine's, as `write` would its [`SnapshotEdge::of`], without
+    /// copying it into one first.
+    pub fn write_edge(&mut self, edge: &prism_dataflows::Edge) -> Result<(), SnapshotError> {
+        match self.encoding {
+            Encoding::Protobuf => self.write_encoded(|buffer| element_records::edge(edge, buffer)),
+            Encoding::JsonLines => self.write(&SnapshotItem::Edge(SnapshotEdge::of(edge))),
+        }
+    }
+
+    fn write_encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), SnapshotError> {
+        self.buffer.clear();
+        encode(&mut self.buffer);
+        self.output.writer().write_all(&self.buffer)?;
         Ok(())
     }
 
