@@ -56,7 +56,10 @@ impl SnapshotWriter {
             Compression::None => Output::Plain(sink),
             Compression::Gzip => Output::Gzip(flate2::write::GzEncoder::new(sink, flate2::Compression::fast())),
             Compression::Zstd => {
-                let mut encoder = zstd::Encoder::new(sink, 3)?;
+                // Level 1: on a 10M-edge graph's records it is 1.7x as fast as the default
+                // level 3 and compresses them as well (110 MB against 112), and a checkpoint
+                // before SERVING waits on it.
+                let mut encoder = zstd::Encoder::new(sink, 1)?;
                 // Compressed on a thread of zstd's own while this one encodes the records.
                 encoder.multithread(1)?;
                 Output::Zstd(encoder)
