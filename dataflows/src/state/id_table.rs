@@ -47,6 +47,36 @@ impl<V: Copy> IdTable<V> {
     /// What each of `ids` maps to, in the order asked, looked up in the order of the
     /// buckets they land in.
     pub fn get_many(&self, ids: &[&str]) -> Vec<Option<V>> {
+        let mut found = vec![None; ids.len()];
+        for (hash, at) in self.bucket_order(ids) {
+            let id = ids[at];
+            found[at] = self.table.find(hash, |(held, _)| held == id).map(|(_, value)| *value);
+        }
+        found
+    }
+
+    /// Maps each of `ids` to `value`, in the order of the buckets they land in; answers, in
+    /// the order asked, whether each was new (an id given twice is new the first time).
+    pub fn insert_many(&mut self, ids: &[&str], value: V) -> Vec<bool> {
+        // Room first: growing midway would move the buckets the order was sorted by.
+        self.reserve(ids.len());
+        let mut inserted = vec![false; ids.len()];
+        for (hash, at) in self.bucket_order(ids) {
+            let id = ids[at];
+            let hasher = &self.hasher;
+            if let hashbrown::hash_table::Entry::Vacant(slot) =
+                self.table.entry(hash, |(held, _)| held == id, |(held, _)| hasher.hash_one(held.as_str()))
+            {
+                slot.insert((Id::from(id), value));
+                inserted[at] = true;
+            }
+        }
+        inserted
+    }
+
+    /// Each id's hash and place in `ids`, sorted by the bucket it lands in and then by its
+    /// place (so of an id given twice, the first comes first).
+    fn bucket_order(&self, ids: &[&str]) -> Vec<(u64, usize)> {
         // The buckets are a power of two, at most 8/7 of the capacity, picked by the hash's
         // low bits: shifting those to the top sorts by bucket.
         let buckets = (self.table.capacity() * 8 / 7).max(2).next_power_of_two();
@@ -59,13 +89,8 @@ impl<V: Copy> IdTable<V> {
                 (hash << shift, hash, at as u32)
             })
             .collect();
-        order.sort_unstable_by_key(|&(bucket, _, _)| bucket);
-        let mut found = vec![None; ids.len()];
-        for (_, hash, at) in order {
-            let id = ids[at as usize];
-            found[at as usize] = self.table.find(hash, |(held, _)| held == id).map(|(_, value)| *value);
-        }
-        found
+        order.sort_unstable_by_key(|&(bucket, _, at)| (bucket, at));
+        order.into_iter().map(|(_, hash, at)| (hash, at as usize)).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -110,6 +135,15 @@ mod tests {
         let one_by_one: Vec<Option<u32>> = asked.iter().map(|id| table.get(id)).collect();
         assert_eq!(table.get_many(&asked), one_by_one);
         assert_eq!(table.len(), 50_001);
+        // Many at once: new ones, ones held already, and one given twice in the batch.
+        let batch = ["n1", "v7", "n2", "n1", "", "n3"];
+        assert_eq!(table.insert_many(&batch, 5), [true, false, true, false, false, true]);
+        assert_eq!((table.get("n1"), table.get("v7"), table.get("n3")), (Some(5), Some(7), Some(5)));
+        let many: Vec<String> = (0..100_000).map(|i| format!("m{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(table.insert_many(&many, 1).iter().all(|new| *new));
+        assert_eq!(table.len(), 150_004);
+        assert!(many.iter().all(|id| table.get(id) == Some(1)));
         table.clear();
         assert!(table.is_empty() && table.get("v1").is_none() && table.insert("v1", 1));
     }
