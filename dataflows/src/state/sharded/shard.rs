@@ -339,37 +339,50 @@ impl Shard {
                     run.iter().flat_map(|(_, edge, _)| [edge.from.as_str(), edge.to.as_str()]).collect();
                 let numbers = numbering.get_many(&ends);
                 for (&(key, edge, mine), numbers) in run.iter().zip(numbers.chunks(2)) {
-                    let ns = &key.namespace;
                     let [Some(from), Some(to)] = [numbers[0], numbers[1]] else {
                         if mine {
-                            tracing::warn!(namespace = %ns, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+                            tracing::warn!(namespace = %key.namespace, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
                         }
                         continue;
                     };
-                    let owned = self.owned(ns);
-                    if mine {
-                        // An edge whose names are the ones shared here already (a loader that
-                        // held each label once) is kept as it is, not copied.
-                        let shared =
-                            Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
-                        let body = if shared {
-                            edge.clone()
-                        } else {
-                            let mut body = Edge::clone(edge);
-                            owned.names.share_in(&mut body.label, &mut body.properties);
-                            Shared::new(body)
-                        };
-                        let edge = NumberedEdge { from, to, edge: body };
-                        if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
-                            tracing::error!(namespace = %ns, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
-                            continue;
-                        }
-                        changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
-                    }
-                    owned.count_degrees([from, to], true, me, workers);
+                    self.restore_edge(lsn, key, edge, mine, [from, to], changes);
                 }
             }
         }
+    }
+
+    /// One restored edge with its ends' numbers: kept here if its id is `mine`, and counted
+    /// in the degrees of its ends held here.
+    fn restore_edge(
+        &mut self,
+        lsn: Lsn,
+        key: &EdgeKey,
+        edge: &Shared<Edge>,
+        mine: bool,
+        [from, to]: [VertexNumber; 2],
+        changes: &mut Vec<(Lsn, Change)>,
+    ) {
+        let (me, workers) = (self.me, self.workers);
+        let owned = self.owned(&key.namespace);
+        if mine {
+            // An edge whose names are the ones shared here already (a loader that held each
+            // label once) is kept as it is, not copied.
+            let shared = Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
+            let body = if shared {
+                edge.clone()
+            } else {
+                let mut body = Edge::clone(edge);
+                owned.names.share_in(&mut body.label, &mut body.properties);
+                Shared::new(body)
+            };
+            let edge = NumberedEdge { from, to, edge: body };
+            if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
+                tracing::error!(namespace = %key.namespace, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
+                return;
+            }
+            changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
+        }
+        owned.count_degrees([from, to], true, me, workers);
     }
 }
 
