@@ -461,9 +461,9 @@ impl Run {
         let namespace = &self.namespace;
         let filter = algorithm.filter();
         let mut members = Vec::new();
-        scan(&mut indexes.vertices, self.lsn, |key, vertex| {
-            if key.namespace == *namespace && filter.is_none_or(|f| f.matches_vertex(vertex)) {
-                members.push((vertex.number, key.id.clone()));
+        scan(&mut indexes.vertices, self.lsn, |(ns, vertex), ()| {
+            if ns == namespace && filter.is_none_or(|f| f.matches_vertex(vertex)) {
+                members.push((vertex.number, vertex.id.clone()));
             }
         });
         members.sort_unstable_by_key(|(number, _)| *number);

@@ -39,11 +39,11 @@ use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 use crate::engine::subscriptions::Hub;
-use crate::read::query::{lookup_many, EdgeTrace, Indexes};
+use crate::read::query::{lookup_many, ByIdTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
-    AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
+    AdjacencyKey, Adjacent, ById, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
@@ -281,8 +281,8 @@ pub(crate) fn build(
         feed_subscriptions(applied.subscribed, hub, always, forwarding.clone(), one_process);
         let edges = applied.edges;
 
-        let vertex_index = applied.vertices.arrange_by_key_named("VertexByKey");
-        let edge_index = edge_by_key(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())));
+        let vertex_index = by_id(applied.vertices.map(|(key, vertex)| ((key.namespace, vertex), ())), "VertexByKey");
+        let edge_index = by_id(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())), "EdgeByKey");
         let out_index = adjacency(
             edges.clone().map(|(key, NumberedEdge { from, to, edge })| {
                 (AdjacencyKey { number: from, namespace: key.namespace }, Adjacent { neighbour: to, edge })
@@ -449,17 +449,20 @@ fn apply_owned<'scope>(
     Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
-type EdgeIndex<'scope> = Arranged<'scope, EdgeTrace>;
-
-/// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
-/// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
-fn edge_by_key<'scope>(edges: VecCollection<'scope, Lsn, ((Namespace, Shared<Edge>), ())>) -> EdgeIndex<'scope> {
-    type Update = (((Namespace, Shared<Edge>), ()), Lsn, isize);
-    let by_key = Exchange::new(|(((namespace, edge), ()), _, _): &Update| EdgeKey::route(namespace, &edge.id));
-    arrange_core::<_, _, KeyBatcher<(Namespace, Shared<Edge>), Lsn, isize>, _>(
-        edges.inner,
+/// Arranges elements by themselves: a vertex or an edge orders by its id first, so the
+/// element is its own key and its id is held once. Exchanged by its key's hash, where
+/// `Query::GetVertex` and `Query::GetEdge` route.
+fn by_id<'scope, T: ById>(
+    elements: VecCollection<'scope, Lsn, ((Namespace, Shared<T>), ())>,
+    name: &str,
+) -> Arranged<'scope, ByIdTrace<T>> {
+    type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
+    let by_key =
+        Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| EdgeKey::route(namespace, element.id()));
+    arrange_core::<_, _, KeyBatcher<(Namespace, Shared<T>), Lsn, isize>, _>(
+        elements.inner,
         by_key,
-        "EdgeByKey",
+        name,
         KeyBatcher::new,
     )
 }

@@ -12,22 +12,22 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{AdjacencyKey, Adjacent, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
+use crate::state::model::{AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
 
 /// A trace of `key -> value` at LSN times, as every graph arrangement but the edge index is.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 
-/// The edge index: each edge in its namespace, the edge itself the key and nothing its
-/// value, so a batch keeps no value offsets (4 bytes an edge).
-pub type EdgeTrace = TraceAgent<KeySpine<(Namespace, Shared<Edge>), Lsn, isize>>;
+/// A trace of elements each held as its own key in its namespace, with nothing for a value
+/// ([`ById`]): the element's id is stored once, in it, and a batch keeps no value offsets.
+pub type ByIdTrace<T> = TraceAgent<KeySpine<(Namespace, Shared<T>), Lsn, isize>>;
 
 /// The arrangements a worker reads queries from: its shard of each.
 #[derive(Clone)]
 pub struct Indexes {
-    /// Vertex by key.
-    pub vertices: GraphTrace<VertexKey, Shared<Vertex>>,
-    /// Edge by key: each edge in its namespace, the edge itself the key (see `lookup_edge`).
-    pub edges: EdgeTrace,
+    /// Vertex by key: each vertex in its namespace, the vertex itself the key.
+    pub vertices: ByIdTrace<Vertex>,
+    /// Edge by key, likewise.
+    pub edges: ByIdTrace<Edge>,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
@@ -129,7 +129,7 @@ impl Query {
     pub fn answer(&self, indexes: &mut Indexes, lsn: Lsn) -> Answer {
         match self {
             Query::GetVertex { key, include_edges, max_edges } => {
-                let Some(vertex) = lookup(&mut indexes.vertices, key, lsn).into_iter().next() else {
+                let Some(vertex) = lookup_one(&mut indexes.vertices, &key.namespace, &key.id, lsn) else {
                     return Answer::Vertex(None);
                 };
                 let mut edges = Vec::new();
@@ -154,12 +154,13 @@ impl Query {
                 }
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
-            Query::GetEdge { key } => Answer::Edge(lookup_edge(&mut indexes.edges, key, lsn)),
+            Query::GetEdge { key } => Answer::Edge(lookup_one(&mut indexes.edges, &key.namespace, &key.id, lsn)),
             Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {
                 // The vertices give their numbers, which key their edges.
                 let mut numbered = Vec::with_capacity(keys.len());
                 let mut present = vec![false; keys.len()];
-                lookup_many(&mut indexes.vertices, keys, lsn, |i, vertex| {
+                let ids: Vec<(&Namespace, &str)> = keys.iter().map(|k| (&k.namespace, k.id.as_str())).collect();
+                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, vertex| {
                     present[i] = true;
                     numbered.push((AdjacencyKey { number: vertex.number, namespace: keys[i].namespace.clone() }, i));
                 });
@@ -197,15 +198,16 @@ impl Query {
             }
             Query::Vertices { keys } => {
                 let mut found = vec![None; keys.len()];
-                lookup_many(&mut indexes.vertices, keys, lsn, |i, v| found[i] = Some(v.clone()));
+                let ids: Vec<(&Namespace, &str)> = keys.iter().map(|k| (&k.namespace, k.id.as_str())).collect();
+                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, v| found[i] = Some(v.clone()));
                 Answer::Vertices(found)
             }
             Query::Shard { namespace, .. } => {
                 let wanted = |ns: &Namespace| namespace.as_ref().is_none_or(|namespace| namespace == ns);
                 let (mut vertices, mut edges) = (Vec::new(), Vec::new());
-                scan(&mut indexes.vertices, lsn, |key, vertex| {
-                    if wanted(&key.namespace) {
-                        vertices.push((key.clone(), vertex.clone()));
+                scan(&mut indexes.vertices, lsn, |(ns, vertex), ()| {
+                    if wanted(ns) {
+                        vertices.push((VertexKey::new(ns, &vertex.id), vertex.clone()));
                     }
                 });
                 scan(&mut indexes.edges, lsn, |(ns, edge), ()| {
@@ -243,35 +245,46 @@ where
     }
 }
 
-/// The edge with `key` as of `lsn`. The index holds edges as keys, ordered by namespace and
-/// then id: the search starts at the least edge with the id and reads the versions there.
-fn lookup_edge(trace: &mut EdgeTrace, key: &EdgeKey, lsn: Lsn) -> Option<Shared<Edge>> {
-    let batches = trace.batches_through(Antichain::new().borrow())?;
+/// Calls `found(index, element)` with the element live as of `lsn` of each of `keys`
+/// (namespace and id), reading the trace with one cursor, keys visited in order. The index
+/// holds elements as keys, ordered by namespace and then id: each search starts at the
+/// least element with the id and reads the versions there.
+pub fn lookup_by_id<T: ById>(
+    trace: &mut ByIdTrace<T>,
+    keys: &[(&Namespace, &str)],
+    lsn: Lsn,
+    mut found: impl FnMut(usize, &Shared<T>),
+) {
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return;
+    };
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
     let (mut cursor, storage) = cursor_list(batches);
-    cursor.seek_key(&storage, &(key.namespace.clone(), Shared::new(Edge::least_with_id(&key.id))));
-    while let Some((namespace, edge)) = cursor.get_key(&storage) {
-        if *namespace != key.namespace || edge.id != key.id {
-            return None;
+    for index in order {
+        let (namespace, id) = keys[index];
+        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(T::least_with_id(id))));
+        while let Some((held_in, element)) = cursor.get_key(&storage) {
+            if held_in != namespace || element.id() != id {
+                break;
+            }
+            let mut live = false;
+            live_vals(&mut cursor, &storage, lsn, |()| live = true);
+            if live {
+                // The cursor stays on it, where a repeated key finds it again.
+                cursor.rewind_vals(&storage);
+                found(index, element);
+                break;
+            }
+            cursor.step_key(&storage);
         }
-        let mut live = false;
-        live_vals(&mut cursor, &storage, lsn, |()| live = true);
-        if live {
-            return Some(edge.clone());
-        }
-        cursor.step_key(&storage);
     }
-    None
 }
 
-/// The values of `key` in `trace` as of `lsn`: those whose updates at times up to `lsn` sum
-/// to a positive count.
-pub fn lookup<K, V>(trace: &mut GraphTrace<K, V>, key: &K, lsn: Lsn) -> Vec<V>
-where
-    K: Ord + Clone + 'static,
-    V: Ord + Clone + 'static,
-{
-    let mut found = Vec::new();
-    lookup_many(trace, std::slice::from_ref(key), lsn, |_, v| found.push(v.clone()));
+/// The element with `key` (namespace and id) as of `lsn`.
+fn lookup_one<T: ById>(trace: &mut ByIdTrace<T>, namespace: &Namespace, id: &str, lsn: Lsn) -> Option<Shared<T>> {
+    let mut found = None;
+    lookup_by_id(trace, &[(namespace, id)], lsn, |_, element| found = Some(element.clone()));
     found
 }
 

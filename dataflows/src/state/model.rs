@@ -446,13 +446,56 @@ pub type Shared<T> = triomphe::Arc<T>;
 /// is held once per process however many indexes point at it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Vertex {
-    /// First, so that versions order as integers in the arrangements' merges.
-    pub number: VertexNumber,
+    /// First: `VertexByKey` holds each vertex as its own key, found by its id.
     pub id: Id,
+    pub number: VertexNumber,
     pub label: Name,
     pub properties: Properties,
     pub created_at: Micros,
     pub updated_at: Micros,
+}
+
+impl Vertex {
+    /// The least vertex with id `id`: every version of that vertex orders after it and before
+    /// any vertex with a greater id, so a search of vertices ordered by id starts here.
+    pub fn least_with_id(id: &str) -> Vertex {
+        Vertex {
+            id: id.into(),
+            number: VertexNumber(0),
+            label: Name::from(""),
+            properties: Properties::new(),
+            created_at: Micros::MIN,
+            updated_at: Micros::MIN,
+        }
+    }
+}
+
+/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`,
+/// `VertexByKey`): the id is stored once, in the element.
+pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
+    fn id(&self) -> &str;
+    /// The least element with id `id`, where a search for it starts.
+    fn least_with_id(id: &str) -> Self;
+}
+
+impl ById for Vertex {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn least_with_id(id: &str) -> Self {
+        Vertex::least_with_id(id)
+    }
+}
+
+impl ById for Edge {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn least_with_id(id: &str) -> Self {
+        Edge::least_with_id(id)
+    }
 }
 
 /// An edge as stored, shared like [`Vertex`]. Its endpoints' numbers are not in it: they
