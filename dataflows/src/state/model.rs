@@ -265,6 +265,13 @@ impl std::hash::Hash for Value {
 pub struct Name(Shared<Box<str>>);
 
 impl Name {
+    /// The empty name, one copy for the process: a search key's label (`least_with_id`),
+    /// built on every lookup by id, allocates nothing.
+    pub fn empty() -> Name {
+        static EMPTY: std::sync::LazyLock<Name> = std::sync::LazyLock::new(|| Name::from(""));
+        EMPTY.clone()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -462,7 +469,7 @@ impl Vertex {
         Vertex {
             id: id.into(),
             number: VertexNumber(0),
-            label: Name::from(""),
+            label: Name::empty(),
             properties: Properties::new(),
             created_at: Micros::MIN,
             updated_at: Micros::MIN,
@@ -518,7 +525,7 @@ impl Edge {
     pub fn least_with_id(id: &str) -> Edge {
         Edge {
             id: id.into(),
-            label: Name::from(""),
+            label: Name::empty(),
             from: Id::default(),
             to: Id::default(),
             properties: Properties::new(),
