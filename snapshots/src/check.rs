@@ -77,8 +77,8 @@ pub struct SnapshotCheck {
     ends: Ends,
 }
 
-/// Edges whose ends are looked for at once.
-const ENDS_AT_ONCE: usize = 1 << 15;
+/// Edges whose ends are looked for at once: two ids each.
+const ENDS_AT_ONCE: usize = Ids::LOOKUPS_AT_ONCE / 2;
 
 impl SnapshotCheck {
     pub fn new() -> Self {

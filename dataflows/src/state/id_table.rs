@@ -27,6 +27,11 @@ impl<V> Default for IdTable<V> {
 }
 
 impl<V: Copy> IdTable<V> {
+    /// How many ids a pass asks of [`IdTable::get_many`] or [`IdTable::insert_many`] at
+    /// once: enough that the sorted ids walk the table forwards, few enough that the order
+    /// and answers stay in the cache.
+    pub const LOOKUPS_AT_ONCE: usize = 1 << 15;
+
     /// Maps `id` to `value`; false, leaving its first value, when `id` was there already.
     pub fn insert(&mut self, id: &str, value: V) -> bool {
         let hasher = &self.hasher;
@@ -111,10 +116,6 @@ impl<V: Copy> IdTable<V> {
         self.table.reserve(more, |(held, _)| hasher.hash_one(held.as_str()));
     }
 }
-
-/// How many ids a pass asks of [`IdTable::get_many`] at once: enough that the sorted ids
-/// walk the table forwards, few enough that the order and answers stay in the cache.
-pub const LOOKUPS_AT_ONCE: usize = 1 << 15;
 
 #[cfg(test)]
 mod tests {

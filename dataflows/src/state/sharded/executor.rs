@@ -113,7 +113,7 @@ impl Executor {
             restore.starts.push((namespace.clone(), starts));
         }
         let numberings = numbering(graph, &restore, self.workers);
-        for (namespace, numbering) in &numberings {
+        for (namespace, numbering) in &numberings.namespaces {
             let kept = self.kept.entry(namespace.clone()).or_default();
             for owner in 0..self.workers {
                 let taken = numbering.taken(owner);
@@ -121,12 +121,15 @@ impl Executor {
                 kept.count[0] += taken;
             }
         }
-        for (key, edge) in &graph.edges {
-            let Some(numbering) = numberings.get(&key.namespace) else { continue };
-            if numbering.get(&edge.from).is_some() && numbering.get(&edge.to).is_some() {
-                self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
-            }
-        }
+        numberings.edges_with_ends(
+            &graph.edges,
+            |(key, edge)| (&key.namespace, &**edge),
+            |(key, _), ends| {
+                if ends.is_some() {
+                    self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
+                }
+            },
+        );
         restore
     }
 }

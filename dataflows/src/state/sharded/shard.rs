@@ -11,7 +11,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use crate::state::graph::{Change, WholeGraph};
-use crate::state::id_table::LOOKUPS_AT_ONCE;
+use crate::state::id_table::IdTable;
 use crate::state::ids::{DenseId, Keyed, Slab};
 use crate::state::model::{
     owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
@@ -293,16 +293,14 @@ impl Shard {
     pub fn restore(&mut self, lsn: Lsn, restore: &Restore, graph: &WholeGraph, changes: &mut Vec<(Lsn, Change)>) {
         let (me, workers) = (self.me, self.workers);
         let numberings = numbering(graph, restore, workers);
-        for (namespace, numbering) in &numberings {
+        for (namespace, numbering) in &numberings.namespaces {
             let owned = self.owned(namespace);
             owned.vertices.reserve(numbering.taken(me) as usize);
             // Edges shard evenly by id: this worker's share, and a little more.
             owned.edges.reserve(graph.edges.len() / workers + graph.edges.len() / (workers * 32));
         }
-        for (key, vertex) in &graph.vertices {
-            let Some(number) = numberings.get(&key.namespace).and_then(|numbering| numbering.get(&key.id)) else {
-                continue;
-            };
+        for ((key, vertex), number) in graph.vertices.iter().zip(&numberings.vertices) {
+            let Some(number) = *number else { continue };
             if number.owner(workers) != me {
                 continue;
             }
@@ -311,7 +309,8 @@ impl Shard {
             vertex.number = number;
             owned.names.share_in(&mut vertex.label, &mut vertex.properties);
             let vertex = Shared::new(vertex);
-            // A vertex given twice keeps its first number, and its first version.
+            // A vertex given twice keeps its first number, and its first version (the
+            // numbering gave the repeat none).
             let Some(slot) = owned.vertices.push(VertexSlot { vertex: vertex.clone(), degree: 0 }) else { continue };
             if slot != slot_of(number, workers) {
                 tracing::error!(vertex = %vertex.id, "a restored vertex's number differs from its slot here");
@@ -319,35 +318,27 @@ impl Shard {
             }
             changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex, 1)));
         }
-        // Ends are looked up a chunk of edges at a time, in the numbering table's order: one
-        // by one, each was a cache miss or two, a fifth of the workers' time in a bulk load.
-        let mut touching: Vec<(&EdgeKey, &Shared<Edge>, bool)> = Vec::with_capacity(LOOKUPS_AT_ONCE / 2);
-        for chunk in graph.edges.chunks(LOOKUPS_AT_ONCE / 2) {
+        // Owners by hash first: numbers are looked up only where this worker needs them.
+        let mut touching: Vec<(&EdgeKey, &Shared<Edge>, bool)> = Vec::new();
+        for chunk in graph.edges.chunks(IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2) {
             touching.clear();
             for (key, edge) in chunk {
-                // Owners by hash first: a number is looked up only where this worker needs it.
                 let ns = &key.namespace;
                 let mine = self.owns_edge(ns, &key.id);
                 if mine || self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to) {
                     touching.push((key, edge, mine));
                 }
             }
-            // Within a chunk, the namespaces of a graph's edges come in runs.
-            for run in touching.chunk_by(|(a, _, _), (b, _, _)| a.namespace == b.namespace) {
-                let Some(numbering) = numberings.get(&run[0].0.namespace) else { continue };
-                let ends: Vec<&str> =
-                    run.iter().flat_map(|(_, edge, _)| [edge.from.as_str(), edge.to.as_str()]).collect();
-                let numbers = numbering.get_many(&ends);
-                for (&(key, edge, mine), numbers) in run.iter().zip(numbers.chunks(2)) {
-                    let [Some(from), Some(to)] = [numbers[0], numbers[1]] else {
-                        if mine {
-                            tracing::warn!(namespace = %key.namespace, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
-                        }
-                        continue;
-                    };
-                    self.restore_edge(lsn, key, edge, mine, [from, to], changes);
-                }
+            fn edge_of<'a>((key, edge, _): &'a (&EdgeKey, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
+                (&key.namespace, edge)
             }
+            numberings.edges_with_ends(&touching, edge_of, |&(key, edge, mine), ends| match ends {
+                Some(ends) => self.restore_edge(lsn, key, edge, mine, ends, changes),
+                None if mine => {
+                    tracing::warn!(namespace = %key.namespace, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+                }
+                None => {}
+            });
         }
     }
 
