@@ -43,7 +43,7 @@ use crate::read::query::{lookup_many, ByIdTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
-    AdjacencyKey, Adjacent, ById, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
+    route, AdjacencyKey, Adjacent, ById, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
@@ -457,8 +457,7 @@ fn by_id<'scope, T: ById>(
     name: &str,
 ) -> Arranged<'scope, ByIdTrace<T>> {
     type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
-    let by_key =
-        Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| EdgeKey::route(namespace, element.id()));
+    let by_key = Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| route(namespace, element.id()));
     arrange_core::<_, _, KeyBatcher<(Namespace, Shared<T>), Lsn, isize>, _>(
         elements.inner,
         by_key,

@@ -84,13 +84,17 @@ impl VertexKey {
         VertexKey { namespace: namespace.clone(), id: id.into() }
     }
 
-    /// The hash the arrangements shard vertex `id` of `namespace` by: the key's own hash,
-    /// computed without building the key.
+    /// The hash the arrangements shard vertex `id` of `namespace` by ([`route`]).
     pub fn route(namespace: &Namespace, id: &str) -> u64 {
-        use differential_dataflow::hashable::Hashable;
-        // A derived `Hash` hashes the fields in order, as a tuple of them does.
-        (namespace, id).hashed()
+        route(namespace, id)
     }
+}
+
+/// The hash a vertex's or an edge's key shards by: the key's own hash (a derived `Hash`
+/// hashes the fields in order, as a tuple of them does), computed without building the key.
+pub(crate) fn route(namespace: &Namespace, id: &str) -> u64 {
+    use differential_dataflow::hashable::Hashable;
+    (namespace, id).hashed()
 }
 
 /// The worker a route hash lands on: timely's exchange rule (a mask when the number of
@@ -162,11 +166,9 @@ impl EdgeKey {
         EdgeKey { namespace: namespace.clone(), id: id.into() }
     }
 
-    /// The hash the arrangements shard edge `id` of `namespace` by: the key's own hash,
-    /// computed without building the key.
+    /// The hash the arrangements shard edge `id` of `namespace` by ([`route`]).
     pub fn route(namespace: &Namespace, id: &str) -> u64 {
-        use differential_dataflow::hashable::Hashable;
-        (namespace, id).hashed()
+        route(namespace, id)
     }
 }
 
@@ -462,10 +464,22 @@ pub struct Vertex {
     pub updated_at: Micros,
 }
 
-impl Vertex {
-    /// The least vertex with id `id`: every version of that vertex orders after it and before
-    /// any vertex with a greater id, so a search of vertices ordered by id starts here.
-    pub fn least_with_id(id: &str) -> Vertex {
+/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`,
+/// `VertexByKey`): the id is stored once, in the element.
+pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
+    fn id(&self) -> &str;
+    /// The least element with id `id`: every version of that element orders after it and
+    /// before any element with a greater id, so a search of elements ordered by id starts
+    /// here.
+    fn least_with_id(id: &str) -> Self;
+}
+
+impl ById for Vertex {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn least_with_id(id: &str) -> Self {
         Vertex {
             id: id.into(),
             number: VertexNumber(0),
@@ -477,31 +491,20 @@ impl Vertex {
     }
 }
 
-/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`,
-/// `VertexByKey`): the id is stored once, in the element.
-pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
-    fn id(&self) -> &str;
-    /// The least element with id `id`, where a search for it starts.
-    fn least_with_id(id: &str) -> Self;
-}
-
-impl ById for Vertex {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn least_with_id(id: &str) -> Self {
-        Vertex::least_with_id(id)
-    }
-}
-
 impl ById for Edge {
     fn id(&self) -> &str {
         &self.id
     }
 
     fn least_with_id(id: &str) -> Self {
-        Edge::least_with_id(id)
+        Edge {
+            id: id.into(),
+            label: Name::empty(),
+            from: Id::default(),
+            to: Id::default(),
+            properties: Properties::new(),
+            created_at: Micros::MIN,
+        }
     }
 }
 
@@ -516,22 +519,6 @@ pub struct Edge {
     pub to: Id,
     pub properties: Properties,
     pub created_at: Micros,
-}
-
-impl Edge {
-    /// The least edge with id `id`: every version of that edge orders after it and before
-    /// any edge with a greater id (an edge orders by its id first), so a search of edges
-    /// ordered by id starts here.
-    pub fn least_with_id(id: &str) -> Edge {
-        Edge {
-            id: id.into(),
-            label: Name::empty(),
-            from: Id::default(),
-            to: Id::default(),
-            properties: Properties::new(),
-            created_at: Micros::MIN,
-        }
-    }
 }
 
 /// An edge with the numbers of the vertices at its ends: what the apply stage hands the
