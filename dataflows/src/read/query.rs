@@ -14,7 +14,7 @@ use timely::progress::Antichain;
 use crate::read::filter::Filter;
 use crate::state::model::{AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
 
-/// A trace of `key -> value` at LSN times, as every graph arrangement but the edge index is.
+/// A trace of `key -> value` at LSN times, as the adjacencies are.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 
 /// A trace of elements each held as its own key in its namespace, with nothing for a value
@@ -159,8 +159,7 @@ impl Query {
                 // The vertices give their numbers, which key their edges.
                 let mut numbered = Vec::with_capacity(keys.len());
                 let mut present = vec![false; keys.len()];
-                let ids: Vec<(&Namespace, &str)> = keys.iter().map(|k| (&k.namespace, k.id.as_str())).collect();
-                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, vertex| {
+                lookup_by_id(&mut indexes.vertices, &ids_of(keys), lsn, |i, vertex| {
                     present[i] = true;
                     numbered.push((AdjacencyKey { number: vertex.number, namespace: keys[i].namespace.clone() }, i));
                 });
@@ -198,8 +197,7 @@ impl Query {
             }
             Query::Vertices { keys } => {
                 let mut found = vec![None; keys.len()];
-                let ids: Vec<(&Namespace, &str)> = keys.iter().map(|k| (&k.namespace, k.id.as_str())).collect();
-                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, v| found[i] = Some(v.clone()));
+                lookup_by_id(&mut indexes.vertices, &ids_of(keys), lsn, |i, v| found[i] = Some(v.clone()));
                 Answer::Vertices(found)
             }
             Query::Shard { namespace, .. } => {
@@ -268,17 +266,22 @@ pub fn lookup_by_id<T: ById>(
             if held_in != namespace || element.id() != id {
                 break;
             }
+            // A key asked twice is met again where the first search left the cursor.
+            cursor.rewind_vals(&storage);
             let mut live = false;
             live_vals(&mut cursor, &storage, lsn, |()| live = true);
             if live {
-                // The cursor stays on it, where a repeated key finds it again.
-                cursor.rewind_vals(&storage);
                 found(index, element);
                 break;
             }
             cursor.step_key(&storage);
         }
     }
+}
+
+/// Vertex keys as [`lookup_by_id`] takes them.
+fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
+    keys.iter().map(|key| (&key.namespace, key.id.as_str())).collect()
 }
 
 /// The element with `key` (namespace and id) as of `lsn`.
@@ -289,7 +292,7 @@ fn lookup_one<T: ById>(trace: &mut ByIdTrace<T>, namespace: &Namespace, id: &str
 }
 
 /// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order: of a
-/// [`GraphTrace`], or of the edge index, whose values are `()`.
+/// [`GraphTrace`], or of a [`ByIdTrace`], whose values are `()`.
 pub fn scan<Tr, K, V>(trace: &mut Tr, lsn: Lsn, mut found: impl FnMut(&K, &V))
 where
     Tr: TraceReader<Time = Lsn>,
