@@ -37,6 +37,13 @@ struct Args {
     workers: usize,
     #[arg(long)]
     binary: Option<PathBuf>,
+    /// Load the first snapshot and report memory once settled; no second version, diff or
+    /// apply (for graphs whose second copy and diff would not fit beside the server).
+    #[arg(long)]
+    load_only: bool,
+    /// Write the snapshots into this directory and keep them (to load them again by hand).
+    #[arg(long)]
+    keep: Option<PathBuf>,
 }
 
 fn properties(generation: i64) -> Properties {
@@ -89,6 +96,15 @@ fn elements(path: &Path) -> anyhow::Result<Vec<snapshot_diff::Element>> {
     Ok(elements)
 }
 
+fn report_settled(server: &harness::Spawned, edges: usize) {
+    let settled = server.child.id().and_then(harness::rss_bytes).unwrap_or(0);
+    println!(
+        "resident memory settled (the server idle): {:.0} MiB = {:.0} bytes per edge",
+        settled as f64 / (1 << 20) as f64,
+        settled as f64 / edges as f64
+    );
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -100,11 +116,20 @@ async fn main() -> anyhow::Result<()> {
         args.scale,
         args.edges
     );
-    let dir = tempfile::tempdir()?;
-    let (first, second) = (dir.path().join("first.snap"), dir.path().join("second.snap"));
+    let temporary = tempfile::tempdir()?;
+    let dir = match &args.keep {
+        Some(keep) => {
+            std::fs::create_dir_all(keep)?;
+            keep.clone()
+        }
+        None => temporary.path().to_path_buf(),
+    };
+    let (first, second) = (dir.join("first.snap"), dir.join("second.snap"));
     let edges = rmat(args.scale, args.edges, 1);
     write_snapshot(&first, vertices, &edges, false)?;
-    write_snapshot(&second, vertices, &edges, true)?;
+    if !args.load_only {
+        write_snapshot(&second, vertices, &edges, true)?;
+    }
     drop(edges);
     println!("snapshot: {:.0} MB zstd protobuf", std::fs::metadata(&first)?.len() as f64 / 1e6);
 
@@ -119,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     println!("decompress + parse (floor): {floor:.2} s = {:.0} edges/s ({items} records)", args.edges as f64 / floor);
 
     // Load: serve --snapshot, spawn to SERVING.
-    let data = dir.path().join("data");
+    let data = temporary.path().join("data");
     let started = Instant::now();
     let extra = ["--snapshot".to_string(), first.display().to_string()];
     let server = spawn_server_in(args.binary.as_ref(), args.workers, &data, &extra).await?;
@@ -137,6 +162,12 @@ async fn main() -> anyhow::Result<()> {
         rss as f64 / (1 << 20) as f64,
         rss as f64 / args.edges as f64
     );
+    if args.load_only {
+        // Idle past the workers' 10 s release of freed pages, as the diff below would be.
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+        report_settled(&server, args.edges);
+        return Ok(());
+    }
 
     // The 1% difference, in this process, then applied to the server.
     let started = Instant::now();
@@ -160,12 +191,7 @@ async fn main() -> anyhow::Result<()> {
     // Sampled again once the server has sat idle through the diff above (past its workers'
     // 10 s release of freed pages): at SERVING the figure still holds what the load's
     // threads freed, and moves by tens of bytes an edge between runs.
-    let settled = server.child.id().and_then(harness::rss_bytes).unwrap_or(0);
-    println!(
-        "resident memory settled (after the diff, the server idle): {:.0} MiB = {:.0} bytes per edge",
-        settled as f64 / (1 << 20) as f64,
-        settled as f64 / args.edges as f64
-    );
+    report_settled(&server, args.edges);
 
     let mut client = GraphServiceClient::new(channels[0].clone());
     let bytes = std::fs::read(&second)?;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::implementations::{KeyBatcher, ValBatcher, ValSpine};
+use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::trace::TraceReader;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ use timely::progress::Antichain;
 use timely::scheduling::Activator;
 use timely::worker::Worker;
 
+use crate::engine::fitted::{FittedKeyBatcher, FittedValBatcher};
 use crate::engine::subscriptions::Hub;
 use crate::read::query::{lookup_many, ByIdTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
@@ -458,11 +459,11 @@ fn by_id<'scope, T: ById>(
 ) -> Arranged<'scope, ByIdTrace<T>> {
     type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
     let by_key = Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| route(namespace, element.id()));
-    arrange_core::<_, _, KeyBatcher<(Namespace, Shared<T>), Lsn, isize>, _>(
+    arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<T>)>, _>(
         elements.inner,
         by_key,
         name,
-        KeyBatcher::new,
+        FittedKeyBatcher::new,
     )
 }
 
@@ -472,11 +473,11 @@ type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Adja
 /// holds the vertex by key, so a vertex and its edges are read together.
 fn adjacency<'scope>(edges: VecCollection<'scope, Lsn, (AdjacencyKey, Adjacent)>, name: &str) -> Adjacency<'scope> {
     let by_number = Exchange::new(|((key, _), _, _): &((AdjacencyKey, Adjacent), Lsn, isize)| key.number.0);
-    arrange_core::<_, _, ValBatcher<AdjacencyKey, Adjacent, Lsn, isize>, _>(
+    arrange_core::<_, _, FittedValBatcher<AdjacencyKey, Adjacent>, _>(
         edges.inner,
         by_number,
         name,
-        ValBatcher::new,
+        FittedValBatcher::new,
     )
 }
 

@@ -7,6 +7,7 @@
 //! durable (the attached [`WriteLog`]) and applied on every worker.
 
 mod algorithm_runs;
+mod fitted;
 mod graph;
 mod hold;
 mod log;
