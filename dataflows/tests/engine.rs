@@ -147,3 +147,55 @@ async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
     }
     assert_eq!(engine.applied_lsn(), lsn, "nothing written by the refused load");
 }
+
+/// A restored graph's edges reach the arrangements a slice at a time (1k edges a slice in a
+/// debug build); records handed over right behind it must be decided against the whole
+/// graph, never the slices taken so far. The graph is 20k disjoint edges `a{i} -> b{i}`; the
+/// last 32 edges, in the last slice on both workers, are deleted, then their targets, which
+/// they alone kept.
+#[tokio::test]
+async fn records_right_behind_a_restore_in_slices_are_decided_against_all_of_it() {
+    use prism_dataflows::{Edge, Id, Name, Properties, Shared, Vertex, VertexNumber, WholeGraph};
+    let engine = Engine::start(prism_dataflows::EngineConfig { workers: 2, ..Default::default() }).unwrap();
+    let ns = Namespace::default();
+    let pairs = 20_000;
+    let id = |prefix: &str, i: usize| -> Id { format!("{prefix}{i}").into() };
+    let vertex = |id: Id| {
+        let vertex = Vertex {
+            id,
+            number: VertexNumber::UNASSIGNED,
+            label: Name::from("V"),
+            properties: Properties::new(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        (VertexKey::new(&ns, &vertex.id), Shared::new(vertex))
+    };
+    let vertices = (0..pairs).flat_map(|i| [vertex(id("a", i)), vertex(id("b", i))]).collect();
+    let edges = (0..pairs)
+        .map(|i| {
+            let edge = Edge {
+                id: id("e", i),
+                label: Name::from("A"),
+                from: id("a", i),
+                to: id("b", i),
+                properties: Properties::new(),
+                created_at: 1,
+            };
+            (EdgeKey::new(&ns, &edge.id), Shared::new(edge))
+        })
+        .collect();
+    let sink = engine.commit_sink();
+    sink.restored(1, WholeGraph { vertices, edges, request_ids: Vec::new() });
+    let last = pairs - 32..pairs;
+    let deletes = last.clone().map(|i| WriteOp::DeleteEdge { id: format!("e{i}") }).collect();
+    sink.committed(2, record(deletes), None);
+    let deletes = last.clone().map(|i| WriteOp::DeleteVertex { id: format!("b{i}"), cascade: false }).collect();
+    sink.committed(3, record(deletes), None);
+    tokio::time::timeout(TIMEOUT, engine.wait_applied(3)).await.unwrap().unwrap();
+    for i in last {
+        assert!(get_vertex(&engine, &format!("b{i}"), false).await.is_none(), "b{i}: its one edge deleted, then it");
+        let a = get_vertex(&engine, &format!("a{i}"), true).await.expect("untouched");
+        assert!(a.edges.is_empty(), "a{i}: its edge deleted");
+    }
+}

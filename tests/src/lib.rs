@@ -388,3 +388,14 @@ pub async fn scrape_until(
         panic!("{what}: not within 30 s: {:#?}", scrape(port).await);
     }
 }
+
+/// Fails unless `result` is an error with `code` whose message mentions `mentions`.
+pub async fn expect_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: tonic::Code, mentions: &str) {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "{status:?}");
+            assert!(status.message().contains(mentions), "{:?} should mention {mentions:?}", status.message());
+        }
+    }
+}

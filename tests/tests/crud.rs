@@ -6,16 +6,6 @@ use std::collections::HashMap;
 use prism_e2e::*;
 use tonic::Code;
 
-async fn expect_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, mentions: &str) {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got {value:?}"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "{status:?}");
-            assert!(status.message().contains(mentions), "{:?} should mention {mentions:?}", status.message());
-        }
-    }
-}
-
 /// The CRUD contract, run against `writer` (which may forward to another process) and read
 /// back through `reader`.
 async fn crud_contract(writer: &mut Client, reader: &mut Client) {

@@ -46,7 +46,7 @@ use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
     route, AdjacencyKey, Adjacent, ById, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
 };
-use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, Shard};
+use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, RestoreRun, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
 /// What worker 0 feeds the apply stage, at the LSN of its first record.
@@ -346,6 +346,12 @@ impl Incidence for AdjacencyAt<'_> {
     }
 }
 
+/// How many of a restore's edges ApplyOwned takes each time it is scheduled: enough that the
+/// step's overhead is nothing beside them, few enough that a slice's changes in flight are
+/// a few megabytes. Debug builds take far fewer, so that the small graphs tests restore are
+/// taken in many slices too.
+const RESTORE_SLICE: usize = if cfg!(debug_assertions) { 1 << 10 } else { 1 << 16 };
+
 /// What ApplyOwned gives: the updates of the vertex and edge collections, and the changes
 /// the subscription sink takes.
 struct Applied<'scope> {
@@ -364,6 +370,11 @@ struct Applied<'scope> {
 /// later reads the graph itself; copying a 10M-edge restore to worker 0's sink and stashing
 /// it there until its LSN completed cost more than a gigabyte of fresh pages and an atomic
 /// count on every element.
+///
+/// A restore's edges are taken [`RESTORE_SLICE`] at a time, one slice each time the operator
+/// is scheduled, holding its LSN (and what it reports applied) until the last: the
+/// arrangements' batchers take each slice before the next is made, so a graph's changes are
+/// never all in flight at once. Any decision after a restore waits for the whole of it.
 #[allow(clippy::too_many_arguments)]
 fn apply_owned<'scope>(
     decisions: StreamVec<'scope, Lsn, Decisions>,
@@ -376,7 +387,9 @@ fn apply_owned<'scope>(
 ) -> Applied<'scope> {
     type VertexUpdate = ((VertexKey, Shared<Vertex>), Lsn, isize);
     type EdgeUpdate = ((EdgeKey, NumberedEdge), Lsn, isize);
-    let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), decisions.scope());
+    let scope = decisions.scope();
+    let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), scope.clone());
+    let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(decisions, Exchange::new(Decisions::target));
     let (vertices_out, vertices) = builder.new_output::<Vec<VertexUpdate>>();
     let (edges_out, edges) = builder.new_output::<Vec<EdgeUpdate>>();
@@ -386,35 +399,65 @@ fn apply_owned<'scope>(
     let mut subscribed_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(subscribed_out);
     builder.build(move |_capabilities| {
         let mut changes: Vec<(Lsn, Change)> = Vec::new();
+        // A restore under way here, with the vertex and edge outputs' capabilities at its LSN.
+        let mut restore_run: Option<(RestoreRun, [Capability<Lsn>; 2])> = None;
         move |frontiers| {
             let mut vertices_out = vertices_out.activate();
             let mut edges_out = edges_out.activate();
             let mut subscribed_out = subscribed_out.activate();
             let ports = [vertices_out.output_index(), edges_out.output_index(), subscribed_out.output_index()];
-            let mut restored = false;
+            // Takes a slice of the restore under way (all of it when `whole`) and gives its
+            // changes: a slice each time the operator is scheduled, so the arrangements take
+            // each before the next is made.
+            macro_rules! take_restore {
+                ($whole:expr) => {
+                    let done = match restore_run.as_mut() {
+                        None => false,
+                        Some((run, at)) => {
+                            let slice = if $whole { usize::MAX } else { RESTORE_SLICE };
+                            let done = shard.borrow_mut().restore_edges(run, slice, &mut changes);
+                            let (mut vertices, mut edges) = (vertices_out.session(&at[0]), edges_out.session(&at[1]));
+                            for (lsn, change) in changes.drain(..) {
+                                match change {
+                                    Change::Vertex(key, vertex, diff) => vertices.give(((key, vertex), lsn, diff)),
+                                    Change::Edge(key, edge, diff) => edges.give(((key, edge), lsn, diff)),
+                                }
+                            }
+                            done
+                        }
+                    };
+                    if done {
+                        restore_run = None;
+                        // A restore's slices are large: room this buffer must not keep.
+                        changes.shrink_to_fit();
+                    }
+                };
+            }
             input.for_each(|capability, data| {
                 for decisions in data.drain(..) {
-                    let restore = match decisions {
+                    match decisions {
                         Decisions::Effects(_, effects) => {
-                            shard.borrow_mut().apply(&effects, &mut changes);
-                            false
+                            // Effects decided after a restore apply to the whole restored graph.
+                            take_restore!(true);
+                            shard.borrow_mut().apply(&effects, &mut changes)
                         }
                         Decisions::Restore(_, lsn, restore) => {
+                            take_restore!(true);
                             let Some((at, graph)) = restoring.borrow_mut().pop_front() else {
                                 tracing::error!(lsn, "a restore decided that was not read here");
                                 continue;
                             };
                             debug_assert_eq!(at, lsn, "restores are decided in the order they are read");
-                            shard.borrow_mut().restore(lsn, &restore, &graph, &mut changes);
-                            true
+                            let run = shard.borrow_mut().restore(lsn, &restore, graph, &mut changes);
+                            restore_run =
+                                Some((run, [capability.delayed(&lsn, ports[0]), capability.delayed(&lsn, ports[1])]));
+                            continue;
                         }
                         Decisions::Outcomes(decided, latest) => {
                             outcomes.borrow_mut().extend(decided);
                             *sizes.borrow_mut() = latest;
-                            false
                         }
-                    };
-                    restored |= restore;
+                    }
                     // Moved out, each at its LSN (they come in LSN order).
                     let mut made = changes.drain(..).peekable();
                     while let Some(&(lsn, _)) = made.peek() {
@@ -423,9 +466,7 @@ fn apply_owned<'scope>(
                         let mut edges = edges_out.session(&at[1]);
                         let mut subscribed = subscribed_out.session(&at[2]);
                         while let Some((_, change)) = made.next_if(|(next, _)| *next == lsn) {
-                            if !restore {
-                                subscribed.give((change.clone(), lsn));
-                            }
+                            subscribed.give((change.clone(), lsn));
                             match change {
                                 Change::Vertex(key, vertex, diff) => vertices.give(((key, vertex), lsn, diff)),
                                 Change::Edge(key, edge, diff) => edges.give(((key, edge), lsn, diff)),
@@ -434,11 +475,15 @@ fn apply_owned<'scope>(
                     }
                 }
             });
-            if restored {
-                // A restore's changes are a whole graph's: room this buffer must not keep.
-                changes.shrink_to_fit();
+            take_restore!(false);
+            // A restore under way is not applied yet: no later batch may be read before it ends.
+            let mut now = frontiers[0].frontier().to_owned();
+            if let Some((run, _)) = &restore_run {
+                activator.activate();
+                if !now.less_equal(&run.lsn()) {
+                    now = Antichain::from_elem(run.lsn());
+                }
             }
-            let now = frontiers[0].frontier().to_owned();
             if *applied.borrow() != now {
                 *applied.borrow_mut() = now;
                 if let Some(activator) = read_activator.borrow().as_ref() {

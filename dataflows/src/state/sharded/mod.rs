@@ -39,7 +39,7 @@ use crate::state::write::RecordOutcome;
 pub use executor::Executor;
 pub use reads::{Incidence, Reads};
 pub use restore::Restore;
-pub use shard::{Plan, Shard};
+pub use shard::{Plan, RestoreRun, Shard};
 
 /// What an accepted operation changed, for the workers that own its keys to apply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
