@@ -129,7 +129,7 @@ async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
                 properties: Default::default(),
                 created_at: 1,
             };
-            (EdgeKey::new(&namespace, &id), Shared::new(edge))
+            (namespace.clone(), Shared::new(edge))
         })
         .collect();
     let graph = std::sync::Arc::new(WholeGraph { vertices, edges, request_ids: Vec::new() });
@@ -182,7 +182,7 @@ async fn records_right_behind_a_restore_in_slices_are_decided_against_all_of_it(
                 properties: Properties::new(),
                 created_at: 1,
             };
-            (EdgeKey::new(&ns, &edge.id), Shared::new(edge))
+            (ns.clone(), Shared::new(edge))
         })
         .collect();
     let sink = engine.commit_sink();

@@ -17,7 +17,7 @@ use prism_connectors::EmbeddedWal;
 use prism_dataflows::RecordOutcome;
 use prism_dataflows::Remembered;
 use prism_dataflows::WholeGraph;
-use prism_dataflows::{Edge, EdgeKey, Engine, Lsn, Micros, Name, Namespace, Shared, Vertex, VertexKey};
+use prism_dataflows::{Edge, Engine, Lsn, Micros, Name, Namespace, Shared, Vertex, VertexKey};
 use prism_snapshots::{
     Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,
 };
@@ -101,11 +101,10 @@ impl Elements {
         namespace: &Namespace,
         mut e: SnapshotEdge,
         created: Option<Micros>,
-    ) -> (EdgeKey, Shared<Edge>) {
-        let key = EdgeKey::new(namespace, &e.id);
+    ) -> (Namespace, Shared<Edge>) {
         let label = self.label(std::mem::take(&mut e.label));
         let created_at = created.unwrap_or(e.created_at);
-        (key, Shared::new(Edge { label, created_at, ..Edge::from(e) }))
+        (namespace.clone(), Shared::new(Edge { label, created_at, ..Edge::from(e) }))
     }
 }
 
@@ -194,8 +193,8 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
     for (key, vertex) in &graph.vertices {
         sections.entry(&key.namespace).or_default().0.push(vertex);
     }
-    for (key, edge) in &graph.edges {
-        sections.entry(&key.namespace).or_default().1.push(edge);
+    for (namespace, edge) in &graph.edges {
+        sections.entry(namespace).or_default().1.push(edge);
     }
     for remembered in &graph.request_ids {
         sections.entry(&remembered.namespace).or_default().2.push(remembered);

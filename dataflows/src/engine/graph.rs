@@ -388,7 +388,7 @@ fn apply_owned<'scope>(
     type VertexUpdate = ((VertexKey, Shared<Vertex>), Lsn, isize);
     type EdgeUpdate = ((EdgeKey, NumberedEdge), Lsn, isize);
     let scope = decisions.scope();
-    let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), scope.clone());
+    let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(decisions, Exchange::new(Decisions::target));
     let (vertices_out, vertices) = builder.new_output::<Vec<VertexUpdate>>();

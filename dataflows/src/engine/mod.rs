@@ -32,7 +32,7 @@ pub use reply::{EngineError, NamespaceGraph};
 type Gathered = (
     Lsn,
     Vec<(crate::state::model::VertexKey, crate::state::model::Shared<crate::state::model::Vertex>)>,
-    Vec<(crate::state::model::EdgeKey, crate::state::model::Shared<crate::state::model::Edge>)>,
+    Vec<(crate::state::model::Namespace, crate::state::model::Shared<crate::state::model::Edge>)>,
 );
 pub use subscriptions::{FeedError, PageRankFeed, Subscribed};
 pub use wake::Waker;

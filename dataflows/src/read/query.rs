@@ -99,7 +99,7 @@ pub enum Answer {
     Vertices(Vec<Option<Shared<Vertex>>>),
     Shard {
         vertices: Vec<(VertexKey, Shared<Vertex>)>,
-        edges: Vec<(EdgeKey, Shared<Edge>)>,
+        edges: Vec<(Namespace, Shared<Edge>)>,
     },
 }
 
@@ -210,7 +210,7 @@ impl Query {
                 });
                 scan(&mut indexes.edges, lsn, |(ns, edge), ()| {
                     if wanted(ns) {
-                        edges.push((EdgeKey::new(ns, &edge.id), edge.clone()));
+                        edges.push((ns.clone(), edge.clone()));
                     }
                 });
                 Answer::Shard { vertices, edges }

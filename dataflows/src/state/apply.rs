@@ -197,11 +197,11 @@ impl ApplyState {
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
         }
-        for (mut key, mut edge) in graph.edges {
-            let state = self.namespace(&key.namespace);
-            key.namespace = state.name.clone();
+        for (namespace, mut edge) in graph.edges {
+            let state = self.namespace(&namespace);
+            let key = EdgeKey::new(&state.name, &edge.id);
             let (Some(from), Some(to)) = (state.vertices.find(&edge.from), state.vertices.find(&edge.to)) else {
-                tracing::warn!(namespace = %key.namespace, edge = %key.id, "a checkpoint's edge names a vertex it lacks; skipped");
+                tracing::warn!(%namespace, edge = %edge.id, "a checkpoint's edge names a vertex it lacks; skipped");
                 continue;
             };
             if state.edges.find(&edge.id).is_some() {
@@ -228,9 +228,7 @@ impl ApplyState {
                     .iter()
                     .map(|(_, slot)| (VertexKey::new(namespace, &slot.vertex.id), slot.vertex.clone())),
             );
-            whole.edges.extend(
-                state.edges.iter().map(|(_, slot)| (EdgeKey::new(namespace, &slot.edge.id), slot.edge.clone())),
-            );
+            whole.edges.extend(state.edges.iter().map(|(_, slot)| (namespace.clone(), slot.edge.clone())));
         }
         whole
     }

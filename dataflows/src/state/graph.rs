@@ -26,7 +26,8 @@ pub struct NamespaceSize {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WholeGraph {
     pub vertices: Vec<(VertexKey, Shared<Vertex>)>,
-    pub edges: Vec<(EdgeKey, Shared<Edge>)>,
+    /// Each edge with its namespace: the edge holds its id, so no key beside it copies it.
+    pub edges: Vec<(Namespace, Shared<Edge>)>,
     /// Oldest first.
     pub request_ids: Vec<Remembered>,
 }

@@ -60,10 +60,10 @@ pub fn check_graph(graph: &WholeGraph, limits: &ElementLimits, capacities: &Capa
         check_element(limits, "vertex", &key.id, vertex.measure())?;
         counts.entry(&key.namespace).or_default()[0] += 1;
     }
-    for (key, edge) in &graph.edges {
-        require_id("edge id", &key.id)?;
-        check_element(limits, "edge", &key.id, edge.measure())?;
-        counts.entry(&key.namespace).or_default()[1] += 1;
+    for (namespace, edge) in &graph.edges {
+        require_id("edge id", &edge.id)?;
+        check_element(limits, "edge", &edge.id, edge.measure())?;
+        counts.entry(namespace).or_default()[1] += 1;
     }
     for (namespace, [vertices, edges]) in counts {
         let capacity = capacities.of(namespace);

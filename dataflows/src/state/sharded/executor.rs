@@ -98,7 +98,7 @@ impl Executor {
             .vertices
             .iter()
             .map(|(key, _)| &key.namespace)
-            .chain(graph.edges.iter().map(|(key, _)| &key.namespace));
+            .chain(graph.edges.iter().map(|(namespace, _)| namespace));
         let mut considered: HashSet<&Namespace, RandomState> = HashSet::default();
         for namespace in named {
             if !considered.insert(namespace) {
@@ -123,10 +123,10 @@ impl Executor {
         }
         numberings.edges_with_ends(
             &graph.edges,
-            |(key, edge)| (&key.namespace, &**edge),
-            |(key, _), ends| {
+            |(namespace, edge)| (namespace, &**edge),
+            |(namespace, _), ends| {
                 if ends.is_some() {
-                    self.kept.entry(key.namespace.clone()).or_default().count[1] += 1;
+                    self.kept.entry(namespace.clone()).or_default().count[1] += 1;
                 }
             },
         );

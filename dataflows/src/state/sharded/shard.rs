@@ -354,23 +354,22 @@ impl Shard {
         const CHUNK: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
         let RestoreRun { lsn, graph, numberings, next } = run;
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
-        let mut touching: Vec<(&EdgeKey, &Shared<Edge>, bool)> = Vec::new();
+        let mut touching: Vec<(&Namespace, &Shared<Edge>, bool)> = Vec::new();
         for chunk in graph.edges[*next..end].chunks(CHUNK) {
             touching.clear();
-            for (key, edge) in chunk {
-                let ns = &key.namespace;
-                let mine = self.owns_edge(ns, &key.id);
+            for (ns, edge) in chunk {
+                let mine = self.owns_edge(ns, &edge.id);
                 if mine || self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to) {
-                    touching.push((key, edge, mine));
+                    touching.push((ns, edge, mine));
                 }
             }
-            fn edge_of<'a>((key, edge, _): &'a (&EdgeKey, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
-                (&key.namespace, edge)
+            fn edge_of<'a>((ns, edge, _): &'a (&Namespace, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
+                (ns, edge)
             }
-            numberings.edges_with_ends(&touching, edge_of, |&(key, edge, mine), ends| match ends {
-                Some(ends) => self.restore_edge(*lsn, key, edge, mine, ends, changes),
+            numberings.edges_with_ends(&touching, edge_of, |&(ns, edge, mine), ends| match ends {
+                Some(ends) => self.restore_edge(*lsn, ns, edge, mine, ends, changes),
                 None if mine => {
-                    tracing::warn!(namespace = %key.namespace, edge = %key.id, "a restored edge names a vertex the graph lacks; skipped");
+                    tracing::warn!(namespace = %ns, edge = %edge.id, "a restored edge names a vertex the graph lacks; skipped");
                 }
                 None => {}
             });
@@ -384,14 +383,14 @@ impl Shard {
     fn restore_edge(
         &mut self,
         lsn: Lsn,
-        key: &EdgeKey,
+        namespace: &Namespace,
         edge: &Shared<Edge>,
         mine: bool,
         [from, to]: [VertexNumber; 2],
         changes: &mut Vec<(Lsn, Change)>,
     ) {
         let (me, workers) = (self.me, self.workers);
-        let owned = self.owned(&key.namespace);
+        let owned = self.owned(namespace);
         if mine {
             // An edge whose names are the ones shared here already (a loader that held each
             // label once) is kept as it is, not copied.
@@ -405,7 +404,7 @@ impl Shard {
             };
             let edge = NumberedEdge { from, to, edge: body };
             if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
-                tracing::error!(namespace = %key.namespace, edge = %key.id, "a restored graph gives an edge id twice; the first kept");
+                tracing::error!(%namespace, edge = %edge.edge.id, "a restored graph gives an edge id twice; the first kept");
                 return;
             }
             changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
