@@ -115,7 +115,7 @@ async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
                 created_at: 1,
                 updated_at: 1,
             };
-            (VertexKey::new(&namespace, id), Shared::new(vertex))
+            (namespace.clone(), Shared::new(vertex))
         })
         .collect();
     let edges = (1..ids.len())
@@ -169,7 +169,7 @@ async fn records_right_behind_a_restore_in_slices_are_decided_against_all_of_it(
             created_at: 1,
             updated_at: 1,
         };
-        (VertexKey::new(&ns, &vertex.id), Shared::new(vertex))
+        (ns.clone(), Shared::new(vertex))
     };
     let vertices = (0..pairs).flat_map(|i| [vertex(id("a", i)), vertex(id("b", i))]).collect();
     let edges = (0..pairs)

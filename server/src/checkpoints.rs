@@ -17,7 +17,7 @@ use prism_connectors::EmbeddedWal;
 use prism_dataflows::RecordOutcome;
 use prism_dataflows::Remembered;
 use prism_dataflows::WholeGraph;
-use prism_dataflows::{Edge, Engine, Lsn, Micros, Name, Namespace, Shared, Vertex, VertexKey};
+use prism_dataflows::{Edge, Engine, Lsn, Micros, Name, Namespace, Shared, Vertex};
 use prism_snapshots::{
     Compression, Encoding, SnapshotEdge, SnapshotItem, SnapshotReader, SnapshotRequest, SnapshotVertex, SnapshotWriter,
 };
@@ -86,14 +86,13 @@ impl Elements {
         namespace: &Namespace,
         mut v: SnapshotVertex,
         created: Option<Micros>,
-    ) -> (VertexKey, Shared<Vertex>) {
-        let key = VertexKey::new(namespace, &v.id);
+    ) -> (Namespace, Shared<Vertex>) {
         let label = self.label(std::mem::take(&mut v.label));
         let mut vertex = Vertex { label, ..Vertex::from(v) };
         if let Some(now) = created {
             (vertex.created_at, vertex.updated_at) = (now, now);
         }
-        (key, Shared::new(vertex))
+        (namespace.clone(), Shared::new(vertex))
     }
 
     pub fn edge(
@@ -190,8 +189,8 @@ fn write_into(dir: &Path, partial: &Path, path: &Path, lsn: Lsn, graph: &WholeGr
     let mut sections: BTreeMap<&Namespace, Section<'_>> = BTreeMap::new();
     // An empty graph still gets a section: it is what carries the LSN.
     sections.insert(&default, Default::default());
-    for (key, vertex) in &graph.vertices {
-        sections.entry(&key.namespace).or_default().0.push(vertex);
+    for (namespace, vertex) in &graph.vertices {
+        sections.entry(namespace).or_default().0.push(vertex);
     }
     for (namespace, edge) in &graph.edges {
         sections.entry(namespace).or_default().1.push(edge);

@@ -31,7 +31,7 @@ pub use reply::{EngineError, NamespaceGraph};
 /// Vertices and edges with their keys, at an LSN.
 type Gathered = (
     Lsn,
-    Vec<(crate::state::model::VertexKey, crate::state::model::Shared<crate::state::model::Vertex>)>,
+    Vec<(crate::state::model::Namespace, crate::state::model::Shared<crate::state::model::Vertex>)>,
     Vec<(crate::state::model::Namespace, crate::state::model::Shared<crate::state::model::Edge>)>,
 );
 pub use subscriptions::{FeedError, PageRankFeed, Subscribed};
@@ -492,7 +492,7 @@ impl Engine {
         }
         crate::state::rules::check_graph(&graph, &self.shared.limits, &self.shared.capacities)
             .map_err(|rejection| EngineError::Limit(rejection.message))?;
-        let namespace = graph.vertices.first().map(|(key, _)| key.namespace.clone()).unwrap_or_default();
+        let namespace = graph.vertices.first().map(|(namespace, _)| namespace.clone()).unwrap_or_default();
         {
             let mut slot = self.shared.bulk.lock().map_err(|_| EngineError::Shutdown)?;
             if slot.is_some() {

@@ -98,7 +98,7 @@ pub enum Answer {
     /// For `Vertices`: one entry per key, in order.
     Vertices(Vec<Option<Shared<Vertex>>>),
     Shard {
-        vertices: Vec<(VertexKey, Shared<Vertex>)>,
+        vertices: Vec<(Namespace, Shared<Vertex>)>,
         edges: Vec<(Namespace, Shared<Edge>)>,
     },
 }
@@ -205,7 +205,7 @@ impl Query {
                 let (mut vertices, mut edges) = (Vec::new(), Vec::new());
                 scan(&mut indexes.vertices, lsn, |(ns, vertex), ()| {
                     if wanted(ns) {
-                        vertices.push((VertexKey::new(ns, &vertex.id), vertex.clone()));
+                        vertices.push((ns.clone(), vertex.clone()));
                     }
                 });
                 scan(&mut indexes.edges, lsn, |(ns, edge), ()| {

@@ -186,9 +186,9 @@ impl ApplyState {
     /// the checkpoint was a valid graph), numbering its vertices, and appends its updates to
     /// `changes`.
     pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
-        for (mut key, mut vertex) in graph.vertices {
-            let state = self.namespace(&key.namespace);
-            key.namespace = state.name.clone();
+        for (namespace, mut vertex) in graph.vertices {
+            let state = self.namespace(&namespace);
+            let key = VertexKey::new(&state.name, &vertex.id);
             if state.vertices.find(&vertex.id).is_none() {
                 let vertex_mut = Shared::make_mut(&mut vertex);
                 vertex_mut.number = state.numbers.take_for(&key.namespace, &key.id).number;
@@ -222,12 +222,7 @@ impl ApplyState {
     pub fn whole_graph(&self) -> WholeGraph {
         let mut whole = WholeGraph { request_ids: self.request_ids.remembered(Lsn::MAX), ..WholeGraph::default() };
         for (namespace, state) in &self.namespaces {
-            whole.vertices.extend(
-                state
-                    .vertices
-                    .iter()
-                    .map(|(_, slot)| (VertexKey::new(namespace, &slot.vertex.id), slot.vertex.clone())),
-            );
+            whole.vertices.extend(state.vertices.iter().map(|(_, slot)| (namespace.clone(), slot.vertex.clone())));
             whole.edges.extend(state.edges.iter().map(|(_, slot)| (namespace.clone(), slot.edge.clone())));
         }
         whole

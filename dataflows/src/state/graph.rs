@@ -21,12 +21,12 @@ pub struct NamespaceSize {
     pub edges: u64,
 }
 
-/// Every vertex and edge of a graph, keyed, and the request ids still remembered: what a
-/// checkpoint holds.
+/// Every vertex and edge of a graph, each beside its namespace, and the request ids still
+/// remembered: what a checkpoint holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct WholeGraph {
-    pub vertices: Vec<(VertexKey, Shared<Vertex>)>,
-    /// Each edge with its namespace: the edge holds its id, so no key beside it copies it.
+    /// Each element holds its id, so no key beside it copies it.
+    pub vertices: Vec<(Namespace, Shared<Vertex>)>,
     pub edges: Vec<(Namespace, Shared<Edge>)>,
     /// Oldest first.
     pub request_ids: Vec<Remembered>,

@@ -55,10 +55,10 @@ pub fn require_id(field: &str, id: &str) -> Result<(), Rejection> {
 /// once and edges between the graph's vertices are the caller's to check as it reads it.)
 pub fn check_graph(graph: &WholeGraph, limits: &ElementLimits, capacities: &Capacities) -> Result<(), Rejection> {
     let mut counts: HashMap<&Namespace, [u64; 2]> = HashMap::new();
-    for (key, vertex) in &graph.vertices {
-        require_id("vertex id", &key.id)?;
-        check_element(limits, "vertex", &key.id, vertex.measure())?;
-        counts.entry(&key.namespace).or_default()[0] += 1;
+    for (namespace, vertex) in &graph.vertices {
+        require_id("vertex id", &vertex.id)?;
+        check_element(limits, "vertex", &vertex.id, vertex.measure())?;
+        counts.entry(namespace).or_default()[0] += 1;
     }
     for (namespace, edge) in &graph.edges {
         require_id("edge id", &edge.id)?;

@@ -97,7 +97,7 @@ impl Executor {
         let named = graph
             .vertices
             .iter()
-            .map(|(key, _)| &key.namespace)
+            .map(|(namespace, _)| namespace)
             .chain(graph.edges.iter().map(|(namespace, _)| namespace));
         let mut considered: HashSet<&Namespace, RandomState> = HashSet::default();
         for namespace in named {

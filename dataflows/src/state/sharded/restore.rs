@@ -38,15 +38,15 @@ impl Restore {
 pub(super) fn numbering(graph: &WholeGraph, restore: &Restore, workers: usize) -> Numberings {
     let mut numberings = Numberings::default();
     numberings.vertices.reserve_exact(graph.vertices.len());
-    for (key, _) in &graph.vertices {
-        let numbering = match numberings.namespaces.get_mut(&key.namespace) {
+    for (namespace, vertex) in &graph.vertices {
+        let numbering = match numberings.namespaces.get_mut(namespace) {
             Some(numbering) => Some(numbering),
-            None => restore.starts(&key.namespace).map(|starts| {
+            None => restore.starts(namespace).map(|starts| {
                 let fresh = Numbering { numbers: IdTable::default(), taken: vec![0; workers], starts: starts.to_vec() };
-                numberings.namespaces.entry(key.namespace.clone()).or_insert(fresh)
+                numberings.namespaces.entry(namespace.clone()).or_insert(fresh)
             }),
         };
-        let number = numbering.and_then(|numbering| numbering.number(&key.namespace, &key.id, workers));
+        let number = numbering.and_then(|numbering| numbering.number(namespace, &vertex.id, workers));
         numberings.vertices.push(number);
     }
     numberings

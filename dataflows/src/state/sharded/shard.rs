@@ -324,12 +324,12 @@ impl Shard {
             // Edges shard evenly by id: this worker's share, and a little more.
             owned.edges.reserve(graph.edges.len() / workers + graph.edges.len() / (workers * 32));
         }
-        for ((key, vertex), number) in graph.vertices.iter().zip(&numberings.vertices) {
+        for ((namespace, vertex), number) in graph.vertices.iter().zip(&numberings.vertices) {
             let Some(number) = *number else { continue };
             if number.owner(workers) != me {
                 continue;
             }
-            let owned = self.owned(&key.namespace);
+            let owned = self.owned(namespace);
             let mut vertex = Vertex::clone(vertex);
             vertex.number = number;
             owned.names.share_in(&mut vertex.label, &mut vertex.properties);
