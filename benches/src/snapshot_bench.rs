@@ -5,7 +5,7 @@
 //! 1. the floor: one pass that decompresses and parses the file, in this process;
 //! 2. load: `prism-graph serve --snapshot FILE`, timed from spawn to SERVING (the server reads
 //!    the file and writes it through its log in atomic batches), and its resident memory per
-//!    edge afterwards;
+//!    edge afterwards and at its peak during the load (the kernel's high-water mark);
 //! 3. a second snapshot differing by 1% of its elements (0.5% of vertices with a changed
 //!    property, 0.25% of edges removed, as many added): their difference in this process
 //!    (the differential dataflow of `snapshot diff`), then applied to the loaded server
@@ -152,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     harness::wait_serving(channels[0].clone()).await?;
     let load = started.elapsed().as_secs_f64();
     let rss = server.child.id().and_then(harness::rss_bytes).unwrap_or(0);
+    let peak = server.child.id().and_then(harness::peak_rss_bytes).unwrap_or(0);
     println!(
         "load (serve --snapshot, to SERVING): {load:.1} s = {:.0} edges/s, {:.2}x the floor's time",
         args.edges as f64 / load,
@@ -161,6 +162,11 @@ async fn main() -> anyhow::Result<()> {
         "resident memory after load: {:.0} MiB = {:.0} bytes per edge (vertices included)",
         rss as f64 / (1 << 20) as f64,
         rss as f64 / args.edges as f64
+    );
+    println!(
+        "peak resident memory during the load: {:.0} MiB = {:.0} bytes per edge",
+        peak as f64 / (1 << 20) as f64,
+        peak as f64 / args.edges as f64
     );
     if args.load_only {
         // Idle past the workers' 10 s release of freed pages, as the diff below would be.
