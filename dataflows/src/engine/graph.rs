@@ -451,6 +451,9 @@ fn apply_owned<'scope>(
                             let run = shard.borrow_mut().restore(lsn, &restore, graph, &mut changes);
                             restore_run =
                                 Some((run, [capability.delayed(&lsn, ports[0]), capability.delayed(&lsn, ports[1])]));
+                            // Its vertices and a first slice go now, at its LSN: left in the
+                            // buffer, the decisions after it would give them as their own.
+                            take_restore!(false);
                             continue;
                         }
                         Decisions::Outcomes(decided, latest) => {
