@@ -22,7 +22,7 @@ use prism_benches::cost_baseline;
 use prism_benches::harness::{self, spawn_server};
 use prism_benches::rmat::rmat;
 use prism_dataflows::Change;
-use prism_dataflows::{Edge, EdgeKey, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
+use prism_dataflows::{Edge, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
 use prism_dataflows::{StandingPageRank, SubscriptionParams};
 use prism_proto::graph as pb;
 use prism_server::pb::graph_service_client::GraphServiceClient;
@@ -215,12 +215,12 @@ fn in_process(args: &Args, vertices: usize, mut edges: Vec<(u32, u32)>, recomput
             let position = rng.random_range(0..all_edges.len());
             let (from, to) = edges.swap_remove(position);
             let gone = all_edges.swap_remove(position);
-            Change::Edge(EdgeKey::new(&namespace, &gone.id), numbered(from, to, gone), -1)
+            Change::Edge(namespace.clone(), numbered(from, to, gone), -1)
         } else {
             edges.push(grown);
             let new = edge(edges.len() + i, grown);
             all_edges.push(new.clone());
-            Change::Edge(EdgeKey::new(&namespace, &new.id), numbered(grown.0, grown.1, new), 1)
+            Change::Edge(namespace.clone(), numbered(grown.0, grown.1, new), 1)
         };
         let started = Instant::now();
         standing.apply(std::slice::from_ref(&change));

@@ -111,10 +111,10 @@ fn net_changes<'a>(namespace: &Namespace, changes: &'a [Change]) -> (Vec<VertexA
     let mut edges: HashMap<*const Edge, (&'a Edge, isize), RandomState> = HashMap::default();
     for change in changes {
         match change {
-            Change::Vertex(key, vertex, diff) if key.namespace == *namespace => {
-                vertices.entry(Shared::as_ptr(vertex)).or_insert((&key.id, vertex, 0)).2 += diff;
+            Change::Vertex(ns, vertex, diff) if ns == namespace => {
+                vertices.entry(Shared::as_ptr(vertex)).or_insert((&vertex.id, vertex, 0)).2 += diff;
             }
-            Change::Edge(key, edge, diff) if key.namespace == *namespace => {
+            Change::Edge(ns, edge, diff) if ns == namespace => {
                 edges.entry(Shared::as_ptr(&edge.edge)).or_insert((&edge.edge, 0)).1 += diff;
             }
             _ => {}

@@ -44,7 +44,7 @@ use crate::read::query::{lookup_many, ByIdTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
-    route, AdjacencyKey, Adjacent, ById, EdgeKey, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
+    route, AdjacencyKey, Adjacent, ById, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexNumber,
 };
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, RestoreRun, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
@@ -282,17 +282,18 @@ pub(crate) fn build(
         feed_subscriptions(applied.subscribed, hub, always, forwarding.clone(), one_process);
         let edges = applied.edges;
 
-        let vertex_index = by_id(applied.vertices.map(|(key, vertex)| ((key.namespace, vertex), ())), "VertexByKey");
-        let edge_index = by_id(edges.clone().map(|(key, numbered)| ((key.namespace, numbered.edge), ())), "EdgeByKey");
+        let vertex_index = by_id(applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ())), "VertexByKey");
+        let edge_index =
+            by_id(edges.clone().map(|(namespace, numbered)| ((namespace, numbered.edge), ())), "EdgeByKey");
         let out_index = adjacency(
-            edges.clone().map(|(key, NumberedEdge { from, to, edge })| {
-                (AdjacencyKey { number: from, namespace: key.namespace }, Adjacent { neighbour: to, edge })
+            edges.clone().map(|(namespace, NumberedEdge { from, to, edge })| {
+                (AdjacencyKey { number: from, namespace }, Adjacent { neighbour: to, edge })
             }),
             "OutAdjacency",
         );
         let in_index = adjacency(
-            edges.map(|(key, NumberedEdge { from, to, edge })| {
-                (AdjacencyKey { number: to, namespace: key.namespace }, Adjacent { neighbour: from, edge })
+            edges.map(|(namespace, NumberedEdge { from, to, edge })| {
+                (AdjacencyKey { number: to, namespace }, Adjacent { neighbour: from, edge })
             }),
             "InAdjacency",
         );
@@ -355,8 +356,8 @@ const RESTORE_SLICE: usize = if cfg!(debug_assertions) { 1 << 10 } else { 1 << 1
 /// What ApplyOwned gives: the updates of the vertex and edge collections, and the changes
 /// the subscription sink takes.
 struct Applied<'scope> {
-    vertices: VecCollection<'scope, Lsn, (VertexKey, Shared<Vertex>)>,
-    edges: VecCollection<'scope, Lsn, (EdgeKey, NumberedEdge)>,
+    vertices: VecCollection<'scope, Lsn, (Namespace, Shared<Vertex>)>,
+    edges: VecCollection<'scope, Lsn, (Namespace, NumberedEdge)>,
     subscribed: StreamVec<'scope, Lsn, (Change, Lsn)>,
 }
 
@@ -385,8 +386,8 @@ fn apply_owned<'scope>(
     applied: Rc<RefCell<Antichain<Lsn>>>,
     read_activator: Rc<RefCell<Option<Activator>>>,
 ) -> Applied<'scope> {
-    type VertexUpdate = ((VertexKey, Shared<Vertex>), Lsn, isize);
-    type EdgeUpdate = ((EdgeKey, NumberedEdge), Lsn, isize);
+    type VertexUpdate = ((Namespace, Shared<Vertex>), Lsn, isize);
+    type EdgeUpdate = ((Namespace, NumberedEdge), Lsn, isize);
     let scope = decisions.scope();
     let mut builder = OperatorBuilder::new("ApplyOwned".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);

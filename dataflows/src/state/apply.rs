@@ -19,9 +19,7 @@ use foldhash::fast::RandomState;
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
-use crate::state::model::{
-    Edge, EdgeKey, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexKey, VertexNumber,
-};
+use crate::state::model::{Edge, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexKey, VertexNumber};
 use crate::state::names::Names;
 use crate::state::request_ids::{First, Remembered, RequestIdLimits, RequestIds};
 use crate::state::rules::{check_element, reject, require_id, room_for};
@@ -188,18 +186,16 @@ impl ApplyState {
     pub fn restore_checkpoint(&mut self, graph: WholeGraph, changes: &mut Vec<Change>) {
         for (namespace, mut vertex) in graph.vertices {
             let state = self.namespace(&namespace);
-            let key = VertexKey::new(&state.name, &vertex.id);
             if state.vertices.find(&vertex.id).is_none() {
                 let vertex_mut = Shared::make_mut(&mut vertex);
-                vertex_mut.number = state.numbers.take_for(&key.namespace, &key.id).number;
+                vertex_mut.number = state.numbers.take_for(&state.name, &vertex_mut.id).number;
                 state.names.share_in(&mut vertex_mut.label, &mut vertex_mut.properties);
-                changes.push(Change::Vertex(key, vertex.clone(), 1));
+                changes.push(Change::Vertex(state.name.clone(), vertex.clone(), 1));
                 state.vertices.insert(VertexSlot { vertex, edges: Vec::new() });
             }
         }
         for (namespace, mut edge) in graph.edges {
             let state = self.namespace(&namespace);
-            let key = EdgeKey::new(&state.name, &edge.id);
             let (Some(from), Some(to)) = (state.vertices.find(&edge.from), state.vertices.find(&edge.to)) else {
                 tracing::warn!(%namespace, edge = %edge.id, "a checkpoint's edge names a vertex it lacks; skipped");
                 continue;
@@ -209,7 +205,7 @@ impl ApplyState {
             }
             let edge_mut = Shared::make_mut(&mut edge);
             state.names.share_in(&mut edge_mut.label, &mut edge_mut.properties);
-            changes.push(Change::Edge(key, state.numbered(&edge, from, to), 1));
+            changes.push(Change::Edge(state.name.clone(), state.numbered(&edge, from, to), 1));
             state.add_edge(edge, from, to);
         }
         for remembered in graph.request_ids {
@@ -398,7 +394,7 @@ impl NamespaceState {
                 let taken = self.numbers.take_for(ns, id);
                 vertex.number = taken.number;
                 let vertex = Shared::new(vertex);
-                changes.push(Change::Vertex(VertexKey::new(ns, id), vertex.clone(), 1));
+                changes.push(Change::Vertex(ns.clone(), vertex.clone(), 1));
                 let numbered = self.vertices.insert(VertexSlot { vertex: vertex.clone(), edges: Vec::new() });
                 record(Step::VertexCreated(numbered, taken));
                 Ok(OpEffect::Vertex(vertex))
@@ -426,8 +422,8 @@ impl NamespaceState {
                 let updated = Shared::new(updated);
                 let old = std::mem::replace(&mut slot.vertex, updated.clone());
                 let key = VertexKey::new(ns, id);
-                changes.push(Change::Vertex(key.clone(), old.clone(), -1));
-                changes.push(Change::Vertex(key, updated.clone(), 1));
+                changes.push(Change::Vertex(key.namespace.clone(), old.clone(), -1));
+                changes.push(Change::Vertex(key.namespace, updated.clone(), 1));
                 record(Step::VertexUpdated(dense, old));
                 Ok(OpEffect::Vertex(updated))
             }
@@ -450,7 +446,7 @@ impl NamespaceState {
                 }
                 if let Some(slot) = self.vertices.remove(dense) {
                     self.numbers.free(slot.vertex.number);
-                    changes.push(Change::Vertex(VertexKey::new(ns, id), slot.vertex.clone(), -1));
+                    changes.push(Change::Vertex(ns.clone(), slot.vertex.clone(), -1));
                     record(Step::VertexDeleted(dense, slot));
                 }
                 Ok(OpEffect::VertexDeleted { edges_deleted: edges.len() as u64 })
@@ -478,7 +474,7 @@ impl NamespaceState {
                     created_at: now,
                 });
                 check_element(limits, "edge", id, edge.measure())?;
-                changes.push(Change::Edge(EdgeKey::new(ns, id), self.numbered(&edge, from_id, to_id), 1));
+                changes.push(Change::Edge(ns.clone(), self.numbered(&edge, from_id, to_id), 1));
                 record(Step::EdgeCreated(self.add_edge(edge.clone(), from_id, to_id)));
                 Ok(OpEffect::Edge(edge))
             }
@@ -502,7 +498,7 @@ impl NamespaceState {
         for (endpoint, place) in slot.places().rev() {
             self.take_out(endpoint, place);
         }
-        changes.push(Change::Edge(EdgeKey::new(ns, &slot.edge.id), self.numbered(&slot.edge, slot.from, slot.to), -1));
+        changes.push(Change::Edge(ns.clone(), self.numbered(&slot.edge, slot.from, slot.to), -1));
         Some(Step::EdgeDeleted(id, slot))
     }
 }

@@ -3,14 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::model::{Edge, EdgeKey, Namespace, NumberedEdge, Shared, Vertex, VertexKey};
+use crate::state::model::{Edge, Namespace, NumberedEdge, Shared, Vertex};
 use crate::state::request_ids::Remembered;
 
-/// A change to one of the graph's collections, produced by applying a record.
+/// A change to one of the graph's collections, produced by applying a record: the element
+/// beside its namespace (it holds its own id, so no key beside it copies it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Change {
-    Vertex(VertexKey, Shared<Vertex>, isize),
-    Edge(EdgeKey, NumberedEdge, isize),
+    Vertex(Namespace, Shared<Vertex>, isize),
+    Edge(Namespace, NumberedEdge, isize),
 }
 
 /// How many vertices and edges a namespace holds.

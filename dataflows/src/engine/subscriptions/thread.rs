@@ -56,8 +56,7 @@ impl Live {
     fn queue(&mut self, lsn: Lsn, changes: &Arc<Vec<Change>>) -> bool {
         let namespace = &self.topic.params.namespace;
         let touches = changes.iter().any(|change| match change {
-            Change::Vertex(key, _, _) => key.namespace == *namespace,
-            Change::Edge(key, _, _) => key.namespace == *namespace,
+            Change::Vertex(ns, _, _) | Change::Edge(ns, _, _) => ns == namespace,
         });
         if lsn > self.from && touches {
             self.waiting.push_back((lsn, changes.clone()));

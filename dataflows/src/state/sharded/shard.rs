@@ -248,13 +248,13 @@ impl Shard {
                     let mine = owns_edge(edge);
                     let owned = self.owned(namespace);
                     if mine {
-                        let key = EdgeKey::new(&owned.name, &edge.edge.id);
                         if created {
                             owned.edges.insert(EdgeSlot(edge.clone()));
                         } else if let Some(id) = owned.edges.find(&edge.edge.id) {
                             owned.edges.remove(id);
                         }
-                        changes.push((lsn, Change::Edge(key, edge.clone(), if created { 1 } else { -1 })));
+                        changes
+                            .push((lsn, Change::Edge(owned.name.clone(), edge.clone(), if created { 1 } else { -1 })));
                     }
                     owned.count_degrees([edge.from, edge.to], created, me, workers);
                 }
@@ -265,21 +265,20 @@ impl Shard {
                         tracing::error!(vertex = %vertex.id, "a vertex's number differs from its slot here");
                         debug_assert!(false, "numbers decided and given differ");
                     }
-                    changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex.clone(), 1)));
+                    changes.push((lsn, Change::Vertex(owned.name.clone(), vertex.clone(), 1)));
                 }
                 Effect::VertexUpdated { before, after } => {
                     let owned = self.owned(namespace);
                     if let Some(slot) = owned.vertices.get_mut(slot_of(after.number, workers)) {
                         slot.vertex = after.clone();
                     }
-                    let key = VertexKey::new(&owned.name, &after.id);
-                    changes.push((lsn, Change::Vertex(key.clone(), before.clone(), -1)));
-                    changes.push((lsn, Change::Vertex(key, after.clone(), 1)));
+                    changes.push((lsn, Change::Vertex(owned.name.clone(), before.clone(), -1)));
+                    changes.push((lsn, Change::Vertex(owned.name.clone(), after.clone(), 1)));
                 }
                 Effect::VertexDeleted(vertex) => {
                     let owned = self.owned(namespace);
                     owned.vertices.remove(slot_of(vertex.number, workers));
-                    changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex.clone(), -1)));
+                    changes.push((lsn, Change::Vertex(owned.name.clone(), vertex.clone(), -1)));
                 }
             }
         }
@@ -341,7 +340,7 @@ impl Shard {
                 tracing::error!(vertex = %vertex.id, "a restored vertex's number differs from its slot here");
                 debug_assert!(false, "numbers decided and given differ");
             }
-            changes.push((lsn, Change::Vertex(VertexKey::new(&owned.name, &vertex.id), vertex, 1)));
+            changes.push((lsn, Change::Vertex(owned.name.clone(), vertex, 1)));
         }
         RestoreRun { lsn, graph, numberings, next: 0 }
     }
@@ -407,7 +406,7 @@ impl Shard {
                 tracing::error!(%namespace, edge = %edge.edge.id, "a restored graph gives an edge id twice; the first kept");
                 return;
             }
-            changes.push((lsn, Change::Edge(EdgeKey::new(&owned.name, &edge.edge.id), edge, 1)));
+            changes.push((lsn, Change::Edge(owned.name.clone(), edge, 1)));
         }
         owned.count_degrees([from, to], true, me, workers);
     }

@@ -11,7 +11,7 @@ use super::*;
 use crate::state::apply::ApplyState;
 use crate::state::graph::Change;
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
-use crate::state::model::{EdgeKey, Id, Namespace, NumberedEdge, Shared, Value, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{Id, Namespace, NumberedEdge, Shared, Value, Vertex, VertexNumber};
 use crate::state::write::{WriteOp, WriteRecord};
 
 /// The edges of the graph before a batch, as the adjacency arrangements would give them.
@@ -32,8 +32,8 @@ impl Edges {
     /// What the adjacencies hold once `changes` are applied.
     fn follow(&mut self, changes: &[(Lsn, Change)]) {
         for (_, change) in changes {
-            if let Change::Edge(key, edge, diff) = change {
-                let key = (key.namespace.clone(), key.id.clone());
+            if let Change::Edge(namespace, edge, diff) = change {
+                let key = (namespace.clone(), edge.edge.id.clone());
                 if *diff > 0 {
                     self.0.insert(key, edge.clone());
                 } else {
@@ -46,8 +46,8 @@ impl Edges {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Element {
-    Vertex(VertexKey, Shared<Vertex>),
-    Edge(EdgeKey, NumberedEdge),
+    Vertex(Namespace, Shared<Vertex>),
+    Edge(Namespace, NumberedEdge),
 }
 
 /// Changes summed per LSN and element, the ones that cancel dropped.
@@ -55,8 +55,8 @@ fn consolidate(changes: impl IntoIterator<Item = (Lsn, Change)>) -> BTreeMap<(Ls
     let mut sums = BTreeMap::new();
     for (lsn, change) in changes {
         let (element, diff) = match change {
-            Change::Vertex(key, vertex, diff) => (Element::Vertex(key, vertex), diff),
-            Change::Edge(key, edge, diff) => (Element::Edge(key, edge), diff),
+            Change::Vertex(namespace, vertex, diff) => (Element::Vertex(namespace, vertex), diff),
+            Change::Edge(namespace, edge, diff) => (Element::Edge(namespace, edge), diff),
         };
         *sums.entry((lsn, element)).or_insert(0) += diff;
     }
