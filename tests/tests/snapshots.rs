@@ -272,12 +272,19 @@ async fn serve_streams_every_section_in_records_with_edges_after_their_vertices(
     server.kill().await;
 }
 
+/// A section of `namespace` holding a path of `n` vertices, `v0` to `v{n-1}`, the edge into
+/// `v{i}` named `edge_id(i)`.
+fn path_section(namespace: &str, n: usize, edge_id: impl Fn(usize) -> String) -> Vec<SnapshotItem> {
+    let mut items = vec![SnapshotItem::Section(Section { namespace: Some(namespace.into()), ..Default::default() })];
+    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
+    items.extend((1..n).map(|i| edge(&edge_id(i), &format!("v{}", i - 1), &format!("v{i}"))));
+    items
+}
+
 /// A snapshot of namespace `first` (a path of `n` vertices, `v0` to `v{n-1}`) and of
 /// `second` (`p -> q`).
 fn two_sections(path: &Path, n: usize) {
-    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("first".into()), ..Default::default() })];
-    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
-    items.extend((1..n).map(|i| edge(&format!("e{i}"), &format!("v{}", i - 1), &format!("v{i}"))));
+    let mut items = path_section("first", n, |i| format!("e{i}"));
     items.push(SnapshotItem::Section(Section { namespace: Some("second".into()), ..Default::default() }));
     items.extend([vertex("p"), vertex("q"), edge("x", "p", "q")]);
     write(path, &items, Encoding::Protobuf, Compression::Zstd);
@@ -332,9 +339,7 @@ async fn a_fresh_server_loading_one_section_in_bulk_checkpoints_it_at_the_load()
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("start.snap");
     let n = 500;
-    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("only".into()), ..Default::default() })];
-    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
-    items.extend((1..n).map(|i| edge(&format!("e{i}"), &format!("v{}", i - 1), &format!("v{i}"))));
+    let items = path_section("only", n, |i| format!("e{i}"));
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
     // No periodic checkpoint: the load's own is the only one.
     let mut spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 60m\n");
@@ -382,9 +387,7 @@ async fn records_after_a_graph_restored_in_slices_are_decided_against_all_of_it(
     // worker's part of the checkpoint (each about 10k edges), so in neither restore's first
     // slices.
     let n = 20_000;
-    let mut items = vec![SnapshotItem::Section(Section { namespace: Some("big".into()), ..Default::default() })];
-    items.extend((0..n).map(|i| vertex(&format!("v{i}"))));
-    items.extend((1..n).map(|i| edge(&format!("e{i:06}"), &format!("v{}", i - 1), &format!("v{i}"))));
+    let items = path_section("big", n, |i| format!("e{i:06}"));
     write(&path, &items, Encoding::Protobuf, Compression::Zstd);
     let mut spec = ServerSpec::configured(dir.path(), "server:\n  checkpoint_interval: 60m\n");
     spec.extra_args.extend(["--snapshot".to_string(), path.display().to_string()]);

@@ -62,6 +62,10 @@ pub(super) struct Numberings {
 }
 
 impl Numberings {
+    /// How many edges a pass of [`Numberings::edges_with_ends`] looks up at once: two ids
+    /// each.
+    pub const EDGES_AT_ONCE: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
+
     /// Calls `each` with each of `edges` and its ends' numbers (none where the graph lacks
     /// an end), leaving out edges of namespaces not restored. The ends are looked up a
     /// chunk at a time in the numbering table's order: one by one, each was a cache miss or
@@ -72,7 +76,7 @@ impl Numberings {
         edge_of: impl Fn(&T) -> (&Namespace, &Edge),
         mut each: impl FnMut(&T, Option<[VertexNumber; 2]>),
     ) {
-        for chunk in edges.chunks(IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2) {
+        for chunk in edges.chunks(Self::EDGES_AT_ONCE) {
             // The namespaces of a graph's edges come in runs.
             for run in chunk.chunk_by(|a, b| edge_of(a).0 == edge_of(b).0) {
                 let Some(numbering) = self.namespaces.get(edge_of(&run[0]).0) else { continue };

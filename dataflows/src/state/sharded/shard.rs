@@ -11,7 +11,6 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use crate::state::graph::{Change, WholeGraph};
-use crate::state::id_table::IdTable;
 use crate::state::ids::{DenseId, Keyed, Slab};
 use crate::state::model::{
     owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
@@ -350,11 +349,10 @@ impl Shard {
     /// is taken.
     pub fn restore_edges(&mut self, run: &mut RestoreRun, at_most: usize, changes: &mut Vec<(Lsn, Change)>) -> bool {
         // Owners by hash first: numbers are looked up only where this worker needs them.
-        const CHUNK: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
         let RestoreRun { lsn, graph, numberings, next } = run;
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
         let mut touching: Vec<(&Namespace, &Shared<Edge>, bool)> = Vec::new();
-        for chunk in graph.edges[*next..end].chunks(CHUNK) {
+        for chunk in graph.edges[*next..end].chunks(Numberings::EDGES_AT_ONCE) {
             touching.clear();
             for (ns, edge) in chunk {
                 let mine = self.owns_edge(ns, &edge.id);
