@@ -72,9 +72,12 @@ impl SnapshotWriter {
         match self.encoding {
             Encoding::Protobuf => {
                 let record = records::item_to_proto(item);
-                self.buffer.clear();
-                record.encode_length_delimited(&mut self.buffer).map_err(|e| std::io::Error::other(e.to_string()))?;
-                self.output.writer().write_all(&self.buffer)?;
+                // Length-delimited, as prost's `encode_length_delimited`, which cannot fail
+                // into a growing vector.
+                self.write_encoded(|buffer| {
+                    prost::encoding::encode_varint(record.encoded_len() as u64, buffer);
+                    record.encode_raw(buffer);
+                })?;
             }
             Encoding::JsonLines => {
                 let output = self.output.writer();
@@ -103,6 +106,7 @@ impl SnapshotWriter {
         }
     }
 
+    /// Writes the bytes `encode` appends to the emptied buffer.
     fn write_encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), SnapshotError> {
         self.buffer.clear();
         encode(&mut self.buffer);
