@@ -12,52 +12,43 @@
 
 use std::marker::PhantomData;
 
-use differential_dataflow::batcher::merge::chunker::ContainerChunker;
-use differential_dataflow::batcher::merge::vec::VecMerger;
 use differential_dataflow::batcher::merge::{MergeBatcher, Sealer};
-use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdValBatch};
-use differential_dataflow::trace::implementations::{KeyBuilder, ValBuilder, Vector};
+use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdKeyBuilder, OrdValBatch, OrdValBuilder};
+use differential_dataflow::trace::implementations::Vector;
 
+use crate::engine::stamped::{Stamped, StampedChunker, StampedMerger};
 use crate::state::model::Lsn;
 
-/// [`differential_dataflow::trace::implementations::KeyBatcher`], its batches fitted.
-pub type FittedKeyBatcher<K> = MergeBatcher<
-    ContainerChunker<Vec<KeyUpdate<K>>>,
-    VecMerger<(K, ()), Lsn, isize>,
-    Fitted<KeyBuilder<K, Lsn, isize>>,
->;
+/// [`differential_dataflow::trace::implementations::KeyBatcher`], its chains
+/// [`Stamped`] and its batches fitted.
+pub type FittedKeyBatcher<K> = MergeBatcher<StampedChunker<(K, ())>, StampedMerger<(K, ())>, Fitted<KeyBuilder<K>>>;
 
-/// [`differential_dataflow::trace::implementations::ValBatcher`], its batches fitted.
-pub type FittedValBatcher<K, V> = MergeBatcher<
-    ContainerChunker<Vec<ValUpdate<K, V>>>,
-    VecMerger<(K, V), Lsn, isize>,
-    Fitted<ValBuilder<K, V, Lsn, isize>>,
->;
+/// [`differential_dataflow::trace::implementations::ValBatcher`], its chains
+/// [`Stamped`] and its batches fitted.
+pub type FittedValBatcher<K, V> = MergeBatcher<StampedChunker<(K, V)>, StampedMerger<(K, V)>, Fitted<ValBuilder<K, V>>>;
 
-type KeyUpdate<K> = ((K, ()), Lsn, isize);
-type ValUpdate<K, V> = ((K, V), Lsn, isize);
+type KeyBuilder<K> = OrdKeyBuilder<Vector<((K, ()), Lsn, isize)>, Stamped<(K, ())>>;
+type ValBuilder<K, V> = OrdValBuilder<Vector<((K, V), Lsn, isize)>, Stamped<(K, V)>>;
 
 /// Seals a chain as the builder `B` does, then fits the batch's update columns.
 pub struct Fitted<B>(PhantomData<B>);
 
-impl<K: Ord + Clone + 'static> Sealer<Vec<KeyUpdate<K>>> for Fitted<KeyBuilder<K, Lsn, isize>> {
-    type Output = OrdKeyBatch<Vector<KeyUpdate<K>>>;
+impl<K: Ord + Clone + 'static> Sealer<Stamped<(K, ())>> for Fitted<KeyBuilder<K>> {
+    type Output = OrdKeyBatch<Vector<((K, ()), Lsn, isize)>>;
 
-    fn seal(chain: &mut Vec<Vec<KeyUpdate<K>>>) -> Option<Self::Output> {
-        let mut batch = KeyBuilder::<K, Lsn, isize>::seal(chain)?;
+    fn seal(chain: &mut Vec<Stamped<(K, ())>>) -> Option<Self::Output> {
+        let mut batch = KeyBuilder::<K>::seal(chain)?;
         batch.storage.upds.times.shrink_to_fit();
         batch.storage.upds.diffs.shrink_to_fit();
         Some(batch)
     }
 }
 
-impl<K: Ord + Clone + 'static, V: Ord + Clone + 'static> Sealer<Vec<ValUpdate<K, V>>>
-    for Fitted<ValBuilder<K, V, Lsn, isize>>
-{
-    type Output = OrdValBatch<Vector<ValUpdate<K, V>>>;
+impl<K: Ord + Clone + 'static, V: Ord + Clone + 'static> Sealer<Stamped<(K, V)>> for Fitted<ValBuilder<K, V>> {
+    type Output = OrdValBatch<Vector<((K, V), Lsn, isize)>>;
 
-    fn seal(chain: &mut Vec<Vec<ValUpdate<K, V>>>) -> Option<Self::Output> {
-        let mut batch = ValBuilder::<K, V, Lsn, isize>::seal(chain)?;
+    fn seal(chain: &mut Vec<Stamped<(K, V)>>) -> Option<Self::Output> {
+        let mut batch = ValBuilder::<K, V>::seal(chain)?;
         batch.storage.upds.times.shrink_to_fit();
         batch.storage.upds.diffs.shrink_to_fit();
         Some(batch)
@@ -67,20 +58,24 @@ impl<K: Ord + Clone + 'static, V: Ord + Clone + 'static> Sealer<Vec<ValUpdate<K,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::stamped::chain_of;
+    use differential_dataflow::trace::implementations::KeyBuilder as PlainKeyBuilder;
 
     #[test]
     fn a_batch_at_one_time_keeps_room_for_one_update_not_all() {
-        let chain = |n: u64| vec![(0..n).map(|key| ((key, ()), 7u64, 1isize)).collect::<Vec<_>>()];
-        let unfitted = KeyBuilder::<u64, Lsn, isize>::seal(&mut chain(10_000)).expect("a batch");
+        let plain = |n: u64| vec![(0..n).map(|key| ((key, ()), 7u64, 1isize)).collect::<Vec<_>>()];
+        let unfitted = PlainKeyBuilder::<u64, Lsn, isize>::seal(&mut plain(10_000)).expect("a batch");
         assert!(unfitted.storage.upds.times.capacity() >= 10_000, "differential's builder sizes for every update");
-        let fitted = Fitted::<KeyBuilder<u64, Lsn, isize>>::seal(&mut chain(10_000)).expect("a batch");
+        let mut chain = chain_of((0..10_000u64).map(|key| ((key, ()), 7, 1)));
+        let fitted = Fitted::<KeyBuilder<u64>>::seal(&mut chain).expect("a batch");
         assert_eq!(fitted.storage.upds.times.len(), 1, "one time, every other update repeats it");
         assert!(fitted.storage.upds.times.capacity() < 16 && fitted.storage.upds.diffs.capacity() < 16);
         assert_eq!(fitted.updates, 10_000);
 
-        let mut pairs = vec![(0..10_000u64).map(|key| ((key / 10, key), 7u64, 1isize)).collect::<Vec<_>>()];
-        let fitted = Fitted::<ValBuilder<u64, u64, Lsn, isize>>::seal(&mut pairs).expect("a batch");
+        let mut pairs = chain_of((0..10_000u64).map(|key| ((key / 10, key), 7, 1)));
+        let fitted = Fitted::<ValBuilder<u64, u64>>::seal(&mut pairs).expect("a batch");
         assert!(fitted.storage.upds.times.capacity() < 16 && fitted.storage.upds.diffs.capacity() < 16);
         assert_eq!(fitted.storage.vals.vals.len(), 10_000);
+        assert_eq!(fitted.storage.keys.len(), 1_000);
     }
 }

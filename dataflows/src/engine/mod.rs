@@ -13,6 +13,7 @@ mod hold;
 mod log;
 mod reply;
 mod requests;
+mod stamped;
 mod subscriptions;
 mod wake;
 mod worker;
