@@ -237,8 +237,11 @@ impl<D: Ord + 'static> Merger for StampedMerger<D> {
         _stash: &mut Vec<Stamped<D>>,
     ) {
         use std::cmp::Ordering;
+        // Sized for what the merge can write, up to a chunk: most merges are of a write's
+        // few updates.
+        let total: usize = list1.iter().chain(&list2).map(Stamped::len).sum();
         let (mut one, mut two) = (ChainReader::new(list1), ChainReader::new(list2));
-        let mut out = Stamped::with_capacity(CHUNK);
+        let mut out = Stamped::with_capacity(total.min(CHUNK));
         loop {
             let order = match (one.peek(), two.peek()) {
                 (Some((d1, t1, _)), Some((d2, t2, _))) => (d1, t1).cmp(&(d2, t2)),
@@ -283,14 +286,14 @@ impl<D: Ord + 'static> Extractor for StampedMerger<D> {
         kept: &mut Vec<Stamped<D>>,
         _stash: &mut Vec<Stamped<D>>,
     ) {
-        let (mut ready, mut keep) = (Stamped::with_capacity(CHUNK), Stamped::default());
+        let (mut ready, mut keep) = (Stamped::default(), Stamped::default());
         for mut chunk in merged {
             let later = |&(_, time, _): &(u32, Lsn, isize)| upper.less_equal(&time);
             // A chunk wholly on one side moves whole: a bulk load's chunks are all ready at once.
             // What a split chunk left in `ready` or `keep` goes first, to keep each list sorted.
             if !chunk.runs.iter().any(later) {
                 if ready.len() > 0 {
-                    readied.push(std::mem::replace(&mut ready, Stamped::with_capacity(CHUNK)));
+                    readied.push(std::mem::take(&mut ready));
                 }
                 readied.push(chunk);
                 continue;
@@ -312,7 +315,7 @@ impl<D: Ord + 'static> Extractor for StampedMerger<D> {
                 } else {
                     ready.push(data, time, diff);
                     if ready.len() == CHUNK {
-                        readied.push(std::mem::replace(&mut ready, Stamped::with_capacity(CHUNK)));
+                        readied.push(std::mem::take(&mut ready));
                     }
                 }
             }
