@@ -552,6 +552,11 @@ impl Engine {
         owner_of(key.hashed(), self.shared.peers)
     }
 
+    /// The worker owning the vertex numbered `number` (and its adjacency).
+    pub fn owner_of_number(&self, number: crate::state::model::VertexNumber) -> usize {
+        number.owner(self.shared.peers)
+    }
+
     /// Stops the workers and waits for them.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);

@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::engine::Engine;
 use crate::read::query::Direction;
 use crate::read::reader::{limit, Move, QueryError, Reader};
-use crate::read::traverse::Path;
-use crate::state::model::{Edge, Id, Lsn, Namespace, Value};
+use crate::read::traverse::{Path, Walk};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Value, VertexNumber};
 
 /// The bounds a path query runs under.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,14 +59,16 @@ pub async fn shortest_path(
     min_lsn: Lsn,
 ) -> Result<FoundPaths, QueryError> {
     let mut search = Search::new(engine, namespace, limits);
-    let lsn = search.endpoints(&query.start, Some(&query.end), min_lsn).await?;
-    let path = if query.start == query.end {
+    let (lsn, start, end) = search.endpoints(&query.start, Some(&query.end), min_lsn).await?;
+    let path = if start == end {
         Some(Path { vertices: vec![query.start.as_str().into()], edges: Vec::new(), weight: 0.0 })
     } else {
         match (&query.weight_property, query.max_hops) {
-            (None, max_hops) => search.fewest_hops(query, max_hops, lsn).await?,
-            (Some(property), Some(max_hops)) => search.least_weight(query, property, max_hops, lsn).await?,
-            (Some(property), None) => search.dijkstra(query, property, lsn).await?,
+            (None, max_hops) => search.fewest_hops(query, [start, end], max_hops, lsn).await?,
+            (Some(property), Some(max_hops)) => {
+                search.least_weight(query, [start, end], property, max_hops, lsn).await?
+            }
+            (Some(property), None) => search.dijkstra(query, [start, end], property, lsn).await?,
         }
     };
     Ok(FoundPaths { lsn, paths: path.into_iter().collect() })
@@ -108,12 +110,12 @@ pub async fn all_paths(
     let max_hops = hop_cap("max_hops", query.max_hops, limits)?;
     let wanted = query.limit.unwrap_or(limits.max_paths).min(limits.max_paths);
     let mut search = Search::new(engine, namespace, limits);
-    let lsn = search.endpoints(start, Some(end), min_lsn).await?;
+    let (lsn, start_number, end_number) = search.endpoints(start, Some(end), min_lsn).await?;
     if start == end {
         let trivial = Path { vertices: vec![start.into()], edges: Vec::new(), weight: 0.0 };
         return Ok(FoundPaths { lsn, paths: vec![trivial] });
     }
-    let paths = search.simple_paths(start, end, &[], max_hops, 1, wanted, lsn).await?;
+    let paths = search.simple_paths([start_number, end_number], &[], max_hops, 1, wanted, lsn).await?;
     Ok(FoundPaths { lsn, paths })
 }
 
@@ -129,8 +131,9 @@ pub async fn detect_cycles(
     let (start, labels, min_length) = (query.start.as_str(), &query.labels, query.min_length);
     let max_depth = hop_cap("max_depth", query.max_depth, limits)?;
     let mut search = Search::new(engine, namespace, limits);
-    let lsn = search.endpoints(start, None, min_lsn).await?;
-    let paths = search.simple_paths(start, start, labels, max_depth, min_length.max(1), limits.max_paths, lsn).await?;
+    let (lsn, start, _) = search.endpoints(start, None, min_lsn).await?;
+    let paths =
+        search.simple_paths([start, start], labels, max_depth, min_length.max(1), limits.max_paths, lsn).await?;
     Ok(FoundPaths { lsn, paths })
 }
 
@@ -146,10 +149,10 @@ fn hop_cap(field: &'static str, asked: Option<u32>, limits: &PathLimits) -> Resu
 
 /// One side of a bidirectional search: vertex -> (depth, (its neighbour toward the side's
 /// root, the edge between them)).
-type Parents = HashMap<Id, (u32, Option<(Id, Id)>)>;
+type Parents = HashMap<VertexNumber, (u32, Option<(VertexNumber, Id)>)>;
 
 /// One relaxation round: vertex -> (distance, (previous vertex, edge, round of the previous)).
-type Round = HashMap<Id, (f64, Option<(Id, Id, usize)>)>;
+type Round = HashMap<VertexNumber, (f64, Option<(VertexNumber, Id, usize)>)>;
 
 /// State shared by the searches: the reader and the edge budget.
 struct Search<'a> {
@@ -163,31 +166,40 @@ impl<'a> Search<'a> {
         Search { reader: Reader::new(engine, namespace, limits.timeout), limits, expanded: 0 }
     }
 
-    /// Checks that the endpoints exist; returns the LSN every later read uses.
-    async fn endpoints(&self, start: &str, end: Option<&str>, min_lsn: Lsn) -> Result<Lsn, QueryError> {
+    /// Checks that the endpoints exist; returns the LSN every later read uses and their
+    /// numbers (the start's twice when there is no end).
+    async fn endpoints(
+        &self,
+        start: &str,
+        end: Option<&str>,
+        min_lsn: Lsn,
+    ) -> Result<(Lsn, VertexNumber, VertexNumber), QueryError> {
         let mut ids = vec![Id::from(start)];
         ids.extend(end.filter(|e| *e != start).map(Id::from));
         let (lsn, found) = self.reader.vertices(&ids, None, min_lsn).await?;
-        let present: HashSet<&str> = found.iter().map(|v| v.id.as_str()).collect();
-        if !present.contains(start) {
+        let number_of = |id: &str| found.iter().find(|v| v.id == id).map(|v| v.number);
+        let Some(start_number) = number_of(start) else {
             return Err(QueryError::NotFound { field: "start_vertex_id", id: start.to_owned() });
-        }
-        if let Some(end) = end.filter(|e| !present.contains(e)) {
-            return Err(QueryError::NotFound { field: "end_vertex_id", id: end.to_owned() });
-        }
-        Ok(lsn)
+        };
+        let end_number = match end {
+            Some(end) => {
+                number_of(end).ok_or_else(|| QueryError::NotFound { field: "end_vertex_id", id: end.to_owned() })?
+            }
+            None => start_number,
+        };
+        Ok((lsn, start_number, end_number))
     }
 
     /// One hop from `frontier`, charged against the edge budget.
-    async fn hop<'i>(
+    async fn hop(
         &mut self,
-        frontier: impl Iterator<Item = &'i Id>,
+        frontier: impl Iterator<Item = VertexNumber>,
         direction: Direction,
         labels: &[String],
         lsn: Lsn,
     ) -> Result<Vec<Move>, QueryError> {
         let budget = self.limits.max_expanded_edges - self.expanded;
-        let edges = self.reader.expand(frontier.map(Id::as_str), direction, labels, None, lsn, budget).await?;
+        let edges = self.reader.expand(frontier, direction, labels, None, lsn, budget).await?;
         self.expanded += edges.len();
         Ok(edges)
     }
@@ -206,33 +218,36 @@ impl<'a> Search<'a> {
     async fn fewest_hops(
         &mut self,
         query: &ShortestPath,
+        [start, end]: [VertexNumber; 2],
         max_hops: Option<u32>,
         lsn: Lsn,
     ) -> Result<Option<Path>, QueryError> {
-        let (start, end) = (Id::from(query.start.as_str()), Id::from(query.end.as_str()));
-        let mut sides: [Parents; 2] =
-            [HashMap::from([(start.clone(), (0, None))]), HashMap::from([(end.clone(), (0, None))])];
+        let mut sides: [Parents; 2] = [HashMap::from([(start, (0, None))]), HashMap::from([(end, (0, None))])];
         let mut frontiers = [vec![start], vec![end]];
         let mut depths = [0u32, 0u32];
         let within = |depths: &[u32; 2]| max_hops.is_none_or(|max| depths[0] + depths[1] < max);
         while within(&depths) && !frontiers[0].is_empty() && !frontiers[1].is_empty() {
             let side = if frontiers[0].len() <= frontiers[1].len() { 0 } else { 1 };
             let direction = if side == 0 { Direction::Out } else { Direction::In };
-            let edges = self.hop(frontiers[side].iter(), direction, &query.labels, lsn).await?;
+            let edges = self.hop(frontiers[side].iter().copied(), direction, &query.labels, lsn).await?;
             depths[side] += 1;
             let mut next = Vec::new();
-            for (source, edge, outward) in edges {
-                let neighbour = if outward { edge.to.clone() } else { edge.from.clone() };
+            for Move { source, neighbour, edge } in edges {
                 if !sides[side].contains_key(&neighbour) {
-                    sides[side].insert(neighbour.clone(), (depths[side], Some((source, edge.id.clone()))));
+                    sides[side].insert(neighbour, (depths[side], Some((source, edge.id.clone()))));
                     next.push(neighbour);
                 }
             }
             self.check_frontier(next.len())?;
             let other = 1 - side;
-            let meeting = next.iter().filter_map(|v| sides[other].get(v).map(|(d, _)| (*d, v))).min();
-            if let Some((_, meet)) = meeting {
-                return Ok(Some(join(&sides[0], &sides[1], meet)));
+            // Of the vertices where the sides meet, the one nearest the other side's root,
+            // the least id among equals.
+            let meetings: Vec<(u32, VertexNumber)> =
+                next.iter().filter_map(|v| sides[other].get(v).map(|(d, _)| (*d, *v))).collect();
+            let ids = self.reader.ids_of(&meetings.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+            let meeting = meetings.iter().zip(&ids).map(|((d, v), id)| (*d, id, *v)).min();
+            if let Some((_, _, meet)) = meeting {
+                return Ok(Some(join(&sides[0], &sides[1], meet).into_path(&self.reader)));
             }
             frontiers[side] = next;
         }
@@ -245,82 +260,91 @@ impl<'a> Search<'a> {
     async fn least_weight(
         &mut self,
         query: &ShortestPath,
+        [start, end]: [VertexNumber; 2],
         property: &str,
         max_hops: u32,
         lsn: Lsn,
     ) -> Result<Option<Path>, QueryError> {
-        let (start, end) = (Id::from(query.start.as_str()), Id::from(query.end.as_str()));
-        let mut rounds: Vec<Round> = vec![HashMap::from([(start.clone(), (0.0, None))])];
-        let mut best: HashMap<Id, (f64, usize)> = HashMap::from([(start, (0.0, 0))]);
+        let mut rounds: Vec<Round> = vec![HashMap::from([(start, (0.0, None))])];
+        let mut best: HashMap<VertexNumber, (f64, usize)> = HashMap::from([(start, (0.0, 0))]);
         for round in 1..=max_hops as usize {
             let previous = &rounds[round - 1];
             if previous.is_empty() {
                 break;
             }
-            let edges = self.hop(previous.keys(), Direction::Out, &query.labels, lsn).await?;
+            let edges = self.hop(previous.keys().copied(), Direction::Out, &query.labels, lsn).await?;
             let bound = best.get(&end).map_or(f64::INFINITY, |(d, _)| *d);
             let mut improved: Round = HashMap::new();
-            for (source, edge, _) in edges {
+            for Move { source, neighbour, edge } in edges {
                 let weight = edge_weight(&edge, property)?;
                 let Some((from_distance, _)) = previous.get(&source) else { continue };
                 let candidate = from_distance + weight;
-                let known = best.get(&edge.to).map_or(f64::INFINITY, |(d, _)| *d);
-                let this_round = improved.get(&edge.to).map_or(f64::INFINITY, |(d, _)| *d);
+                let known = best.get(&neighbour).map_or(f64::INFINITY, |(d, _)| *d);
+                let this_round = improved.get(&neighbour).map_or(f64::INFINITY, |(d, _)| *d);
                 if candidate < known && candidate < this_round && candidate < bound {
-                    improved.insert(edge.to.clone(), (candidate, Some((source, edge.id.clone(), round - 1))));
+                    improved.insert(neighbour, (candidate, Some((source, edge.id.clone(), round - 1))));
                 }
             }
             self.check_frontier(improved.len())?;
             for (vertex, (distance, _)) in &improved {
-                best.insert(vertex.clone(), (*distance, round));
+                best.insert(*vertex, (*distance, round));
             }
             rounds.push(improved);
         }
         let Some(&(total, mut round)) = best.get(&end) else { return Ok(None) };
-        let mut path = Path { vertices: vec![end.clone()], edges: Vec::new(), weight: total };
+        let mut walk = Walk::from(end);
         let mut at = end;
         while let Some((_, Some((previous, edge, previous_round)))) = rounds[round].get(&at) {
-            path.edges.push(edge.clone());
-            path.vertices.push(previous.clone());
-            at = previous.clone();
+            walk.edges.push(edge.clone());
+            walk.vertices.push(*previous);
+            at = *previous;
             round = *previous_round;
         }
-        path.vertices.reverse();
-        path.edges.reverse();
-        Ok(Some(path))
+        walk.vertices.reverse();
+        walk.edges.reverse();
+        Ok(Some(Path { weight: total, ..walk.into_path(&self.reader) }))
     }
 
     /// Least total weight with no bound on hops: Dijkstra, reading the out-edges of the
     /// nearest unsettled vertices in batches, one round trip each, and settling as far as
     /// the edges read allow. Exact: a vertex is settled only from the top of the queue.
-    async fn dijkstra(&mut self, query: &ShortestPath, property: &str, lsn: Lsn) -> Result<Option<Path>, QueryError> {
+    async fn dijkstra(
+        &mut self,
+        query: &ShortestPath,
+        [start, end]: [VertexNumber; 2],
+        property: &str,
+        lsn: Lsn,
+    ) -> Result<Option<Path>, QueryError> {
         /// Vertices whose out-edges one round trip reads.
         const BATCH: usize = 128;
-        let start = Id::from(query.start.as_str());
-        let mut distance: HashMap<Id, f64> = HashMap::from([(start.clone(), 0.0)]);
-        let mut parent: HashMap<Id, (Id, Id)> = HashMap::new();
-        let mut settled: HashSet<Id> = HashSet::new();
-        let mut queue: BinaryHeap<Reverse<(Weight, Id)>> = BinaryHeap::from([Reverse((Weight(0.0), start))]);
-        // Out-edges read so far: vertex -> (target, edge, weight).
-        let mut out: HashMap<Id, Vec<(Id, Id, f64)>> = HashMap::new();
+        let mut distance: HashMap<VertexNumber, f64> = HashMap::from([(start, 0.0)]);
+        let mut parent: HashMap<VertexNumber, (VertexNumber, Id)> = HashMap::new();
+        let mut settled: HashSet<VertexNumber> = HashSet::new();
+        // Ties between equal distances are broken by id, as the answer's order is.
+        let start_id = Id::from(query.start.as_str());
+        let mut queue: BinaryHeap<Reverse<(Weight, Id, VertexNumber)>> =
+            BinaryHeap::from([Reverse((Weight(0.0), start_id, start))]);
+        // Out-edges read so far: vertex -> (target, its id, edge, weight).
+        let mut out: HashMap<VertexNumber, Vec<(VertexNumber, Id, Id, f64)>> = HashMap::new();
         loop {
-            while let Some(Reverse((Weight(d), vertex))) = queue.peek() {
-                if settled.contains(vertex) || distance.get(vertex).is_some_and(|best| best < d) {
+            while let Some(Reverse((Weight(d), _, vertex))) = queue.peek() {
+                let (d, vertex) = (*d, *vertex);
+                if settled.contains(&vertex) || distance.get(&vertex).is_some_and(|best| *best < d) {
                     queue.pop();
                     continue;
                 }
-                if *vertex == query.end {
-                    return Ok(Some(walk_back(&parent, &query.start, &query.end, *d)));
+                if vertex == end {
+                    return Ok(Some(walk_back(&parent, start, end).into_path(&self.reader))
+                        .map(|path| Path { weight: d, ..path }));
                 }
-                let Some(edges) = out.get(vertex) else { break };
-                let (d, vertex) = (*d, vertex.clone());
+                let Some(edges) = out.get(&vertex) else { break };
                 queue.pop();
-                for (to, edge, weight) in edges {
+                for (to, to_id, edge, weight) in edges {
                     let candidate = d + weight;
                     if !settled.contains(to) && distance.get(to).is_none_or(|best| candidate < *best) {
-                        distance.insert(to.clone(), candidate);
-                        parent.insert(to.clone(), (vertex.clone(), edge.clone()));
-                        queue.push(Reverse((Weight(candidate), to.clone())));
+                        distance.insert(*to, candidate);
+                        parent.insert(*to, (vertex, edge.clone()));
+                        queue.push(Reverse((Weight(candidate), to_id.clone(), *to)));
                     }
                 }
                 settled.insert(vertex);
@@ -331,11 +355,11 @@ impl<'a> Search<'a> {
             // The nearest vertices whose edges are not read yet, in one read.
             let mut taken = Vec::new();
             let mut wanted = Vec::new();
-            while let Some(Reverse((weight, vertex))) = queue.pop() {
+            while let Some(Reverse((weight, id, vertex))) = queue.pop() {
                 if !settled.contains(&vertex) && !out.contains_key(&vertex) && !wanted.contains(&vertex) {
-                    wanted.push(vertex.clone());
+                    wanted.push(vertex);
                 }
-                taken.push(Reverse((weight, vertex)));
+                taken.push(Reverse((weight, id, vertex)));
                 if wanted.len() == BATCH {
                     break;
                 }
@@ -343,59 +367,57 @@ impl<'a> Search<'a> {
             queue.extend(taken);
             self.check_frontier(wanted.len())?;
             for vertex in &wanted {
-                out.insert(vertex.clone(), Vec::new());
+                out.insert(*vertex, Vec::new());
             }
-            for (source, edge, _) in self.hop(wanted.iter(), Direction::Out, &query.labels, lsn).await? {
+            for Move { source, neighbour, edge } in
+                self.hop(wanted.iter().copied(), Direction::Out, &query.labels, lsn).await?
+            {
                 let weight = edge_weight(&edge, property)?;
                 if let Some(edges) = out.get_mut(&source) {
-                    edges.push((edge.to.clone(), edge.id.clone(), weight));
+                    edges.push((neighbour, edge.to.clone(), edge.id.clone(), weight));
                 }
             }
         }
     }
 
-    /// Simple paths from `start` that reach `end` after `min_length..=max_length` edges,
+    /// Simple walks from `start` that reach `end` after `min_length..=max_length` edges,
     /// shortest first, at most `wanted` (a cycle when `start == end`).
-    #[allow(clippy::too_many_arguments)]
     async fn simple_paths(
         &mut self,
-        start: &str,
-        end: &str,
+        [start, end]: [VertexNumber; 2],
         labels: &[String],
         max_length: u32,
         min_length: u32,
         wanted: usize,
         lsn: Lsn,
     ) -> Result<Vec<Path>, QueryError> {
-        let mut partial = vec![Path { vertices: vec![start.into()], edges: Vec::new(), weight: 0.0 }];
+        let mut partial = vec![Walk::from(start)];
         let mut found = Vec::new();
         for length in 1..=max_length {
             if partial.is_empty() || found.len() >= wanted {
                 break;
             }
-            let ends: HashSet<&Id> = partial.iter().filter_map(|p| p.vertices.last()).collect();
+            let ends: HashSet<VertexNumber> = partial.iter().filter_map(|walk| walk.vertices.last().copied()).collect();
             let edges = self.hop(ends.into_iter(), Direction::Out, labels, lsn).await?;
-            let mut out: HashMap<Id, Vec<(Id, Id)>> = HashMap::new();
-            for (source, edge, _) in edges {
-                out.entry(source).or_default().push((edge.to.clone(), edge.id.clone()));
+            // Each vertex's way on, in the order of the neighbours' ids and then the edges'.
+            let mut out: HashMap<VertexNumber, Vec<(Id, Id, VertexNumber)>> = HashMap::new();
+            for Move { source, neighbour, edge } in edges {
+                out.entry(source).or_default().push((edge.to.clone(), edge.id.clone(), neighbour));
             }
             for next in out.values_mut() {
                 next.sort();
             }
             let mut extended = Vec::new();
             let mut reached = Vec::new();
-            for path in &partial {
-                let Some(last) = path.vertices.last() else { continue };
-                for (neighbour, edge) in out.get(last).into_iter().flatten() {
-                    let mut longer = path.clone();
-                    longer.vertices.push(neighbour.clone());
-                    longer.edges.push(edge.clone());
-                    longer.weight = length as f64;
-                    if neighbour == end {
+            for walk in &partial {
+                let Some(last) = walk.vertices.last() else { continue };
+                for (_, edge, neighbour) in out.get(last).into_iter().flatten() {
+                    let longer = walk.then(edge, *neighbour);
+                    if *neighbour == end {
                         if length >= min_length {
-                            reached.push(longer);
+                            reached.push(longer.into_path(&self.reader));
                         }
-                    } else if !path.vertices.contains(neighbour) {
+                    } else if !walk.vertices.contains(neighbour) {
                         extended.push(longer);
                     }
                 }
@@ -428,41 +450,39 @@ impl Ord for Weight {
     }
 }
 
-/// The path from `start` to `end` that `parent` (vertex -> (previous, edge)) records.
-fn walk_back(parent: &HashMap<Id, (Id, Id)>, start: &str, end: &str, weight: f64) -> Path {
-    let mut path = Path { vertices: vec![end.into()], edges: Vec::new(), weight };
+/// The walk from `start` to `end` that `parent` (vertex -> (previous, edge)) records.
+fn walk_back(parent: &HashMap<VertexNumber, (VertexNumber, Id)>, start: VertexNumber, end: VertexNumber) -> Walk {
+    let mut walk = Walk::from(end);
     let mut at = end;
     while at != start {
-        let Some((previous, edge)) = parent.get(at) else { break };
-        path.edges.push(edge.clone());
-        path.vertices.push(previous.clone());
-        at = previous;
+        let Some((previous, edge)) = parent.get(&at) else { break };
+        walk.edges.push(edge.clone());
+        walk.vertices.push(*previous);
+        at = *previous;
     }
-    path.vertices.reverse();
-    path.edges.reverse();
-    path
+    walk.vertices.reverse();
+    walk.edges.reverse();
+    walk
 }
 
-/// The path through `meet` from the forward side's root to the backward side's root.
-fn join(forward: &Parents, backward: &Parents, meet: &str) -> Path {
-    let mut vertices = vec![Id::from(meet)];
-    let mut edges = Vec::new();
-    let mut at = Id::from(meet);
+/// The walk through `meet` from the forward side's root to the backward side's root.
+fn join(forward: &Parents, backward: &Parents, meet: VertexNumber) -> Walk {
+    let mut walk = Walk::from(meet);
+    let mut at = meet;
     while let Some((_, Some((previous, edge)))) = forward.get(&at) {
-        vertices.push(previous.clone());
-        edges.push(edge.clone());
-        at = previous.clone();
+        walk.vertices.push(*previous);
+        walk.edges.push(edge.clone());
+        at = *previous;
     }
-    vertices.reverse();
-    edges.reverse();
-    let mut at = Id::from(meet);
+    walk.vertices.reverse();
+    walk.edges.reverse();
+    let mut at = meet;
     while let Some((_, Some((next, edge)))) = backward.get(&at) {
-        vertices.push(next.clone());
-        edges.push(edge.clone());
-        at = next.clone();
+        walk.vertices.push(*next);
+        walk.edges.push(edge.clone());
+        at = *next;
     }
-    let weight = edges.len() as f64;
-    Path { vertices, edges, weight }
+    walk
 }
 
 /// An edge's weight: its numeric, non-negative `property`.

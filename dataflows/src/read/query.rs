@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
-use crate::state::model::{AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Lsn, Namespace, Shared, Vertex, VertexKey};
+use crate::state::model::{
+    route, AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber,
+};
 
 /// A trace of `key -> value` at LSN times, as the adjacencies are.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
@@ -45,7 +47,8 @@ pub enum Direction {
 /// A read of the graph.
 ///
 /// `Expand` and `Vertices` read many keys at once; a caller sends them only keys owned by
-/// one worker (see [`crate::engine::Engine::owner_of_key`]), so they route by the first.
+/// one worker (see [`crate::engine::Engine::owner_of_key`] and
+/// [`crate::engine::Engine::owner_of_number`]), so they route by the first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Query {
     /// A vertex, and with `include_edges` its edges: at most `max_edges` of them (the answer
@@ -58,17 +61,15 @@ pub enum Query {
     GetEdge {
         key: EdgeKey,
     },
-    /// The edges of each key in `direction`, with one of `labels` (any when empty) and
-    /// passing `filter`; at most `max_edges` of them in all. With `check_sources`, also which
-    /// keys have no vertex (a vertex lives on the worker of its adjacency, so this costs no
-    /// extra round trip).
+    /// The edges of each of `sources` in `direction`, with one of `labels` (any when empty)
+    /// and passing `filter`; at most `max_edges` of them in all.
     Expand {
-        keys: Vec<VertexKey>,
+        namespace: Namespace,
+        sources: Vec<Source>,
         direction: Direction,
         labels: Vec<String>,
         filter: Option<Filter>,
         max_edges: usize,
-        check_sources: bool,
     },
     /// The vertices of `keys`, where they exist.
     Vertices {
@@ -87,13 +88,14 @@ pub enum Query {
 pub enum Answer {
     Vertex(Option<VertexWithEdges>),
     Edge(Option<Shared<Edge>>),
-    /// For `Expand`: (index of the key, edge, whether it was followed outward); `truncated`
-    /// when `max_edges` cut the list short; `missing`, the indexes of keys with no vertex
-    /// (when `check_sources` asked for them).
+    /// For `Expand`: the edges followed; `truncated` when `max_edges` cut the list short;
+    /// `sources`, each source's number, none for one named by id with no vertex (a vertex
+    /// lives on the worker of its adjacency, so a query's start is checked with no extra
+    /// round trip).
     Expanded {
-        edges: Vec<(u32, Shared<Edge>, bool)>,
+        edges: Vec<Followed>,
         truncated: bool,
-        missing: Vec<u32>,
+        sources: Vec<Option<VertexNumber>>,
     },
     /// For `Vertices`: one entry per key, in order.
     Vertices(Vec<Option<Shared<Vertex>>>),
@@ -101,6 +103,26 @@ pub enum Answer {
         vertices: Vec<(Namespace, Shared<Vertex>)>,
         edges: Vec<(Namespace, Shared<Edge>)>,
     },
+}
+
+/// A vertex an `Expand` starts from: by its id, looked up first (a query's start), or by its
+/// number, known from an edge read earlier at the same LSN (a later hop's frontier), which
+/// keys its adjacency with no lookup: a vertex at an end of an edge exists as long as the
+/// edge does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    Id(Id),
+    Number(VertexNumber),
+}
+
+/// An edge an `Expand` followed: from its `source` (the index in the query's sources) to the
+/// vertex numbered `neighbour`, outward (along its direction) or not.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Followed {
+    pub source: u32,
+    pub neighbour: VertexNumber,
+    pub edge: Shared<Edge>,
+    pub outward: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,7 +141,13 @@ impl Query {
         match self {
             Query::GetVertex { key, .. } => key.hashed(),
             Query::GetEdge { key } => key.hashed(),
-            Query::Expand { keys, .. } | Query::Vertices { keys } => keys.first().map_or(0, |k| k.hashed()),
+            Query::Vertices { keys } => keys.first().map_or(0, |k| k.hashed()),
+            // A number routes to its owner as the adjacencies are exchanged: by itself.
+            Query::Expand { namespace, sources, .. } => match sources.first() {
+                Some(Source::Id(id)) => route(namespace, id),
+                Some(Source::Number(number)) => number.0,
+                None => 0,
+            },
             // A worker's index routes to it: timely's exchange takes it modulo the workers.
             Query::Shard { worker, .. } => *worker as u64,
         }
@@ -155,45 +183,54 @@ impl Query {
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
             Query::GetEdge { key } => Answer::Edge(lookup_one(&mut indexes.edges, &key.namespace, &key.id, lsn)),
-            Query::Expand { keys, direction, labels, filter, max_edges, check_sources } => {
-                // The vertices give their numbers, which key their edges.
-                let mut numbered = Vec::with_capacity(keys.len());
-                let mut present = vec![false; keys.len()];
-                lookup_by_id(&mut indexes.vertices, &ids_of(keys), lsn, |i, vertex| {
-                    present[i] = true;
-                    numbered.push((AdjacencyKey { number: vertex.number, namespace: keys[i].namespace.clone() }, i));
+            Query::Expand { namespace, sources, direction, labels, filter, max_edges } => {
+                // Sources named by id give their numbers, which key their edges.
+                let mut numbers: Vec<Option<VertexNumber>> = (sources.iter())
+                    .map(|source| match source {
+                        Source::Id(_) => None,
+                        Source::Number(number) => Some(*number),
+                    })
+                    .collect();
+                let by_id: Vec<(usize, (&Namespace, &str))> = (sources.iter().enumerate())
+                    .filter_map(|(i, source)| match source {
+                        Source::Id(id) => Some((i, (namespace, id.as_str()))),
+                        Source::Number(_) => None,
+                    })
+                    .collect();
+                let ids: Vec<(&Namespace, &str)> = by_id.iter().map(|(_, key)| *key).collect();
+                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, vertex| numbers[by_id[i].0] = Some(vertex.number));
+                let numbered = (numbers.iter().enumerate()).filter_map(|(i, number)| {
+                    Some((AdjacencyKey { number: (*number)?, namespace: namespace.clone() }, i))
                 });
-                let missing = match check_sources {
-                    true => (0..keys.len()).filter(|i| !present[*i]).map(|i| i as u32).collect(),
-                    false => Vec::new(),
-                };
                 let (adjacency_keys, at): (Vec<AdjacencyKey>, Vec<usize>) = numbered.into_iter().unzip();
                 let mut edges = Vec::new();
                 let mut truncated = false;
-                let mut take = |index: usize, edge: &Shared<Edge>, outward: bool| {
+                let mut take = |index: usize, adjacent: &Adjacent, outward: bool| {
+                    let edge = &adjacent.edge;
                     let wanted = (labels.is_empty() || labels.iter().any(|l| **l == *edge.label))
                         && filter.as_ref().is_none_or(|f| f.matches_edge(edge));
                     if wanted {
                         if edges.len() < *max_edges {
-                            edges.push((index as u32, edge.clone(), outward));
+                            let (source, neighbour, edge) = (index as u32, adjacent.neighbour, edge.clone());
+                            edges.push(Followed { source, neighbour, edge, outward });
                         } else {
                             truncated = true;
                         }
                     }
                 };
                 if matches!(direction, Direction::Out | Direction::Both) {
-                    lookup_many(&mut indexes.out_edges, &adjacency_keys, lsn, |i, a| take(at[i], &a.edge, true));
+                    lookup_many(&mut indexes.out_edges, &adjacency_keys, lsn, |i, a| take(at[i], a, true));
                 }
                 if matches!(direction, Direction::In | Direction::Both) {
                     // Followed both ways, a self-loop is one edge, already taken outward.
                     let both = *direction == Direction::Both;
                     lookup_many(&mut indexes.in_edges, &adjacency_keys, lsn, |i, a| {
                         if !(both && a.neighbour == adjacency_keys[i].number) {
-                            take(at[i], &a.edge, false)
+                            take(at[i], a, false)
                         }
                     });
                 }
-                Answer::Expanded { edges, truncated, missing }
+                Answer::Expanded { edges, truncated, sources: numbers }
             }
             Query::Vertices { keys } => {
                 let mut found = vec![None; keys.len()];

@@ -1,13 +1,19 @@
 //! Reads for multi-step queries (traversals, paths): many keys at once, split by the worker
 //! owning them, all at one LSN, each within what is left of the query's deadline.
+//!
+//! A query names its start (and end) by id; from there on it knows vertices by number, as
+//! the adjacencies do: a hop from a vertex met at the end of an edge reads its adjacency by
+//! that number at its owner, with no lookup of its id. The ids of the vertices met are kept
+//! beside, for the answer.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError};
 use crate::read::filter::Filter;
-use crate::read::query::{Answer, Direction, Query};
-use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex, VertexKey};
+use crate::read::query::{Answer, Direction, Followed, Query, Source};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber};
 
 /// Why a multi-step query failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +33,13 @@ pub enum QueryError {
     Engine(#[from] EngineError),
 }
 
-/// An edge followed from a vertex: (source id, edge, followed outward).
-pub(crate) type Move = (Id, Shared<Edge>, bool);
+/// An edge followed from a vertex, both ends by number.
+#[derive(Clone, Debug)]
+pub(crate) struct Move {
+    pub source: VertexNumber,
+    pub neighbour: VertexNumber,
+    pub edge: Shared<Edge>,
+}
 
 /// What to follow in one hop, and how many edges may still be expanded.
 struct Hop<'a> {
@@ -48,11 +59,14 @@ pub(crate) struct Reader<'a> {
     namespace: &'a Namespace,
     deadline: Instant,
     timeout: Duration,
+    /// The id of every vertex met so far, by number (at the query's one LSN, a number
+    /// names one vertex).
+    ids: Mutex<HashMap<VertexNumber, Id>>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(engine: &'a Engine, namespace: &'a Namespace, timeout: Duration) -> Self {
-        Reader { engine, namespace, deadline: Instant::now() + timeout, timeout }
+        Reader { engine, namespace, deadline: Instant::now() + timeout, timeout, ids: Mutex::default() }
     }
 
     pub(crate) fn remaining(&self) -> Result<Duration, QueryError> {
@@ -62,6 +76,17 @@ impl<'a> Reader<'a> {
         } else {
             Ok(left)
         }
+    }
+
+    fn known_ids(&self) -> std::sync::MutexGuard<'_, HashMap<VertexNumber, Id>> {
+        self.ids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The ids of `numbers`, in order (the empty id for a vertex this reader never met,
+    /// which a query's own numbers never are).
+    pub(crate) fn ids_of(&self, numbers: &[VertexNumber]) -> Vec<Id> {
+        let known = self.known_ids();
+        numbers.iter().map(|number| known.get(number).cloned().unwrap_or_default()).collect()
     }
 
     /// Groups `ids` by the worker owning them.
@@ -112,14 +137,25 @@ impl<'a> Reader<'a> {
                 found.extend(vertices.into_iter().flatten());
             }
         }
+        self.known_ids().extend(found.iter().map(|vertex| (vertex.number, vertex.id.clone())));
         Ok((lsn, found))
     }
 
-    /// One hop from every vertex of `frontier` in `direction`, along edges with one of
-    /// `labels` (any when empty) passing `filter`: (source id, edge, followed outward).
-    pub(crate) async fn expand<'i>(
+    /// The vertices numbered `numbers` (each met by this reader), at `lsn`.
+    pub(crate) async fn vertices_numbered(
         &self,
-        frontier: impl Iterator<Item = &'i str>,
+        numbers: &[VertexNumber],
+        lsn: Lsn,
+    ) -> Result<Vec<Shared<Vertex>>, QueryError> {
+        let ids = self.ids_of(numbers);
+        Ok(self.vertices(&ids, Some(lsn), 0).await?.1)
+    }
+
+    /// One hop from every vertex of `frontier` in `direction`, along edges with one of
+    /// `labels` (any when empty) passing `filter`.
+    pub(crate) async fn expand(
+        &self,
+        frontier: impl Iterator<Item = VertexNumber>,
         direction: Direction,
         labels: &[String],
         filter: Option<&Filter>,
@@ -127,11 +163,13 @@ impl<'a> Reader<'a> {
         budget: usize,
     ) -> Result<Vec<Move>, QueryError> {
         let hop = Hop { direction, labels, filter, budget };
-        Ok(self.expand_at(frontier, &hop, Some(lsn), 0, false).await?.1)
+        let sources = frontier.map(|number| (self.engine.owner_of_number(number), Source::Number(number)));
+        Ok(self.expand_at(sources, &hop, Some(lsn), 0).await?.1)
     }
 
     /// The first hop of a query: from `start`, which must exist, at the applied LSN once
-    /// `min_lsn` is; returns that LSN. One round trip checks the vertex and expands it.
+    /// `min_lsn` is; returns that LSN and the start's number. One round trip checks the
+    /// vertex and expands it.
     pub(crate) async fn expand_start(
         &self,
         start: &str,
@@ -140,44 +178,49 @@ impl<'a> Reader<'a> {
         filter: Option<&Filter>,
         min_lsn: Lsn,
         budget: usize,
-    ) -> Result<(Lsn, Vec<Move>), QueryError> {
+    ) -> Result<(Lsn, VertexNumber, Vec<Move>), QueryError> {
         let hop = Hop { direction, labels, filter, budget };
-        let (lsn, edges, missing) = self.expand_at(std::iter::once(start), &hop, None, min_lsn, true).await?;
-        if missing {
-            return Err(QueryError::NotFound { field: "start_vertex_id", id: start.to_owned() });
+        let owner = self.engine.owner_of_key(&VertexKey::new(self.namespace, start));
+        let (lsn, edges, numbers) =
+            self.expand_at(std::iter::once((owner, Source::Id(start.into()))), &hop, None, min_lsn).await?;
+        match numbers.first() {
+            Some(Some(number)) => {
+                self.known_ids().insert(*number, start.into());
+                Ok((lsn, *number, edges))
+            }
+            _ => Err(QueryError::NotFound { field: "start_vertex_id", id: start.to_owned() }),
         }
-        Ok((lsn, edges))
     }
 
-    /// Expands `frontier` at `at` (or the applied LSN); also says whether any source vertex
-    /// is missing when `check_sources`.
-    async fn expand_at<'i>(
+    /// Expands `sources` (each with its owner) at `at` (or the applied LSN); also gives each
+    /// source's number (none for one named by id that does not exist).
+    async fn expand_at(
         &self,
-        frontier: impl Iterator<Item = &'i str>,
+        sources: impl Iterator<Item = (usize, Source)>,
         hop: &Hop<'_>,
         at: Option<Lsn>,
         min_lsn: Lsn,
-        check_sources: bool,
-    ) -> Result<(Lsn, Vec<Move>, bool), QueryError> {
-        let groups = self.by_owner(frontier);
-        let mut sources = Vec::new();
-        let mut queries = Vec::new();
-        for keys in groups.into_values() {
-            sources.push(keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>());
-            queries.push(Query::Expand {
-                keys,
+    ) -> Result<(Lsn, Vec<Move>, Vec<Option<VertexNumber>>), QueryError> {
+        let mut groups: HashMap<usize, Vec<Source>> = HashMap::new();
+        for (owner, source) in sources {
+            groups.entry(owner).or_default().push(source);
+        }
+        let queries = (groups.into_values())
+            .map(|sources| Query::Expand {
+                namespace: self.namespace.clone(),
+                sources,
                 direction: hop.direction,
                 labels: hop.labels.to_vec(),
                 filter: hop.filter.cloned(),
                 max_edges: hop.budget,
-                check_sources,
-            });
-        }
+            })
+            .collect();
         let mut edges = Vec::new();
         let mut lsn = at.unwrap_or(0);
-        let mut any_missing = false;
-        for ((read_at, answer), sources) in self.read_all(queries, at, min_lsn).await?.into_iter().zip(sources) {
-            let Answer::Expanded { edges: found, truncated, missing } = answer else { continue };
+        let mut numbers = Vec::new();
+        let mut met = Vec::new();
+        for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
+            let Answer::Expanded { edges: found, truncated, sources } = answer else { continue };
             if truncated || edges.len() + found.len() > hop.budget {
                 return Err(limit(
                     "max_expanded_edges",
@@ -185,9 +228,16 @@ impl<'a> Reader<'a> {
                 ));
             }
             lsn = read_at;
-            any_missing |= !missing.is_empty();
-            edges.extend(found.into_iter().map(|(i, edge, outward)| (sources[i as usize].clone(), edge, outward)));
+            for Followed { source, neighbour, edge, outward } in found {
+                let Some(Some(source)) = sources.get(source as usize).copied() else { continue };
+                let (source_id, neighbour_id) = if outward { (&edge.from, &edge.to) } else { (&edge.to, &edge.from) };
+                met.push((source, source_id.clone()));
+                met.push((neighbour, neighbour_id.clone()));
+                edges.push(Move { source, neighbour, edge });
+            }
+            numbers.extend(sources);
         }
-        Ok((lsn, edges, any_missing))
+        self.known_ids().extend(met);
+        Ok((lsn, edges, numbers))
     }
 }

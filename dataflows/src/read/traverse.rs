@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::read::filter::Filter;
 use crate::read::query::Direction;
 use crate::read::reader::{limit, Move, QueryError, Reader};
-use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex};
+use crate::state::model::{Edge, Id, Lsn, Namespace, Shared, Vertex, VertexNumber};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -97,24 +97,24 @@ pub async fn traverse(
 
     // The first hop also checks that the start exists: one round trip instead of two.
     let first_step = traversal.steps.first().filter(|s| s.max_hops >= 1);
-    let (lsn, mut first_hop) = match first_step {
+    let (lsn, start, mut first_hop) = match first_step {
         Some(step) => {
             let filter = traversal.edge_filter.as_ref();
             let budget = limits.max_expanded_edges;
-            let (lsn, edges) =
+            let (lsn, start, edges) =
                 reader.expand_start(&traversal.start, step.direction, &step.labels, filter, min_lsn, budget).await?;
-            (lsn, Some(edges))
+            (lsn, start, Some(edges))
         }
         None => {
             let (lsn, start) = reader.vertices(&[traversal.start.as_str().into()], None, min_lsn).await?;
-            if start.is_empty() {
+            let Some(start) = start.first() else {
                 return Err(QueryError::NotFound { field: "start_vertex_id", id: traversal.start.clone() });
-            }
-            (lsn, None)
+            };
+            (lsn, start.number, None)
         }
     };
 
-    let mut level = Level::start(&traversal.start, traversal.include_paths);
+    let mut level = Level::start(start, traversal.include_paths);
     let mut history: Vec<StepHistory> = Vec::with_capacity(traversal.steps.len());
     let mut expanded = 0usize;
     for step in &traversal.steps {
@@ -130,16 +130,8 @@ pub async fn traverse(
                 None => {
                     let budget = limits.max_expanded_edges - expanded;
                     let filter = traversal.edge_filter.as_ref();
-                    reader
-                        .expand(
-                            current.counts.keys().map(Id::as_str),
-                            step.direction,
-                            &step.labels,
-                            filter,
-                            lsn,
-                            budget,
-                        )
-                        .await?
+                    let frontier = current.counts.keys().copied();
+                    reader.expand(frontier, step.direction, &step.labels, filter, lsn, budget).await?
                 }
             };
             expanded += edges.len();
@@ -166,13 +158,17 @@ pub async fn traverse(
 
     // The vertices returned: reached by the last step, not excluded, passing the filter.
     let excluded: HashSet<&str> = traversal.exclude.iter().map(String::as_str).collect();
-    let ids: Vec<Id> = level.counts.keys().filter(|id| !excluded.contains(id.as_str())).cloned().collect();
-    let (_, bodies) = reader.vertices(&ids, Some(lsn), 0).await?;
+    let candidates: Vec<VertexNumber> = level.counts.keys().copied().collect();
+    let candidates: Vec<VertexNumber> = (candidates.iter().zip(reader.ids_of(&candidates)))
+        .filter(|(_, id)| !excluded.contains(id.as_str()))
+        .map(|(number, _)| *number)
+        .collect();
+    let bodies = reader.vertices_numbered(&candidates, lsn).await?;
     let mut found: Vec<(Shared<Vertex>, u64)> = bodies
         .into_iter()
         .filter(|v| traversal.vertex_filter.as_ref().is_none_or(|f| f.matches_vertex(v)))
         .map(|v| {
-            let count = level.counts.get(&v.id).copied().unwrap_or(0);
+            let count = level.counts.get(&v.number).copied().unwrap_or(0);
             (v, count)
         })
         .collect();
@@ -194,13 +190,16 @@ pub async fn traverse(
     }
     found.truncate(wanted);
 
-    let returned: HashSet<&str> = found.iter().map(|(v, _)| v.id.as_str()).collect();
+    let returned: HashSet<VertexNumber> = found.iter().map(|(v, _)| v.number).collect();
     let paths = if traversal.include_paths {
-        level.paths.into_iter().filter(|p| p.vertices.last().is_some_and(|id| returned.contains(id.as_str()))).collect()
+        (level.walks.into_iter())
+            .filter(|walk| walk.vertices.last().is_some_and(|number| returned.contains(number)))
+            .map(|walk| walk.into_path(&reader))
+            .collect()
     } else {
         Vec::new()
     };
-    let mut edges = edges_to(&history, returned.iter().map(|id| Id::from(*id)).collect());
+    let mut edges = edges_to(&history, returned);
     edges.sort_by(|a, b| a.id.cmp(&b.id));
     let (vertices, path_counts) = found.into_iter().unzip();
     Ok(Traversed { lsn, vertices, path_counts, edges, paths })
@@ -219,18 +218,17 @@ struct StepHistory {
 /// No level sets are kept: a target not reached at some hop has no move into it there. For
 /// the same reason a step of `min_hops` 0 can pass all its targets back: one not in its input
 /// was never in the previous step's counted levels.
-fn edges_to(history: &[StepHistory], mut targets: HashSet<Id>) -> Vec<Shared<Edge>> {
+fn edges_to(history: &[StepHistory], mut targets: HashSet<VertexNumber>) -> Vec<Shared<Edge>> {
     let mut kept: HashMap<&str, &Shared<Edge>> = HashMap::new();
     for step in history.iter().rev() {
-        let mut sources: HashSet<Id> = HashSet::new();
+        let mut sources: HashSet<VertexNumber> = HashSet::new();
         for (index, moves) in step.hops.iter().enumerate().rev() {
             let counts = index as u32 + 1 >= step.min_hops;
             let arriving = std::mem::take(&mut sources);
-            for (source, edge, outward) in moves {
-                let target = if *outward { &edge.to } else { &edge.from };
-                if arriving.contains(target) || (counts && targets.contains(target)) {
+            for Move { source, neighbour, edge } in moves {
+                if arriving.contains(neighbour) || (counts && targets.contains(neighbour)) {
                     kept.insert(&edge.id, edge);
-                    sources.insert(source.clone());
+                    sources.insert(*source);
                 }
             }
         }
@@ -242,63 +240,81 @@ fn edges_to(history: &[StepHistory], mut targets: HashSet<Id>) -> Vec<Shared<Edg
     kept.into_values().cloned().collect()
 }
 
+/// A path as a query walks it: its vertices by number.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Walk {
+    pub vertices: Vec<VertexNumber>,
+    pub edges: Vec<Id>,
+}
+
+impl Walk {
+    pub(crate) fn from(start: VertexNumber) -> Walk {
+        Walk { vertices: vec![start], edges: Vec::new() }
+    }
+
+    /// The walk one edge further, to `to`.
+    pub(crate) fn then(&self, edge: &Id, to: VertexNumber) -> Walk {
+        let mut longer = self.clone();
+        longer.vertices.push(to);
+        longer.edges.push(edge.clone());
+        longer
+    }
+
+    /// The path it is, its vertices named by id and weighing its number of edges.
+    pub(crate) fn into_path(self, reader: &Reader<'_>) -> Path {
+        let weight = self.edges.len() as f64;
+        Path { vertices: reader.ids_of(&self.vertices), edges: self.edges, weight }
+    }
+}
+
 /// One level of a traversal: the vertices in it with their path counts, and (when paths
-/// are asked for) the paths reaching them, capped.
+/// are asked for) the walks reaching them, capped.
 #[derive(Clone, Default)]
 struct Level {
-    counts: HashMap<Id, u64>,
-    paths: Vec<Path>,
+    counts: HashMap<VertexNumber, u64>,
+    walks: Vec<Walk>,
     keep_paths: bool,
 }
 
 impl Level {
-    fn start(id: &str, keep_paths: bool) -> Level {
-        let paths = if keep_paths {
-            vec![Path { vertices: vec![id.into()], edges: Vec::new(), weight: 0.0 }]
-        } else {
-            Vec::new()
-        };
-        Level { counts: HashMap::from([(id.into(), 1)]), paths, keep_paths }
+    fn start(start: VertexNumber, keep_paths: bool) -> Level {
+        let walks = if keep_paths { vec![Walk::from(start)] } else { Vec::new() };
+        Level { counts: HashMap::from([(start, 1)]), walks, keep_paths }
     }
 
-    /// The level one hop further along `edges` (source id, edge, followed outward).
+    /// The level one hop further along `edges`.
     fn advance(&self, edges: &[Move], max_paths: usize) -> Level {
         let mut next = Level { keep_paths: self.keep_paths, ..Level::default() };
-        let mut paths_ending_at: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut walks_ending_at: HashMap<VertexNumber, Vec<usize>> = HashMap::new();
         if self.keep_paths {
-            for (i, path) in self.paths.iter().enumerate() {
-                if let Some(last) = path.vertices.last() {
-                    paths_ending_at.entry(last.as_str()).or_default().push(i);
+            for (i, walk) in self.walks.iter().enumerate() {
+                if let Some(last) = walk.vertices.last() {
+                    walks_ending_at.entry(*last).or_default().push(i);
                 }
             }
         }
-        for (source, edge, outward) in edges {
-            let neighbour = if *outward { &edge.to } else { &edge.from };
+        for Move { source, neighbour, edge } in edges {
             let count = self.counts.get(source).copied().unwrap_or(0);
-            let slot = next.counts.entry(neighbour.clone()).or_insert(0);
+            let slot = next.counts.entry(*neighbour).or_insert(0);
             *slot = slot.saturating_add(count);
-            for &i in paths_ending_at.get(source.as_str()).into_iter().flatten() {
-                if next.paths.len() >= max_paths {
+            for &i in walks_ending_at.get(source).into_iter().flatten() {
+                if next.walks.len() >= max_paths {
                     break;
                 }
-                let mut path = self.paths[i].clone();
-                path.vertices.push(neighbour.clone());
-                path.edges.push(edge.id.clone());
-                path.weight = path.edges.len() as f64;
-                next.paths.push(path);
+                next.walks.push(self.walks[i].then(&edge.id, *neighbour));
             }
         }
         next
     }
 
-    /// Adds `other`'s vertices (summing counts) and paths to this level.
+    /// Adds `other`'s vertices (summing counts) and walks to this level.
     fn absorb(&mut self, other: &Level, max_paths: usize) {
-        for (id, count) in &other.counts {
-            let slot = self.counts.entry(id.clone()).or_insert(0);
+        for (number, count) in &other.counts {
+            let slot = self.counts.entry(*number).or_insert(0);
             *slot = slot.saturating_add(*count);
         }
-        let room = max_paths.saturating_sub(self.paths.len());
-        self.paths.extend(other.paths.iter().take(room).cloned());
+        let room = max_paths.saturating_sub(self.walks.len());
+        self.walks.extend(other.walks.iter().take(room).cloned());
         self.keep_paths |= other.keep_paths;
     }
 }
