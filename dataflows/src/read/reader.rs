@@ -60,7 +60,8 @@ pub(crate) struct Reader<'a> {
     deadline: Instant,
     timeout: Duration,
     /// The id of every vertex met so far, by number (at the query's one LSN, a number
-    /// names one vertex).
+    /// names one vertex). Behind a mutex, never held across an await: the query's future
+    /// must be `Send`.
     ids: Mutex<HashMap<VertexNumber, Id>>,
 }
 
