@@ -19,7 +19,7 @@ use foldhash::fast::RandomState;
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::ids::{DenseId, Keyed, Numbered, Slab, Taken, VertexNumbers};
 use crate::state::limits::{Capacities, Capacity, ElementLimits};
-use crate::state::model::{Edge, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexKey, VertexNumber};
+use crate::state::model::{Edge, Lsn, Namespace, NumberedEdge, Properties, Shared, Vertex, VertexNumber};
 use crate::state::names::Names;
 use crate::state::request_ids::{First, Remembered, RequestIdLimits, RequestIds};
 use crate::state::rules::{check_element, reject, require_id, room_for};
@@ -421,9 +421,8 @@ impl NamespaceState {
                 check_element(limits, "vertex", id, updated.measure())?;
                 let updated = Shared::new(updated);
                 let old = std::mem::replace(&mut slot.vertex, updated.clone());
-                let key = VertexKey::new(ns, id);
-                changes.push(Change::Vertex(key.namespace.clone(), old.clone(), -1));
-                changes.push(Change::Vertex(key.namespace, updated.clone(), 1));
+                changes.push(Change::Vertex(ns.clone(), old.clone(), -1));
+                changes.push(Change::Vertex(ns.clone(), updated.clone(), 1));
                 record(Step::VertexUpdated(dense, old));
                 Ok(OpEffect::Vertex(updated))
             }
