@@ -219,8 +219,11 @@ impl<'a> Reader<'a> {
         let mut edges = Vec::new();
         let mut lsn = at.unwrap_or(0);
         let mut numbers = Vec::new();
-        let mut met = Vec::new();
-        for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
+        let answers = self.read_all(queries, at, min_lsn).await?;
+        // A move's source was met before (the start, or a neighbour of an earlier hop): only
+        // its neighbour is named here.
+        let mut known = self.known_ids();
+        for (read_at, answer) in answers {
             let Answer::Expanded { edges: found, truncated, sources } = answer else { continue };
             if truncated || edges.len() + found.len() > hop.budget {
                 return Err(limit(
@@ -231,14 +234,11 @@ impl<'a> Reader<'a> {
             lsn = read_at;
             for Followed { source, neighbour, edge, outward } in found {
                 let Some(Some(source)) = sources.get(source as usize).copied() else { continue };
-                let (source_id, neighbour_id) = if outward { (&edge.from, &edge.to) } else { (&edge.to, &edge.from) };
-                met.push((source, source_id.clone()));
-                met.push((neighbour, neighbour_id.clone()));
+                known.entry(neighbour).or_insert_with(|| if outward { edge.to.clone() } else { edge.from.clone() });
                 edges.push(Move { source, neighbour, edge });
             }
             numbers.extend(sources);
         }
-        self.known_ids().extend(met);
         Ok((lsn, edges, numbers))
     }
 }
