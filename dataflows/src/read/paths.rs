@@ -334,8 +334,8 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 if vertex == end {
-                    return Ok(Some(walk_back(&parent, start, end).into_path(&self.reader))
-                        .map(|path| Path { weight: d, ..path }));
+                    let path = walk_back(&parent, start, end).into_path(&self.reader);
+                    return Ok(Some(Path { weight: d, ..path }));
                 }
                 let Some(edges) = out.get(&vertex) else { break };
                 queue.pop();

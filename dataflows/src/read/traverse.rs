@@ -159,13 +159,10 @@ pub async fn traverse(
     // The vertices returned: reached by the last step, not excluded, passing the filter.
     let excluded: HashSet<&str> = traversal.exclude.iter().map(String::as_str).collect();
     let candidates: Vec<VertexNumber> = level.counts.keys().copied().collect();
-    let candidates: Vec<VertexNumber> = (candidates.iter().zip(reader.ids_of(&candidates)))
-        .filter(|(_, id)| !excluded.contains(id.as_str()))
-        .map(|(number, _)| *number)
-        .collect();
     let bodies = reader.vertices_numbered(&candidates, lsn).await?;
     let mut found: Vec<(Shared<Vertex>, u64)> = bodies
         .into_iter()
+        .filter(|v| !excluded.contains(v.id.as_str()))
         .filter(|v| traversal.vertex_filter.as_ref().is_none_or(|f| f.matches_vertex(v)))
         .map(|v| {
             let count = level.counts.get(&v.number).copied().unwrap_or(0);
