@@ -167,10 +167,6 @@ impl<D: Ord> ContainerBuilder for StampedChunker<D> {
         self.ship(false);
         self.extract()
     }
-
-    fn relax(&mut self) {
-        self.pending = Vec::new();
-    }
 }
 
 /// Merges and splits chains of [`Stamped`] chunks for differential's `MergeBatcher`.
@@ -216,12 +212,14 @@ impl<D> ChainReader<D> {
         update
     }
 
-    /// The rest, a whole chunk at a time where it can.
-    fn rest_into(mut self, out: &mut Stamped<D>, output: &mut Vec<Stamped<D>>) {
+    /// The rest after `out`: the current chunk's updates into it, then the other chunks whole.
+    fn rest_into(mut self, mut out: Stamped<D>, output: &mut Vec<Stamped<D>>) {
         for (data, time, diff) in self.current.by_ref() {
             out.push(data, time, diff);
         }
-        output.push(std::mem::take(out));
+        if out.len() > 0 {
+            output.push(out);
+        }
         output.extend(self.chunks.filter(|chunk| chunk.len() > 0));
     }
 }
@@ -245,8 +243,8 @@ impl<D: Ord + 'static> Merger for StampedMerger<D> {
         loop {
             let order = match (one.peek(), two.peek()) {
                 (Some((d1, t1, _)), Some((d2, t2, _))) => (d1, t1).cmp(&(d2, t2)),
-                (Some(_), None) => return finish(one, out, output),
-                (None, _) => return finish(two, out, output),
+                (Some(_), None) => return one.rest_into(out, output),
+                (None, _) => return two.rest_into(out, output),
             };
             let taken = match order {
                 Ordering::Less => one.take(),
@@ -262,10 +260,6 @@ impl<D: Ord + 'static> Merger for StampedMerger<D> {
             if out.len() == CHUNK {
                 output.push(std::mem::replace(&mut out, Stamped::with_capacity(CHUNK)));
             }
-        }
-        fn finish<D>(rest: ChainReader<D>, mut out: Stamped<D>, output: &mut Vec<Stamped<D>>) {
-            rest.rest_into(&mut out, output);
-            output.retain(|chunk| chunk.len() > 0);
         }
     }
 
