@@ -41,7 +41,8 @@ async fn metrics_are_scraped_over_http_and_count_calls_by_method_and_status() {
     assert_eq!(third.get("prism_standing_page_ranks"), Some(&1.0));
 
     // Each worker counts its arrangements' updates about once a second.
-    let vertex_records = r#"prism_arrangement_records{arrangement="VertexByKey"}"#;
-    scrape_until(port, "VertexByKey counted", |samples| samples.get(vertex_records).is_some_and(|n| *n >= 4.0)).await;
+    let vertex_records = r#"prism_arrangement_records{arrangement="VertexByNumber"}"#;
+    scrape_until(port, "VertexByNumber counted", |samples| samples.get(vertex_records).is_some_and(|n| *n >= 4.0))
+        .await;
     assert!(second["prism_applied_lsn"] > first["prism_applied_lsn"]);
 }

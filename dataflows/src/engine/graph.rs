@@ -40,7 +40,7 @@ use timely::worker::Worker;
 
 use crate::engine::fitted::{FittedKeyBatcher, FittedValBatcher};
 use crate::engine::subscriptions::Hub;
-use crate::read::query::{lookup_many, ByIdTrace, Indexes};
+use crate::read::query::{lookup_many, ElementTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
@@ -133,6 +133,7 @@ pub(crate) fn build(
         let (me, peers) = (scope.index(), scope.peers());
         let shard = Rc::new(RefCell::new(Shard::new(me, peers)));
         let shard_read = shard.clone();
+        let shard_query = shard.clone();
         // ApplyOwned's input frontier, as it last saw it: a batch is read once it has no
         // time before the batch's.
         let applied = Rc::new(RefCell::new(Antichain::from_elem(0)));
@@ -282,7 +283,7 @@ pub(crate) fn build(
         feed_subscriptions(applied.subscribed, hub, always, forwarding.clone(), one_process);
         let edges = applied.edges;
 
-        let vertex_index = by_id(applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ())), "VertexByKey");
+        let vertex_index = by_number(applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ())));
         let edge_index =
             by_id(edges.clone().map(|(namespace, numbered)| ((namespace, numbered.edge), ())), "EdgeByKey");
         let out_index = adjacency(
@@ -308,6 +309,7 @@ pub(crate) fn build(
             edges: edge_index.trace,
             out_edges: out_index.trace,
             in_edges: in_index.trace,
+            shard: shard_query,
         }));
         *indexes_slot.borrow_mut() = Some(indexes.clone());
         GraphDataflow { input, indexes, outcomes, sizes, forwarding }
@@ -499,13 +501,29 @@ fn apply_owned<'scope>(
     Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
-/// Arranges elements by themselves: a vertex or an edge orders by its id first, so the
-/// element is its own key and its id is held once. Exchanged by its key's hash, where
-/// `Query::GetVertex` and `Query::GetEdge` route.
+/// Arranges vertices by themselves: a vertex orders by its number first, so the vertex is
+/// its own key and its number is held once. Exchanged by the number, as the adjacencies
+/// are: to its owner, where a query naming it by id routes (its key's hash) and finds the
+/// number in the rule state.
+fn by_number<'scope>(
+    vertices: VecCollection<'scope, Lsn, ((Namespace, Shared<Vertex>), ())>,
+) -> Arranged<'scope, ElementTrace<Vertex>> {
+    type Update = (((Namespace, Shared<Vertex>), ()), Lsn, isize);
+    let to_owner = Exchange::new(|(((_, vertex), ()), _, _): &Update| vertex.number.0);
+    arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<Vertex>)>, _>(
+        vertices.inner,
+        to_owner,
+        "VertexByNumber",
+        FittedKeyBatcher::new,
+    )
+}
+
+/// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
+/// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
 fn by_id<'scope, T: ById>(
     elements: VecCollection<'scope, Lsn, ((Namespace, Shared<T>), ())>,
     name: &str,
-) -> Arranged<'scope, ByIdTrace<T>> {
+) -> Arranged<'scope, ElementTrace<T>> {
     type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
     let by_key = Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| route(namespace, element.id()));
     arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<T>)>, _>(

@@ -166,7 +166,7 @@ pub(crate) struct Shared {
 }
 
 /// The arrangements, in the order `Engine::arrangement_records` reports them.
-pub const ARRANGEMENTS: [&str; 4] = ["VertexByKey", "EdgeByKey", "OutAdjacency", "InAdjacency"];
+pub const ARRANGEMENTS: [&str; 4] = ["VertexByNumber", "EdgeByKey", "OutAdjacency", "InAdjacency"];
 
 impl Shared {
     pub(crate) fn publish_applied(&self, lsn: Lsn) {

@@ -322,6 +322,7 @@ fn compact(indexes: &mut Indexes, since: Lsn) {
     indexes.out_edges.set_physical_compaction(frontier.borrow());
     indexes.in_edges.set_logical_compaction(frontier.borrow());
     indexes.in_edges.set_physical_compaction(frontier.borrow());
+    indexes.shard.borrow_mut().forget_departed(since);
 }
 
 /// Most operations a batch of records takes while an earlier batch is still being applied.

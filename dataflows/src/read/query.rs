@@ -1,7 +1,12 @@
 //! Queries and their answers, and how a worker answers them from its arrangement shards.
 //!
 //! A query is routed to the worker that owns its key (the same hash the arrangements are
-//! sharded by) and read there with a cursor, as of one LSN.
+//! sharded by) and read there with a cursor, as of one LSN. Vertices are indexed by number;
+//! a vertex named by id is found through the rule state of its owner, this worker
+//! ([`Shard::numbers_of`]).
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::operators::arrange::TraceAgent;
@@ -15,25 +20,30 @@ use crate::read::filter::Filter;
 use crate::state::model::{
     route, AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber,
 };
+use crate::state::sharded::Shard;
 
 /// A trace of `key -> value` at LSN times, as the adjacencies are.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 
-/// A trace of elements each held as its own key in its namespace, with nothing for a value
-/// ([`ById`]): the element's id is stored once, in it, and a batch keeps no value offsets.
-pub type ByIdTrace<T> = TraceAgent<KeySpine<(Namespace, Shared<T>), Lsn, isize>>;
+/// A trace of elements each held as its own key in its namespace, with nothing for a value:
+/// ordered by what the element orders by first (an edge's id, [`ById`]; a vertex's number),
+/// which is stored once, in it, and a batch keeps no value offsets.
+pub type ElementTrace<T> = TraceAgent<KeySpine<(Namespace, Shared<T>), Lsn, isize>>;
 
-/// The arrangements a worker reads queries from: its shard of each.
+/// The arrangements a worker reads queries from: its shard of each, and the rule state that
+/// finds a vertex's number from its id.
 #[derive(Clone)]
 pub struct Indexes {
-    /// Vertex by key: each vertex in its namespace, the vertex itself the key.
-    pub vertices: ByIdTrace<Vertex>,
-    /// Edge by key, likewise.
-    pub edges: ByIdTrace<Edge>,
+    /// Vertex by number: each vertex in its namespace, the vertex itself the key.
+    pub vertices: ElementTrace<Vertex>,
+    /// Edge by key: each edge in its namespace, ordered by id, the edge itself the key.
+    pub edges: ElementTrace<Edge>,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
     pub in_edges: GraphTrace<AdjacencyKey, Adjacent>,
+    /// This worker's rule state: the numbers of the vertices it owns, by id.
+    pub shard: Rc<RefCell<Shard>>,
 }
 
 /// Which way to follow edges from a vertex.
@@ -74,6 +84,12 @@ pub enum Query {
     /// The vertices of `keys`, where they exist.
     Vertices {
         keys: Vec<VertexKey>,
+    },
+    /// The vertices numbered `numbers` in `namespace`, where they exist: answered as
+    /// `Vertices`.
+    VerticesNumbered {
+        namespace: Namespace,
+        numbers: Vec<VertexNumber>,
     },
     /// Every vertex and edge of `namespace` (of every namespace when `None`) on `worker`:
     /// one worker's part of a whole graph, which the asker gathers from every worker.
@@ -142,6 +158,7 @@ impl Query {
             Query::GetVertex { key, .. } => key.hashed(),
             Query::GetEdge { key } => key.hashed(),
             Query::Vertices { keys } => keys.first().map_or(0, |k| k.hashed()),
+            Query::VerticesNumbered { numbers, .. } => numbers.first().map_or(0, |number| number.0),
             // A number routes to its owner as the adjacencies are exchanged: by itself.
             Query::Expand { namespace, sources, .. } => match sources.first() {
                 Some(Source::Id(id)) => route(namespace, id),
@@ -157,7 +174,7 @@ impl Query {
     pub fn answer(&self, indexes: &mut Indexes, lsn: Lsn) -> Answer {
         match self {
             Query::GetVertex { key, include_edges, max_edges } => {
-                let Some(vertex) = lookup_one(&mut indexes.vertices, &key.namespace, &key.id, lsn) else {
+                let Some(vertex) = vertex_by_id(indexes, &key.namespace, &key.id, lsn) else {
                     return Answer::Vertex(None);
                 };
                 let mut edges = Vec::new();
@@ -182,7 +199,13 @@ impl Query {
                 }
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
-            Query::GetEdge { key } => Answer::Edge(lookup_one(&mut indexes.edges, &key.namespace, &key.id, lsn)),
+            Query::GetEdge { key } => {
+                let mut found = None;
+                lookup_by_id(&mut indexes.edges, &[(&key.namespace, &key.id)], lsn, |_, edge| {
+                    found = Some(edge.clone())
+                });
+                Answer::Edge(found)
+            }
             Query::Expand { namespace, sources, direction, labels, filter, max_edges } => {
                 // Sources named by id give their numbers, which key their edges.
                 let mut numbers: Vec<Option<VertexNumber>> = (sources.iter())
@@ -198,7 +221,7 @@ impl Query {
                     })
                     .collect();
                 let ids: Vec<(&Namespace, &str)> = by_id.iter().map(|(_, key)| *key).collect();
-                lookup_by_id(&mut indexes.vertices, &ids, lsn, |i, vertex| numbers[by_id[i].0] = Some(vertex.number));
+                vertices_by_id(indexes, &ids, lsn, |i, vertex| numbers[by_id[i].0] = Some(vertex.number));
                 let numbered = (numbers.iter().enumerate()).filter_map(|(i, number)| {
                     Some((AdjacencyKey { number: (*number)?, namespace: namespace.clone() }, i))
                 });
@@ -234,7 +257,13 @@ impl Query {
             }
             Query::Vertices { keys } => {
                 let mut found = vec![None; keys.len()];
-                lookup_by_id(&mut indexes.vertices, &ids_of(keys), lsn, |i, v| found[i] = Some(v.clone()));
+                vertices_by_id(indexes, &ids_of(keys), lsn, |i, v| found[i] = Some(v.clone()));
+                Answer::Vertices(found)
+            }
+            Query::VerticesNumbered { namespace, numbers } => {
+                let keys: Vec<(&Namespace, VertexNumber)> = numbers.iter().map(|number| (namespace, *number)).collect();
+                let mut found = vec![None; keys.len()];
+                lookup_by_number(&mut indexes.vertices, &keys, lsn, |i, v| found[i] = Some(v.clone()));
                 Answer::Vertices(found)
             }
             Query::Shard { namespace, .. } => {
@@ -284,8 +313,8 @@ where
 /// (namespace and id), reading the trace with one cursor, keys visited in order. The index
 /// holds elements as keys, ordered by namespace and then id: each search starts at the
 /// least element with the id and reads the versions there.
-pub fn lookup_by_id<T: ById>(
-    trace: &mut ByIdTrace<T>,
+fn lookup_by_id<T: ById>(
+    trace: &mut ElementTrace<T>,
     keys: &[(&Namespace, &str)],
     lsn: Lsn,
     mut found: impl FnMut(usize, &Shared<T>),
@@ -321,10 +350,74 @@ fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
     keys.iter().map(|key| (&key.namespace, key.id.as_str())).collect()
 }
 
-/// The element with `key` (namespace and id) as of `lsn`.
-fn lookup_one<T: ById>(trace: &mut ByIdTrace<T>, namespace: &Namespace, id: &str, lsn: Lsn) -> Option<Shared<T>> {
+/// Calls `found(index, vertex)` with the vertex live as of `lsn` numbered as each of `keys`
+/// (namespace and number) says, reading the index with one cursor, keys visited in order.
+/// Each search starts at the least vertex with the number and reads the versions of every
+/// vertex that had it: at one LSN, one at most is live.
+pub fn lookup_by_number(
+    trace: &mut ElementTrace<Vertex>,
+    keys: &[(&Namespace, VertexNumber)],
+    lsn: Lsn,
+    mut found: impl FnMut(usize, &Shared<Vertex>),
+) {
+    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
+        return;
+    };
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    let (mut cursor, storage) = cursor_list(batches);
+    for index in order {
+        let (namespace, number) = keys[index];
+        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(Vertex::least_with_number(number))));
+        while let Some((held_in, vertex)) = cursor.get_key(&storage) {
+            if held_in != namespace || vertex.number != number {
+                break;
+            }
+            // A key asked twice is met again where the first search left the cursor.
+            cursor.rewind_vals(&storage);
+            let mut live = false;
+            live_vals(&mut cursor, &storage, lsn, |()| live = true);
+            if live {
+                found(index, vertex);
+                break;
+            }
+            cursor.step_key(&storage);
+        }
+    }
+}
+
+/// Calls `found(index, vertex)` with the vertex live as of `lsn` of each of `keys`
+/// (namespace and id), all owned by this worker: each id's numbers, from the rule state,
+/// are read in the index, and the one holding a vertex with the id at `lsn` is its.
+fn vertices_by_id(
+    indexes: &mut Indexes,
+    keys: &[(&Namespace, &str)],
+    lsn: Lsn,
+    mut found: impl FnMut(usize, &Shared<Vertex>),
+) {
+    let (mut candidates, mut of) = (Vec::with_capacity(keys.len()), Vec::with_capacity(keys.len()));
+    let mut numbers = Vec::new();
+    {
+        let shard = indexes.shard.borrow();
+        for (index, (namespace, id)) in keys.iter().enumerate() {
+            numbers.clear();
+            shard.numbers_of(namespace, id, &mut numbers);
+            candidates.extend(numbers.iter().map(|number| (*namespace, *number)));
+            of.extend(numbers.iter().map(|_| index));
+        }
+    }
+    lookup_by_number(&mut indexes.vertices, &candidates, lsn, |candidate, vertex| {
+        let index = of[candidate];
+        if vertex.id == keys[index].1 {
+            found(index, vertex);
+        }
+    });
+}
+
+/// The vertex with `id` in `namespace` as of `lsn`.
+fn vertex_by_id(indexes: &mut Indexes, namespace: &Namespace, id: &str, lsn: Lsn) -> Option<Shared<Vertex>> {
     let mut found = None;
-    lookup_by_id(trace, &[(namespace, id)], lsn, |_, element| found = Some(element.clone()));
+    vertices_by_id(indexes, &[(namespace, id)], lsn, |_, vertex| found = Some(vertex.clone()));
     found
 }
 

@@ -142,14 +142,28 @@ impl<'a> Reader<'a> {
         Ok((lsn, found))
     }
 
-    /// The vertices numbered `numbers` (each met by this reader), at `lsn`.
+    /// The vertices numbered `numbers`, at `lsn` (where they exist).
     pub(crate) async fn vertices_numbered(
         &self,
         numbers: &[VertexNumber],
         lsn: Lsn,
     ) -> Result<Vec<Shared<Vertex>>, QueryError> {
-        let ids = self.ids_of(numbers);
-        Ok(self.vertices(&ids, Some(lsn), 0).await?.1)
+        let mut groups: HashMap<usize, Vec<VertexNumber>> = HashMap::new();
+        for number in numbers {
+            groups.entry(self.engine.owner_of_number(*number)).or_default().push(*number);
+        }
+        let namespace = self.namespace;
+        let queries = (groups.into_values())
+            .map(|numbers| Query::VerticesNumbered { namespace: namespace.clone(), numbers })
+            .collect();
+        let mut found = Vec::new();
+        for (_, answer) in self.read_all(queries, Some(lsn), 0).await? {
+            if let Answer::Vertices(vertices) = answer {
+                found.extend(vertices.into_iter().flatten());
+            }
+        }
+        self.known_ids().extend(found.iter().map(|vertex| (vertex.number, vertex.id.clone())));
+        Ok(found)
     }
 
     /// One hop from every vertex of `frontier` in `direction`, along edges with one of

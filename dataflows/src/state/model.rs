@@ -455,17 +455,17 @@ pub type Shared<T> = triomphe::Arc<T>;
 /// is held once per process however many indexes point at it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Vertex {
-    /// First: `VertexByKey` holds each vertex as its own key, found by its id.
-    pub id: Id,
+    /// First: `VertexByNumber` holds each vertex as its own key, found by its number.
     pub number: VertexNumber,
+    pub id: Id,
     pub label: Name,
     pub properties: Properties,
     pub created_at: Micros,
     pub updated_at: Micros,
 }
 
-/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`,
-/// `VertexByKey`): the id is stored once, in the element.
+/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`): the id
+/// is stored once, in the element.
 pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
     fn id(&self) -> &str;
     /// The least element with id `id`: every version of that element orders after it and
@@ -474,15 +474,14 @@ pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de
     fn least_with_id(id: &str) -> Self;
 }
 
-impl ById for Vertex {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn least_with_id(id: &str) -> Self {
+impl Vertex {
+    /// The least vertex numbered `number`: every vertex that ever had the number orders
+    /// after it and before any greater number, so a search of vertices ordered by number
+    /// (`VertexByNumber`) starts here.
+    pub fn least_with_number(number: VertexNumber) -> Self {
         Vertex {
-            id: id.into(),
-            number: VertexNumber(0),
+            number,
+            id: Id::new(),
             label: Name::empty(),
             properties: Properties::new(),
             created_at: Micros::MIN,

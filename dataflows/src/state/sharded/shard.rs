@@ -16,6 +16,7 @@ use crate::state::model::{
     owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::names::Names;
+use crate::state::sharded::departed::Departed;
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
 use crate::state::sharded::restore::{numbering, Numberings, Restore};
 use crate::state::sharded::{Decided, Effect};
@@ -100,6 +101,8 @@ struct Owned {
     edges: Slab<EdgeSlot>,
     /// Labels and property keys shared by the elements a restore builds here.
     names: Names,
+    /// Vertices deleted here that a read may still ask for.
+    departed: Departed,
 }
 
 impl Owned {
@@ -132,6 +135,31 @@ impl Shard {
 
     fn owns_edge(&self, namespace: &Namespace, id: &str) -> bool {
         owner_of(EdgeKey::route(namespace, id), self.workers) == self.me
+    }
+
+    /// Appends the numbers vertex `id` of `namespace`, owned here, may have had at an LSN a
+    /// read may still ask for: its number now, if it exists, then those it had before its
+    /// deletes still remembered. A read keeps the one whose vertex at its LSN has the id.
+    pub fn numbers_of(&self, namespace: &Namespace, id: &str, numbers: &mut Vec<VertexNumber>) {
+        let Some(owned) = self.namespaces.get(namespace) else { return };
+        let start = numbers.len();
+        if let Some(slot) = owned.vertices.find(id) {
+            numbers.push(VertexNumber::new(slot as u64, self.me, self.workers));
+        }
+        // Freed numbers are given again most recent first, so one number may recur.
+        for number in owned.departed.numbers(id).iter().rev() {
+            if !numbers[start..].contains(number) {
+                numbers.push(*number);
+            }
+        }
+    }
+
+    /// Forgets the vertices deleted at or before `lsn`: reads below the compaction frontier
+    /// are refused, so none asks for them.
+    pub fn forget_departed(&mut self, lsn: Lsn) {
+        for owned in self.namespaces.values_mut() {
+            owned.departed.forget_through(lsn);
+        }
     }
 
     /// How many vertices and edges of `namespace` this worker holds.
@@ -231,6 +259,7 @@ impl Shard {
             vertices: Slab::default(),
             edges: Slab::default(),
             names: Names::default(),
+            departed: Departed::default(),
         })
     }
 
@@ -277,6 +306,7 @@ impl Shard {
                 Effect::VertexDeleted(vertex) => {
                     let owned = self.owned(namespace);
                     owned.vertices.remove(slot_of(vertex.number, workers));
+                    owned.departed.remember(lsn, &vertex.id, vertex.number);
                     changes.push((lsn, Change::Vertex(owned.name.clone(), vertex.clone(), -1)));
                 }
             }
