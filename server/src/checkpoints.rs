@@ -8,10 +8,12 @@
 //! retries. It is written beside its final name and renamed into place after an fsync, so a
 //! crash leaves the previous checkpoint whole.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use foldhash::fast::RandomState;
 
 use prism_connectors::EmbeddedWal;
 use prism_dataflows::RecordOutcome;
@@ -70,66 +72,106 @@ pub fn newest_readable(dir: &Path) -> Option<(Lsn, WholeGraph, PathBuf)> {
 /// Snapshot records as the engine's vertices and edges, keyed in their namespace, each
 /// label read once: elements share one copy, as the engine keeps them, so that it takes them
 /// without copying. `created`, when given, replaces the records' timestamps (a load writes
-/// everything at once; a checkpoint keeps what it had).
+/// everything at once; a checkpoint keeps what it had). Threads reading one file each take
+/// their own ([`Elements::sharing`]), and still share each label.
 #[derive(Default)]
 pub(crate) struct Elements {
-    labels: std::collections::HashMap<String, Name>,
+    /// The labels every thread's elements share.
+    shared: Arc<Mutex<HashMap<String, Name, RandomState>>>,
+    /// This thread's copy of the ones it met: the lock is taken for a label's first time only.
+    labels: HashMap<String, Name, RandomState>,
 }
 
 impl Elements {
-    fn label(&mut self, label: String) -> Name {
-        self.labels.entry(label).or_insert_with_key(|label| Name::from(label.as_str())).clone()
+    /// Another thread's, sharing these labels.
+    pub fn sharing(&self) -> Elements {
+        Elements { shared: self.shared.clone(), labels: HashMap::default() }
     }
 
-    pub fn vertex(
-        &mut self,
-        namespace: &Namespace,
-        mut v: SnapshotVertex,
-        created: Option<Micros>,
-    ) -> (Namespace, Shared<Vertex>) {
+    fn label(&mut self, label: String) -> Name {
+        if let Some(name) = self.labels.get(&label) {
+            return name.clone();
+        }
+        let name = {
+            let mut shared = self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            shared.entry(label.clone()).or_insert_with_key(|label| Name::from(label.as_str())).clone()
+        };
+        self.labels.insert(label, name.clone());
+        name
+    }
+
+    pub fn vertex(&mut self, mut v: SnapshotVertex, created: Option<Micros>) -> Shared<Vertex> {
         let label = self.label(std::mem::take(&mut v.label));
         let mut vertex = Vertex { label, ..Vertex::from(v) };
         if let Some(now) = created {
             (vertex.created_at, vertex.updated_at) = (now, now);
         }
-        (namespace.clone(), Shared::new(vertex))
+        Shared::new(vertex)
     }
 
-    pub fn edge(
-        &mut self,
-        namespace: &Namespace,
-        mut e: SnapshotEdge,
-        created: Option<Micros>,
-    ) -> (Namespace, Shared<Edge>) {
+    pub fn edge(&mut self, mut e: SnapshotEdge, created: Option<Micros>) -> Shared<Edge> {
         let label = self.label(std::mem::take(&mut e.label));
         let created_at = created.unwrap_or(e.created_at);
-        (namespace.clone(), Shared::new(Edge { label, created_at, ..Edge::from(e) }))
+        Shared::new(Edge { label, created_at, ..Edge::from(e) })
     }
 }
 
-/// Reads a checkpoint back: its LSN and graph.
+/// Threads that decode a checkpoint beside the one that decompresses it: one a core
+/// (recovery runs nothing else).
+fn decoders() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Most elements of a kind a section's counts reserve room for before they are read.
+const RESERVE_AT_MOST: u64 = 1 << 28;
+
+/// A checkpoint's record as the engine takes it.
+enum Read {
+    Section(Namespace, prism_snapshots::Section),
+    Vertex(Shared<Vertex>),
+    Edge(Shared<Edge>),
+    Request(SnapshotRequest),
+}
+
+/// Reads a checkpoint back: its LSN and graph. The records are decoded on several threads.
 pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     let mut graph = WholeGraph::default();
     let mut namespace = Namespace::default();
     let mut lsn = None;
-    let mut elements = Elements::default();
-    let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
-    for item in reader {
-        match item.map_err(|e| format!("{}: {e}", path.display()))? {
+    let elements = Elements::default();
+    let converter = || {
+        let mut elements = elements.sharing();
+        move |item| match item {
             SnapshotItem::Section(section) => {
-                namespace = Namespace::new(section.namespace.as_deref().unwrap_or(""));
-                lsn = Some(section.lsn);
+                Read::Section(Namespace::new(section.namespace.as_deref().unwrap_or("")), section)
             }
-            SnapshotItem::Vertex(v) => graph.vertices.push(elements.vertex(&namespace, v, None)),
-            SnapshotItem::Edge(e) => graph.edges.push(elements.edge(&namespace, e, None)),
-            SnapshotItem::Request(r) => graph.request_ids.push(Remembered {
+            SnapshotItem::Vertex(v) => Read::Vertex(elements.vertex(v, None)),
+            SnapshotItem::Edge(e) => Read::Edge(elements.edge(e, None)),
+            SnapshotItem::Request(r) => Read::Request(r),
+        }
+    };
+    let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
+    reader
+        .for_each_parallel(decoders(), converter, |read| match read {
+            Read::Section(next, section) => {
+                namespace = next;
+                lsn = Some(section.lsn);
+                // Room up front, as the section counts them (grown element by element, the
+                // vectors were copied over and over); at most a bound, in case they lie.
+                let room = |count: Option<u64>| count.unwrap_or(0).min(RESERVE_AT_MOST) as usize;
+                graph.vertices.reserve(room(section.vertex_count));
+                graph.edges.reserve(room(section.edge_count));
+            }
+            Read::Vertex(vertex) => graph.vertices.push((namespace.clone(), vertex)),
+            Read::Edge(edge) => graph.edges.push((namespace.clone(), edge)),
+            Read::Request(r) => graph.request_ids.push(Remembered {
                 namespace: namespace.clone(),
                 request_id: r.request_id,
                 timestamp: r.timestamp,
                 outcome: RecordOutcome { lsn: r.lsn, results: r.results },
             }),
-        }
-    }
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     // Remembered in log order (which is LSN order), whatever their sections' order: the order
     // decides which are forgotten first, alike on every server.
     graph.request_ids.sort_by_key(|r| r.outcome.lsn);

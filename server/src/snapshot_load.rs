@@ -158,8 +158,8 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace, stop: &AtomicB
     let mut graph = WholeGraph::default();
     each_in_section(path, index, &mut |item| {
         match item {
-            SnapshotItem::Vertex(v) => graph.vertices.push(elements.vertex(namespace, v, now)),
-            SnapshotItem::Edge(e) => graph.edges.push(elements.edge(namespace, e, now)),
+            SnapshotItem::Vertex(v) => graph.vertices.push((namespace.clone(), elements.vertex(v, now))),
+            SnapshotItem::Edge(e) => graph.edges.push((namespace.clone(), elements.edge(e, now))),
             SnapshotItem::Section(_) | SnapshotItem::Request(_) => {}
         }
         !stop.load(Ordering::Relaxed)

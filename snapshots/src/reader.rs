@@ -71,6 +71,14 @@ impl SnapshotReader {
     }
 
     fn next_protobuf(&mut self) -> Result<Option<SnapshotItem>, SnapshotError> {
+        let mut bytes = Vec::new();
+        let Some(at) = self.next_raw(&mut bytes)? else { return Ok(None) };
+        decode(&bytes, at).map(Some)
+    }
+
+    /// Appends the next protobuf record's bytes to `bytes`; where it starts, or `None` at a
+    /// clean end of the stream.
+    fn next_raw(&mut self, bytes: &mut Vec<u8>) -> Result<Option<At>, SnapshotError> {
         self.start = self.offset;
         // Counted before its length is read, so that a bad length names this record.
         self.record += 1;
@@ -83,16 +91,30 @@ impl SnapshotReader {
                 "record length {length} is beyond {MAX_RECORD_BYTES} bytes: not a snapshot, or damaged"
             )));
         }
-        let mut bytes = vec![0u8; length as usize];
-        self.input.read_exact(&mut bytes).map_err(|e| self.error(format!("cut short: {e}")))?;
+        let from = bytes.len();
+        bytes.resize(from + length as usize, 0);
+        self.input.read_exact(&mut bytes[from..]).map_err(|e| self.error(format!("cut short: {e}")))?;
         self.offset += length;
-        let record =
-            SnapshotRecord::decode(bytes.as_slice()).map_err(|e| self.error(format!("not a SnapshotRecord: {e}")))?;
-        records::item_from_proto(record).map(Some).map_err(|e| self.error(e))
+        Ok(Some(At { record: self.record, offset: self.start }))
     }
 
     /// A varint length; `None` at a clean end of the stream.
     fn varint(&mut self) -> Result<Option<u64>, SnapshotError> {
+        // Read where the buffer holds it whole (nearly always): a read call a byte was a
+        // tenth of a checkpoint's read.
+        let (record, start) = (self.record, self.start);
+        let buffered = (self.input.fill_buf()).map_err(|e| SnapshotError::Record {
+            record,
+            offset: start,
+            problem: format!("reading: {e}"),
+        })?;
+        if let Some(end) = buffered.iter().take(10).position(|byte| byte & 0x80 == 0) {
+            let value = (buffered[..=end].iter().enumerate())
+                .fold(0u64, |value, (i, byte)| value | u64::from(byte & 0x7f) << (7 * i));
+            self.input.consume(end + 1);
+            self.offset += end as u64 + 1;
+            return Ok(Some(value));
+        }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let mut byte = [0u8];
@@ -130,6 +152,138 @@ impl SnapshotReader {
     }
 }
 
+/// Where a record starts: its number and its byte offset in the decompressed stream.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    record: u64,
+    offset: u64,
+}
+
+/// One protobuf record's bytes as an item.
+fn decode(bytes: &[u8], at: At) -> Result<SnapshotItem, SnapshotError> {
+    let error = |problem: String| SnapshotError::Record { record: at.record, offset: at.offset, problem };
+    let record = SnapshotRecord::decode(bytes).map_err(|e| error(format!("not a SnapshotRecord: {e}")))?;
+    records::item_from_proto(record).map_err(error)
+}
+
+/// Records a decoding thread takes at once.
+const RECORDS_A_CHUNK: usize = if cfg!(test) { 3 } else { 4096 };
+
+/// Records cut from the stream for one decoding thread, in order.
+struct Chunk {
+    sequence: u64,
+    bytes: Vec<u8>,
+    /// Each record's end in `bytes`, and where it started in the stream.
+    records: Vec<(usize, At)>,
+}
+
+impl SnapshotReader {
+    /// Calls `each` with every item, in order, made by `convert` on `threads` threads (a
+    /// `convert` each, from `converter`). This thread decompresses the stream and cuts it
+    /// into records, the others decode and convert them: one thread did all of it, and
+    /// decoding was most of a checkpoint's read. JSON lines are read on this thread alone.
+    /// Stops at the first error, in the stream's order.
+    pub fn for_each_parallel<T, C>(
+        mut self,
+        threads: usize,
+        converter: impl Fn() -> C + Sync,
+        mut each: impl FnMut(T),
+    ) -> Result<(), SnapshotError>
+    where
+        T: Send,
+        C: FnMut(SnapshotItem) -> T,
+    {
+        if self.encoding != Encoding::Protobuf || threads == 0 {
+            let mut convert = converter();
+            for item in self {
+                each(convert(item?));
+            }
+            return Ok(());
+        }
+        std::thread::scope(|scope| {
+            let (done, finished) = std::sync::mpsc::channel::<(u64, Result<Vec<T>, SnapshotError>)>();
+            let mut decoders = Vec::with_capacity(threads);
+            for _ in 0..threads {
+                let (chunks, take) = std::sync::mpsc::channel::<Chunk>();
+                let (done, converter) = (done.clone(), &converter);
+                scope.spawn(move || {
+                    let mut convert = converter();
+                    for Chunk { sequence, bytes, records } in take {
+                        let mut start = 0;
+                        let items = (records.iter())
+                            .map(|&(end, at)| {
+                                let item = decode(&bytes[start..end], at).map(&mut convert);
+                                start = end;
+                                item
+                            })
+                            .collect();
+                        if done.send((sequence, items)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                decoders.push(chunks);
+            }
+            drop(done);
+            // Decoded chunks wait here until every one before them is handed to `each`: at
+            // most two a thread are in flight, which bounds the memory.
+            let mut waiting = std::collections::BTreeMap::new();
+            let (mut sent, mut next) = (0u64, 0u64);
+            let mut deliver = |waiting: &mut std::collections::BTreeMap<u64, Result<Vec<T>, SnapshotError>>,
+                               next: &mut u64|
+             -> Result<(), SnapshotError> {
+                while let Some(items) = waiting.remove(next) {
+                    items?.into_iter().for_each(&mut each);
+                    *next += 1;
+                }
+                Ok(())
+            };
+            // A record that does not frame ends the stream; the records before it are
+            // delivered first, so that an earlier record's error is the one returned.
+            let mut cut = Ok(());
+            let mut last_bytes = 0;
+            while cut.is_ok() {
+                while sent - next >= 2 * threads as u64 {
+                    let Ok((sequence, items)) = finished.recv() else { break };
+                    waiting.insert(sequence, items);
+                    deliver(&mut waiting, &mut next)?;
+                }
+                let mut chunk = Chunk {
+                    sequence: sent,
+                    // As large as the last one: grown record by record, it was copied over and over.
+                    bytes: Vec::with_capacity(last_bytes),
+                    records: Vec::with_capacity(RECORDS_A_CHUNK),
+                };
+                while chunk.records.len() < RECORDS_A_CHUNK {
+                    match self.next_raw(&mut chunk.bytes) {
+                        Ok(Some(at)) => chunk.records.push((chunk.bytes.len(), at)),
+                        Ok(None) => break,
+                        Err(error) => {
+                            cut = Err(error);
+                            break;
+                        }
+                    }
+                }
+                let last = chunk.records.len() < RECORDS_A_CHUNK;
+                last_bytes = chunk.bytes.len();
+                if !chunk.records.is_empty() && decoders[(sent % threads as u64) as usize].send(chunk).is_ok() {
+                    sent += 1;
+                }
+                if last {
+                    break;
+                }
+            }
+            decoders.clear();
+            while next < sent {
+                let Ok((sequence, items)) = finished.recv() else { break };
+                waiting.insert(sequence, items);
+                deliver(&mut waiting, &mut next)?;
+            }
+            cut
+        })
+    }
+}
+
 impl Iterator for SnapshotReader {
     type Item = Result<SnapshotItem, SnapshotError>;
 
@@ -139,5 +293,79 @@ impl Iterator for SnapshotReader {
             Encoding::JsonLines => self.next_json(),
         };
         item.transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::item::SnapshotVertex;
+    use crate::writer::SnapshotWriter;
+
+    fn snapshot(vertices: usize, compression: Compression) -> Vec<u8> {
+        // The writer owns its sink: it writes into a buffer shared with this test.
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(data);
+                Ok(data.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut writer = SnapshotWriter::new(Sink(shared.clone()), Encoding::Protobuf, compression).unwrap();
+        writer.write(&SnapshotItem::Section(Default::default())).unwrap();
+        for i in 0..vertices {
+            let vertex = SnapshotVertex { id: format!("v{i}"), label: "V".into(), ..Default::default() };
+            writer.write(&SnapshotItem::Vertex(vertex)).unwrap();
+        }
+        writer.finish().unwrap();
+        let written = shared.lock().unwrap().clone();
+        written
+    }
+
+    fn one_thread(bytes: &[u8]) -> Result<Vec<SnapshotItem>, String> {
+        let reader = SnapshotReader::new(Cursor::new(bytes.to_vec())).map_err(|e| e.to_string())?;
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    fn threads(bytes: &[u8], threads: usize) -> Result<Vec<SnapshotItem>, String> {
+        let reader = SnapshotReader::new(Cursor::new(bytes.to_vec())).map_err(|e| e.to_string())?;
+        let mut items = Vec::new();
+        reader.for_each_parallel(threads, || |item| item, |item| items.push(item)).map_err(|e| e.to_string())?;
+        Ok(items)
+    }
+
+    proptest! {
+        /// Whole, damaged or cut short, a snapshot read on several threads gives what one
+        /// thread reads: the same items in order, or the same first error.
+        #[test]
+        fn several_threads_read_what_one_reads(
+            vertices in 0usize..40,
+            zstd in any::<bool>(),
+            decoders in 1usize..4,
+            damage in proptest::option::of((any::<usize>(), any::<u8>(), any::<bool>())),
+        ) {
+            let mut bytes = snapshot(vertices, if zstd { Compression::Zstd } else { Compression::None });
+            if let Some((at, byte, cut)) = damage {
+                let at = at % bytes.len();
+                if cut {
+                    bytes.truncate(at);
+                } else {
+                    bytes[at] ^= byte | 1;
+                }
+            }
+            let read = one_thread(&bytes);
+            if damage.is_none() {
+                prop_assert_eq!(read.as_ref().map(Vec::len), Ok(vertices + 1));
+            }
+            prop_assert_eq!(threads(&bytes, decoders), read);
+        }
     }
 }
