@@ -382,6 +382,7 @@ impl Shard {
         let RestoreRun { lsn, graph, numberings, next } = run;
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
         let mut touching: Vec<(&Namespace, &Shared<Edge>, bool)> = Vec::new();
+        let mut found = Vec::new();
         for chunk in graph.edges[*next..end].chunks(Numberings::EDGES_AT_ONCE) {
             touching.clear();
             for (ns, edge) in chunk {
@@ -393,50 +394,77 @@ impl Shard {
             fn edge_of<'a>((ns, edge, _): &'a (&Namespace, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
                 (ns, edge)
             }
-            numberings.edges_with_ends(&touching, edge_of, |&(ns, edge, mine), ends| match ends {
-                Some(ends) => self.restore_edge(*lsn, ns, edge, mine, ends, changes),
-                None if mine => {
-                    tracing::warn!(namespace = %ns, edge = %edge.id, "a restored edge names a vertex the graph lacks; skipped");
+            found.clear();
+            numberings.edges_with_ends(&touching, edge_of, |&item, ends| found.push((item, ends)));
+            // The namespace's keys looked up once a run, not once an edge.
+            for run in found.chunk_by(|((a, ..), _), ((b, ..), _)| a == b) {
+                let ((namespace, ..), _) = run[0];
+                let mut taking = Taking { lsn: *lsn, me: self.me, workers: self.workers, label: None };
+                let owned = self.owned(namespace);
+                for &((ns, edge, mine), ends) in run {
+                    match ends {
+                        Some(ends) => owned.restore_edge(&mut taking, edge, mine, ends, changes),
+                        None if mine => {
+                            tracing::warn!(namespace = %ns, edge = %edge.id, "a restored edge names a vertex the graph lacks; skipped");
+                        }
+                        None => {}
+                    }
                 }
-                None => {}
-            });
+            }
         }
         *next = end;
         end == graph.edges.len()
     }
+}
 
+/// A run of restored edges of one namespace being taken.
+struct Taking {
+    lsn: Lsn,
+    me: usize,
+    workers: usize,
+    /// The last label met, and whether it is the one shared here already (a graph's edges
+    /// come with few labels, in runs): looked up once, not once an edge.
+    label: Option<(Name, bool)>,
+}
+
+impl Owned {
     /// One restored edge with its ends' numbers: kept here if its id is `mine`, and counted
     /// in the degrees of its ends held here.
     fn restore_edge(
         &mut self,
-        lsn: Lsn,
-        namespace: &Namespace,
+        taking: &mut Taking,
         edge: &Shared<Edge>,
         mine: bool,
         [from, to]: [VertexNumber; 2],
         changes: &mut Vec<(Lsn, Change)>,
     ) {
-        let (me, workers) = (self.me, self.workers);
-        let owned = self.owned(namespace);
         if mine {
             // An edge whose names are the ones shared here already (a loader that held each
             // label once) is kept as it is, not copied.
-            let shared = Name::ptr_eq(&owned.names.share(&edge.label), &edge.label) && edge.properties.is_empty();
-            let body = if shared {
+            let label_shared = match &taking.label {
+                Some((label, shared)) if Name::ptr_eq(label, &edge.label) => *shared,
+                _ => {
+                    let shared = Name::ptr_eq(&self.names.share(&edge.label), &edge.label);
+                    taking.label = Some((edge.label.clone(), shared));
+                    shared
+                }
+            };
+            let body = if label_shared && edge.properties.is_empty() {
                 edge.clone()
             } else {
                 let mut body = Edge::clone(edge);
-                owned.names.share_in(&mut body.label, &mut body.properties);
+                self.names.share_in(&mut body.label, &mut body.properties);
                 Shared::new(body)
             };
             let edge = NumberedEdge { from, to, edge: body };
-            if owned.edges.push(EdgeSlot(edge.clone())).is_none() {
+            if self.edges.push(EdgeSlot(edge.clone())).is_none() {
+                let namespace = &self.name;
                 tracing::error!(%namespace, edge = %edge.edge.id, "a restored graph gives an edge id twice; the first kept");
                 return;
             }
-            changes.push((lsn, Change::Edge(owned.name.clone(), edge, 1)));
+            changes.push((taking.lsn, Change::Edge(self.name.clone(), edge, 1)));
         }
-        owned.count_degrees([from, to], true, me, workers);
+        self.count_degrees([from, to], true, taking.me, taking.workers);
     }
 }
 
