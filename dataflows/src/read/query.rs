@@ -354,7 +354,7 @@ fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
 /// (namespace and number) says, reading the index with one cursor, keys visited in order.
 /// Each search starts at the least vertex with the number and reads the versions of every
 /// vertex that had it: at one LSN, one at most is live.
-pub fn lookup_by_number(
+fn lookup_by_number(
     trace: &mut ElementTrace<Vertex>,
     keys: &[(&Namespace, VertexNumber)],
     lsn: Lsn,
