@@ -311,38 +311,14 @@ where
 
 /// Calls `found(index, element)` with the element live as of `lsn` of each of `keys`
 /// (namespace and id), reading the trace with one cursor, keys visited in order. The index
-/// holds elements as keys, ordered by namespace and then id: each search starts at the
-/// least element with the id and reads the versions there.
+/// holds elements as keys, ordered by namespace and then id.
 fn lookup_by_id<T: ById>(
     trace: &mut ElementTrace<T>,
     keys: &[(&Namespace, &str)],
     lsn: Lsn,
-    mut found: impl FnMut(usize, &Shared<T>),
+    found: impl FnMut(usize, &Shared<T>),
 ) {
-    let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
-        return;
-    };
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-    let (mut cursor, storage) = cursor_list(batches);
-    for index in order {
-        let (namespace, id) = keys[index];
-        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(T::least_with_id(id))));
-        while let Some((held_in, element)) = cursor.get_key(&storage) {
-            if held_in != namespace || element.id() != id {
-                break;
-            }
-            // A key asked twice is met again where the first search left the cursor.
-            cursor.rewind_vals(&storage);
-            let mut live = false;
-            live_vals(&mut cursor, &storage, lsn, |()| live = true);
-            if live {
-                found(index, element);
-                break;
-            }
-            cursor.step_key(&storage);
-        }
-    }
+    lookup_live(trace, keys, lsn, |id| T::least_with_id(id), |element, id| element.id() == id, found);
 }
 
 /// Vertex keys as [`lookup_by_id`] takes them.
@@ -352,14 +328,31 @@ fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
 
 /// Calls `found(index, vertex)` with the vertex live as of `lsn` numbered as each of `keys`
 /// (namespace and number) says, reading the index with one cursor, keys visited in order.
-/// Each search starts at the least vertex with the number and reads the versions of every
-/// vertex that had it: at one LSN, one at most is live.
+/// Every vertex that ever had a number is searched: at one LSN, one at most is live.
 fn lookup_by_number(
     trace: &mut ElementTrace<Vertex>,
     keys: &[(&Namespace, VertexNumber)],
     lsn: Lsn,
-    mut found: impl FnMut(usize, &Shared<Vertex>),
+    found: impl FnMut(usize, &Shared<Vertex>),
 ) {
+    lookup_live(trace, keys, lsn, Vertex::least_with_number, |vertex, number| vertex.number == number, found);
+}
+
+/// Calls `found(index, element)` with the first element live as of `lsn` among those
+/// `holds` each of `keys` (namespace and what the index orders its elements by first),
+/// reading the trace with one cursor, keys visited in order: each search starts at `least`
+/// of the key and reads the versions of the elements there.
+fn lookup_live<T, K>(
+    trace: &mut ElementTrace<T>,
+    keys: &[(&Namespace, K)],
+    lsn: Lsn,
+    least: impl Fn(K) -> T,
+    holds: impl Fn(&T, K) -> bool,
+    mut found: impl FnMut(usize, &Shared<T>),
+) where
+    T: Ord + Clone + 'static,
+    K: Ord + Copy,
+{
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
     };
@@ -367,10 +360,10 @@ fn lookup_by_number(
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
     let (mut cursor, storage) = cursor_list(batches);
     for index in order {
-        let (namespace, number) = keys[index];
-        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(Vertex::least_with_number(number))));
-        while let Some((held_in, vertex)) = cursor.get_key(&storage) {
-            if held_in != namespace || vertex.number != number {
+        let (namespace, key) = keys[index];
+        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(least(key))));
+        while let Some((held_in, element)) = cursor.get_key(&storage) {
+            if held_in != namespace || !holds(element, key) {
                 break;
             }
             // A key asked twice is met again where the first search left the cursor.
@@ -378,7 +371,7 @@ fn lookup_by_number(
             let mut live = false;
             live_vals(&mut cursor, &storage, lsn, |()| live = true);
             if live {
-                found(index, vertex);
+                found(index, element);
                 break;
             }
             cursor.step_key(&storage);
@@ -422,7 +415,7 @@ fn vertex_by_id(indexes: &mut Indexes, namespace: &Namespace, id: &str, lsn: Lsn
 }
 
 /// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order: of a
-/// [`GraphTrace`], or of a [`ByIdTrace`], whose values are `()`.
+/// [`GraphTrace`], or of an [`ElementTrace`], whose values are `()`.
 pub fn scan<Tr, K, V>(trace: &mut Tr, lsn: Lsn, mut found: impl FnMut(&K, &V))
 where
     Tr: TraceReader<Time = Lsn>,
