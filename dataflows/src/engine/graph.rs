@@ -44,7 +44,7 @@ use crate::read::query::{lookup_many, ElementTrace, Indexes};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
 use crate::state::model::{
-    route, AdjacencyKey, Adjacent, ById, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexNumber,
+    route, AdjacencyKey, Adjacent, Edge, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexNumber,
 };
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, RestoreRun, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
@@ -283,9 +283,10 @@ pub(crate) fn build(
         feed_subscriptions(applied.subscribed, hub, always, forwarding.clone(), one_process);
         let edges = applied.edges;
 
-        let vertex_index = by_number(applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ())));
-        let edge_index =
-            by_id(edges.clone().map(|(namespace, numbered)| ((namespace, numbered.edge), ())), "EdgeByKey");
+        let vertices = applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ()));
+        let vertex_index = by_itself(vertices, "VertexByNumber", |_, vertex: &Vertex| vertex.number.0);
+        let edges_by_key = edges.clone().map(|(namespace, numbered)| ((namespace, numbered.edge), ()));
+        let edge_index = by_itself(edges_by_key, "EdgeByKey", |namespace, edge: &Edge| route(namespace, &edge.id));
         let out_index = adjacency(
             edges.clone().map(|(namespace, NumberedEdge { from, to, edge })| {
                 (AdjacencyKey { number: from, namespace }, Adjacent { neighbour: to, edge })
@@ -501,34 +502,24 @@ fn apply_owned<'scope>(
     Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
-/// Arranges vertices by themselves: a vertex orders by its number first, so the vertex is
-/// its own key and its number is held once. Exchanged by the number, as the adjacencies
-/// are: to its owner, where a query naming it by id routes (its key's hash) and finds the
-/// number in the rule state.
-fn by_number<'scope>(
-    vertices: VecCollection<'scope, Lsn, ((Namespace, Shared<Vertex>), ())>,
-) -> Arranged<'scope, ElementTrace<Vertex>> {
-    type Update = (((Namespace, Shared<Vertex>), ()), Lsn, isize);
-    let to_owner = Exchange::new(|(((_, vertex), ()), _, _): &Update| vertex.number.0);
-    arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<Vertex>)>, _>(
-        vertices.inner,
-        to_owner,
-        "VertexByNumber",
-        FittedKeyBatcher::new,
-    )
-}
-
-/// Arranges edges by themselves: an edge orders by its id first, so the edge is its own key
-/// and its id is held once. Exchanged by its key's hash, where `Query::GetEdge` routes.
-fn by_id<'scope, T: ById>(
+/// Arranges elements by themselves: a vertex orders by its number first and an edge by its
+/// id, so the element is its own key and what it is found by is held once. Exchanged by
+/// `route`, to the worker a query for it routes to: a vertex by its number (as the
+/// adjacencies are, to its owner, where a query naming it by id finds the number in the
+/// rule state), an edge by its key's hash.
+fn by_itself<'scope, T>(
     elements: VecCollection<'scope, Lsn, ((Namespace, Shared<T>), ())>,
     name: &str,
-) -> Arranged<'scope, ElementTrace<T>> {
+    route: fn(&Namespace, &T) -> u64,
+) -> Arranged<'scope, ElementTrace<T>>
+where
+    T: Ord + Clone + Send + Sync + serde::Serialize + for<'de> serde::Deserialize<'de> + 'static,
+{
     type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
-    let by_key = Exchange::new(|(((namespace, element), ()), _, _): &Update<T>| route(namespace, element.id()));
+    let to_owner = Exchange::new(move |(((namespace, element), ()), _, _): &Update<T>| route(namespace, element));
     arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<T>)>, _>(
         elements.inner,
-        by_key,
+        to_owner,
         name,
         FittedKeyBatcher::new,
     )

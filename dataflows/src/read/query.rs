@@ -18,7 +18,7 @@ use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
 use crate::state::model::{
-    route, AdjacencyKey, Adjacent, ById, Edge, EdgeKey, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber,
+    route, AdjacencyKey, Adjacent, Edge, EdgeKey, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::sharded::Shard;
 
@@ -26,7 +26,7 @@ use crate::state::sharded::Shard;
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 
 /// A trace of elements each held as its own key in its namespace, with nothing for a value:
-/// ordered by what the element orders by first (an edge's id, [`ById`]; a vertex's number),
+/// ordered by what the element orders by first (an edge's id; a vertex's number),
 /// which is stored once, in it, and a batch keeps no value offsets.
 pub type ElementTrace<T> = TraceAgent<KeySpine<(Namespace, Shared<T>), Lsn, isize>>;
 
@@ -309,19 +309,18 @@ where
     }
 }
 
-/// Calls `found(index, element)` with the element live as of `lsn` of each of `keys`
-/// (namespace and id), reading the trace with one cursor, keys visited in order. The index
-/// holds elements as keys, ordered by namespace and then id.
-fn lookup_by_id<T: ById>(
-    trace: &mut ElementTrace<T>,
+/// Calls `found(index, edge)` with the edge live as of `lsn` of each of `keys` (namespace
+/// and id), reading the index with one cursor, keys visited in order.
+fn lookup_by_id(
+    trace: &mut ElementTrace<Edge>,
     keys: &[(&Namespace, &str)],
     lsn: Lsn,
-    found: impl FnMut(usize, &Shared<T>),
+    found: impl FnMut(usize, &Shared<Edge>),
 ) {
-    lookup_live(trace, keys, lsn, |id| T::least_with_id(id), |element, id| element.id() == id, found);
+    lookup_live(trace, keys, lsn, Edge::least_with_id, |edge, id| edge.id == id, found);
 }
 
-/// Vertex keys as [`lookup_by_id`] takes them.
+/// Vertex keys as [`vertices_by_id`] takes them.
 fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
     keys.iter().map(|key| (&key.namespace, key.id.as_str())).collect()
 }

@@ -464,16 +464,6 @@ pub struct Vertex {
     pub updated_at: Micros,
 }
 
-/// An element an index holds as its own key, ordered by its id first (`EdgeByKey`): the id
-/// is stored once, in the element.
-pub trait ById: Ord + Clone + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static {
-    fn id(&self) -> &str;
-    /// The least element with id `id`: every version of that element orders after it and
-    /// before any element with a greater id, so a search of elements ordered by id starts
-    /// here.
-    fn least_with_id(id: &str) -> Self;
-}
-
 impl Vertex {
     /// The least vertex numbered `number`: every vertex that ever had the number orders
     /// after it and before any greater number, so a search of vertices ordered by number
@@ -490,12 +480,11 @@ impl Vertex {
     }
 }
 
-impl ById for Edge {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn least_with_id(id: &str) -> Self {
+impl Edge {
+    /// The least edge with id `id`: every version of that edge orders after it and before
+    /// any edge with a greater id, so a search of edges ordered by id (`EdgeByKey`) starts
+    /// here.
+    pub fn least_with_id(id: &str) -> Self {
         Edge {
             id: id.into(),
             label: Name::empty(),
