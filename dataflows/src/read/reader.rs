@@ -90,16 +90,6 @@ impl<'a> Reader<'a> {
         numbers.iter().map(|number| known.get(number).cloned().unwrap_or_default()).collect()
     }
 
-    /// Groups `ids` by the worker owning them.
-    fn by_owner<'i>(&self, ids: impl Iterator<Item = &'i str>) -> HashMap<usize, Vec<VertexKey>> {
-        let mut groups: HashMap<usize, Vec<VertexKey>> = HashMap::new();
-        for id in ids {
-            let key = VertexKey::new(self.namespace, id);
-            groups.entry(self.engine.owner_of_key(&key)).or_default().push(key);
-        }
-        groups
-    }
-
     async fn read_all(
         &self,
         queries: Vec<Query>,
@@ -128,8 +118,35 @@ impl<'a> Reader<'a> {
         if ids.is_empty() {
             return Ok((at.unwrap_or(0), Vec::new()));
         }
-        let queries =
-            self.by_owner(ids.iter().map(Id::as_str)).into_values().map(|keys| Query::Vertices { keys }).collect();
+        let keys = ids.iter().map(|id| {
+            let key = VertexKey::new(self.namespace, id);
+            (self.engine.owner_of_key(&key), key)
+        });
+        let queries = by_owner(keys).into_values().map(|keys| Query::Vertices { keys }).collect();
+        self.fetch_vertices(queries, at, min_lsn).await
+    }
+
+    /// The vertices numbered `numbers`, at `lsn` (where they exist).
+    pub(crate) async fn vertices_numbered(
+        &self,
+        numbers: &[VertexNumber],
+        lsn: Lsn,
+    ) -> Result<Vec<Shared<Vertex>>, QueryError> {
+        let numbers = numbers.iter().map(|number| (self.engine.owner_of_number(*number), *number));
+        let queries = (by_owner(numbers).into_values())
+            .map(|numbers| Query::VerticesNumbered { namespace: self.namespace.clone(), numbers })
+            .collect();
+        Ok(self.fetch_vertices(queries, Some(lsn), 0).await?.1)
+    }
+
+    /// The vertices that `queries` (`Vertices` or `VerticesNumbered`) find, their ids noted,
+    /// and the LSN read at.
+    async fn fetch_vertices(
+        &self,
+        queries: Vec<Query>,
+        at: Option<Lsn>,
+        min_lsn: Lsn,
+    ) -> Result<(Lsn, Vec<Shared<Vertex>>), QueryError> {
         let mut lsn = at.unwrap_or(0);
         let mut found = Vec::new();
         for (read_at, answer) in self.read_all(queries, at, min_lsn).await? {
@@ -140,30 +157,6 @@ impl<'a> Reader<'a> {
         }
         self.known_ids().extend(found.iter().map(|vertex| (vertex.number, vertex.id.clone())));
         Ok((lsn, found))
-    }
-
-    /// The vertices numbered `numbers`, at `lsn` (where they exist).
-    pub(crate) async fn vertices_numbered(
-        &self,
-        numbers: &[VertexNumber],
-        lsn: Lsn,
-    ) -> Result<Vec<Shared<Vertex>>, QueryError> {
-        let mut groups: HashMap<usize, Vec<VertexNumber>> = HashMap::new();
-        for number in numbers {
-            groups.entry(self.engine.owner_of_number(*number)).or_default().push(*number);
-        }
-        let namespace = self.namespace;
-        let queries = (groups.into_values())
-            .map(|numbers| Query::VerticesNumbered { namespace: namespace.clone(), numbers })
-            .collect();
-        let mut found = Vec::new();
-        for (_, answer) in self.read_all(queries, Some(lsn), 0).await? {
-            if let Answer::Vertices(vertices) = answer {
-                found.extend(vertices.into_iter().flatten());
-            }
-        }
-        self.known_ids().extend(found.iter().map(|vertex| (vertex.number, vertex.id.clone())));
-        Ok(found)
     }
 
     /// One hop from every vertex of `frontier` in `direction`, along edges with one of
@@ -216,11 +209,7 @@ impl<'a> Reader<'a> {
         at: Option<Lsn>,
         min_lsn: Lsn,
     ) -> Result<(Lsn, Vec<Move>, Vec<Option<VertexNumber>>), QueryError> {
-        let mut groups: HashMap<usize, Vec<Source>> = HashMap::new();
-        for (owner, source) in sources {
-            groups.entry(owner).or_default().push(source);
-        }
-        let queries = (groups.into_values())
+        let queries = (by_owner(sources).into_values())
             .map(|sources| Query::Expand {
                 namespace: self.namespace.clone(),
                 sources,
@@ -255,4 +244,13 @@ impl<'a> Reader<'a> {
         }
         Ok((lsn, edges, numbers))
     }
+}
+
+/// `items`, each beside the worker owning it, grouped by that worker: a query each.
+fn by_owner<T>(items: impl IntoIterator<Item = (usize, T)>) -> HashMap<usize, Vec<T>> {
+    let mut groups: HashMap<usize, Vec<T>> = HashMap::new();
+    for (owner, item) in items {
+        groups.entry(owner).or_default().push(item);
+    }
+    groups
 }
