@@ -122,9 +122,6 @@ fn decoders() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Most elements of a kind a section's counts reserve room for before they are read.
-const RESERVE_AT_MOST: u64 = 1 << 28;
-
 /// A checkpoint's record as the engine takes it.
 enum Read {
     Section(Namespace, prism_snapshots::Section),
@@ -156,11 +153,10 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
             Read::Section(next, section) => {
                 namespace = next;
                 lsn = Some(section.lsn);
-                // Room up front, as the section counts them (grown element by element, the
-                // vectors were copied over and over); at most a bound, in case they lie.
-                let room = |count: Option<u64>| count.unwrap_or(0).min(RESERVE_AT_MOST) as usize;
-                graph.vertices.reserve(room(section.vertex_count));
-                graph.edges.reserve(room(section.edge_count));
+                // Grown element by element, the vectors were copied over and over.
+                let [vertices, edges] = section.room();
+                graph.vertices.reserve(vertices);
+                graph.edges.reserve(edges);
             }
             Read::Vertex(vertex) => graph.vertices.push((namespace.clone(), vertex)),
             Read::Edge(edge) => graph.edges.push((namespace.clone(), edge)),

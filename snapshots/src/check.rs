@@ -47,9 +47,6 @@ impl Ends {
     }
 }
 
-/// The most ids a section's metadata makes room for before they are read.
-const RESERVE_AT_MOST: u64 = 1 << 26;
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
     #[error("{field}: the snapshot's metadata says {expected}, its records hold {found}")]
@@ -98,12 +95,10 @@ impl SnapshotCheck {
         match item {
             SnapshotItem::Section(next) => {
                 self.close()?;
-                // The counts are the file's word, not yet checked: room for at most this
-                // many up front (untouched capacity costs address space, not memory).
-                let room = |count: Option<u64>| count.unwrap_or(0).min(RESERVE_AT_MOST) as usize;
-                self.vertex_ids.reserve(room(next.vertex_count));
+                let [vertices, edges] = next.room();
+                self.vertex_ids.reserve(vertices);
                 if let Some(edge_ids) = &mut self.edge_ids {
-                    edge_ids.reserve(room(next.edge_count));
+                    edge_ids.reserve(edges);
                 }
                 self.section = Some(next.clone());
             }

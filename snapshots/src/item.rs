@@ -17,6 +17,18 @@ pub struct Section {
     pub lsn: Lsn,
 }
 
+impl Section {
+    /// The most elements of a kind a section's counts make room for before they are read.
+    const ROOM_AT_MOST: u64 = 1 << 26;
+
+    /// Room to make for its vertices and edges before they are read, as its counts say.
+    /// They are the file's word, not yet checked: at most a bound (untouched capacity costs
+    /// address space, not memory).
+    pub fn room(&self) -> [usize; 2] {
+        [self.vertex_count, self.edge_count].map(|count| count.unwrap_or(0).min(Self::ROOM_AT_MOST) as usize)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SnapshotVertex {
     pub id: String,
