@@ -66,20 +66,22 @@ impl Numberings {
     /// each.
     pub const EDGES_AT_ONCE: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
 
-    /// Calls `each` with each of `edges` and its ends' numbers (none where the graph lacks
-    /// an end), leaving out edges of namespaces not restored. The ends are looked up a
-    /// chunk at a time in the numbering table's order: one by one, each was a cache miss or
-    /// two, a fifth of the workers' time in a bulk load.
+    /// Calls `each_run` with each run of `edges` in one namespace, its namespace, and
+    /// each edge's ends' numbers in order (none where the graph lacks an end), leaving out
+    /// edges of namespaces not restored. The ends are looked up a chunk at a time in the
+    /// numbering table's order: one by one, each was a cache miss or two, a fifth of the
+    /// workers' time in a bulk load.
     pub fn edges_with_ends<T>(
         &self,
         edges: &[T],
         edge_of: impl Fn(&T) -> (&Namespace, &Edge),
-        mut each: impl FnMut(&T, Option<[VertexNumber; 2]>),
+        mut each_run: impl FnMut(&Namespace, &[T], &mut dyn Iterator<Item = Option<[VertexNumber; 2]>>),
     ) {
         for chunk in edges.chunks(Self::EDGES_AT_ONCE) {
             // The namespaces of a graph's edges come in runs.
             for run in chunk.chunk_by(|a, b| edge_of(a).0 == edge_of(b).0) {
-                let Some(numbering) = self.namespaces.get(edge_of(&run[0]).0) else { continue };
+                let namespace = edge_of(&run[0]).0;
+                let Some(numbering) = self.namespaces.get(namespace) else { continue };
                 let ends: Vec<&str> = run
                     .iter()
                     .flat_map(|item| {
@@ -88,9 +90,8 @@ impl Numberings {
                     })
                     .collect();
                 let numbers = numbering.numbers.get_many(&ends);
-                for (item, pair) in run.iter().zip(numbers.chunks(2)) {
-                    each(item, pair[0].zip(pair[1]).map(|(from, to)| [from, to]));
-                }
+                let mut pairs = numbers.chunks(2).map(|pair| pair[0].zip(pair[1]).map(|(from, to)| [from, to]));
+                each_run(namespace, run, &mut pairs);
             }
         }
     }

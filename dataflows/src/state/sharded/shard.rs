@@ -382,7 +382,6 @@ impl Shard {
         let RestoreRun { lsn, graph, numberings, next } = run;
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
         let mut touching: Vec<(&Namespace, &Shared<Edge>, bool)> = Vec::new();
-        let mut found = Vec::new();
         for chunk in graph.edges[*next..end].chunks(Numberings::EDGES_AT_ONCE) {
             touching.clear();
             for (ns, edge) in chunk {
@@ -394,23 +393,20 @@ impl Shard {
             fn edge_of<'a>((ns, edge, _): &'a (&Namespace, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
                 (ns, edge)
             }
-            found.clear();
-            numberings.edges_with_ends(&touching, edge_of, |&item, ends| found.push((item, ends)));
-            // The namespace's keys looked up once a run, not once an edge.
-            for run in found.chunk_by(|((a, ..), _), ((b, ..), _)| a == b) {
-                let ((namespace, ..), _) = run[0];
+            // The namespace's keys are looked up once a run, not once an edge.
+            numberings.edges_with_ends(&touching, edge_of, |namespace, run, ends| {
                 let mut taking = Taking { lsn: *lsn, me: self.me, workers: self.workers, label: None };
                 let owned = self.owned(namespace);
-                for &((ns, edge, mine), ends) in run {
+                for (&(_, edge, mine), ends) in run.iter().zip(ends) {
                     match ends {
                         Some(ends) => owned.restore_edge(&mut taking, edge, mine, ends, changes),
                         None if mine => {
-                            tracing::warn!(namespace = %ns, edge = %edge.id, "a restored edge names a vertex the graph lacks; skipped");
+                            tracing::warn!(%namespace, edge = %edge.id, "a restored edge names a vertex the graph lacks; skipped");
                         }
                         None => {}
                     }
                 }
-            }
+            });
         }
         *next = end;
         end == graph.edges.len()
