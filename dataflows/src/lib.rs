@@ -1,7 +1,8 @@
 //! The prism-graph engine.
 //!
-//! The graph lives in differential dataflow collections (`vertices`, `edges`), arranged four
-//! ways (vertex by key, edge by key, out- and in-adjacency) and sharded over timely workers.
+//! The graph lives in differential dataflow collections (`vertices`, `edges`), arranged three
+//! ways (vertex by number, out- and in-adjacency) and sharded over timely workers; an edge
+//! named by id is found in its owner's rule state.
 //! Ordered write records come in (decoded from the log by the connectors), pass the apply
 //! stage, and become differential updates at the record's LSN. Queries travel to the workers
 //! owning their keys and read the arrangements there.

@@ -40,12 +40,10 @@ use timely::worker::Worker;
 
 use crate::engine::fitted::{FittedKeyBatcher, FittedValBatcher};
 use crate::engine::subscriptions::Hub;
-use crate::read::query::{lookup_many, ElementTrace, Indexes};
+use crate::read::query::{lookup_many, Indexes, VertexTrace};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
-use crate::state::model::{
-    route, AdjacencyKey, Adjacent, Edge, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexNumber,
-};
+use crate::state::model::{AdjacencyKey, Adjacent, Lsn, Namespace, NumberedEdge, Shared, Vertex, VertexNumber};
 use crate::state::sharded::{by_owner, Decided, Executor, Incidence, Plan, Reads, Restore, RestoreRun, Shard};
 use crate::state::write::{RecordOutcome, WriteRecord};
 
@@ -284,9 +282,7 @@ pub(crate) fn build(
         let edges = applied.edges;
 
         let vertices = applied.vertices.map(|(namespace, vertex)| ((namespace, vertex), ()));
-        let vertex_index = by_itself(vertices, "VertexByNumber", |_, vertex: &Vertex| vertex.number.0);
-        let edges_by_key = edges.clone().map(|(namespace, numbered)| ((namespace, numbered.edge), ()));
-        let edge_index = by_itself(edges_by_key, "EdgeByKey", |namespace, edge: &Edge| route(namespace, &edge.id));
+        let vertex_index = by_number(vertices);
         let out_index = adjacency(
             edges.clone().map(|(namespace, NumberedEdge { from, to, edge })| {
                 (AdjacencyKey { number: from, namespace }, Adjacent { neighbour: to, edge })
@@ -301,13 +297,11 @@ pub(crate) fn build(
         );
 
         vertex_index.stream.clone().probe_with(probe);
-        edge_index.stream.clone().probe_with(probe);
         out_index.stream.clone().probe_with(probe);
         in_index.stream.clone().probe_with(probe);
 
         let indexes = Rc::new(RefCell::new(Indexes {
             vertices: vertex_index.trace,
-            edges: edge_index.trace,
             out_edges: out_index.trace,
             in_edges: in_index.trace,
             shard: shard_query,
@@ -502,25 +496,18 @@ fn apply_owned<'scope>(
     Applied { vertices: vertices.as_collection(), edges: edges.as_collection(), subscribed }
 }
 
-/// Arranges elements by themselves: a vertex orders by its number first and an edge by its
-/// id, so the element is its own key and what it is found by is held once. Exchanged by
-/// `route`, to the worker a query for it routes to: a vertex by its number (as the
-/// adjacencies are, to its owner, where a query naming it by id finds the number in the
-/// rule state), an edge by its key's hash.
-fn by_itself<'scope, T>(
-    elements: VecCollection<'scope, Lsn, ((Namespace, Shared<T>), ())>,
-    name: &str,
-    route: fn(&Namespace, &T) -> u64,
-) -> Arranged<'scope, ElementTrace<T>>
-where
-    T: Ord + Clone + Send + Sync + serde::Serialize + for<'de> serde::Deserialize<'de> + 'static,
-{
-    type Update<T> = (((Namespace, Shared<T>), ()), Lsn, isize);
-    let to_owner = Exchange::new(move |(((namespace, element), ()), _, _): &Update<T>| route(namespace, element));
-    arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<T>)>, _>(
-        elements.inner,
+/// Arranges vertices by themselves: a vertex orders by its number first, so it is its own
+/// key and its number is held once. Exchanged by the number, as the adjacencies are, to its
+/// owner, where a query naming it by id finds the number in the rule state.
+fn by_number<'scope>(
+    vertices: VecCollection<'scope, Lsn, ((Namespace, Shared<Vertex>), ())>,
+) -> Arranged<'scope, VertexTrace> {
+    type Update = (((Namespace, Shared<Vertex>), ()), Lsn, isize);
+    let to_owner = Exchange::new(|(((_, vertex), ()), _, _): &Update| vertex.number.0);
+    arrange_core::<_, _, FittedKeyBatcher<(Namespace, Shared<Vertex>)>, _>(
+        vertices.inner,
         to_owner,
-        name,
+        "VertexByNumber",
         FittedKeyBatcher::new,
     )
 }

@@ -162,11 +162,11 @@ pub(crate) struct Shared {
     pub bulk: Arc<std::sync::Mutex<Option<Arc<crate::state::graph::WholeGraph>>>>,
     /// Per local worker, the updates its shard of each arrangement holds (in `ARRANGEMENTS`
     /// order), as it last counted them.
-    pub records: Vec<[AtomicU64; 4]>,
+    pub records: Vec<[AtomicU64; 3]>,
 }
 
 /// The arrangements, in the order `Engine::arrangement_records` reports them.
-pub const ARRANGEMENTS: [&str; 4] = ["VertexByNumber", "EdgeByKey", "OutAdjacency", "InAdjacency"];
+pub const ARRANGEMENTS: [&str; 3] = ["VertexByNumber", "OutAdjacency", "InAdjacency"];
 
 impl Shared {
     pub(crate) fn publish_applied(&self, lsn: Lsn) {
@@ -398,7 +398,7 @@ impl Engine {
 
     /// How many updates each arrangement holds in this process (its workers' shards
     /// together), counted by each worker about once a second.
-    pub fn arrangement_records(&self) -> [(&'static str, u64); 4] {
+    pub fn arrangement_records(&self) -> [(&'static str, u64); 3] {
         std::array::from_fn(|i| {
             (ARRANGEMENTS[i], self.shared.records.iter().map(|worker| worker[i].load(Ordering::Relaxed)).sum())
         })

@@ -295,7 +295,7 @@ const COUNT_RECORDS_EVERY: Duration = Duration::from_secs(1);
 
 /// The updates each of this worker's shards holds, in `ARRANGEMENTS` order: the sum of its
 /// batches' lengths (no walk over the updates).
-fn count_records(indexes: &mut Indexes) -> [u64; 4] {
+fn count_records(indexes: &mut Indexes) -> [u64; 3] {
     fn count<Tr: TraceReader<Time = Lsn>>(trace: &mut Tr) -> u64
     where
         Tr::Batch: SpineBatch,
@@ -303,12 +303,7 @@ fn count_records(indexes: &mut Indexes) -> [u64; 4] {
         let batches = trace.batches_through(Antichain::new().borrow()).unwrap_or_default();
         batches.iter().map(|batch| batch.len() as u64).sum()
     }
-    [
-        count(&mut indexes.vertices),
-        count(&mut indexes.edges),
-        count(&mut indexes.out_edges),
-        count(&mut indexes.in_edges),
-    ]
+    [count(&mut indexes.vertices), count(&mut indexes.out_edges), count(&mut indexes.in_edges)]
 }
 
 /// Lets every index forget distinctions between times before `since`.
@@ -316,13 +311,11 @@ fn compact(indexes: &mut Indexes, since: Lsn) {
     let frontier = Antichain::from_elem(since);
     indexes.vertices.set_logical_compaction(frontier.borrow());
     indexes.vertices.set_physical_compaction(frontier.borrow());
-    indexes.edges.set_logical_compaction(frontier.borrow());
-    indexes.edges.set_physical_compaction(frontier.borrow());
     indexes.out_edges.set_logical_compaction(frontier.borrow());
     indexes.out_edges.set_physical_compaction(frontier.borrow());
     indexes.in_edges.set_logical_compaction(frontier.borrow());
     indexes.in_edges.set_physical_compaction(frontier.borrow());
-    indexes.shard.borrow_mut().forget_departed(since);
+    indexes.shard.borrow_mut().forget_through(since);
 }
 
 /// Most operations a batch of records takes while an earlier batch is still being applied.

@@ -25,24 +25,23 @@ use crate::state::sharded::Shard;
 /// A trace of `key -> value` at LSN times, as the adjacencies are.
 pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 
-/// A trace of elements each held as its own key in its namespace, with nothing for a value:
-/// ordered by what the element orders by first (an edge's id; a vertex's number),
-/// which is stored once, in it, and a batch keeps no value offsets.
-pub type ElementTrace<T> = TraceAgent<KeySpine<(Namespace, Shared<T>), Lsn, isize>>;
+/// A trace of vertices each held as its own key in its namespace, with nothing for a value:
+/// ordered by number (a vertex's first field), which is stored once, in it, and a batch
+/// keeps no value offsets.
+pub type VertexTrace = TraceAgent<KeySpine<(Namespace, Shared<Vertex>), Lsn, isize>>;
 
 /// The arrangements a worker reads queries from: its shard of each, and the rule state that
 /// finds a vertex's number from its id.
 #[derive(Clone)]
 pub struct Indexes {
     /// Vertex by number: each vertex in its namespace, the vertex itself the key.
-    pub vertices: ElementTrace<Vertex>,
-    /// Edge by key: each edge in its namespace, ordered by id, the edge itself the key.
-    pub edges: ElementTrace<Edge>,
+    pub vertices: VertexTrace,
     /// Out-adjacency: source vertex number to its outgoing edges.
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
     pub in_edges: GraphTrace<AdjacencyKey, Adjacent>,
-    /// This worker's rule state: the numbers of the vertices it owns, by id.
+    /// This worker's rule state: the numbers of the vertices it owns and the edges it owns,
+    /// by id.
     pub shard: Rc<RefCell<Shard>>,
 }
 
@@ -199,13 +198,7 @@ impl Query {
                 }
                 Answer::Vertex(Some(VertexWithEdges { vertex, edges, truncated }))
             }
-            Query::GetEdge { key } => {
-                let mut found = None;
-                lookup_by_id(&mut indexes.edges, &[(&key.namespace, &key.id)], lsn, |_, edge| {
-                    found = Some(edge.clone())
-                });
-                Answer::Edge(found)
-            }
+            Query::GetEdge { key } => Answer::Edge(indexes.shard.borrow().edge_at(&key.namespace, &key.id, lsn)),
             Query::Expand { namespace, sources, direction, labels, filter, max_edges } => {
                 // Sources named by id give their numbers, which key their edges.
                 let mut numbers: Vec<Option<VertexNumber>> = (sources.iter())
@@ -274,11 +267,15 @@ impl Query {
                         vertices.push((ns.clone(), vertex.clone()));
                     }
                 });
-                scan(&mut indexes.edges, lsn, |(ns, edge), ()| {
-                    if wanted(ns) {
-                        edges.push((ns.clone(), edge.clone()));
+                // Every edge once: at its source's owner, out of it.
+                scan(&mut indexes.out_edges, lsn, |key: &AdjacencyKey, adjacent: &Adjacent| {
+                    if wanted(&key.namespace) {
+                        edges.push((key.namespace.clone(), adjacent.edge.clone()));
                     }
                 });
+                // Ordered by source, namespaces interleave; a whole graph holds each
+                // namespace's elements together.
+                edges.sort_by(|(a, _), (b, _)| a.cmp(b));
                 Answer::Shard { vertices, edges }
             }
         }
@@ -309,17 +306,6 @@ where
     }
 }
 
-/// Calls `found(index, edge)` with the edge live as of `lsn` of each of `keys` (namespace
-/// and id), reading the index with one cursor, keys visited in order.
-fn lookup_by_id(
-    trace: &mut ElementTrace<Edge>,
-    keys: &[(&Namespace, &str)],
-    lsn: Lsn,
-    found: impl FnMut(usize, &Shared<Edge>),
-) {
-    lookup_live(trace, keys, lsn, Edge::least_with_id, |edge, id| edge.id == id, found);
-}
-
 /// Vertex keys as [`vertices_by_id`] takes them.
 fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
     keys.iter().map(|key| (&key.namespace, key.id.as_str())).collect()
@@ -327,31 +313,14 @@ fn ids_of(keys: &[VertexKey]) -> Vec<(&Namespace, &str)> {
 
 /// Calls `found(index, vertex)` with the vertex live as of `lsn` numbered as each of `keys`
 /// (namespace and number) says, reading the index with one cursor, keys visited in order.
-/// Every vertex that ever had a number is searched: at one LSN, one at most is live.
+/// Every vertex that ever had a number is searched, from the least vertex with it: at one
+/// LSN, one at most is live.
 fn lookup_by_number(
-    trace: &mut ElementTrace<Vertex>,
+    trace: &mut VertexTrace,
     keys: &[(&Namespace, VertexNumber)],
     lsn: Lsn,
-    found: impl FnMut(usize, &Shared<Vertex>),
+    mut found: impl FnMut(usize, &Shared<Vertex>),
 ) {
-    lookup_live(trace, keys, lsn, Vertex::least_with_number, |vertex, number| vertex.number == number, found);
-}
-
-/// Calls `found(index, element)` with the first element live as of `lsn` among those
-/// `holds` each of `keys` (namespace and what the index orders its elements by first),
-/// reading the trace with one cursor, keys visited in order: each search starts at `least`
-/// of the key and reads the versions of the elements there.
-fn lookup_live<T, K>(
-    trace: &mut ElementTrace<T>,
-    keys: &[(&Namespace, K)],
-    lsn: Lsn,
-    least: impl Fn(K) -> T,
-    holds: impl Fn(&T, K) -> bool,
-    mut found: impl FnMut(usize, &Shared<T>),
-) where
-    T: Ord + Clone + 'static,
-    K: Ord + Copy,
-{
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
     };
@@ -359,10 +328,10 @@ fn lookup_live<T, K>(
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
     let (mut cursor, storage) = cursor_list(batches);
     for index in order {
-        let (namespace, key) = keys[index];
-        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(least(key))));
-        while let Some((held_in, element)) = cursor.get_key(&storage) {
-            if held_in != namespace || !holds(element, key) {
+        let (namespace, number) = keys[index];
+        cursor.seek_key(&storage, &(namespace.clone(), Shared::new(Vertex::least_with_number(number))));
+        while let Some((held_in, vertex)) = cursor.get_key(&storage) {
+            if held_in != namespace || vertex.number != number {
                 break;
             }
             // A key asked twice is met again where the first search left the cursor.
@@ -370,7 +339,7 @@ fn lookup_live<T, K>(
             let mut live = false;
             live_vals(&mut cursor, &storage, lsn, |()| live = true);
             if live {
-                found(index, element);
+                found(index, vertex);
                 break;
             }
             cursor.step_key(&storage);
@@ -414,7 +383,7 @@ fn vertex_by_id(indexes: &mut Indexes, namespace: &Namespace, id: &str, lsn: Lsn
 }
 
 /// Calls `found(key, value)` for every value in `trace` as of `lsn`, in key order: of a
-/// [`GraphTrace`], or of an [`ElementTrace`], whose values are `()`.
+/// [`GraphTrace`], or of a [`VertexTrace`], whose values are `()`.
 pub fn scan<Tr, K, V>(trace: &mut Tr, lsn: Lsn, mut found: impl FnMut(&K, &V))
 where
     Tr: TraceReader<Time = Lsn>,

@@ -267,8 +267,8 @@ impl std::hash::Hash for Value {
 pub struct Name(Shared<Box<str>>);
 
 impl Name {
-    /// The empty name, one copy for the process: a search key's label (`least_with_id`),
-    /// built on every lookup by id, allocates nothing.
+    /// The empty name, one copy for the process: a search key's label
+    /// (`least_with_number`), built on every lookup, allocates nothing.
     pub fn empty() -> Name {
         static EMPTY: std::sync::LazyLock<Name> = std::sync::LazyLock::new(|| Name::from(""));
         EMPTY.clone()
@@ -480,22 +480,6 @@ impl Vertex {
     }
 }
 
-impl Edge {
-    /// The least edge with id `id`: every version of that edge orders after it and before
-    /// any edge with a greater id, so a search of edges ordered by id (`EdgeByKey`) starts
-    /// here.
-    pub fn least_with_id(id: &str) -> Self {
-        Edge {
-            id: id.into(),
-            label: Name::empty(),
-            from: Id::default(),
-            to: Id::default(),
-            properties: Properties::new(),
-            created_at: Micros::MIN,
-        }
-    }
-}
-
 /// An edge as stored, shared like [`Vertex`]. Its endpoints' numbers are not in it: they
 /// key the adjacencies, which is the only place they are needed, so the edge travels beside
 /// them ([`NumberedEdge`]) into the dataflow and is stored without them.
@@ -510,7 +494,7 @@ pub struct Edge {
 }
 
 /// An edge with the numbers of the vertices at its ends: what the apply stage hands the
-/// dataflow, which arranges the edge by key and by each number.
+/// dataflow, which arranges the edge by each number.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NumberedEdge {
     pub from: VertexNumber,
@@ -573,24 +557,6 @@ mod tests {
             ["a", "a-longer-id-on-the-heap", "ab", "b"],
             "as strings"
         );
-    }
-
-    #[test]
-    fn the_least_edge_with_an_id_orders_before_its_versions_and_after_lesser_ids() {
-        let edge = |id: &str, label: &str, created_at| Edge {
-            id: id.into(),
-            label: label.into(),
-            from: "a".into(),
-            to: "b".into(),
-            properties: [("w", Value::Int(1))].into_iter().collect(),
-            created_at,
-        };
-        let least = Edge::least_with_id("e2");
-        for version in [edge("e2", "", Micros::MIN), edge("e2", "L", 0), edge("e2", "", Micros::MAX)] {
-            assert!(least <= version, "{version:?}");
-        }
-        assert!(edge("e1", "zzz", Micros::MAX) < least);
-        assert!(least < Edge::least_with_id("e20"));
     }
 
     #[test]

@@ -23,10 +23,10 @@
 //! where one batch ends and the next begins (which depends on timing) changes nothing, so every
 //! replica and every replay decides alike.
 
-mod departed;
 mod executor;
 mod overlay;
 mod reads;
+mod recent;
 mod restore;
 mod shard;
 #[cfg(test)]

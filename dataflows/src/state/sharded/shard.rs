@@ -16,8 +16,8 @@ use crate::state::model::{
     owner_of, Edge, EdgeKey, Id, Lsn, Name, Namespace, NumberedEdge, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::names::Names;
-use crate::state::sharded::departed::Departed;
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
+use crate::state::sharded::recent::{Departed, DepartedEdge, Made};
 use crate::state::sharded::restore::{numbering, Numberings, Restore};
 use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
@@ -101,8 +101,12 @@ struct Owned {
     edges: Slab<EdgeSlot>,
     /// Labels and property keys shared by the elements a restore builds here.
     names: Names,
-    /// Vertices deleted here that a read may still ask for.
-    departed: Departed,
+    /// The numbers of vertices deleted here that a read may still ask for.
+    vertices_departed: Departed<VertexNumber>,
+    /// When the edges held here were made, if a read may still ask for an LSN before.
+    edges_made: Made,
+    /// Edges deleted here that a read may still ask for.
+    edges_departed: Departed<DepartedEdge>,
 }
 
 impl Owned {
@@ -147,18 +151,33 @@ impl Shard {
             numbers.push(VertexNumber::new(slot as u64, self.me, self.workers));
         }
         // Freed numbers are given again most recent first, so one number may recur.
-        for number in owned.departed.numbers(id).iter().rev() {
+        for number in owned.vertices_departed.get(id).iter().rev() {
             if !numbers[start..].contains(number) {
                 numbers.push(*number);
             }
         }
     }
 
-    /// Forgets the vertices deleted at or before `lsn`: reads below the compaction frontier
-    /// are refused, so none asks for them.
-    pub fn forget_departed(&mut self, lsn: Lsn) {
+    /// Edge `id` of `namespace`, owned here, as it was at `lsn` (at or after the compaction
+    /// frontier), if it was live then: the one held now unless it was made after `lsn`, or
+    /// else the one deleted after `lsn` that was made by then.
+    pub fn edge_at(&self, namespace: &Namespace, id: &str, lsn: Lsn) -> Option<Shared<Edge>> {
+        let owned = self.namespaces.get(namespace)?;
+        let held = owned.edges.find(id).and_then(|slot| owned.edges.get(slot));
+        if let Some(EdgeSlot(held)) = held.filter(|_| owned.edges_made.lsn(id) <= lsn) {
+            return Some(held.edge.clone());
+        }
+        let departed = owned.edges_departed.get(id).iter();
+        departed.rev().find(|gone| gone.made <= lsn && lsn < gone.deleted).map(|gone| gone.edge.edge.clone())
+    }
+
+    /// Forgets the changes at or before `lsn`: reads below the compaction frontier are
+    /// refused, so none asks for an LSN before them.
+    pub fn forget_through(&mut self, lsn: Lsn) {
         for owned in self.namespaces.values_mut() {
-            owned.departed.forget_through(lsn);
+            owned.vertices_departed.forget_through(lsn);
+            owned.edges_made.forget_through(lsn);
+            owned.edges_departed.forget_through(lsn);
         }
     }
 
@@ -259,7 +278,9 @@ impl Shard {
             vertices: Slab::default(),
             edges: Slab::default(),
             names: Names::default(),
-            departed: Departed::default(),
+            vertices_departed: Departed::default(),
+            edges_made: Made::default(),
+            edges_departed: Departed::default(),
         })
     }
 
@@ -276,10 +297,15 @@ impl Shard {
                     let mine = owns_edge(edge);
                     let owned = self.owned(namespace);
                     if mine {
+                        let id = &edge.edge.id;
                         if created {
                             owned.edges.insert(EdgeSlot(edge.clone()));
-                        } else if let Some(id) = owned.edges.find(&edge.edge.id) {
-                            owned.edges.remove(id);
+                            owned.edges_made.remember(lsn, id);
+                        } else if let Some(slot) = owned.edges.find(id) {
+                            owned.edges.remove(slot);
+                            let gone =
+                                DepartedEdge { made: owned.edges_made.lsn(id), deleted: lsn, edge: edge.clone() };
+                            owned.edges_departed.remember(lsn, id, gone);
                         }
                         changes
                             .push((lsn, Change::Edge(owned.name.clone(), edge.clone(), if created { 1 } else { -1 })));
@@ -306,7 +332,7 @@ impl Shard {
                 Effect::VertexDeleted(vertex) => {
                     let owned = self.owned(namespace);
                     owned.vertices.remove(slot_of(vertex.number, workers));
-                    owned.departed.remember(lsn, &vertex.id, vertex.number);
+                    owned.vertices_departed.remember(lsn, &vertex.id, vertex.number);
                     changes.push((lsn, Change::Vertex(owned.name.clone(), vertex.clone(), -1)));
                 }
             }
