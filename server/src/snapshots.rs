@@ -241,7 +241,11 @@ pub async fn apply(
         Ok::<(), Status>(())
     };
     let applying = async {
+        let started = std::time::Instant::now();
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(status::from_engine)?;
+        let (vertices, edges) = (running.1.len(), running.2.len());
+        let gathered_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(vertices, edges, gathered_ms, "gathered the running graph to tell the difference from");
         apply_newer(engine, namespace, running, items, timeout).await
     };
     let (applied, pumped) = tokio::join!(applying, pump);
