@@ -16,49 +16,54 @@ use std::collections::{HashMap, VecDeque};
 
 use foldhash::fast::RandomState;
 
-use crate::state::model::{Id, Lsn, NumberedEdge};
+use crate::state::model::{Edge, Id, Lsn, Shared};
 
-/// What each id left behind at its deletes: for a vertex its number, for an edge itself.
-pub(super) struct Departed<T> {
-    /// Each id's remains, in the order it was deleted.
+/// What each id left behind at its changes lately, oldest first: for a deleted vertex its
+/// number, for a deleted edge itself, for an edge made the LSN it was made at.
+pub(super) struct Recent<T> {
     by_id: HashMap<Id, Vec<T>, RandomState>,
-    /// Oldest delete first: what [`Departed::forget_through`] walks.
+    /// Oldest change first: what [`Recent::forget_through`] walks.
     order: VecDeque<(Lsn, Id)>,
 }
 
-impl<T> Default for Departed<T> {
+impl<T> Default for Recent<T> {
     fn default() -> Self {
-        Departed { by_id: HashMap::default(), order: VecDeque::new() }
+        Recent { by_id: HashMap::default(), order: VecDeque::new() }
     }
 }
 
-impl<T> Departed<T> {
-    pub fn remember(&mut self, lsn: Lsn, id: &Id, remains: T) {
-        self.by_id.entry(id.clone()).or_default().push(remains);
+impl<T> Recent<T> {
+    pub fn remember(&mut self, lsn: Lsn, id: &Id, left: T) {
+        // Most ids change once within the hold: room for one, not a vector's first four.
+        self.by_id.entry(id.clone()).or_insert_with(|| Vec::with_capacity(1)).push(left);
         self.order.push_back((lsn, id.clone()));
     }
 
-    /// What `id` left at its deletes still remembered, oldest first.
+    /// What `id` left at its changes still remembered, oldest first.
     pub fn get(&self, id: &str) -> &[T] {
         self.by_id.get(id).map_or(&[], Vec::as_slice)
     }
 
-    /// Forgets the deletes at or before `lsn`: no read asks for an LSN before them.
+    /// Forgets the changes at or before `lsn`: no read asks for an LSN before them.
     pub fn forget_through(&mut self, lsn: Lsn) {
-        while let Some((deleted, _)) = self.order.front() {
-            if *deleted > lsn {
+        while let Some((changed, _)) = self.order.front() {
+            if *changed > lsn {
                 break;
             }
             let Some((_, id)) = self.order.pop_front() else { break };
-            if let Some(remains) = self.by_id.get_mut(&id) {
-                // Deletes of one id are remembered in order, so its oldest goes first.
-                remains.remove(0);
-                if remains.is_empty() {
+            if let Some(left) = self.by_id.get_mut(&id) {
+                // Changes of one id are remembered in order, so its oldest goes first.
+                left.remove(0);
+                if left.is_empty() {
                     self.by_id.remove(&id);
                 }
             }
         }
-        shrink_once_empty(&mut self.order, &mut self.by_id);
+        // Gives back the room of a burst of changes (a load through the log) once forgotten.
+        if self.order.is_empty() && self.order.capacity() > 1024 {
+            self.order.shrink_to_fit();
+            self.by_id.shrink_to_fit();
+        }
     }
 }
 
@@ -67,51 +72,7 @@ impl<T> Departed<T> {
 pub(super) struct DepartedEdge {
     pub made: Lsn,
     pub deleted: Lsn,
-    pub edge: NumberedEdge,
-}
-
-/// When the edges held here were made, for those made after the compaction frontier: the
-/// rule state keeps no LSN per edge (8 bytes each, for the few a read can ask about).
-#[derive(Default)]
-pub(super) struct Made {
-    by_id: HashMap<Id, Lsn, RandomState>,
-    /// Oldest first: what [`Made::forget_through`] walks.
-    order: VecDeque<(Lsn, Id)>,
-}
-
-impl Made {
-    pub fn remember(&mut self, lsn: Lsn, id: &Id) {
-        self.by_id.insert(id.clone(), lsn);
-        self.order.push_back((lsn, id.clone()));
-    }
-
-    /// The LSN edge `id` was last made at, or 0 when that was at or before the frontier.
-    pub fn lsn(&self, id: &str) -> Lsn {
-        self.by_id.get(id).copied().unwrap_or(0)
-    }
-
-    /// Forgets the makes at or before `lsn`: every read is at or after them.
-    pub fn forget_through(&mut self, lsn: Lsn) {
-        while let Some((made, _)) = self.order.front() {
-            if *made > lsn {
-                break;
-            }
-            let Some((_, id)) = self.order.pop_front() else { break };
-            // An id made again since is remembered at its later LSN.
-            if self.by_id.get(&id).is_some_and(|made| *made <= lsn) {
-                self.by_id.remove(&id);
-            }
-        }
-        shrink_once_empty(&mut self.order, &mut self.by_id);
-    }
-}
-
-/// Gives back the room of a burst of changes (a load through the log) once it is forgotten.
-fn shrink_once_empty<V>(order: &mut VecDeque<(Lsn, Id)>, by_id: &mut HashMap<Id, V, RandomState>) {
-    if order.is_empty() && order.capacity() > 1024 {
-        order.shrink_to_fit();
-        by_id.shrink_to_fit();
-    }
+    pub edge: Shared<Edge>,
 }
 
 #[cfg(test)]
@@ -120,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_delete_is_remembered_until_the_frontier_passes_it() {
-        let mut departed = Departed::default();
+        let mut departed = Recent::default();
         let a = Id::from("a");
         departed.remember(5, &a, 3u64);
         departed.remember(9, &a, 7u64);
@@ -135,15 +96,16 @@ mod tests {
 
     #[test]
     fn a_make_is_remembered_at_its_latest_lsn_until_the_frontier_passes_it() {
-        let mut made = Made::default();
+        let mut made: Recent<Lsn> = Recent::default();
+        let latest = |made: &Recent<Lsn>| made.get("a").last().copied().unwrap_or(0);
         let a = Id::from("a");
-        made.remember(5, &a);
-        made.remember(9, &a);
-        assert_eq!(made.lsn("a"), 9);
+        made.remember(5, &a, 5);
+        made.remember(9, &a, 9);
+        assert_eq!(latest(&made), 9);
         made.forget_through(5);
-        assert_eq!(made.lsn("a"), 9, "made again at 9, after the frontier");
+        assert_eq!(latest(&made), 9, "made again at 9, after the frontier");
         made.forget_through(9);
-        assert_eq!(made.lsn("a"), 0);
+        assert_eq!(latest(&made), 0);
         assert!(made.by_id.is_empty() && made.order.is_empty());
     }
 }

@@ -17,7 +17,7 @@ use crate::state::model::{
 };
 use crate::state::names::Names;
 use crate::state::sharded::reads::{Incidence, NamespaceReads, Reads, VertexRead};
-use crate::state::sharded::recent::{Departed, DepartedEdge, Made};
+use crate::state::sharded::recent::{DepartedEdge, Recent};
 use crate::state::sharded::restore::{numbering, Numberings, Restore};
 use crate::state::sharded::{Decided, Effect};
 use crate::state::write::{WriteOp, WriteRecord};
@@ -102,14 +102,20 @@ struct Owned {
     /// Labels and property keys shared by the elements a restore builds here.
     names: Names,
     /// The numbers of vertices deleted here that a read may still ask for.
-    vertices_departed: Departed<VertexNumber>,
-    /// When the edges held here were made, if a read may still ask for an LSN before.
-    edges_made: Made,
+    vertices_departed: Recent<VertexNumber>,
+    /// When the edges held here were made, if a read may still ask for an LSN before: the
+    /// rule state keeps no LSN an edge (8 bytes each, for the few a read can ask about).
+    edges_made: Recent<Lsn>,
     /// Edges deleted here that a read may still ask for.
-    edges_departed: Departed<DepartedEdge>,
+    edges_departed: Recent<DepartedEdge>,
 }
 
 impl Owned {
+    /// The LSN edge `id` was last made at, or 0 when that was at or before the frontier.
+    fn made_at(&self, id: &str) -> Lsn {
+        self.edges_made.get(id).last().copied().unwrap_or(0)
+    }
+
     /// An edge made (or gone) moves the degrees of its ends held here; a self-loop counts once.
     fn count_degrees(&mut self, [from, to]: [VertexNumber; 2], made: bool, me: usize, workers: usize) {
         let ends = if from == to { 1 } else { 2 };
@@ -164,11 +170,11 @@ impl Shard {
     pub fn edge_at(&self, namespace: &Namespace, id: &str, lsn: Lsn) -> Option<Shared<Edge>> {
         let owned = self.namespaces.get(namespace)?;
         let held = owned.edges.find(id).and_then(|slot| owned.edges.get(slot));
-        if let Some(EdgeSlot(held)) = held.filter(|_| owned.edges_made.lsn(id) <= lsn) {
+        if let Some(EdgeSlot(held)) = held.filter(|_| owned.made_at(id) <= lsn) {
             return Some(held.edge.clone());
         }
         let departed = owned.edges_departed.get(id).iter();
-        departed.rev().find(|gone| gone.made <= lsn && lsn < gone.deleted).map(|gone| gone.edge.edge.clone())
+        departed.rev().find(|gone| gone.made <= lsn && lsn < gone.deleted).map(|gone| gone.edge.clone())
     }
 
     /// Forgets the changes at or before `lsn`: reads below the compaction frontier are
@@ -278,9 +284,9 @@ impl Shard {
             vertices: Slab::default(),
             edges: Slab::default(),
             names: Names::default(),
-            vertices_departed: Departed::default(),
-            edges_made: Made::default(),
-            edges_departed: Departed::default(),
+            vertices_departed: Recent::default(),
+            edges_made: Recent::default(),
+            edges_departed: Recent::default(),
         })
     }
 
@@ -300,11 +306,10 @@ impl Shard {
                         let id = &edge.edge.id;
                         if created {
                             owned.edges.insert(EdgeSlot(edge.clone()));
-                            owned.edges_made.remember(lsn, id);
+                            owned.edges_made.remember(lsn, id, lsn);
                         } else if let Some(slot) = owned.edges.find(id) {
                             owned.edges.remove(slot);
-                            let gone =
-                                DepartedEdge { made: owned.edges_made.lsn(id), deleted: lsn, edge: edge.clone() };
+                            let gone = DepartedEdge { made: owned.made_at(id), deleted: lsn, edge: edge.edge.clone() };
                             owned.edges_departed.remember(lsn, id, gone);
                         }
                         changes
