@@ -116,9 +116,10 @@ impl Elements {
     }
 }
 
-/// Threads that decode a checkpoint beside the one that decompresses it: one a core
-/// (recovery runs nothing else).
-fn decoders() -> usize {
+/// Threads that decode a checkpoint beside the one that decompresses it (recovery runs
+/// nothing else), or write its parts (each compressing on a thread of its own too): one a
+/// core.
+fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -149,7 +150,7 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     };
     let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
     reader
-        .for_each_parallel(decoders(), converter, |read| match read {
+        .for_each_parallel(cores(), converter, |read| match read {
             Read::Section(next, section) => {
                 namespace = next;
                 lsn = Some(section.lsn);
@@ -208,7 +209,7 @@ where
 pub fn write(dir: &Path, lsn: Lsn, graph: &WholeGraph) -> Result<Written, String> {
     let path = dir.join(format!("checkpoint-{lsn:020}.snap"));
     let partial = path.with_extension("partial");
-    let written = write_into(dir, &partial, &path, lsn, graph, writers());
+    let written = write_into(dir, &partial, &path, lsn, graph, cores());
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
@@ -283,12 +284,6 @@ fn write_into(
 
 /// Fewer records than this are written by one thread: splitting them saves nothing.
 const RECORDS_TO_SPLIT: usize = 1 << 16;
-
-/// Threads that write a checkpoint's parts: one a core (each part compresses on a thread of
-/// its own too).
-fn writers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 /// Writes the records numbered `range` of `sections` (each namespace's section, then its
 /// vertices, edges and request ids, one after the other) into a new file at `path`, as a

@@ -3,7 +3,8 @@
 //! A query is routed to the worker that owns its key (the same hash the arrangements are
 //! sharded by) and read there with a cursor, as of one LSN. Vertices are indexed by number;
 //! a vertex named by id is found through the rule state of its owner, this worker
-//! ([`Shard::numbers_of`]).
+//! ([`Shard::numbers_of`]), and an edge named by id is read from that rule state alone
+//! ([`Shard::edge_at`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -31,7 +32,7 @@ pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
 pub type VertexTrace = TraceAgent<KeySpine<(Namespace, Shared<Vertex>), Lsn, isize>>;
 
 /// The arrangements a worker reads queries from: its shard of each, and the rule state that
-/// finds a vertex's number from its id.
+/// finds a vertex's number from its id and holds the edges.
 #[derive(Clone)]
 pub struct Indexes {
     /// Vertex by number: each vertex in its namespace, the vertex itself the key.
@@ -40,7 +41,7 @@ pub struct Indexes {
     pub out_edges: GraphTrace<AdjacencyKey, Adjacent>,
     /// In-adjacency: target vertex number to its incoming edges.
     pub in_edges: GraphTrace<AdjacencyKey, Adjacent>,
-    /// This worker's rule state: the numbers of the vertices it owns and the edges it owns,
+    /// This worker's rule state: the numbers of the vertices it owns, and the edges it owns,
     /// by id.
     pub shard: Rc<RefCell<Shard>>,
 }
@@ -401,10 +402,10 @@ where
 }
 
 /// Every edge of this worker's out-adjacency live as of `lsn` whose namespace is `wanted`:
-/// each edge once, at its source's owner. Grouped by namespace, as a whole graph holds them,
-/// and in the order their bodies lie in memory: met by source, they lie anywhere, and each
-/// is touched to share it and then read by whoever walks the graph (prints, a checkpoint's
-/// encoding), a cache miss each in the adjacency's order (a 10M-edge graph took seconds).
+/// each edge once, at its source's owner. In the order their bodies lie in memory: met by
+/// source, they lie anywhere, and each is touched to share it and then read by whoever
+/// walks the graph (prints, a checkpoint's encoding), a cache miss each in the adjacency's
+/// order (a 10M-edge graph took seconds).
 fn edges_held(
     trace: &mut GraphTrace<AdjacencyKey, Adjacent>,
     lsn: Lsn,
@@ -414,9 +415,10 @@ fn edges_held(
         return Vec::new();
     };
     let (mut cursor, storage) = cursor_list(batches);
-    // Sorted by one integer each, the namespace's place in `namespaces` above the body's
-    // address (below 2^48), taken as they are met: comparing through the references would
-    // read the batches again, out of order.
+    // Sorted by one integer each, taken as they are met: the body's address (below 2^48),
+    // and above it the namespace's place in `namespaces`, so that the edge's namespace
+    // rides along in the same 8 bytes (and each namespace's edges come together).
+    // Comparing through the references would read the batches again, out of order.
     let mut namespaces: Vec<&Namespace> = Vec::new();
     let mut live: Vec<(u64, &Shared<Edge>)> = Vec::new();
     while let Some(key) = cursor.get_key(&storage) {
