@@ -15,13 +15,16 @@
 use std::collections::{HashMap, VecDeque};
 
 use foldhash::fast::RandomState;
+use smallvec::SmallVec;
 
 use crate::state::model::{Edge, Id, Lsn, Shared};
 
 /// What each id left behind at its changes lately, oldest first: for a deleted vertex its
 /// number, for a deleted edge itself, for an edge made the LSN it was made at.
 pub(super) struct Recent<T> {
-    by_id: HashMap<Id, Vec<T>, RandomState>,
+    /// Most ids change once within the hold: the first change is held inline, with no
+    /// allocation (one a change on the write path otherwise).
+    by_id: HashMap<Id, SmallVec<[T; 1]>, RandomState>,
     /// Oldest change first: what [`Recent::forget_through`] walks.
     order: VecDeque<(Lsn, Id)>,
 }
@@ -34,14 +37,13 @@ impl<T> Default for Recent<T> {
 
 impl<T> Recent<T> {
     pub fn remember(&mut self, lsn: Lsn, id: &Id, left: T) {
-        // Most ids change once within the hold: room for one, not a vector's first four.
-        self.by_id.entry(id.clone()).or_insert_with(|| Vec::with_capacity(1)).push(left);
+        self.by_id.entry(id.clone()).or_default().push(left);
         self.order.push_back((lsn, id.clone()));
     }
 
     /// What `id` left at its changes still remembered, oldest first.
     pub fn get(&self, id: &str) -> &[T] {
-        self.by_id.get(id).map_or(&[], Vec::as_slice)
+        self.by_id.get(id).map_or(&[], |left| left.as_slice())
     }
 
     /// Forgets the changes at or before `lsn`: no read asks for an LSN before them.
