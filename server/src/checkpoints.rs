@@ -114,17 +114,29 @@ impl Elements {
         let created_at = created.unwrap_or(e.created_at);
         Shared::new(Edge { label, created_at, ..Edge::from(e) })
     }
+
+    /// Any record, its elements made as [`Elements::vertex`] and [`Elements::edge`] make them.
+    pub fn read(&mut self, item: SnapshotItem, created: Option<Micros>) -> Read {
+        match item {
+            SnapshotItem::Section(section) => {
+                Read::Section(Namespace::new(section.namespace.as_deref().unwrap_or("")), section)
+            }
+            SnapshotItem::Vertex(v) => Read::Vertex(self.vertex(v, created)),
+            SnapshotItem::Edge(e) => Read::Edge(self.edge(e, created)),
+            SnapshotItem::Request(r) => Read::Request(r),
+        }
+    }
 }
 
 /// Threads that decode a checkpoint beside the one that decompresses it (recovery runs
 /// nothing else), or write its parts (each compressing on a thread of its own too): one a
 /// core.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A checkpoint's record as the engine takes it.
-enum Read {
+/// A snapshot's record as the engine takes it.
+pub(crate) enum Read {
     Section(Namespace, prism_snapshots::Section),
     Vertex(Shared<Vertex>),
     Edge(Shared<Edge>),
@@ -139,34 +151,30 @@ pub fn read(path: &Path) -> Result<(Lsn, WholeGraph), String> {
     let elements = Elements::default();
     let converter = || {
         let mut elements = elements.sharing();
-        move |item| match item {
-            SnapshotItem::Section(section) => {
-                Read::Section(Namespace::new(section.namespace.as_deref().unwrap_or("")), section)
-            }
-            SnapshotItem::Vertex(v) => Read::Vertex(elements.vertex(v, None)),
-            SnapshotItem::Edge(e) => Read::Edge(elements.edge(e, None)),
-            SnapshotItem::Request(r) => Read::Request(r),
-        }
+        move |item| elements.read(item, None)
     };
     let reader = SnapshotReader::open(path).map_err(|e| e.to_string())?;
     reader
-        .for_each_parallel(cores(), converter, |read| match read {
-            Read::Section(next, section) => {
-                namespace = next;
-                lsn = Some(section.lsn);
-                // Grown element by element, the vectors were copied over and over.
-                let [vertices, edges] = section.room();
-                graph.vertices.reserve(vertices);
-                graph.edges.reserve(edges);
+        .for_each_parallel(cores(), converter, |read| {
+            match read {
+                Read::Section(next, section) => {
+                    namespace = next;
+                    lsn = Some(section.lsn);
+                    // Grown element by element, the vectors were copied over and over.
+                    let [vertices, edges] = section.room();
+                    graph.vertices.reserve(vertices);
+                    graph.edges.reserve(edges);
+                }
+                Read::Vertex(vertex) => graph.vertices.push((namespace.clone(), vertex)),
+                Read::Edge(edge) => graph.edges.push((namespace.clone(), edge)),
+                Read::Request(r) => graph.request_ids.push(Remembered {
+                    namespace: namespace.clone(),
+                    request_id: r.request_id,
+                    timestamp: r.timestamp,
+                    outcome: RecordOutcome { lsn: r.lsn, results: r.results },
+                }),
             }
-            Read::Vertex(vertex) => graph.vertices.push((namespace.clone(), vertex)),
-            Read::Edge(edge) => graph.edges.push((namespace.clone(), edge)),
-            Read::Request(r) => graph.request_ids.push(Remembered {
-                namespace: namespace.clone(),
-                request_id: r.request_id,
-                timestamp: r.timestamp,
-                outcome: RecordOutcome { lsn: r.lsn, results: r.results },
-            }),
+            Ok::<_, prism_snapshots::SnapshotError>(())
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;
     // Remembered in log order (which is LSN order), whatever their sections' order: the order

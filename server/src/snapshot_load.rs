@@ -2,8 +2,8 @@
 //! it names none), before the server reports SERVING.
 //!
 //! The first pass checks all of the file (counts, ids once, edge ends: `SnapshotCheck`), so
-//! that bad input is refused before anything is written. Then each section goes into its
-//! namespace:
+//! that bad input is refused before anything is written, and keeps the first section as it
+//! goes when that can go in bulk. Then each section goes into its namespace:
 //! - empty, with the embedded log and checkpoints on: **in bulk**. The section is read whole
 //!   and handed to every worker at once (`Engine::load_bulk`, which holds it to the limits
 //!   and capacities first); the log gets one marker record, and a checkpoint written before
@@ -16,16 +16,16 @@
 //!   difference, so loading the same file again converges instead of failing.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
 use prism_dataflows::{Batcher, Engine, Lsn, Namespace, WholeGraph, WriteRecord};
-use prism_snapshots::{SnapshotCheck, SnapshotItem, SnapshotReader};
+use prism_snapshots::{CheckError, SnapshotCheck, SnapshotError, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
 use tonic::Status;
 
+use crate::checkpoints::{cores, Elements, Read};
 use crate::config::WalBackend;
 use crate::convert::now_micros;
 use crate::snapshots::{apply_newer, read_ahead};
@@ -52,15 +52,16 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
     let in_bulk = matches!(config.wal.backend, WalBackend::Embedded)
         && !config.server.checkpoint_interval.is_zero()
         && config.cluster.as_ref().is_none_or(|cluster| cluster.processes == 1);
-    let mut ahead = match in_bulk {
+    let occupied = match in_bulk {
         true => {
             let sizes = engine.sizes(AT_START).await.map_err(|e| e.to_string())?;
-            SectionAhead::start(path, sizes.into_iter().map(|size| size.namespace).collect())
+            Some(sizes.into_iter().map(|size| size.namespace).collect::<Vec<_>>())
         }
         false => None,
     };
     let file = path.to_owned();
-    let sections = tokio::task::spawn_blocking(move || check(&file)).await.map_err(|e| e.to_string())??;
+    let (sections, mut read) =
+        tokio::task::spawn_blocking(move || check(&file, occupied.as_deref())).await.map_err(|e| e.to_string())??;
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "checked the snapshot");
     // A fresh server that takes the file's one section in bulk holds exactly that graph at
     // the load's LSN: its checkpoint is written as it was read, not gathered back from the
@@ -74,10 +75,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
         // Taken once: it says whether the namespace is empty, and is what a difference is from.
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(|e| e.to_string())?;
         let written = if running.1.is_empty() && running.2.is_empty() && in_bulk {
-            let read = match ahead.take() {
-                Some(ahead) => ahead.section(section.index).await,
-                None => None,
-            };
+            let read = read.take_if(|(index, _)| *index == section.index).map(|(_, graph)| graph);
             loaded_in_bulk = true;
             load_in_bulk(engine, path.to_owned(), &section, read).await.map(|(lsn, graph)| {
                 let elements = (graph.vertices.len() + graph.edges.len()) as u64;
@@ -125,7 +123,7 @@ pub async fn load_at_start(engine: &Arc<Engine>, path: &Path, config: &crate::co
 const AT_START: Duration = Duration::from_secs(24 * 3600);
 
 /// Section `section` into its empty namespace at one LSN: read whole (checked by the first
-/// pass; `read` if it was read already), then handed to every worker at once
+/// pass, which read it already if it is the first), then handed to every worker at once
 /// ([`Engine::load_bulk`]), each taking its own part, with no record per element. Returns
 /// the load's LSN and the graph loaded. Durable once the checkpoint the caller writes
 /// covers it.
@@ -133,16 +131,17 @@ async fn load_in_bulk(
     engine: &Arc<Engine>,
     path: PathBuf,
     section: &SectionPlace,
-    read: Option<Result<WholeGraph, String>>,
+    read: Option<WholeGraph>,
 ) -> Result<(Lsn, Arc<WholeGraph>), Status> {
     let (namespace, index) = (section.namespace.clone(), section.index);
     let graph = match read {
         Some(graph) => graph,
-        None => tokio::task::spawn_blocking(move || read_section(&path, index, &namespace, &AtomicBool::new(false)))
+        None => tokio::task::spawn_blocking(move || read_section(&path, index, &namespace))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?,
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::invalid_argument)?,
     };
-    let graph = Arc::new(graph.map_err(Status::invalid_argument)?);
+    let graph = Arc::new(graph);
     let elements = (graph.vertices.len() + graph.edges.len()) as u64;
     tracing::info!(namespace = %section.namespace, elements, "read the section whole; the workers take it");
     let lsn = engine.load_bulk(graph.clone(), AT_START).await.map_err(status::from_engine)?;
@@ -150,11 +149,10 @@ async fn load_in_bulk(
 }
 
 /// Section `index` of the file as a graph in `namespace`, every element created now (as a
-/// load through the log would), each label held once. Gives up, with an error, once `stop`
-/// is set.
-fn read_section(path: &Path, index: usize, namespace: &Namespace, stop: &AtomicBool) -> Result<WholeGraph, String> {
+/// load through the log would), each label held once.
+fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<WholeGraph, String> {
     let now = Some(now_micros());
-    let mut elements = crate::checkpoints::Elements::default();
+    let mut elements = Elements::default();
     let mut graph = WholeGraph::default();
     each_in_section(path, index, &mut |item| {
         match item {
@@ -162,86 +160,95 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace, stop: &AtomicB
             SnapshotItem::Edge(e) => graph.edges.push((namespace.clone(), elements.edge(e, now))),
             SnapshotItem::Section(_) | SnapshotItem::Request(_) => {}
         }
-        !stop.load(Ordering::Relaxed)
+        true
     })?;
     // The parse's own garbage goes back now, not whenever this thread runs again.
     crate::memory::release();
-    match stop.load(Ordering::Relaxed) {
-        true => Err("the section's read was stopped".into()),
-        false => Ok(graph),
-    }
+    Ok(graph)
 }
 
-/// The file's first section read whole on a thread of its own while the check reads the
-/// file: the check is one thread, and nothing else runs before SERVING, so the read costs
-/// no time of its own (a 10M-edge section: 7 s after a 7 s check). Only a section whose
-/// namespace is empty now, as the bulk path wants; if the check refuses the file, or the
-/// section turns out not to load in bulk, it is stopped and dropped.
-struct SectionAhead {
-    index: usize,
-    stop: Arc<AtomicBool>,
-    graph: Option<tokio::task::JoinHandle<Result<WholeGraph, String>>>,
-}
-
-impl SectionAhead {
-    /// `None` when the first section's namespace is among `occupied` (or the file does not
-    /// open: the check says why).
-    fn start(path: &Path, occupied: Vec<Namespace>) -> Option<SectionAhead> {
-        // The first section is 1 when the file opens with its metadata, as files written
-        // here do, else 0 (elements before any metadata go to the default namespace).
-        let (index, namespace) = match SnapshotReader::open(path).ok()?.next()?.ok()? {
-            SnapshotItem::Section(section) => (1, Namespace::new(section.namespace.as_deref().unwrap_or(""))),
-            _ => (0, Namespace::default()),
-        };
-        if occupied.contains(&namespace) {
-            return None;
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (path, stopped) = (path.to_owned(), stop.clone());
-        let graph = tokio::task::spawn_blocking(move || read_section(&path, index, &namespace, &stopped));
-        Some(SectionAhead { index, stop, graph: Some(graph) })
-    }
-
-    /// Section `index`, if it is the one read ahead.
-    async fn section(mut self, index: usize) -> Option<Result<WholeGraph, String>> {
-        let graph = self.graph.take().filter(|_| index == self.index)?;
-        Some(graph.await.unwrap_or_else(|e| Err(e.to_string())))
-    }
-}
-
-impl Drop for SectionAhead {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
+/// Why the first pass refused a file.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(transparent)]
+    Read(#[from] SnapshotError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
 }
 
 /// The first pass: the whole file checked, and its sections. The section before the first
 /// metadata record counts only when it holds something or is the only one.
-fn check(path: &Path) -> Result<Vec<SectionPlace>, String> {
+///
+/// With `occupied` (the load may go in bulk), the first section is read as a graph in the
+/// same pass unless its namespace is among them: `(its index, the graph)`, every element
+/// created now. The records are decoded on every core while this thread decompresses,
+/// checks and keeps them. A check and a read of their own, each a thread decompressing and
+/// decoding the whole file, took 16 s for a 10M-edge file, twice the floor.
+fn check(
+    path: &Path,
+    occupied: Option<&[Namespace]>,
+) -> Result<(Vec<SectionPlace>, Option<(usize, WholeGraph)>), String> {
     let refuse = |e: &dyn std::fmt::Display| format!("snapshot: {e}; the graph is unchanged");
     let mut check = SnapshotCheck::new();
     let mut sections = vec![(SectionPlace { index: 0, namespace: Namespace::default() }, 0u64)];
-    for item in SnapshotReader::open(path).map_err(|e| refuse(&e))? {
-        let item = item.map_err(|e| refuse(&e))?;
-        check.item(&item).map_err(|e| refuse(&e))?;
-        match &item {
-            SnapshotItem::Section(next) => {
-                let namespace = Namespace::new(next.namespace.as_deref().unwrap_or(""));
-                sections.push((SectionPlace { index: sections.len(), namespace }, 0));
+    // The first section is 1 when the file opens with its metadata, as files written here
+    // do, else 0 (elements before any metadata go to the default namespace).
+    let (mut first, mut reading) = (true, None);
+    let mut graph = WholeGraph::default();
+    let (now, elements) = (Some(now_micros()), Elements::default());
+    let converter = || {
+        let mut elements = elements.sharing();
+        move |item| elements.read(item, now)
+    };
+    let reader = SnapshotReader::open(path).map_err(|e| refuse(&e))?;
+    let pass = reader.for_each_parallel(cores(), converter, |read| -> Result<(), Refused> {
+        if std::mem::take(&mut first) {
+            let (index, namespace) = match &read {
+                Read::Section(namespace, _) => (1, namespace.clone()),
+                _ => (0, Namespace::default()),
+            };
+            reading = occupied.filter(|occupied| !occupied.contains(&namespace)).map(|_| index);
+        }
+        let at = sections.len() - 1;
+        let here = reading == Some(at);
+        match read {
+            Read::Section(namespace, section) => {
+                check.section(&section)?;
+                if reading == Some(at + 1) {
+                    // Grown element by element, the vectors were copied over and over.
+                    let [vertices, edges] = section.room();
+                    graph.vertices.reserve(vertices);
+                    graph.edges.reserve(edges);
+                }
+                sections.push((SectionPlace { index: at + 1, namespace }, 0));
             }
-            SnapshotItem::Vertex(_) | SnapshotItem::Edge(_) => {
-                if let Some((_, elements)) = sections.last_mut() {
-                    *elements += 1;
+            Read::Vertex(vertex) => {
+                check.vertex(vertex.id.as_str())?;
+                sections[at].1 += 1;
+                if here {
+                    graph.vertices.push((sections[at].0.namespace.clone(), vertex));
                 }
             }
-            SnapshotItem::Request(_) => {}
+            Read::Edge(edge) => {
+                check.edge(edge.id.as_str(), edge.from.as_str(), edge.to.as_str())?;
+                sections[at].1 += 1;
+                if here {
+                    graph.edges.push((sections[at].0.namespace.clone(), edge));
+                }
+            }
+            Read::Request(_) => check.request(),
         }
-    }
+        Ok(())
+    });
+    pass.map_err(|e| refuse(&e))?;
     check.finish().map_err(|e| refuse(&e))?;
+    // The parse's own garbage goes back now, not whenever this thread runs again.
+    crate::memory::release();
     if sections.len() > 1 && sections[0].1 == 0 {
         sections.remove(0);
     }
-    Ok(sections.into_iter().map(|(place, _)| place).collect())
+    let read = reading.map(|index| (index, graph));
+    Ok((sections.into_iter().map(|(place, _)| place).collect(), read))
 }
 
 /// Calls `take` with every item of section `index` (until it returns false).

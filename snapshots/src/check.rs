@@ -90,36 +90,57 @@ impl SnapshotCheck {
     }
 
     pub fn item(&mut self, item: &SnapshotItem) -> Result<(), CheckError> {
-        self.record += 1;
-        let record = self.record;
         match item {
-            SnapshotItem::Section(next) => {
-                self.close()?;
-                let [vertices, edges] = next.room();
-                self.vertex_ids.reserve(vertices);
-                if let Some(edge_ids) = &mut self.edge_ids {
-                    edge_ids.reserve(edges);
-                }
-                self.section = Some(next.clone());
+            SnapshotItem::Section(next) => self.section(next),
+            SnapshotItem::Vertex(v) => self.vertex(&v.id),
+            SnapshotItem::Edge(e) => self.edge(&e.id, &e.from, &e.to),
+            SnapshotItem::Request(_) => {
+                self.request();
+                Ok(())
             }
-            SnapshotItem::Vertex(v) => {
-                self.counts.0 += 1;
-                if !self.vertex_ids.insert(&v.id, ()) {
-                    return Err(CheckError::Twice { record, kind: "vertex", id: v.id.clone() });
-                }
-            }
-            SnapshotItem::Edge(e) => {
-                self.counts.1 += 1;
-                // Sections list their vertices first, as this crate writes them: an edge whose
-                // ends are known is settled soon, and only the others wait for the section to
-                // close (holding every edge's ends cost 40 bytes an edge in pages touched).
-                // Its id is noted when it settles, with a batch of others.
-                self.unsettled.push(record, &e.id, &e.from, &e.to);
-                if self.unsettled.len() >= ENDS_AT_ONCE {
-                    self.settle()?;
-                }
-            }
-            SnapshotItem::Request(_) => {}
+        }
+    }
+
+    /// The next record, a request id: nothing to check, but it counts in the records' numbers.
+    pub fn request(&mut self) {
+        self.record += 1;
+    }
+
+    /// The next record, a section's metadata: the one before it closes.
+    pub fn section(&mut self, next: &Section) -> Result<(), CheckError> {
+        self.record += 1;
+        self.close()?;
+        let [vertices, edges] = next.room();
+        self.vertex_ids.reserve(vertices);
+        if let Some(edge_ids) = &mut self.edge_ids {
+            edge_ids.reserve(edges);
+        }
+        self.section = Some(next.clone());
+        Ok(())
+    }
+
+    /// The next record, a vertex: for a reader that holds it as something other than a
+    /// [`SnapshotItem`] by now.
+    pub fn vertex(&mut self, id: &str) -> Result<(), CheckError> {
+        self.record += 1;
+        self.counts.0 += 1;
+        match self.vertex_ids.insert(id, ()) {
+            true => Ok(()),
+            false => Err(CheckError::Twice { record: self.record, kind: "vertex", id: id.to_owned() }),
+        }
+    }
+
+    /// The next record, an edge.
+    pub fn edge(&mut self, id: &str, from: &str, to: &str) -> Result<(), CheckError> {
+        self.record += 1;
+        self.counts.1 += 1;
+        // Sections list their vertices first, as this crate writes them: an edge whose
+        // ends are known is settled soon, and only the others wait for the section to
+        // close (holding every edge's ends cost 40 bytes an edge in pages touched).
+        // Its id is noted when it settles, with a batch of others.
+        self.unsettled.push(self.record, id, from, to);
+        if self.unsettled.len() >= ENDS_AT_ONCE {
+            self.settle()?;
         }
         Ok(())
     }

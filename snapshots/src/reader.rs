@@ -182,21 +182,23 @@ impl SnapshotReader {
     /// `convert` each, from `converter`). This thread decompresses the stream and cuts it
     /// into records, the others decode and convert them: one thread did all of it, and
     /// decoding was most of a checkpoint's read. JSON lines are read on this thread alone.
-    /// Stops at the first error, in the stream's order.
-    pub fn for_each_parallel<T, C>(
+    /// Stops at the first error, in the stream's order, whether the stream's or `each`'s (a
+    /// check of what the items hold stops the read at the first item it refuses).
+    pub fn for_each_parallel<T, C, E>(
         mut self,
         threads: usize,
         converter: impl Fn() -> C + Sync,
-        mut each: impl FnMut(T),
-    ) -> Result<(), SnapshotError>
+        mut each: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E>
     where
         T: Send,
         C: FnMut(SnapshotItem) -> T,
+        E: From<SnapshotError>,
     {
         if self.encoding != Encoding::Protobuf || threads == 0 {
             let mut convert = converter();
             for item in self {
-                each(convert(item?));
+                each(convert(item?))?;
             }
             return Ok(());
         }
@@ -231,9 +233,9 @@ impl SnapshotReader {
             let (mut sent, mut next) = (0u64, 0u64);
             let mut deliver = |waiting: &mut std::collections::BTreeMap<u64, Result<Vec<T>, SnapshotError>>,
                                next: &mut u64|
-             -> Result<(), SnapshotError> {
+             -> Result<(), E> {
                 while let Some(items) = waiting.remove(next) {
-                    items?.into_iter().for_each(&mut each);
+                    items?.into_iter().try_for_each(&mut each)?;
                     *next += 1;
                 }
                 Ok(())
@@ -279,7 +281,7 @@ impl SnapshotReader {
                 waiting.insert(sequence, items);
                 deliver(&mut waiting, &mut next)?;
             }
-            cut
+            Ok(cut?)
         })
     }
 }
@@ -338,7 +340,9 @@ mod tests {
     fn threads(bytes: &[u8], threads: usize) -> Result<Vec<SnapshotItem>, String> {
         let reader = SnapshotReader::new(Cursor::new(bytes.to_vec())).map_err(|e| e.to_string())?;
         let mut items = Vec::new();
-        reader.for_each_parallel(threads, || |item| item, |item| items.push(item)).map_err(|e| e.to_string())?;
+        reader
+            .for_each_parallel(threads, || |item| item, |item| Ok::<_, SnapshotError>(items.push(item)))
+            .map_err(|e| e.to_string())?;
         Ok(items)
     }
 
