@@ -250,7 +250,7 @@ impl FirstPass {
 
     /// The sections, and the one read: `(its index, the graph)`. The section before the
     /// first metadata record counts only when it holds something or is the only one.
-    fn finish(mut self) -> Result<(Vec<SectionPlace>, Option<(usize, WholeGraph)>), CheckError> {
+    fn finish(mut self) -> Result<Passed, CheckError> {
         self.check.finish()?;
         if self.sections.len() > 1 && self.sections[0].1 == 0 {
             self.sections.remove(0);
@@ -259,6 +259,9 @@ impl FirstPass {
         Ok((self.sections.into_iter().map(|(place, _)| place).collect(), read))
     }
 }
+
+/// What the first pass gives: the file's sections, and the one read with its index.
+type Passed = (Vec<SectionPlace>, Option<(usize, WholeGraph)>);
 
 /// Records handed to the keeping thread at once.
 const KEPT_AT_ONCE: usize = 4096;

@@ -341,7 +341,14 @@ mod tests {
         let reader = SnapshotReader::new(Cursor::new(bytes.to_vec())).map_err(|e| e.to_string())?;
         let mut items = Vec::new();
         reader
-            .for_each_parallel(threads, || |item| item, |item| Ok::<_, SnapshotError>(items.push(item)))
+            .for_each_parallel(
+                threads,
+                || |item| item,
+                |item| {
+                    items.push(item);
+                    Ok::<_, SnapshotError>(())
+                },
+            )
             .map_err(|e| e.to_string())?;
         Ok(items)
     }
