@@ -274,10 +274,7 @@ const KEPT_AT_ONCE: usize = 4096;
 /// and kept by one more. A check and a read of their own, each a thread decompressing and
 /// decoding the whole file, took 15 s for a 10M-edge file; one pass checking on the
 /// decompressing thread, 13 s, that thread the one always busy.
-fn check(
-    path: &Path,
-    occupied: Option<Vec<Namespace>>,
-) -> Result<(Vec<SectionPlace>, Option<(usize, WholeGraph)>), String> {
+fn check(path: &Path, occupied: Option<Vec<Namespace>>) -> Result<Passed, String> {
     let refuse = |e: &dyn std::fmt::Display| format!("snapshot: {e}; the graph is unchanged");
     let (now, elements) = (Some(now_micros()), Elements::default());
     let converter = || {
