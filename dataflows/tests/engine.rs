@@ -211,6 +211,17 @@ async fn edges_are_read_at_earlier_lsns_on_three_workers() {
 /// exist yet).
 #[tokio::test]
 async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
+    a_bulk_load_is_read_back_and_refused_once_serving(false).await;
+}
+
+/// The same with the edges' ends given as places among the vertices, as a snapshot's check
+/// finds them: numbered from there, not looked up.
+#[tokio::test]
+async fn a_bulk_load_with_its_ends_placed_is_read_back_and_is_refused_once_serving() {
+    a_bulk_load_is_read_back_and_refused_once_serving(true).await;
+}
+
+async fn a_bulk_load_is_read_back_and_refused_once_serving(placed: bool) {
     use prism_dataflows::{Edge, EngineError, Shared, Vertex, VertexNumber, WholeGraph};
     let engine = start_engine(2);
     let namespace = Namespace::default();
@@ -243,12 +254,18 @@ async fn a_bulk_load_is_read_back_and_is_refused_once_serving() {
             (namespace.clone(), Shared::new(edge))
         })
         .collect();
-    let graph = std::sync::Arc::new(WholeGraph { vertices, edges, request_ids: Vec::new() });
+    let ends = placed.then(|| (1..ids.len() as u32).map(|i| [i - 1, i]).collect());
+    let graph = std::sync::Arc::new(WholeGraph { vertices, edges, request_ids: Vec::new(), ends });
     let lsn = engine.load_bulk(graph.clone(), TIMEOUT).await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         let found = get_vertex(&engine, id, true).await.unwrap_or_else(|| panic!("{id} loaded"));
         let ends = usize::from(i > 0) + usize::from(i + 1 < ids.len());
         assert_eq!(found.edges.len(), ends, "{id}'s edges");
+        // Outgoing first: each edge arranged by the end it leaves from.
+        let leaving: Vec<_> = found.edges.iter().map(|edge| edge.from.as_str() == id).collect();
+        let expected: Vec<_> =
+            [(i + 1 < ids.len()).then_some(true), (i > 0).then_some(false)].into_iter().flatten().collect();
+        assert_eq!(leaving, expected, "{id}'s edges' directions");
     }
 
     engine.mark_recovered();
@@ -297,7 +314,7 @@ async fn records_right_behind_a_restore_in_slices_are_decided_against_all_of_it(
         })
         .collect();
     let sink = engine.commit_sink();
-    sink.restored(1, WholeGraph { vertices, edges, request_ids: Vec::new() });
+    sink.restored(1, WholeGraph { vertices, edges, request_ids: Vec::new(), ends: None });
     let last = pairs - 32..pairs;
     let deletes = last.clone().map(|i| WriteOp::DeleteEdge { id: format!("e{i}") }).collect();
     sink.committed(2, record(deletes), None);

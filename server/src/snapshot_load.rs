@@ -195,8 +195,14 @@ struct FirstPass {
 
 impl FirstPass {
     fn new(occupied: Option<Vec<Namespace>>) -> Self {
+        // The check looks every edge's ends up: a graph read keeps where they are, so that
+        // the workers number them without looking them up again.
+        let check = match occupied {
+            Some(_) => SnapshotCheck::new().keeping_ends(),
+            None => SnapshotCheck::new(),
+        };
         FirstPass {
-            check: SnapshotCheck::new(),
+            check,
             sections: vec![(SectionPlace { index: 0, namespace: Namespace::default() }, 0)],
             occupied,
             reading: None,
@@ -221,6 +227,9 @@ impl FirstPass {
         match read {
             Read::Section(namespace, section) => {
                 self.check.section(&section)?;
+                if here {
+                    self.graph.ends = self.check.take_ends();
+                }
                 if self.reading == Some(at + 1) {
                     // Grown element by element, the vectors were copied over and over.
                     let [vertices, edges] = section.room();
@@ -252,6 +261,9 @@ impl FirstPass {
     /// first metadata record counts only when it holds something or is the only one.
     fn finish(mut self) -> Result<Passed, CheckError> {
         self.check.finish()?;
+        if self.reading == Some(self.sections.len() - 1) {
+            self.graph.ends = self.check.take_ends();
+        }
         if self.sections.len() > 1 && self.sections[0].1 == 0 {
             self.sections.remove(0);
         }
@@ -390,12 +402,13 @@ async fn stream_into_empty(
 
 #[cfg(test)]
 mod tests {
-    use prism_snapshots::{Compression, Encoding, Section, SnapshotVertex, SnapshotWriter};
+    use prism_snapshots::{Compression, Encoding, Section, SnapshotEdge, SnapshotVertex, SnapshotWriter};
 
     use super::*;
 
     /// A file of `vertices` vertices `v0, v1, …` in namespace `a`, one of them named twice
-    /// when `repeated` says which, then the same in namespace `b`.
+    /// when `repeated` says which, and a ring of edges through them from the last down,
+    /// then the same in namespace `b`.
     fn file(dir: &Path, vertices: usize, repeated: Option<usize>) -> PathBuf {
         let path = dir.join("graph.snap");
         let sink = std::fs::File::create(&path).unwrap();
@@ -407,6 +420,11 @@ mod tests {
                 let i = if Some(i) == repeated.map(|r| r + 1) { i - 1 } else { i };
                 let vertex = SnapshotVertex { id: format!("v{i}"), label: "V".into(), ..Default::default() };
                 writer.write(&SnapshotItem::Vertex(vertex)).unwrap();
+            }
+            for i in (0..vertices).rev() {
+                let (from, to) = (format!("v{i}"), format!("v{}", (i + 1) % vertices));
+                let edge = SnapshotEdge { id: format!("e{i}"), label: "E".into(), from, to, ..Default::default() };
+                writer.write(&SnapshotItem::Edge(edge)).unwrap();
             }
         }
         writer.finish().unwrap();
@@ -424,6 +442,9 @@ mod tests {
         assert_eq!(index, 1);
         assert_eq!(graph.vertices.len(), 10);
         assert!(graph.vertices.iter().all(|(namespace, _)| namespace.as_str() == "a"));
+        // Its edges' ends as the check found them: places among its vertices.
+        let ends: Vec<_> = (0..10u32).rev().map(|i| [i, (i + 1) % 10]).collect();
+        assert_eq!(graph.ends_placed(), Some(&ends[..]));
         // Its namespace holds a graph already: nothing is read.
         let (_, read) = check(&path, Some(vec![Namespace::new("a")])).unwrap();
         assert!(read.is_none());

@@ -9,15 +9,16 @@ use crate::item::{Section, SnapshotItem};
 
 /// A set of ids: each held inline in the table's 16-byte slot, so checking 10M ids costs no
 /// allocation per id (a `HashSet<String>` of clones made the check the slowest part of
-/// reading a snapshot), and edges' ends looked up many at a time in bucket order.
-type Ids = IdTable<()>;
+/// reading a snapshot), and edges' ends looked up many at a time in bucket order. Vertex
+/// ids map to their vertex's place among its section's, which edges' ends are kept as.
+type Ids<V = ()> = IdTable<V>;
 
-/// An edge's ends, checked when its section closes: (record, edge id, from, to) as indexes
-/// into one string of them all.
+/// An edge's ends, checked when its section closes: (record, the edge's place among its
+/// section's, and edge id, from, to as indexes into one string of them all).
 #[derive(Default)]
 struct Ends {
     text: String,
-    edges: Vec<(u64, [usize; 4])>,
+    edges: Vec<(u64, u32, [usize; 4])>,
 }
 
 impl Ends {
@@ -25,20 +26,20 @@ impl Ends {
         self.edges.len()
     }
 
-    fn push(&mut self, record: u64, id: &str, from: &str, to: &str) {
+    fn push(&mut self, record: u64, place: u32, id: &str, from: &str, to: &str) {
         let start = self.text.len();
         for part in [id, from, to] {
             self.text.push_str(part);
         }
         let (a, b) = (start + id.len(), start + id.len() + from.len());
-        self.edges.push((record, [start, a, b, self.text.len()]));
+        self.edges.push((record, place, [start, a, b, self.text.len()]));
     }
 
-    /// Each edge: (record, id, from, to).
-    fn iter(&self) -> impl Iterator<Item = (u64, &str, &str, &str)> {
-        self.edges
-            .iter()
-            .map(|(record, [s, a, b, e])| (*record, &self.text[*s..*a], &self.text[*a..*b], &self.text[*b..*e]))
+    /// Each edge: (record, place, id, from, to).
+    fn iter(&self) -> impl Iterator<Item = (u64, u32, &str, &str, &str)> {
+        self.edges.iter().map(|(record, place, [s, a, b, e])| {
+            (*record, *place, &self.text[*s..*a], &self.text[*a..*b], &self.text[*b..*e])
+        })
     }
 
     fn clear(&mut self) {
@@ -64,9 +65,14 @@ pub struct SnapshotCheck {
     section: Option<Section>,
     counts: (u64, u64),
     totals: (u64, u64),
-    vertex_ids: Ids,
+    vertex_ids: Ids<u32>,
     /// None when the caller finds repeated edge ids itself.
     edge_ids: Option<Ids>,
+    /// With [`SnapshotCheck::keeping_ends`]: the open section's edges' ends, by the edge's
+    /// place, as their vertices' places (filled as they settle), and the last closed
+    /// section's, for [`SnapshotCheck::take_ends`].
+    kept: Option<Vec<[u32; 2]>>,
+    closed: Option<Vec<[u32; 2]>>,
     /// Edges of the open section not yet looked for, up to [`ENDS_AT_ONCE`].
     unsettled: Ends,
     /// Edges of the open section whose ends were not known when looked for: checked again
@@ -75,7 +81,7 @@ pub struct SnapshotCheck {
 }
 
 /// Edges whose ends are looked for at once: two ids each.
-const ENDS_AT_ONCE: usize = Ids::LOOKUPS_AT_ONCE / 2;
+const ENDS_AT_ONCE: usize = Ids::<()>::LOOKUPS_AT_ONCE / 2;
 
 impl SnapshotCheck {
     pub fn new() -> Self {
@@ -87,6 +93,20 @@ impl SnapshotCheck {
     /// edge id was a cache miss an edge and most of the check's memory.
     pub fn leaving_edge_ids_to_the_caller() -> Self {
         Self::default()
+    }
+
+    /// Keeps each section's edges' ends as it finds them: the places of its vertices among
+    /// the section's, which a reader holding the vertices in order can take instead of
+    /// looking every end up again.
+    pub fn keeping_ends(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// The ends of the last section closed (by the next section's metadata, or
+    /// [`SnapshotCheck::finish`]), edge by edge in the section's order, if kept.
+    pub fn take_ends(&mut self) -> Option<Vec<[u32; 2]>> {
+        self.closed.take()
     }
 
     pub fn item(&mut self, item: &SnapshotItem) -> Result<(), CheckError> {
@@ -123,8 +143,10 @@ impl SnapshotCheck {
     /// [`SnapshotItem`] by now.
     pub fn vertex(&mut self, id: &str) -> Result<(), CheckError> {
         self.record += 1;
+        // Past the places ends can name, none are kept (no one machine holds such a graph).
+        let place = u32::try_from(self.counts.0).unwrap_or(u32::MAX);
         self.counts.0 += 1;
-        match self.vertex_ids.insert(id, ()) {
+        match self.vertex_ids.insert(id, place) {
             true => Ok(()),
             false => Err(CheckError::Twice { record: self.record, kind: "vertex", id: id.to_owned() }),
         }
@@ -133,12 +155,13 @@ impl SnapshotCheck {
     /// The next record, an edge.
     pub fn edge(&mut self, id: &str, from: &str, to: &str) -> Result<(), CheckError> {
         self.record += 1;
+        let place = u32::try_from(self.counts.1).unwrap_or(u32::MAX);
         self.counts.1 += 1;
         // Sections list their vertices first, as this crate writes them: an edge whose
         // ends are known is settled soon, and only the others wait for the section to
         // close (holding every edge's ends cost 40 bytes an edge in pages touched).
         // Its id is noted when it settles, with a batch of others.
-        self.unsettled.push(self.record, id, from, to);
+        self.unsettled.push(self.record, place, id, from, to);
         if self.unsettled.len() >= ENDS_AT_ONCE {
             self.settle()?;
         }
@@ -146,7 +169,7 @@ impl SnapshotCheck {
     }
 
     /// Closes the last section; the vertices and edges seen in all.
-    pub fn finish(mut self) -> Result<(u64, u64), CheckError> {
+    pub fn finish(&mut self) -> Result<(u64, u64), CheckError> {
         self.close()?;
         Ok(self.totals)
     }
@@ -157,17 +180,22 @@ impl SnapshotCheck {
     /// order. An id seen before is named at the earliest record that repeats it.
     fn settle(&mut self) -> Result<(), CheckError> {
         if let Some(edge_ids) = &mut self.edge_ids {
-            let ids: Vec<&str> = self.unsettled.iter().map(|(_, id, _, _)| id).collect();
+            let ids: Vec<&str> = self.unsettled.iter().map(|(_, _, id, _, _)| id).collect();
             let new = edge_ids.insert_many(&ids, ());
-            if let Some(((record, id, _, _), _)) = self.unsettled.iter().zip(new).find(|(_, new)| !new) {
+            if let Some(((record, _, id, _, _), _)) = self.unsettled.iter().zip(new).find(|(_, new)| !new) {
                 return Err(CheckError::Twice { record, kind: "edge", id: id.to_owned() });
             }
         }
-        let ends: Vec<&str> = self.unsettled.iter().flat_map(|(_, _, from, to)| [from, to]).collect();
+        let ends: Vec<&str> = self.unsettled.iter().flat_map(|(_, _, _, from, to)| [from, to]).collect();
         let held = self.vertex_ids.get_many(&ends);
-        for ((record, id, from, to), both) in self.unsettled.iter().zip(held.chunks(2)) {
-            if both != [Some(()), Some(())] {
-                self.ends.push(record, id, from, to);
+        if let Some(kept) = &mut self.kept {
+            kept.resize(self.counts.1 as usize, [u32::MAX; 2]);
+        }
+        for ((record, place, id, from, to), both) in self.unsettled.iter().zip(held.chunks(2)) {
+            match (both, &mut self.kept) {
+                ([Some(from), Some(to)], Some(kept)) => kept[place as usize] = [*from, *to],
+                ([Some(_), Some(_)], None) => {}
+                _ => self.ends.push(record, place, id, from, to),
             }
         }
         self.unsettled.clear();
@@ -187,12 +215,24 @@ impl SnapshotCheck {
                 }
             }
         }
-        for (record, id, from, to) in self.ends.iter() {
-            if let Some(end) = [from, to].into_iter().find(|end| self.vertex_ids.get(end).is_none()) {
-                return Err(CheckError::MissingEnd { record, id: id.to_owned(), end: end.to_owned() });
+        for (record, place, id, from, to) in self.ends.iter() {
+            match (self.vertex_ids.get(from), self.vertex_ids.get(to)) {
+                (Some(from), Some(to)) => {
+                    if let Some(kept) = &mut self.kept {
+                        kept[place as usize] = [from, to];
+                    }
+                }
+                (from_held, _) => {
+                    let end = if from_held.is_none() { from } else { to };
+                    return Err(CheckError::MissingEnd { record, id: id.to_owned(), end: end.to_owned() });
+                }
             }
         }
         self.ends.clear();
+        if let Some(kept) = &mut self.kept {
+            let vertices_placed = self.counts.0 <= u64::from(u32::MAX);
+            self.closed = Some(std::mem::take(kept)).filter(|_| vertices_placed);
+        }
         self.totals.0 += self.counts.0;
         self.totals.1 += self.counts.1;
         self.counts = (0, 0);
@@ -265,5 +305,39 @@ mod tests {
             lenient.item(item).unwrap();
         }
         assert_eq!(lenient.finish(), Ok((1, 3)));
+    }
+
+    #[test]
+    fn kept_ends_are_the_places_of_each_edges_vertices_in_its_section() {
+        let section = || SnapshotItem::Section(Section::default());
+        let mut check = SnapshotCheck::new().keeping_ends();
+        // Settled in batches or when the section closes (an end listed after its edge), the
+        // ends come in the edges' order; request ids and vertices between them count for
+        // nothing.
+        let mut first = vec![section(), vertex("a"), vertex("b"), edge("late", "b", "c"), vertex("c")];
+        let request =
+            crate::item::SnapshotRequest { request_id: "r".into(), lsn: 1, timestamp: 0, results: Vec::new() };
+        first.push(SnapshotItem::Request(request));
+        first.extend((0..ENDS_AT_ONCE + 3).map(|i| edge(&format!("e{i}"), ["a", "c"][i % 2], "b")));
+        let second = [section(), vertex("z"), edge("y", "z", "z")];
+        for item in &first {
+            check.item(item).unwrap();
+        }
+        assert_eq!(check.take_ends(), Some(vec![]), "only what came before the first metadata has closed");
+        check.item(&second[0]).unwrap();
+        let ends = check.take_ends().expect("the first section's ends");
+        assert_eq!(ends.len(), ENDS_AT_ONCE + 4);
+        assert_eq!(ends[0], [1, 2]);
+        assert!(ends[1..].iter().enumerate().all(|(i, &end)| end == [[0, 2][i % 2], 1]));
+        for item in &second[1..] {
+            check.item(item).unwrap();
+        }
+        check.finish().unwrap();
+        assert_eq!(check.take_ends(), Some(vec![[0, 0]]), "a section's places start afresh");
+        // Not kept unless asked for.
+        let mut plain = SnapshotCheck::new();
+        second.iter().for_each(|item| plain.item(item).unwrap());
+        plain.finish().unwrap();
+        assert_eq!(plain.take_ends(), None);
     }
 }

@@ -433,7 +433,7 @@ impl Engine {
             Reply::RequestIds(request_ids) => request_ids,
             _ => return Err(EngineError::Shutdown),
         };
-        Ok((lsn, crate::state::graph::WholeGraph { vertices, edges, request_ids }))
+        Ok((lsn, crate::state::graph::WholeGraph { vertices, edges, request_ids, ends: None }))
     }
 
     /// Every worker's vertices and edges (of `namespace`, or all) at one LSN, the applied one

@@ -31,4 +31,16 @@ pub struct WholeGraph {
     pub edges: Vec<(Namespace, Shared<Edge>)>,
     /// Oldest first.
     pub request_ids: Vec<Remembered>,
+    /// Each edge's ends as the places of its vertices in `vertices`, when whoever made the
+    /// graph found them and checked every id given once (a snapshot's check looks every
+    /// end up anyway): a restore then numbers the ends without looking them up again.
+    #[serde(default)]
+    pub ends: Option<Vec<[u32; 2]>>,
+}
+
+impl WholeGraph {
+    /// [`WholeGraph::ends`], if it gives every edge's.
+    pub fn ends_placed(&self) -> Option<&[[u32; 2]]> {
+        self.ends.as_deref().filter(|ends| ends.len() == self.edges.len())
+    }
 }

@@ -35,8 +35,12 @@ impl Restore {
 /// Every vertex's number in the namespaces `restore` lists, by namespace and id, and how
 /// many each owner numbered there: vertices in the graph's order, each owner's from its
 /// start, one after another. A vertex given twice keeps its first number.
+///
+/// A graph that gives its edges' ends as places ([`WholeGraph::ends`]) gives each id once
+/// (its reader checked so): its vertices are numbered in order with no index of their ids.
 pub(super) fn numbering(graph: &WholeGraph, restore: &Restore, workers: usize) -> Numberings {
     let mut numberings = Numberings::default();
+    let indexed = graph.ends_placed().is_none();
     numberings.vertices.reserve_exact(graph.vertices.len());
     for (namespace, vertex) in &graph.vertices {
         let numbering = match numberings.namespaces.get_mut(namespace) {
@@ -46,8 +50,8 @@ pub(super) fn numbering(graph: &WholeGraph, restore: &Restore, workers: usize) -
                 numberings.namespaces.entry(namespace.clone()).or_insert(fresh)
             }),
         };
-        let number = numbering.and_then(|numbering| numbering.number(namespace, &vertex.id, workers));
-        numberings.vertices.push(number);
+        let number = numbering.and_then(|numbering| numbering.number(namespace, &vertex.id, workers, indexed));
+        numberings.vertices.push(number.unwrap_or(VertexNumber::UNASSIGNED));
     }
     numberings
 }
@@ -56,9 +60,11 @@ pub(super) fn numbering(graph: &WholeGraph, restore: &Restore, workers: usize) -
 #[derive(Default)]
 pub(super) struct Numberings {
     pub namespaces: HashMap<Namespace, Numbering, RandomState>,
-    /// Each of the graph's vertices' number, in its order: none where its namespace is left
-    /// out or its id was given before (the first keeps it).
-    pub vertices: Vec<Option<VertexNumber>>,
+    /// Each of the graph's vertices' number, in its order: unassigned where its namespace
+    /// is left out or its id was given before (the first keeps it). Not an `Option`, which
+    /// takes twice the room: ends given as places are read here at random, a cache miss
+    /// each once the array outgrows the cache.
+    vertices: Vec<VertexNumber>,
 }
 
 impl Numberings {
@@ -66,15 +72,29 @@ impl Numberings {
     /// each.
     pub const EDGES_AT_ONCE: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
 
+    /// The number of the graph's vertex `at`, if it has one.
+    pub fn vertex(&self, at: usize) -> Option<VertexNumber> {
+        self.vertices.get(at).copied().filter(|&number| number != VertexNumber::UNASSIGNED)
+    }
+
+    /// The numbers of an edge's ends given as places in the graph's vertices: none where
+    /// an end is missing or left out.
+    pub fn placed(&self, [from, to]: [u32; 2]) -> Option<[VertexNumber; 2]> {
+        let number = |place: u32| self.vertex(place as usize);
+        number(from).zip(number(to)).map(|(from, to)| [from, to])
+    }
+
     /// Calls `each_run` with each run of `edges` in one namespace, its namespace, and
     /// each edge's ends' numbers in order (none where the graph lacks an end), leaving out
-    /// edges of namespaces not restored. The ends are looked up a chunk at a time in the
-    /// numbering table's order: one by one, each was a cache miss or two, a fifth of the
-    /// workers' time in a bulk load.
+    /// edges of namespaces not restored. `edge_of` gives an edge, its namespace and its
+    /// place in the graph. Ends the graph gave as `places` are taken from there; else they
+    /// are looked up a chunk at a time in the numbering table's order: one by one, each
+    /// was a cache miss or two, a fifth of the workers' time in a bulk load.
     pub fn edges_with_ends<T>(
         &self,
         edges: &[T],
-        edge_of: impl Fn(&T) -> (&Namespace, &Edge),
+        places: Option<&[[u32; 2]]>,
+        edge_of: impl Fn(&T) -> (&Namespace, &Edge, usize),
         mut each_run: impl FnMut(&Namespace, &[T], &mut dyn Iterator<Item = Option<[VertexNumber; 2]>>),
     ) {
         for chunk in edges.chunks(Self::EDGES_AT_ONCE) {
@@ -82,6 +102,11 @@ impl Numberings {
             for run in chunk.chunk_by(|a, b| edge_of(a).0 == edge_of(b).0) {
                 let namespace = edge_of(&run[0]).0;
                 let Some(numbering) = self.namespaces.get(namespace) else { continue };
+                if let Some(places) = places {
+                    let mut pairs = run.iter().map(|item| self.placed(places[edge_of(item).2]));
+                    each_run(namespace, run, &mut pairs);
+                    continue;
+                }
                 let ends: Vec<&str> = run
                     .iter()
                     .flat_map(|item| {
@@ -109,12 +134,13 @@ pub(super) struct Numbering {
 }
 
 impl Numbering {
-    /// Numbers vertex `id`, unless it was numbered before.
-    fn number(&mut self, namespace: &Namespace, id: &str, workers: usize) -> Option<VertexNumber> {
+    /// Numbers vertex `id`, unless it was numbered before (which only an `indexed`
+    /// numbering sees).
+    fn number(&mut self, namespace: &Namespace, id: &str, workers: usize, indexed: bool) -> Option<VertexNumber> {
         let owner = owner_of(VertexKey::route(namespace, id), workers);
         let start = self.starts.get(owner).copied().unwrap_or(0) as u64;
         let number = VertexNumber::new(start + self.taken[owner], owner, workers);
-        self.numbers.insert(id, number).then(|| {
+        (!indexed || self.numbers.insert(id, number)).then(|| {
             self.taken[owner] += 1;
             number
         })

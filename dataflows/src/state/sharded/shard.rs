@@ -383,8 +383,8 @@ impl Shard {
             // Edges shard evenly by id: this worker's share, and a little more.
             owned.edges.reserve(graph.edges.len() / workers + graph.edges.len() / (workers * 32));
         }
-        for ((namespace, vertex), number) in graph.vertices.iter().zip(&numberings.vertices) {
-            let Some(number) = *number else { continue };
+        for (at, (namespace, vertex)) in graph.vertices.iter().enumerate() {
+            let Some(number) = numberings.vertex(at) else { continue };
             if number.owner(workers) != me {
                 continue;
             }
@@ -412,23 +412,34 @@ impl Shard {
         // Owners by hash first: numbers are looked up only where this worker needs them.
         let RestoreRun { lsn, graph, numberings, next } = run;
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
-        let mut touching: Vec<(&Namespace, &Shared<Edge>, bool)> = Vec::new();
-        for chunk in graph.edges[*next..end].chunks(Numberings::EDGES_AT_ONCE) {
+        let places = graph.ends_placed();
+        let (me, workers) = (self.me, self.workers);
+        let mut touching: Vec<(&Namespace, &Shared<Edge>, bool, usize)> = Vec::new();
+        for start in (*next..end).step_by(Numberings::EDGES_AT_ONCE) {
             touching.clear();
-            for (ns, edge) in chunk {
+            for at in start..end.min(start + Numberings::EDGES_AT_ONCE) {
+                let (ns, edge) = &graph.edges[at];
                 let mine = self.owns_edge(ns, &edge.id);
-                if mine || self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to) {
-                    touching.push((ns, edge, mine));
+                // Ends given as places are numbered already, and a number names its owner.
+                let touches = match places {
+                    Some(places) => (numberings.placed(places[at]))
+                        .is_some_and(|ends| ends.iter().any(|end| end.owner(workers) == me)),
+                    None => self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to),
+                };
+                if mine || touches {
+                    touching.push((ns, edge, mine, at));
                 }
             }
-            fn edge_of<'a>((ns, edge, _): &'a (&Namespace, &Shared<Edge>, bool)) -> (&'a Namespace, &'a Edge) {
-                (ns, edge)
+            fn edge_of<'a>(
+                (ns, edge, _, at): &'a (&Namespace, &Shared<Edge>, bool, usize),
+            ) -> (&'a Namespace, &'a Edge, usize) {
+                (ns, edge, *at)
             }
             // The namespace's keys are looked up once a run, not once an edge.
-            numberings.edges_with_ends(&touching, edge_of, |namespace, run, ends| {
-                let mut taking = Taking { lsn: *lsn, me: self.me, workers: self.workers, label: None };
+            numberings.edges_with_ends(&touching, places, edge_of, |namespace, run, ends| {
+                let mut taking = Taking { lsn: *lsn, me, workers, label: None };
                 let owned = self.owned(namespace);
-                for (&(_, edge, mine), ends) in run.iter().zip(ends) {
+                for (&(_, edge, mine, _), ends) in run.iter().zip(ends) {
                     match ends {
                         Some(ends) => owned.restore_edge(&mut taking, edge, mine, ends, changes),
                         None if mine => {
