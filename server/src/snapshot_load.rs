@@ -21,14 +21,14 @@ use std::time::Duration;
 
 use futures::stream::TryStreamExt as _;
 use prism_dataflows::{Batcher, Engine, Lsn, Namespace, WholeGraph, WriteRecord};
-use prism_snapshots::{CheckError, SnapshotCheck, SnapshotError, SnapshotItem, SnapshotReader};
+use prism_snapshots::{CheckError, SnapshotCheck, SnapshotItem, SnapshotReader};
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::checkpoints::{cores, Elements, Read};
 use crate::config::WalBackend;
 use crate::convert::now_micros;
-use crate::snapshots::{apply_newer, read_ahead};
+use crate::snapshots::{apply_newer, read_ahead, Refused};
 use crate::status;
 
 /// Records written at once while loading.
@@ -165,18 +165,6 @@ fn read_section(path: &Path, index: usize, namespace: &Namespace) -> Result<Whol
     // The parse's own garbage goes back now, not whenever this thread runs again.
     crate::memory::release();
     Ok(graph)
-}
-
-/// Why the first pass refused a file.
-#[derive(Debug, thiserror::Error)]
-enum Refused {
-    #[error(transparent)]
-    Read(#[from] SnapshotError),
-    #[error(transparent)]
-    Check(#[from] CheckError),
-    /// The keeping thread has stopped, having refused a record: its error is the one to give.
-    #[error("the check stopped")]
-    Stopped,
 }
 
 /// The records of the first pass, in order: checked, counted by section, and the section
