@@ -163,12 +163,17 @@ pub async fn apply(remote: &Remote, namespace: &str, file: &Path) -> anyhow::Res
     Ok(())
 }
 
-/// Reads a whole snapshot as elements, checking its metadata counts and ids.
+/// Reads a whole snapshot as elements, decoded on every core while this thread
+/// decompresses (the comparison finds ids given twice).
 pub fn read_elements(path: &Path) -> anyhow::Result<Vec<Element>> {
     let mut elements = Vec::new();
-    for item in SnapshotReader::open(path)? {
-        elements.extend(item.with_context(|| path.display().to_string())?.into_element());
-    }
+    let each = |element: Option<Element>| -> Result<(), prism_snapshots::SnapshotError> {
+        elements.extend(element);
+        Ok(())
+    };
+    let reader = SnapshotReader::open(path)?;
+    (reader.for_each_parallel(crate::checkpoints::cores(), || SnapshotItem::into_element, each))
+        .with_context(|| path.display().to_string())?;
     Ok(elements)
 }
 
