@@ -17,6 +17,7 @@ pub mod prometheus;
 pub mod serve;
 pub mod service;
 pub mod snapshot_cli;
+mod snapshot_first_pass;
 pub mod snapshot_load;
 pub mod snapshots;
 pub mod status;
