@@ -252,6 +252,7 @@ pub async fn apply(
     let items = read_ahead(move |take| {
         checked(ChunkReader { chunks: received, current: std::io::Cursor::new(Vec::new()) }, take)
     })?;
+    let started = std::time::Instant::now();
     let pump = async move {
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
@@ -261,10 +262,11 @@ pub async fn apply(
                 break;
             }
         }
+        let received_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(received_ms, "received the newer version");
         Ok::<(), Status>(())
     };
     let applying = async {
-        let started = std::time::Instant::now();
         let running = engine.namespace_graph(namespace.clone(), 0, timeout).await.map_err(status::from_engine)?;
         let (vertices, edges) = (running.1.len(), running.2.len());
         let gathered_ms = started.elapsed().as_millis() as u64;
