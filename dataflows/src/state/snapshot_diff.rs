@@ -301,10 +301,7 @@ impl RunningPrints {
     }
 
     fn comparing_in_chunks_of(vertices: Vec<Shared<Vertex>>, edges: Vec<Shared<Edge>>, chunk: usize) -> Self {
-        let prints = vertices.iter().map(|v| vertex_prints(v)).chain(edges.iter().map(|e| edge_prints(e)));
-        let mut sorted: Vec<(u64, u64, usize)> =
-            prints.enumerate().map(|(place, (key, content))| (key, content, place)).collect();
-        sorted.sort_unstable_by_key(|&(key, _, _)| key);
+        let sorted = running_prints(&vertices, &edges);
         RunningPrints {
             vertices,
             edges,
@@ -382,6 +379,33 @@ impl RunningPrints {
         });
         classify(old, kept, &keys, &HashSet::new())
     }
+}
+
+/// Every running element's prints with its place (vertices, then edges), sorted by key.
+/// Taken a part a core, each part sorted on its thread, then the sorted parts merged (a
+/// stable sort finds them as runs): one thread took seconds for 10M edges while the newer
+/// version's reader, a million elements ahead, waited for it.
+fn running_prints(vertices: &[Shared<Vertex>], edges: &[Shared<Edge>]) -> Vec<(u64, u64, usize)> {
+    let total = vertices.len() + edges.len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = total.div_ceil(cores).max(1);
+    let mut sorted = vec![(0, 0, 0); total];
+    std::thread::scope(|scope| {
+        for (index, out) in sorted.chunks_mut(part).enumerate() {
+            scope.spawn(move || {
+                for (place, slot) in (index * part..).zip(out.iter_mut()) {
+                    let (key, content) = match vertices.get(place) {
+                        Some(vertex) => vertex_prints(vertex),
+                        None => edge_prints(&edges[place - vertices.len()]),
+                    };
+                    *slot = (key, content, place);
+                }
+                out.sort_unstable_by_key(|&(key, _, _)| key);
+            });
+        }
+    });
+    sorted.sort_by_key(|&(key, _, _)| key);
+    sorted
 }
 
 /// The first position at or after `from` whose key is at least `key`: a gallop forwards
