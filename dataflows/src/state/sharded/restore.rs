@@ -68,8 +68,7 @@ pub(super) struct Numberings {
 }
 
 impl Numberings {
-    /// How many edges a pass of [`Numberings::edges_with_ends`] looks up at once: two ids
-    /// each.
+    /// How many edges a restore looks up the ends of at once: two ids each.
     pub const EDGES_AT_ONCE: usize = IdTable::<VertexNumber>::LOOKUPS_AT_ONCE / 2;
 
     /// The number of the graph's vertex `at`, if it has one.
@@ -82,43 +81,6 @@ impl Numberings {
     pub fn placed(&self, [from, to]: [u32; 2]) -> Option<[VertexNumber; 2]> {
         let number = |place: u32| self.vertex(place as usize);
         number(from).zip(number(to)).map(|(from, to)| [from, to])
-    }
-
-    /// Calls `each_run` with each run of `edges` in one namespace, its namespace, and
-    /// each edge's ends' numbers in order (none where the graph lacks an end), leaving out
-    /// edges of namespaces not restored. `edge_of` gives an edge, its namespace and its
-    /// place in the graph. Ends the graph gave as `places` are taken from there; else they
-    /// are looked up a chunk at a time in the numbering table's order: one by one, each
-    /// was a cache miss or two, a fifth of the workers' time in a bulk load.
-    pub fn edges_with_ends<T>(
-        &self,
-        edges: &[T],
-        places: Option<&[[u32; 2]]>,
-        edge_of: impl Fn(&T) -> (&Namespace, &Edge, usize),
-        mut each_run: impl FnMut(&Namespace, &[T], &mut dyn Iterator<Item = Option<[VertexNumber; 2]>>),
-    ) {
-        for chunk in edges.chunks(Self::EDGES_AT_ONCE) {
-            // The namespaces of a graph's edges come in runs.
-            for run in chunk.chunk_by(|a, b| edge_of(a).0 == edge_of(b).0) {
-                let namespace = edge_of(&run[0]).0;
-                let Some(numbering) = self.namespaces.get(namespace) else { continue };
-                if let Some(places) = places {
-                    let mut pairs = run.iter().map(|item| self.placed(places[edge_of(item).2]));
-                    each_run(namespace, run, &mut pairs);
-                    continue;
-                }
-                let ends: Vec<&str> = run
-                    .iter()
-                    .flat_map(|item| {
-                        let edge = edge_of(item).1;
-                        [edge.from.as_str(), edge.to.as_str()]
-                    })
-                    .collect();
-                let numbers = numbering.numbers.get_many(&ends);
-                let mut pairs = numbers.chunks(2).map(|pair| pair[0].zip(pair[1]).map(|(from, to)| [from, to]));
-                each_run(namespace, run, &mut pairs);
-            }
-        }
     }
 }
 
@@ -144,6 +106,15 @@ impl Numbering {
             self.taken[owner] += 1;
             number
         })
+    }
+
+    /// The numbers of the ends of `edges` (none where the graph lacks an end), looked up at
+    /// once in the table's order: one by one, each was a cache miss or two, a fifth of the
+    /// workers' time in a bulk load.
+    pub fn look_up_ends<'e>(&self, edges: impl Iterator<Item = &'e Edge>) -> Vec<Option<[VertexNumber; 2]>> {
+        let ends: Vec<&str> = edges.flat_map(|edge| [edge.from.as_str(), edge.to.as_str()]).collect();
+        let numbers = self.numbers.get_many(&ends);
+        numbers.chunks(2).map(|pair| pair[0].zip(pair[1]).map(|(from, to)| [from, to])).collect()
     }
 
     /// How many vertices `owner` numbered.

@@ -414,32 +414,38 @@ impl Shard {
         let end = graph.edges.len().min(next.saturating_add(at_most.max(1)));
         let places = graph.ends_placed();
         let (me, workers) = (self.me, self.workers);
-        let mut touching: Vec<(&Namespace, &Shared<Edge>, bool, usize)> = Vec::new();
+        let mut touching: Vec<Touching> = Vec::new();
         for start in (*next..end).step_by(Numberings::EDGES_AT_ONCE) {
             touching.clear();
             for at in start..end.min(start + Numberings::EDGES_AT_ONCE) {
                 let (ns, edge) = &graph.edges[at];
                 let mine = self.owns_edge(ns, &edge.id);
-                // Ends given as places are numbered already, and a number names its owner.
-                let touches = match places {
-                    Some(places) => (numberings.placed(places[at]))
-                        .is_some_and(|ends| ends.iter().any(|end| end.owner(workers) == me)),
-                    None => self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to),
-                };
-                if mine || touches {
-                    touching.push((ns, edge, mine, at));
+                match places {
+                    // Ends given as places are numbered already, and a number names its owner.
+                    Some(places) => {
+                        let ends = numberings.placed(places[at]);
+                        if mine || ends.is_some_and(|ends| ends.iter().any(|end| end.owner(workers) == me)) {
+                            touching.push((ns, edge, mine, ends));
+                        }
+                    }
+                    None => {
+                        if mine || self.owns_vertex(ns, &edge.from) || self.owns_vertex(ns, &edge.to) {
+                            touching.push((ns, edge, mine, None));
+                        }
+                    }
                 }
             }
-            fn edge_of<'a>(
-                (ns, edge, _, at): &'a (&Namespace, &Shared<Edge>, bool, usize),
-            ) -> (&'a Namespace, &'a Edge, usize) {
-                (ns, edge, *at)
-            }
-            // The namespace's keys are looked up once a run, not once an edge.
-            numberings.edges_with_ends(&touching, places, edge_of, |namespace, run, ends| {
+            // The namespaces of a graph's edges come in runs: each run's keys looked up once.
+            for run in touching.chunk_by_mut(|a, b| a.0 == b.0) {
+                let namespace = run[0].0;
+                let Some(numbering) = numberings.namespaces.get(namespace) else { continue };
+                if places.is_none() {
+                    let ends = numbering.look_up_ends(run.iter().map(|(_, edge, _, _)| &***edge));
+                    run.iter_mut().zip(ends).for_each(|(edge, ends)| edge.3 = ends);
+                }
                 let mut taking = Taking { lsn: *lsn, me, workers, label: None };
                 let owned = self.owned(namespace);
-                for (&(_, edge, mine, _), ends) in run.iter().zip(ends) {
+                for &(_, edge, mine, ends) in run.iter() {
                     match ends {
                         Some(ends) => owned.restore_edge(&mut taking, edge, mine, ends, changes),
                         None if mine => {
@@ -448,12 +454,16 @@ impl Shard {
                         None => {}
                     }
                 }
-            });
+            }
         }
         *next = end;
         end == graph.edges.len()
     }
 }
+
+/// A restored edge this worker keeps or counts: its namespace, itself, whether its id is
+/// ours, and its ends' numbers (none where the graph lacks an end).
+type Touching<'g> = (&'g Namespace, &'g Shared<Edge>, bool, Option<[VertexNumber; 2]>);
 
 /// A run of restored edges of one namespace being taken.
 struct Taking {
