@@ -22,52 +22,56 @@ struct FirstPass {
     check: SnapshotCheck,
     /// Each section and its elements; the first is what comes before any metadata.
     sections: Vec<(SectionPlace, u64)>,
-    /// The namespaces a section may not be read for (none when nothing is read), and the
-    /// section read once the first record says which is first.
-    occupied: Option<Vec<Namespace>>,
-    reading: Option<usize>,
-    first: bool,
+    reading: Reading,
     graph: WholeGraph,
+}
+
+/// Which section the pass keeps.
+enum Reading {
+    /// Decided at the first record: the first section, unless its namespace is one of these.
+    Undecided(Vec<Namespace>),
+    Section(usize),
+    Nothing,
 }
 
 impl FirstPass {
     fn new(occupied: Option<Vec<Namespace>>) -> Self {
-        // The check looks every edge's ends up: a graph read keeps where they are, so that
-        // the workers number them without looking them up again.
-        let check = match occupied {
-            Some(_) => SnapshotCheck::new().keeping_ends(),
-            None => SnapshotCheck::new(),
-        };
         FirstPass {
-            check,
+            check: SnapshotCheck::new(),
             sections: vec![(SectionPlace { index: 0, namespace: Namespace::default() }, 0)],
-            occupied,
-            reading: None,
-            first: true,
+            reading: occupied.map_or(Reading::Nothing, Reading::Undecided),
             graph: WholeGraph::default(),
         }
     }
 
     fn take(&mut self, read: Read) -> Result<(), CheckError> {
-        if std::mem::take(&mut self.first) {
+        if let Reading::Undecided(occupied) = &self.reading {
             // The first section is 1 when the file opens with its metadata, as files
             // written here do, else 0 (elements before any metadata go to the default
             // namespace).
             let (index, namespace) = match &read {
-                Read::Section(namespace, _) => (1, namespace.clone()),
-                _ => (0, Namespace::default()),
+                Read::Section(namespace, _) => (1, namespace),
+                _ => (0, &Namespace::default()),
             };
-            self.reading = self.occupied.as_ref().filter(|occupied| !occupied.contains(&namespace)).map(|_| index);
+            self.reading = match occupied.contains(namespace) {
+                true => Reading::Nothing,
+                false => {
+                    // The check looks every edge's ends up: the graph read keeps where they
+                    // are, so that the workers number them without looking them up again.
+                    self.check = std::mem::take(&mut self.check).keeping_ends();
+                    Reading::Section(index)
+                }
+            };
         }
         let at = self.sections.len() - 1;
-        let here = self.reading == Some(at);
+        let here = self.reads(at);
         match read {
             Read::Section(namespace, section) => {
                 self.check.section(&section)?;
                 if here {
                     self.graph.ends = self.check.take_ends();
                 }
-                if self.reading == Some(at + 1) {
+                if self.reads(at + 1) {
                     // Grown element by element, the vectors were copied over and over.
                     let [vertices, edges] = section.room();
                     self.graph.vertices.reserve(vertices);
@@ -94,17 +98,25 @@ impl FirstPass {
         Ok(())
     }
 
+    /// Whether section `index` is the one kept.
+    fn reads(&self, index: usize) -> bool {
+        matches!(self.reading, Reading::Section(read) if read == index)
+    }
+
     /// The sections, and the one read: `(its index, the graph)`. The section before the
     /// first metadata record counts only when it holds something or is the only one.
     fn finish(mut self) -> Result<Passed, CheckError> {
         self.check.finish()?;
-        if self.reading == Some(self.sections.len() - 1) {
+        if self.reads(self.sections.len() - 1) {
             self.graph.ends = self.check.take_ends();
         }
         if self.sections.len() > 1 && self.sections[0].1 == 0 {
             self.sections.remove(0);
         }
-        let read = self.reading.map(|index| (index, self.graph));
+        let read = match self.reading {
+            Reading::Section(index) => Some((index, self.graph)),
+            Reading::Undecided(_) | Reading::Nothing => None,
+        };
         Ok((self.sections.into_iter().map(|(place, _)| place).collect(), read))
     }
 }
