@@ -128,9 +128,9 @@ impl Elements {
     }
 }
 
-/// Threads that decode a checkpoint beside the one that decompresses it (recovery runs
-/// nothing else), or write its parts (each compressing on a thread of its own too): one a
-/// core.
+/// Threads that decode a snapshot beside the one that decompresses it (a checkpoint at
+/// recovery, a file loaded or applied), or write a checkpoint's parts (each compressing on
+/// a thread of its own too): one a core.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -149,7 +149,7 @@ fn changed_keys(old: Vec<(u64, u64)>, new: Vec<(u64, u64)>) -> Result<(HashSet<u
     let changed = Arc::new(Mutex::new(HashSet::<u64>::new()));
     let twice = Arc::new(Mutex::new(HashSet::<u64>::new()));
     let (changed_out, twice_out) = (changed.clone(), twice.clone());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let workers = cores().min(4);
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let probe = Handle::new();
@@ -387,8 +387,7 @@ impl RunningPrints {
 /// version's reader, a million elements ahead, waited for it.
 fn running_prints(vertices: &[Shared<Vertex>], edges: &[Shared<Edge>]) -> Vec<(u64, u64, usize)> {
     let total = vertices.len() + edges.len();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part = total.div_ceil(cores).max(1);
+    let part = total.div_ceil(cores()).max(1);
     let mut sorted = vec![(0, 0, 0); total];
     std::thread::scope(|scope| {
         for (index, out) in sorted.chunks_mut(part).enumerate() {
@@ -406,6 +405,11 @@ fn running_prints(vertices: &[Shared<Vertex>], edges: &[Shared<Edge>]) -> Vec<(u
     });
     sorted.sort_by_key(|&(key, _, _)| key);
     sorted
+}
+
+/// The threads a comparison spreads its work over: one a core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The first position at or after `from` whose key is at least `key`: a gallop forwards
