@@ -14,10 +14,9 @@ use std::marker::PhantomData;
 
 use differential_dataflow::batcher::merge::{MergeBatcher, Sealer};
 use differential_dataflow::trace::implementations::ord_neu::{OrdKeyBatch, OrdKeyBuilder, OrdValBatch, OrdValBuilder};
-use differential_dataflow::trace::implementations::Vector;
 
 use crate::engine::stamped::{Stamped, StampedChunker, StampedMerger};
-use crate::state::model::Lsn;
+use crate::read::layout::{KeyLayout, ValLayout};
 
 /// [`differential_dataflow::trace::implementations::KeyBatcher`], its chains
 /// [`Stamped`] and its batches fitted.
@@ -27,30 +26,33 @@ pub type FittedKeyBatcher<K> = MergeBatcher<StampedChunker<(K, ())>, StampedMerg
 /// [`Stamped`] and its batches fitted.
 pub type FittedValBatcher<K, V> = MergeBatcher<StampedChunker<(K, V)>, StampedMerger<(K, V)>, Fitted<ValBuilder<K, V>>>;
 
-type KeyBuilder<K> = OrdKeyBuilder<Vector<((K, ()), Lsn, isize)>, Stamped<(K, ())>>;
-type ValBuilder<K, V> = OrdValBuilder<Vector<((K, V), Lsn, isize)>, Stamped<(K, V)>>;
+type KeyBuilder<K> = OrdKeyBuilder<KeyLayout<K>, Stamped<(K, ())>>;
+type ValBuilder<K, V> = OrdValBuilder<ValLayout<K, V>, Stamped<(K, V)>>;
 
 /// Seals a chain as the builder `B` does, then fits the batch's update columns.
 pub struct Fitted<B>(PhantomData<B>);
 
 impl<K: Ord + Clone + 'static> Sealer<Stamped<(K, ())>> for Fitted<KeyBuilder<K>> {
-    type Output = OrdKeyBatch<Vector<((K, ()), Lsn, isize)>>;
+    type Output = OrdKeyBatch<KeyLayout<K>>;
 
     fn seal(chain: &mut Vec<Stamped<(K, ())>>) -> Option<Self::Output> {
         let mut batch = KeyBuilder::<K>::seal(chain)?;
         batch.storage.upds.times.shrink_to_fit();
         batch.storage.upds.diffs.shrink_to_fit();
+        batch.storage.upds.offs.shrink_to_fit();
         Some(batch)
     }
 }
 
 impl<K: Ord + Clone + 'static, V: Ord + Clone + 'static> Sealer<Stamped<(K, V)>> for Fitted<ValBuilder<K, V>> {
-    type Output = OrdValBatch<Vector<((K, V), Lsn, isize)>>;
+    type Output = OrdValBatch<ValLayout<K, V>>;
 
     fn seal(chain: &mut Vec<Stamped<(K, V)>>) -> Option<Self::Output> {
         let mut batch = ValBuilder::<K, V>::seal(chain)?;
         batch.storage.upds.times.shrink_to_fit();
         batch.storage.upds.diffs.shrink_to_fit();
+        batch.storage.upds.offs.shrink_to_fit();
+        batch.storage.vals.offs.shrink_to_fit();
         Some(batch)
     }
 }
@@ -59,6 +61,7 @@ impl<K: Ord + Clone + 'static, V: Ord + Clone + 'static> Sealer<Stamped<(K, V)>>
 mod tests {
     use super::*;
     use crate::engine::stamped::chain_of;
+    use crate::state::model::Lsn;
     use differential_dataflow::trace::implementations::KeyBuilder as PlainKeyBuilder;
 
     #[test]
@@ -76,6 +79,7 @@ mod tests {
         let fitted = Fitted::<ValBuilder<u64, u64>>::seal(&mut pairs).expect("a batch");
         assert!(fitted.storage.upds.times.capacity() < 16 && fitted.storage.upds.diffs.capacity() < 16);
         assert_eq!(fitted.storage.vals.vals.len(), 10_000);
+        assert_eq!(fitted.storage.upds.offs.spilled_bytes(), 0, "every value's update repeats the one before: no list");
         assert_eq!(fitted.storage.keys.len(), 1_000);
     }
 }

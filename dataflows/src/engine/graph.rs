@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use differential_dataflow::operators::arrange::arrangement::{arrange_core, Arranged};
 use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::trace::TraceReader;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -40,6 +39,7 @@ use timely::worker::Worker;
 
 use crate::engine::fitted::{FittedKeyBatcher, FittedValBatcher};
 use crate::engine::subscriptions::Hub;
+use crate::read::layout::ValSpine;
 use crate::read::query::{lookup_many, Indexes, VertexTrace};
 use crate::state::graph::{Change, NamespaceSize, WholeGraph};
 use crate::state::limits::{Capacities, ElementLimits};
@@ -512,7 +512,7 @@ fn by_number<'scope>(
     )
 }
 
-type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Adjacent, Lsn, isize>>>;
+type Adjacency<'scope> = Arranged<'scope, TraceAgent<ValSpine<AdjacencyKey, Adjacent>>>;
 
 /// Arranges edges by vertex number, each on the worker its number names: the worker that
 /// holds the vertex by key, so a vertex and its edges are read together.

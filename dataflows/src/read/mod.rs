@@ -3,6 +3,7 @@
 //! (`traverse`, `paths`) through the engine.
 
 pub mod filter;
+pub mod layout;
 pub mod paths;
 pub mod query;
 pub mod reader;

@@ -12,24 +12,24 @@ use std::rc::Rc;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor, Navigable};
-use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::trace::TraceReader;
 use serde::{Deserialize, Serialize};
 use timely::progress::Antichain;
 
 use crate::read::filter::Filter;
+use crate::read::layout::{KeySpine, ValSpine};
 use crate::state::model::{
     route, AdjacencyKey, Adjacent, Edge, EdgeKey, Id, Lsn, Namespace, Shared, Vertex, VertexKey, VertexNumber,
 };
 use crate::state::sharded::Shard;
 
 /// A trace of `key -> value` at LSN times, as the adjacencies are.
-pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V, Lsn, isize>>;
+pub type GraphTrace<K, V> = TraceAgent<ValSpine<K, V>>;
 
 /// A trace of vertices each held as its own key in its namespace, with nothing for a value:
 /// ordered by number (a vertex's first field), which is stored once, in it, and a batch
 /// keeps no value offsets.
-pub type VertexTrace = TraceAgent<KeySpine<(Namespace, Shared<Vertex>), Lsn, isize>>;
+pub type VertexTrace = TraceAgent<KeySpine<(Namespace, Shared<Vertex>)>>;
 
 /// The arrangements a worker reads queries from: its shard of each, and the rule state that
 /// finds a vertex's number from its id and holds the edges.
