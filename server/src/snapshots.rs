@@ -199,9 +199,9 @@ where
 }
 
 /// Every item of a snapshot read from `reader`, checked as they pass (`SnapshotCheck`:
-/// counts, vertex ids once, edge ends; edge ids once is left to [`apply_newer`]'s
-/// comparison, which holds every id anyway), so that bad input is refused before anything
-/// is written. Every section's elements, whatever namespace it names: an applied snapshot
+/// counts, vertex ids once; the edges, ids once and ends held, are left to
+/// [`apply_newer`]'s comparison, which holds every id anyway), so that bad input is refused
+/// before anything is written. Every section's elements, whatever namespace it names: an applied snapshot
 /// goes to the namespace of the call.
 ///
 /// The records are decoded on every core while this thread decompresses and checks them:
@@ -209,7 +209,7 @@ where
 fn checked(reader: impl Read + Send + 'static, take: &mut dyn FnMut(SnapshotItem) -> bool) -> Result<(), Status> {
     let refuse = |e: &dyn std::fmt::Display| Status::invalid_argument(format!("snapshot: {e}; the graph is unchanged"));
     let reader = SnapshotReader::new(reader).map_err(|e| refuse(&e))?;
-    let mut check = SnapshotCheck::leaving_edge_ids_to_the_caller();
+    let mut check = SnapshotCheck::leaving_edges_to_the_caller();
     let read = reader.for_each_parallel(
         crate::checkpoints::cores(),
         || |item| item,
@@ -283,7 +283,8 @@ pub async fn apply(
 /// The running graph's prints are taken while the first items are read; then the elements
 /// equal to their running versions are dropped a chunk at a time, so only the difference
 /// (and a chunk) is held.
-/// An id given twice is refused here (the items' check may leave edge ids to it).
+/// An id given twice, or an edge whose end the newer version lacks, is refused here (the
+/// items' check may leave edges to it).
 pub async fn apply_newer(
     engine: &Arc<Engine>,
     namespace: Namespace,

@@ -86,6 +86,8 @@ impl DiffCounts {
 pub enum DiffError {
     #[error("{kind} {id:?} appears more than once in the {side} version")]
     Duplicate { kind: &'static str, id: String, side: &'static str },
+    #[error("edge {edge:?} names vertex {end:?}, which the newer version does not hold")]
+    MissingEnd { edge: String, end: String },
     #[error("the diff's workers: {0}")]
     Workers(String),
 }
@@ -365,6 +367,7 @@ impl RunningPrints {
     /// hashed again).
     pub fn difference(mut self) -> Result<Vec<Difference>, DiffError> {
         self.compare_pending()?;
+        self.check_ends()?;
         let RunningPrints { vertices, edges, sorted, seen, mut changed, kept, .. } = self;
         let mut keys: HashSet<u64> = kept.iter().map(Element::key_print).collect();
         for (&(key, _, place), seen) in sorted.iter().zip(seen) {
@@ -378,6 +381,55 @@ impl RunningPrints {
             None => Element::of_edge(&edges[place - vertices.len()]),
         });
         classify(old, kept, &keys, &HashSet::new())
+    }
+}
+
+impl RunningPrints {
+    /// Every edge of the newer version names two of its vertices. Only the differences are
+    /// looked at: an edge the newer version keeps as it runs has the ends it runs with, so
+    /// it is refused only if one of them is gone, which is looked for when some vertex is.
+    /// (Looking up both ends of every edge as it was read was a third of the reading
+    /// thread's time.)
+    fn check_ends(&self) -> Result<(), DiffError> {
+        let missing = |edge: &str, end: &str| DiffError::MissingEnd { edge: edge.to_owned(), end: end.to_owned() };
+        for element in &self.kept {
+            if let Element::Edge { id, from, to, .. } = element {
+                if let Some(end) = [from, to].into_iter().find(|end| !self.newer_holds_vertex(end)) {
+                    return Err(missing(id, end));
+                }
+            }
+        }
+        let vertices = self.vertices.len();
+        let gone: HashSet<&str> = self
+            .sorted
+            .iter()
+            .zip(&self.seen)
+            .filter_map(|(&(_, _, place), seen)| (!seen && place < vertices).then(|| &*self.vertices[place].id))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let changed: HashSet<usize> = self.changed.iter().copied().collect();
+        for (&(_, _, place), seen) in self.sorted.iter().zip(&self.seen) {
+            if *seen && place >= vertices && !changed.contains(&place) {
+                let edge = &self.edges[place - vertices];
+                if let Some(end) = [&edge.from, &edge.to].into_iter().find(|end| gone.contains(&***end)) {
+                    return Err(missing(&edge.id, end));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the newer version gives vertex `id`, running or added (by print, as
+    /// everywhere in the diff).
+    fn newer_holds_vertex(&self, id: &str) -> bool {
+        let key = key_print(false, id);
+        let at = self.sorted.partition_point(|&(held, _, _)| held < key);
+        match self.sorted.get(at) {
+            Some(&(held, _, place)) if held == key && place < self.vertices.len() => self.seen[at],
+            _ => self.added.contains(&key),
+        }
     }
 }
 
@@ -579,6 +631,20 @@ mod tests {
             prints.difference().unwrap()
         };
         assert_eq!(against(same), vec![]);
+        // An edge kept as it runs, or added, to a vertex the newer version lacks.
+        let missing = |edge: &str, end: &str| Err(DiffError::MissingEnd { edge: edge.into(), end: end.into() });
+        let try_against = |newer: Vec<Element>| {
+            let mut prints = RunningPrints::new(graph.0.clone(), graph.1.clone());
+            newer.into_iter().try_for_each(|e| prints.push(e)).and_then(|()| prints.difference())
+        };
+        assert_eq!(try_against(vec![vertex_element("a", 1), Element::of_edge(&edge)]), missing("e1", "b"));
+        let added = vec![
+            vertex_element("a", 1),
+            vertex_element("b", 2),
+            Element::of_edge(&edge),
+            super::tests::edge("e2", "b", "z"),
+        ];
+        assert_eq!(try_against(added), missing("e2", "z"));
         let changed = vec![vertex_element("a", 1), vertex_element("b", 5), vertex_element("c", 3)];
         assert_eq!(
             against(changed),
@@ -619,7 +685,7 @@ mod tests {
             assert_eq!(twice(vertex_element("a", 1), vertex_element("a", 2)), Err(duplicate("a")), "chunk {chunk}");
             assert_eq!(twice(vertex_element("a", 2), vertex_element("a", 1)), Err(duplicate("a")), "chunk {chunk}");
             assert_eq!(twice(vertex_element("b", 1), vertex_element("b", 1)), Err(duplicate("b")), "chunk {chunk}");
-            let shared = twice(vertex_element("x", 1), edge("x", "a", "a")).unwrap();
+            let shared = twice(vertex_element("x", 1), edge("x", "x", "x")).unwrap();
             assert_eq!(shared.len(), 3, "a vertex and an edge may share an id: {shared:?}");
         }
     }
@@ -645,7 +711,14 @@ mod tests {
 
         /// Against the running graph, the difference is the one between two snapshots.
         #[test]
-        fn the_running_graph_gives_the_difference_two_snapshots_give(old in version(), new in version(), chunk in 1usize..8) {
+        fn the_running_graph_gives_the_difference_two_snapshots_give(old in version(), new in version(), chunk in 1usize..8, dangling in proptest::bool::ANY) {
+            // A running graph's edges have their ends; a newer version's may lack them.
+            let valid = |(vertices, mut edges): Version| {
+                edges.retain(|_, (from, to)| vertices.contains_key(from) && vertices.contains_key(to));
+                (vertices, edges)
+            };
+            let old = valid(old);
+            let new = if dangling { new } else { valid(new) };
             let elements = |(vertices, edges): &Version| {
                 let vertices = vertices.iter().map(|(id, age)| vertex(&format!("v{id}"), "U", *age));
                 let edges = edges.iter().map(|(id, (from, to))| edge(&format!("e{id}"), &format!("v{from}"), &format!("v{to}")));
@@ -666,7 +739,17 @@ mod tests {
             let mut prints = RunningPrints::comparing_in_chunks_of(running_vertices.collect(), running_edges.collect(), chunk);
             // Newest first, so that places and arrival orders differ.
             elements(&new).into_iter().rev().for_each(|e| prints.push(e).unwrap());
-            proptest::prop_assert_eq!(prints.difference().unwrap(), diff(elements(&old), elements(&new)).unwrap());
+            let ends_held = new.1.values().all(|(from, to)| new.0.contains_key(from) && new.0.contains_key(to));
+            match prints.difference() {
+                Ok(difference) => {
+                    proptest::prop_assert!(ends_held, "an edge to a vertex the newer version lacks was let through");
+                    proptest::prop_assert_eq!(difference, diff(elements(&old), elements(&new)).unwrap());
+                }
+                Err(error) => {
+                    proptest::prop_assert!(!ends_held, "refused a valid version: {}", error);
+                    proptest::prop_assert!(matches!(error, DiffError::MissingEnd { .. }), "{}", error);
+                }
+            }
         }
     }
 }
