@@ -404,7 +404,8 @@ impl RunningPrints {
             .sorted
             .iter()
             .zip(&self.seen)
-            .filter_map(|(&(_, _, place), seen)| (!seen && place < vertices).then(|| &*self.vertices[place].id))
+            .filter(|&(&(_, _, place), seen)| !seen && place < vertices)
+            .map(|(&(_, _, place), _)| &*self.vertices[place].id)
             .collect();
         if gone.is_empty() {
             return Ok(());
