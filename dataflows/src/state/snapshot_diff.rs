@@ -293,8 +293,10 @@ pub struct RunningPrints {
 }
 
 /// Newer elements compared at once: the larger the chunk, the closer its probes fall in the
-/// running prints (about 20 apart at 10M elements), for a chunk's worth of elements held.
-const CHUNK: usize = 1 << 19;
+/// running prints (about 5 apart at 10M elements, a cache line or two), for a chunk's worth
+/// of elements held. 2M rather than 512k: a 1% apply of 10M edges 11.6 -> 10.8 s, its peak
+/// 180 MB higher.
+const CHUNK: usize = 1 << 21;
 
 impl RunningPrints {
     /// The prints of the running graph's vertices and edges (the apply stage's, shared).
