@@ -66,10 +66,8 @@ pub struct SnapshotCheck {
     counts: (u64, u64),
     totals: (u64, u64),
     vertex_ids: Ids<u32>,
-    /// None when the caller finds repeated edge ids itself.
+    /// None when the caller checks the edges (ids once, ends held) itself.
     edge_ids: Option<Ids>,
-    /// Whether the caller checks the edges (ids and ends) itself.
-    edges_left: bool,
     /// With [`SnapshotCheck::keeping_ends`]: the open section's edges' ends, by the edge's
     /// place, as their vertices' places (filled as they settle), and the last closed
     /// section's, for [`SnapshotCheck::take_ends`].
@@ -95,7 +93,7 @@ impl SnapshotCheck {
     /// ApplySnapshot): the set of every edge id was a cache miss an edge and most of the
     /// check's memory, and looking up both ends of every edge a third of its time.
     pub fn leaving_edges_to_the_caller() -> Self {
-        SnapshotCheck { edges_left: true, ..Default::default() }
+        SnapshotCheck { edge_ids: None, ..Default::default() }
     }
 
     /// Keeps each section's edges' ends as it finds them: the places of its vertices among
@@ -160,7 +158,7 @@ impl SnapshotCheck {
         self.record += 1;
         let place = u32::try_from(self.counts.1).unwrap_or(u32::MAX);
         self.counts.1 += 1;
-        if self.edges_left {
+        if self.edge_ids.is_none() {
             return Ok(());
         }
         // Sections list their vertices first, as this crate writes them: an edge whose
