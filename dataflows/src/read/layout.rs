@@ -106,7 +106,7 @@ impl Offsets {
                 self.pattern = pattern;
                 return;
             }
-            self.spilled.smol.reserve(self.expected.saturating_sub(self.pattern.len()));
+            self.spilled = OffsetList::with_capacity(self.expected.saturating_sub(self.pattern.len()));
         }
         self.spilled.push(offset);
     }
